@@ -1,0 +1,80 @@
+"""The running service: settings, storage, Spoolman, and one supervised task per printer.
+
+Built once by ``serve``/``demo`` (and by tests), handed to the web app, and
+started/stopped by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from server.config import Settings
+from server.db import Database, open_database, repo
+from server.events import EventBus
+from server.spoolman import SpoolmanClient
+from server.supervise import supervise
+from server.tracking.printer_task import PrinterTask
+from server.tracking.slots import SlotService
+from server.tracking.spools import SpoolDirectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    spoolman: SpoolmanClient | None
+    spools: SpoolDirectory
+    slots: SlotService
+    printers: dict[str, PrinterTask]
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        db = open_database(settings.server.data_dir)
+        bus = EventBus()
+        spoolman = (
+            SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout)
+            if settings.spoolman.url
+            else None
+        )
+        spools = SpoolDirectory(spoolman)
+        printers = {p.name: PrinterTask(p, db=db, bus=bus, data_dir=settings.server.data_dir) for p in settings.printers}
+        for printer in settings.printers:
+            repo.upsert_printer(db, printer.name, printer.serial, printer.model)
+            seed = settings.seed_mappings.get(printer.name)
+            if seed and repo.seed_env_mappings(db, printer.name, seed):
+                log.info("seeded %d slot assignment(s) for %s from LAYERWISE_AMS_MAPPINGS", len(seed), printer.name)
+        slots = SlotService(db, spools, bus, list(printers))
+        return cls(settings, db, bus, spoolman, spools, slots, printers)
+
+    async def start(self) -> None:
+        for name, printer in self.printers.items():
+            self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for printer in self.printers.values():
+            await asyncio.to_thread(printer.persist)
+        if self.spoolman is not None:
+            await self.spoolman.aclose()
+        self.db.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()

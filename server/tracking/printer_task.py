@@ -1,0 +1,66 @@
+"""One printer's long-lived task: its MQTT link, its merged state, and (later) its jobs.
+
+The link delivers reports; the state model merges them; the task announces
+changes on the event bus and keeps the last known state in SQLite so the
+dashboard has something to show right after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server.config import PrinterConfig
+from server.db import Database, repo
+from server.events import Event, EventBus
+from server.printer.link import LinkStatus, PrinterLink
+from server.printer.state import merge_report
+from server.printer.tls import PinStore
+
+log = logging.getLogger(__name__)
+
+PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most this much display state
+
+
+class PrinterTask:
+    def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path) -> None:
+        self.config = config
+        self.name = config.name
+        self.db = db
+        self.bus = bus
+        self.pins = PinStore(data_dir)
+        state, _online, last_seen = repo.load_printer_state(db, self.name)
+        self.state: dict[str, Any] = state or {}
+        self.online = False
+        self.last_seen: datetime | None = last_seen
+        self.link_error: str | None = None
+        self._persisted_at = 0.0
+        self.link: PrinterLink | None = None
+
+    async def run(self) -> None:
+        self.link = PrinterLink(self.config, self.pins)
+        await self.link.run(self._on_message, self._on_status)
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        if "print" not in message and "info" not in message:
+            return
+        self.state = merge_report(self.state, message)
+        self.last_seen = datetime.now(UTC)
+        self.bus.publish(Event("printer", self.name, {}))
+        if time.monotonic() - self._persisted_at > PERSIST_EVERY:
+            self.persist()
+
+    async def _on_status(self, status: LinkStatus) -> None:
+        was_online = self.online
+        self.online = status.connected
+        self.link_error = status.error
+        if was_online != self.online:
+            log.info("printer %s is %s", self.name, "online" if self.online else "offline")
+        self.bus.publish(Event("printer", self.name, {"online": self.online}))
+
+    def persist(self) -> None:
+        self._persisted_at = time.monotonic()
+        repo.save_printer_state(self.db, self.name, self.state, self.online, self.last_seen)

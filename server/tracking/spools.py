@@ -1,0 +1,65 @@
+"""A short-lived cache of Spoolman spools for pages and the API.
+
+A dashboard view shows a dozen slots; fetching each spool on every view would
+hammer Spoolman from every phone. Entries live ``ttl`` seconds and are dropped
+as soon as Layerwise itself changes a spool (a bill delivered, an assignment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from server.spoolman import Spool, SpoolmanClient, SpoolmanError, SpoolmanNotFound
+
+log = logging.getLogger(__name__)
+
+
+class SpoolDirectory:
+    def __init__(self, client: SpoolmanClient | None, ttl: float = 30.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, Spool | None]] = {}
+        self.last_error: str | None = None
+
+    def invalidate(self, spool_id: int | None = None) -> None:
+        if spool_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(spool_id, None)
+
+    def put(self, spool: Spool) -> None:
+        self._entries[spool.id] = (time.monotonic(), spool)
+
+    async def get(self, spool_id: int) -> Spool | None:
+        """The spool, ``None`` if Spoolman says it does not exist; raises if unreachable."""
+        now = time.monotonic()
+        cached = self._entries.get(spool_id)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        if self.client is None:
+            return None
+        try:
+            spool: Spool | None = await self.client.get_spool(spool_id)
+        except SpoolmanNotFound:
+            spool = None
+        self._entries[spool_id] = (now, spool)
+        return spool
+
+    async def get_many(self, spool_ids: Iterable[int]) -> dict[int, Spool | None]:
+        """Spools by id; on an outage the ones not cached are left out and ``last_error`` says why."""
+        ids = sorted(set(spool_ids))
+        results = await asyncio.gather(*(self.get(i) for i in ids), return_exceptions=True)
+        found: dict[int, Spool | None] = {}
+        errors = []
+        for spool_id, result in zip(ids, results, strict=True):
+            if isinstance(result, SpoolmanError):
+                errors.append(str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found[spool_id] = result
+        self.last_error = errors[0] if errors else None
+        return found

@@ -1,0 +1,109 @@
+"""JSON API under /api/v1: the same services the pages use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Request, Response, Router, delete, get, put
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
+
+from server.runtime import Runtime
+from server.spoolman import SpoolmanError, SpoolmanUnreachable
+from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
+from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
+
+
+@dataclass
+class AssignIn:
+    spool_id: int
+    move: bool = False
+
+
+@dataclass
+class SpoolPage:
+    items: list[SpoolOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def _task(runtime: Runtime, name: str):  # noqa: ANN202 - PrinterTask
+    try:
+        return runtime.printers[name]
+    except KeyError:
+        raise NotFoundException(f"no printer named {name!r}") from None
+
+
+@get("/printers")
+async def list_printers(runtime: Runtime) -> list[PrinterOut]:
+    return [await printer_out(runtime, task) for task in runtime.printers.values()]
+
+
+@get("/printers/{name:str}")
+async def get_printer(runtime: Runtime, name: str) -> PrinterOut:
+    return await printer_out(runtime, _task(runtime, name))
+
+
+@get("/printers/{name:str}/slots")
+async def list_slots(runtime: Runtime, name: str) -> list[SlotOut]:
+    return all_slots(await printer_out(runtime, _task(runtime, name)))
+
+
+@put("/printers/{name:str}/slots/{tray:int}")
+async def assign_slot(runtime: Runtime, name: str, tray: int, data: AssignIn) -> SlotOut:
+    await runtime.slots.assign(name, tray, data.spool_id, move=data.move)
+    return await _slot_after(runtime, name, tray)
+
+
+@delete("/printers/{name:str}/slots/{tray:int}", status_code=204)
+async def unassign_slot(runtime: Runtime, name: str, tray: int) -> None:
+    await runtime.slots.unassign(name, tray)
+
+
+@get("/spools")
+async def search_spools(runtime: Runtime, search: str | None = None, limit: int = 20, offset: int = 0) -> SpoolPage:
+    if runtime.spoolman is None:
+        raise HTTPException(status_code=503, detail="Spoolman is not configured")
+    page = await runtime.spoolman.list_spools(search=search or None, limit=min(limit, 100), offset=offset)
+    return SpoolPage([SpoolOut.of(s) for s in page.items], page.total, limit, offset)
+
+
+async def _slot_after(runtime: Runtime, name: str, tray: int) -> SlotOut:
+    for slot in all_slots(await printer_out(runtime, _task(runtime, name))):
+        if slot.tray == tray:
+            return slot
+    # A tray the printer has not reported (yet): still show the assignment.
+    assignment = next((a for a in await runtime.slots.assignments(name) if a.tray == tray), None)
+    return SlotOut(name, tray, str(tray), None, None, False, False, None, None, None, None,
+                   assignment.spool_id if assignment else None, assignment.source if assignment else None)
+
+
+def _error(status: int, message: str) -> Response[dict[str, str]]:
+    return Response({"message": message}, status_code=status)
+
+
+def _slot_error(_request: Request, exc: SlotError) -> Response[dict[str, str]]:
+    if isinstance(exc, UnknownPrinter | SpoolNotFound):
+        return _error(HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, SpoolElsewhere):
+        return Response({"message": str(exc), "printer": exc.printer, "tray": exc.tray},
+                        status_code=HTTP_409_CONFLICT)
+    if isinstance(exc, InvalidTray):
+        return _error(HTTP_400_BAD_REQUEST, str(exc))
+    return _error(HTTP_400_BAD_REQUEST, str(exc))
+
+
+def _spoolman_error(_request: Request, exc: SpoolmanError) -> Response[dict[str, str]]:
+    if isinstance(exc, SpoolmanUnreachable):
+        return _error(503, f"Spoolman is unreachable: {exc}")
+    return _error(502, f"Spoolman refused the request: {exc}")
+
+
+exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error}
+
+router = Router(
+    path="/api/v1",
+    route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools],
+    tags=["layerwise"],
+)

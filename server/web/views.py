@@ -1,0 +1,177 @@
+"""What pages and the API show: printer and slot views built from live state.
+
+Both the JSON API and the Jinja pages render these same dataclasses, so a
+field shown on the phone is the field a script can read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from server.db import repo
+from server.printer.trays import PrinterView, TrayView, printer_view
+from server.runtime import Runtime
+from server.spoolman import Spool, SpoolmanError
+from server.tracking.printer_task import PrinterTask
+
+
+@dataclass
+class SpoolOut:
+    id: int
+    name: str
+    vendor: str | None
+    material: str | None
+    color_hex: str | None
+    remaining_weight: float | None
+    initial_weight: float | None
+    remaining_fraction: float | None
+    archived: bool = False
+
+    @classmethod
+    def of(cls, spool: Spool) -> SpoolOut:
+        filament = spool.filament
+        initial = spool.initial_weight or (filament.weight if filament else None)
+        remaining = spool.remaining_weight
+        fraction = None
+        if remaining is not None and initial:
+            fraction = max(0.0, min(1.0, remaining / initial))
+        return cls(
+            id=spool.id,
+            name=(filament.name if filament and filament.name else f"Spool {spool.id}"),
+            vendor=(filament.vendor.name if filament and filament.vendor else None),
+            material=filament.material if filament else None,
+            color_hex=filament.color_hex if filament else None,
+            remaining_weight=remaining,
+            initial_weight=initial,
+            remaining_fraction=fraction,
+            archived=bool(spool.archived),
+        )
+
+
+@dataclass
+class SlotOut:
+    printer: str
+    tray: int
+    label: str
+    unit_id: int | None
+    slot: int | None
+    present: bool
+    active: bool
+    material: str | None
+    color_hex: str | None
+    tray_uuid: str | None
+    remain_percent: int | None
+    spool_id: int | None
+    source: str | None
+    spool: SpoolOut | None = None
+    spool_missing: bool = False  # assigned id that Spoolman does not know (deleted spool)
+
+
+@dataclass
+class UnitOut:
+    id: int
+    kind: str
+    humidity: int | None
+    temperature: float | None
+    slots: list[SlotOut]
+
+
+@dataclass
+class JobProgressOut:
+    state: str | None
+    name: str | None
+    layer: int | None
+    total_layers: int | None
+    percent: int | None
+    remaining_minutes: int | None
+
+
+@dataclass
+class PrinterOut:
+    name: str
+    model: str | None
+    online: bool
+    last_seen: datetime | None
+    error: str | None
+    job: JobProgressOut
+    units: list[UnitOut] = field(default_factory=list)
+    external: list[SlotOut] = field(default_factory=list)
+    spoolman_error: str | None = None
+
+
+def tray_label(tray: TrayView) -> str:
+    if tray.global_index in (254, 255):
+        return "External" if tray.global_index == 255 else "External L"
+    if tray.unit_id is not None and tray.unit_id >= 128:
+        return f"HT{tray.unit_id - 127}"
+    unit = tray.unit_id if tray.unit_id is not None and tray.unit_id < 16 else 0
+    return f"{chr(ord('A') + unit)}{(tray.slot or 0) + 1}"
+
+
+def _slot(printer: str, tray: TrayView, assignment: repo.SlotAssignmentData | None,
+          spools: dict[int, Spool | None]) -> SlotOut:
+    spool_id = assignment.spool_id if assignment else None
+    spool = spools.get(spool_id) if spool_id is not None else None
+    return SlotOut(
+        printer=printer,
+        tray=tray.global_index,
+        label=tray_label(tray),
+        unit_id=tray.unit_id,
+        slot=tray.slot,
+        present=tray.present,
+        active=tray.active,
+        material=tray.material,
+        color_hex=tray.color_hex,
+        tray_uuid=tray.tray_uuid,
+        remain_percent=tray.remain_percent,
+        spool_id=spool_id,
+        source=assignment.source if assignment else None,
+        spool=SpoolOut.of(spool) if spool is not None else None,
+        spool_missing=spool_id is not None and spool_id in spools and spools[spool_id] is None,
+    )
+
+
+async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
+    view: PrinterView = printer_view(task.state)
+    assignments = {a.tray: a for a in await runtime.slots.assignments(task.name)}
+    spools: dict[int, Spool | None] = {}
+    spoolman_error = None
+    try:
+        spools = await runtime.spools.get_many(a.spool_id for a in assignments.values())
+        spoolman_error = runtime.spools.last_error
+    except SpoolmanError as exc:  # pragma: no cover - get_many already folds these
+        spoolman_error = str(exc)
+    units = [
+        UnitOut(
+            id=unit.id,
+            kind=unit.kind,
+            humidity=unit.humidity,
+            temperature=unit.temperature,
+            slots=[_slot(task.name, t, assignments.get(t.global_index), spools) for t in unit.trays],
+        )
+        for unit in view.units
+    ]
+    external = [_slot(task.name, t, assignments.get(t.global_index), spools) for t in view.external]
+    return PrinterOut(
+        name=task.name,
+        model=task.config.model,
+        online=task.online,
+        last_seen=task.last_seen,
+        error=task.link_error,
+        job=JobProgressOut(
+            state=view.gcode_state,
+            name=view.subtask_name,
+            layer=view.layer_num,
+            total_layers=view.total_layer_num,
+            percent=view.mc_percent,
+            remaining_minutes=view.mc_remaining_time,
+        ),
+        units=units,
+        external=external,
+        spoolman_error=spoolman_error,
+    )
+
+
+def all_slots(printer: PrinterOut) -> list[SlotOut]:
+    return [s for u in printer.units for s in u.slots] + printer.external
