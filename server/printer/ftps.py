@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from server.config import PrinterConfig
 from server.printer.errors import (
     JobFileNotFound,
     PrinterAuthError,
@@ -30,7 +31,6 @@ from server.printer.errors import (
     PrinterUnreachable,
 )
 from server.printer.jobpaths import SEARCH_DIRS, candidate_paths, is_http_url
-from server.printer.settings import PrinterSettings
 from server.printer.tls import PinStore, client_ssl_context
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ImplicitFTPS(ftplib.FTP_TLS):
         return conn, size
 
 
-def _translate(cfg: PrinterSettings, exc: BaseException) -> PrinterError:
+def _translate(cfg: PrinterConfig, exc: BaseException) -> PrinterError:
     """Map socket/ftplib/ssl failures to the adapter's errors with messages fit for a person."""
     if isinstance(exc, PrinterError):
         return exc
@@ -94,7 +94,7 @@ def _translate(cfg: PrinterSettings, exc: BaseException) -> PrinterError:
 
 
 @contextmanager
-def ftps_session(cfg: PrinterSettings, pins: PinStore | None,
+def ftps_session(cfg: PrinterConfig, pins: PinStore | None,
                  timeout: float = 15.0) -> Iterator[ImplicitFTPS]:
     """A logged-in, ``PROT P``, passive session (blocking; call from a worker thread)."""
     ftp = ImplicitFTPS(context=client_ssl_context(cfg, pins), timeout=timeout)
@@ -145,7 +145,7 @@ def _retrieve(ftp: ftplib.FTP, remote_path: str, part: Path, report: Callable[[i
     return done
 
 
-def _download_blocking(cfg: PrinterSettings, remote_path: str, dest: Path, pins: PinStore | None,
+def _download_blocking(cfg: PrinterConfig, remote_path: str, dest: Path, pins: PinStore | None,
                        report: Callable[[int, int | None], None], attempts: int, retry_delay: float) -> Path:
     part = dest.with_name(f".{dest.name}.part")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def _threadsafe_progress(progress: Progress | None) -> Callable[[int, int | None
     return lambda done, total: loop.call_soon_threadsafe(progress, done, total)
 
 
-async def download(cfg: PrinterSettings, remote_path: str, dest: Path, *, pins: PinStore | None,
+async def download(cfg: PrinterConfig, remote_path: str, dest: Path, *, pins: PinStore | None,
                    progress: Progress | None = None, attempts: int = 4, retry_delay: float = 2.0) -> Path:
     """Fetch ``remote_path`` into ``dest`` (via a temporary file renamed at the end).
 
@@ -201,7 +201,7 @@ def _listing(ftp: ftplib.FTP, folder: str) -> set[str] | None:
         return None  # no such folder on this model
 
 
-def _find_blocking(cfg: PrinterSettings, candidates: list[str], pins: PinStore | None) -> str | None:
+def _find_blocking(cfg: PrinterConfig, candidates: list[str], pins: PinStore | None) -> str | None:
     with ftps_session(cfg, pins) as ftp:
         listings = {folder: _listing(ftp, folder) for folder in SEARCH_DIRS}
         folded = {folder: {name.casefold(): name for name in names}
@@ -220,7 +220,7 @@ def _find_blocking(cfg: PrinterSettings, candidates: list[str], pins: PinStore |
     return None
 
 
-async def find_job_file(cfg: PrinterSettings, *, url: str | None, subtask_name: str | None,
+async def find_job_file(cfg: PrinterConfig, *, url: str | None, subtask_name: str | None,
                         gcode_file: str | None, pins: PinStore | None = None, attempts: int = 3,
                         retry_delay: float = 2.0) -> str | None:
     """The FTPS path of the job's file, or None (also None for http(s) URLs: use ``download_url``).

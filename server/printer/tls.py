@@ -27,8 +27,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from server.config import PrinterConfig
 from server.printer.errors import PrinterTLSError
-from server.printer.settings import PrinterSettings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class PinStore:
         self.path_for(serial).unlink(missing_ok=True)
 
 
-def check_peer(cfg: PrinterSettings, der_cert: bytes | None, pins: PinStore | None) -> None:
+def check_peer(cfg: PrinterConfig, der_cert: bytes | None, pins: PinStore | None) -> None:
     """Apply the policy to the certificate the printer presented; raise ``PrinterTLSError`` if refused."""
     if cfg.tls == "insecure":
         return
@@ -116,7 +116,7 @@ def check_peer(cfg: PrinterSettings, der_cert: bytes | None, pins: PinStore | No
     raise PrinterTLSError(f"printer {cfg.name}: unknown tls mode {cfg.tls!r}")
 
 
-def _checking_socket_class(cfg: PrinterSettings, pins: PinStore | None) -> type[ssl.SSLSocket]:
+def _checking_socket_class(cfg: PrinterConfig, pins: PinStore | None) -> type[ssl.SSLSocket]:
     class CheckedSSLSocket(ssl.SSLSocket):
         """Runs the policy right after the handshake, before the caller can send anything."""
 
@@ -137,7 +137,7 @@ def _checking_socket_class(cfg: PrinterSettings, pins: PinStore | None) -> type[
     return CheckedSSLSocket
 
 
-def client_ssl_context(cfg: PrinterSettings, pins: PinStore | None = None) -> ssl.SSLContext:
+def client_ssl_context(cfg: PrinterConfig, pins: PinStore | None = None) -> ssl.SSLContext:
     """An SSL context for MQTT and FTPS to this printer.
 
     With ``pins`` (or for ``verify`` without pins) the handshake runs ``check_peer`` itself; callers that
