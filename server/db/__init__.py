@@ -1,1 +1,19 @@
-"""db"""
+"""SQLite storage: SQLModel tables, migrations, sessions and plain-value repository functions."""
+
+from server.db import repo
+from server.db.engine import DB_FILENAME, Database, database_path, open_database
+from server.db.migrations import SCHEMA_VERSION, SchemaTooNewError
+from server.db.models import Meta, PrinterRow, SlotAssignment
+
+__all__ = [
+    "DB_FILENAME",
+    "SCHEMA_VERSION",
+    "Database",
+    "Meta",
+    "PrinterRow",
+    "SchemaTooNewError",
+    "SlotAssignment",
+    "database_path",
+    "open_database",
+    "repo",
+]

@@ -1,0 +1,127 @@
+"""Schema versions as an ordered list of SQL steps, keyed by SQLite's ``PRAGMA user_version``.
+
+Why not Alembic: Layerwise only ever talks to one SQLite file. A list of SQL steps in
+one module needs no ``alembic.ini`` or script directory shipped inside the wheel, no
+batch-mode table rebuilds hidden behind an autogenerate diff, and the whole upgrade runs
+in one transaction (SQLite's DDL is transactional), so a failed upgrade leaves the file
+as it was. The cost, keeping models and SQL in step by hand, is paid by a test:
+``tests/db/test_migrations.py`` builds the schema both ways and compares tables,
+columns, defaults and indexes.
+
+Adding a table or column (the one place to change, besides the model itself):
+1. Change or add the SQLModel class in ``server/db/models.py``.
+2. Append ``Migration(<next version>, "<what it does>", ("<SQL>", ...))`` to ``MIGRATIONS``
+   below; write the DDL the way SQLAlchemy would emit it for the model (``VARCHAR``,
+   ``INTEGER``, ``BOOLEAN``, ``DATETIME``; ``server_default`` for columns added with
+   ``ALTER TABLE ... ADD COLUMN ... NOT NULL``). ``SCHEMA_VERSION`` follows by itself.
+3. Run ``pytest tests/db``: the drift test shows any difference between the two.
+Never edit a step that has been released; add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    summary: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "printers with their last known state; slot assignments",
+        (
+            """CREATE TABLE printers (
+                name VARCHAR NOT NULL,
+                serial VARCHAR NOT NULL,
+                model VARCHAR,
+                state_json VARCHAR DEFAULT '{}' NOT NULL,
+                online BOOLEAN DEFAULT '0' NOT NULL,
+                last_seen DATETIME,
+                updated_at DATETIME NOT NULL,
+                PRIMARY KEY (name)
+            )""",
+            """CREATE TABLE slot_assignments (
+                id INTEGER NOT NULL,
+                printer VARCHAR NOT NULL,
+                tray INTEGER NOT NULL,
+                spool_id INTEGER NOT NULL,
+                assigned_at DATETIME NOT NULL,
+                PRIMARY KEY (id),
+                CONSTRAINT uq_slot_assignments_printer_tray UNIQUE (printer, tray)
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "where an assignment came from (manual, rfid, env); spool lookup index; meta table",
+        (
+            "ALTER TABLE slot_assignments ADD COLUMN source VARCHAR DEFAULT 'manual' NOT NULL",
+            "CREATE INDEX ix_slot_assignments_spool_id ON slot_assignments (spool_id)",
+            """CREATE TABLE meta (
+                "key" VARCHAR NOT NULL,
+                value VARCHAR NOT NULL,
+                PRIMARY KEY ("key")
+            )""",
+        ),
+    ),
+)
+
+SCHEMA_VERSION: int = MIGRATIONS[-1].version
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Layerwise; refusing to touch it."""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database up to ``target`` in one transaction; returns the version it had.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so the explicit
+    ``BEGIN IMMEDIATE`` below is the only transaction: it takes the write lock first,
+    so two processes starting together cannot both apply a step.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = schema_version(conn)
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"database schema version {found} is newer than this Layerwise supports "
+                f"({SCHEMA_VERSION}); upgrade Layerwise or use a different data directory"
+            )
+        for step in MIGRATIONS:
+            if found < step.version <= target:
+                for statement in step.statements:
+                    conn.execute(statement)
+        if target > found:
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def backup_before_upgrade(conn: sqlite3.Connection, path: Path) -> Path | None:
+    """Copy an existing database aside (``<file>.v<old>.bak``) before upgrading it.
+
+    A cheap insurance for the user's slot history; a new, empty database needs none.
+    """
+    found = schema_version(conn)
+    if not 0 < found < SCHEMA_VERSION:
+        return None
+    backup_path = path.with_name(f"{path.name}.v{found}.bak")
+    with sqlite3.connect(backup_path) as target:
+        conn.backup(target)
+    target.close()
+    return backup_path

@@ -1,0 +1,185 @@
+"""Repository functions: plain values in, plain values out, one transaction each.
+
+Synchronous on purpose; async callers use ``asyncio.to_thread(repo.fn, db, ...)``.
+Upserts use SQLite's ``INSERT ... ON CONFLICT`` so two writers never race on a row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import col, delete, select
+
+from server.db.engine import Database
+from server.db.models import Meta, PrinterRow, SlotAssignment, utcnow
+
+SOURCES = ("manual", "rfid", "env")
+MAX_TRAY = 255
+
+
+@dataclass(frozen=True)
+class SlotAssignmentData:
+    printer: str
+    tray: int
+    spool_id: int
+    source: str
+    assigned_at: datetime
+
+
+def _data(row: SlotAssignment) -> SlotAssignmentData:
+    return SlotAssignmentData(row.printer, row.tray, row.spool_id, row.source, row.assigned_at)
+
+
+# --- printers ---------------------------------------------------------------------------------
+
+
+def upsert_printer(db: Database, name: str, serial: str, model: str | None) -> None:
+    now = utcnow()
+    statement = insert(PrinterRow).values(name=name, serial=serial, model=model, updated_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"], set_={"serial": serial, "model": model, "updated_at": now}
+    )
+    with db.session() as session:
+        session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+
+
+def save_printer_state(
+    db: Database, name: str, state: dict[str, Any], online: bool, last_seen: datetime | None
+) -> None:
+    """Store the last known merged state; creates the row (serial unknown) if need be."""
+    values = {
+        "state_json": json.dumps(state, separators=(",", ":")),
+        "online": online,
+        "last_seen": last_seen,
+        "updated_at": utcnow(),
+    }
+    statement = insert(PrinterRow).values(name=name, serial="", **values)
+    statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
+    with db.session() as session:
+        session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+
+
+def load_printer_state(db: Database, name: str) -> tuple[dict[str, Any], bool, datetime | None]:
+    """``(state, online, last_seen)``; ``({}, False, None)`` for a printer never seen."""
+    with db.session() as session:
+        row = session.get(PrinterRow, name)
+    if row is None:
+        return {}, False, None
+    return json.loads(row.state_json or "{}"), row.online, row.last_seen
+
+
+# --- slot assignments -------------------------------------------------------------------------
+
+
+def _check_assignment(tray: int, spool_id: int, source: str) -> None:
+    if not 0 <= tray <= MAX_TRAY:
+        raise ValueError(f"tray {tray} is not a global tray index 0-{MAX_TRAY}")
+    if spool_id < 1:
+        raise ValueError(f"spool id {spool_id} is not a positive integer")
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+
+
+def list_assignments(db: Database, printer: str | None = None) -> list[SlotAssignmentData]:
+    statement = select(SlotAssignment).order_by(col(SlotAssignment.printer), col(SlotAssignment.tray))
+    if printer is not None:
+        statement = statement.where(SlotAssignment.printer == printer)
+    with db.session() as session:
+        return [_data(row) for row in session.exec(statement)]
+
+
+def get_assignment(db: Database, printer: str, tray: int) -> SlotAssignmentData | None:
+    statement = select(SlotAssignment).where(SlotAssignment.printer == printer, SlotAssignment.tray == tray)
+    with db.session() as session:
+        row = session.exec(statement).first()
+    return _data(row) if row else None
+
+
+def assign_spool(db: Database, printer: str, tray: int, spool_id: int, source: str) -> SlotAssignmentData:
+    """Put ``spool_id`` in the tray, replacing whatever was assigned there."""
+    _check_assignment(tray, spool_id, source)
+    now = utcnow()
+    statement = insert(SlotAssignment).values(
+        printer=printer, tray=tray, spool_id=spool_id, source=source, assigned_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["printer", "tray"], set_={"spool_id": spool_id, "source": source, "assigned_at": now}
+    )
+    with db.session() as session:
+        session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+    return SlotAssignmentData(printer, tray, spool_id, source, now)
+
+
+def unassign(db: Database, printer: str, tray: int) -> bool:
+    """Empty the tray's assignment; whether there was one."""
+    statement = delete(SlotAssignment).where(
+        col(SlotAssignment.printer) == printer, col(SlotAssignment.tray) == tray
+    )
+    with db.session() as session:
+        result = session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+    return bool(result.rowcount)
+
+
+def find_trays_with_spool(db: Database, spool_id: int) -> list[tuple[str, int]]:
+    statement = (
+        select(SlotAssignment.printer, SlotAssignment.tray)
+        .where(SlotAssignment.spool_id == spool_id)
+        .order_by(col(SlotAssignment.printer), col(SlotAssignment.tray))
+    )
+    with db.session() as session:
+        return [(printer, tray) for printer, tray in session.exec(statement)]
+
+
+# --- meta and seeding -------------------------------------------------------------------------
+
+
+def get_meta(db: Database, key: str) -> str | None:
+    with db.session() as session:
+        row = session.get(Meta, key)
+    return row.value if row else None
+
+
+def set_meta(db: Database, key: str, value: str) -> None:
+    statement = insert(Meta).values(key=key, value=value)
+    statement = statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+    with db.session() as session:
+        session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+
+
+def env_seed_key(printer: str) -> str:
+    return f"env_mappings_seeded:{printer}"
+
+
+def seed_env_mappings(db: Database, printer: str, mapping: dict[int, int]) -> bool:
+    """Apply ``LAYERWISE_AMS_MAPPINGS`` the first time ever for this printer; whether it did.
+
+    After that the web app owns the assignments, so the flag in ``meta`` keeps a restart
+    from undoing what the user changed. Trays that already have an assignment keep it.
+    An empty mapping seeds nothing and sets no flag.
+    """
+    if not mapping:
+        return False
+    for tray, spool_id in mapping.items():
+        _check_assignment(tray, spool_id, "env")
+    now = utcnow()
+    with db.session() as session:
+        flag = insert(Meta).values(key=env_seed_key(printer), value=now.isoformat())
+        # The flag goes first and in the same transaction: whoever inserts it does the seeding.
+        if not session.exec(flag.on_conflict_do_nothing()).rowcount:  # type: ignore[call-overload]
+            return False
+        for tray, spool_id in sorted(mapping.items()):
+            row = insert(SlotAssignment).values(
+                printer=printer, tray=tray, spool_id=spool_id, source="env", assigned_at=now
+            )
+            session.exec(row.on_conflict_do_nothing())  # type: ignore[call-overload]
+        session.commit()
+    return True
