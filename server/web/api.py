@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP
 
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
+from server.tracking.printer_task import PrinterTask
 from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
@@ -28,7 +29,7 @@ class SpoolPage:
     offset: int
 
 
-def _task(runtime: Runtime, name: str):  # noqa: ANN202 - PrinterTask
+def _task(runtime: Runtime, name: str) -> PrinterTask:
     try:
         return runtime.printers[name]
     except KeyError:

@@ -10,9 +10,14 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from server.config import ConfigError, Settings, add_config_argument, load_settings
 from server.logs import setup_logging
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ def load_or_exit(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-def run_app(settings: Settings, runtime_factory=None) -> int:  # noqa: ANN001
+def run_app(settings: Settings, runtime_factory: Callable[[Settings], Runtime] | None = None) -> int:
     import uvicorn
 
     from server.runtime import Runtime
