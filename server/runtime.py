@@ -45,7 +45,8 @@ class Runtime:
             else None
         )
         spools = SpoolDirectory(spoolman)
-        printers = {p.name: PrinterTask(p, db=db, bus=bus, data_dir=settings.server.data_dir) for p in settings.printers}
+        data_dir = settings.server.data_dir
+        printers = {p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir) for p in settings.printers}
         for printer in settings.printers:
             repo.upsert_printer(db, printer.name, printer.serial, printer.model)
             seed = settings.seed_mappings.get(printer.name)
