@@ -2,6 +2,7 @@
 
 from server.db import repo
 from server.db.engine import DB_FILENAME, Database, database_path, open_database
+from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery  # noqa: F401  (registers the tables)
 from server.db.migrations import SCHEMA_VERSION, SchemaTooNewError
 from server.db.models import Meta, PrinterRow, SlotAssignment
 
