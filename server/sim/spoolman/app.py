@@ -169,9 +169,7 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
         kind = _entity_type(entity_type)
         if not (1 <= len(key) <= 64) or not all(c.islower() or c.isdigit() or c == "_" for c in key):
             msg = "String should match pattern '^[a-z0-9_]+$'"
-            raise _Answer(
-                422, {"detail": [{"loc": ["path", "key"], "msg": msg, "type": "string_pattern_mismatch"}]}
-            )
+            raise _Answer(422, {"detail": [{"loc": ["path", "key"], "msg": msg, "type": "string_pattern_mismatch"}]})
         body = await _body(request, ExtraFieldParameters)
         return 200, store.add_or_update_field(kind, key, body.model_dump(exclude_unset=True))
 
@@ -206,6 +204,4 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
         # Unknown routes and methods: FastAPI's plain `{"detail": "..."}` answers.
         return _reply(recorder, request, exc.status_code, {"detail": exc.detail})
 
-    return Litestar(
-        route_handlers=route_handlers, exception_handlers={HTTPException: http_error}, debug=False
-    )
+    return Litestar(route_handlers=route_handlers, exception_handlers={HTTPException: http_error}, debug=False)

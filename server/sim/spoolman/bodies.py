@@ -11,9 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Extra = dict[str, str | None] | None
-FieldType = Literal[
-    "text", "integer", "integer_range", "float", "float_range", "datetime", "boolean", "choice"
-]
+FieldType = Literal["text", "integer", "integer_range", "float", "float_range", "datetime", "boolean", "choice"]
 
 
 class _Body(BaseModel):

@@ -40,9 +40,7 @@ def seed_demo(store: SpoolmanStore) -> None:
     polyterra = filament(polymaker, "PolyTerra PLA Charcoal Black", "PLA", "2B2B2B", 1.31)
     esun_petg = filament(esun, "PETG Solid Blue", "PETG", "1F4E9E", 1.27)
 
-    def spool(
-        filament_id: int, used: float, location: str, tray_uuid: str | None = None, **more: object
-    ) -> None:
+    def spool(filament_id: int, used: float, location: str, tray_uuid: str | None = None, **more: object) -> None:
         params: dict[str, object] = {
             "filament_id": filament_id,
             "used_weight": used,

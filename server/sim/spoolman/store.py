@@ -214,9 +214,7 @@ class SpoolmanStore:
             self._find(self._spools, "spool", spool_id)
             del self._spools[spool_id]
 
-    def use_spool(
-        self, spool_id: int, *, use_weight: float | None = None, use_length: float | None = None
-    ) -> Item:
+    def use_spool(self, spool_id: int, *, use_weight: float | None = None, use_length: float | None = None) -> Item:
         """Spoolman's atomic `used_weight += w`, floored at 0; a length is turned into a weight."""
         if use_weight is not None and use_length is not None:
             raise StoreRejected("Only specify either use_weight or use_length.")
@@ -303,9 +301,7 @@ class SpoolmanStore:
             if key not in self._fields[entity_type]:
                 raise StoreNotFound(f"Extra field with key {key} does not exist.")
             del self._fields[entity_type][key]
-            records = {"vendor": self._vendors, "filament": self._filaments, "spool": self._spools}[
-                entity_type
-            ]
+            records = {"vendor": self._vendors, "filament": self._filaments, "spool": self._spools}[entity_type]
             for record in records.values():
                 record.extra.pop(key, None)
             return self.list_fields(entity_type)
@@ -341,9 +337,7 @@ class SpoolmanStore:
             return max(initial_weight - remaining, 0.0)
         return used
 
-    def _checked_extra(
-        self, entity_type: str, given: dict[str, str | None], current: dict[str, str]
-    ) -> dict[str, str]:
+    def _checked_extra(self, entity_type: str, given: dict[str, str | None], current: dict[str, str]) -> dict[str, str]:
         merged = dict(current)
         for key, value in given.items():
             definition = self._fields[entity_type].get(key)
@@ -398,9 +392,7 @@ class SpoolmanStore:
             "spool_weight": values.get("spool_weight"),
             "used_weight": used_weight,
             "remaining_length": (
-                None
-                if remaining is None
-                else length_from_weight(remaining, diameter_mm=diameter, density=density)
+                None if remaining is None else length_from_weight(remaining, diameter_mm=diameter, density=density)
             ),
             "used_length": length_from_weight(used_weight, diameter_mm=diameter, density=density),
             "location": values.get("location"),
@@ -415,9 +407,7 @@ def _pick(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: params[name] for name in names if name in params}
 
 
-def _select(
-    items: list[Item], filters: list[Callable[[Item], bool]], query: dict[str, str]
-) -> tuple[list[Item], int]:
+def _select(items: list[Item], filters: list[Callable[[Item], bool]], query: dict[str, str]) -> tuple[list[Item], int]:
     """Filter, sort and page; returns the page and the total count before paging (`x-total-count`)."""
     matched = sort_items([item for item in items if all(f(item) for f in filters)], query.get("sort"))
     limit = _int_param(query, "limit")
@@ -431,9 +421,7 @@ def _int_param(query: dict[str, str], name: str) -> int | None:
     try:
         return int(query[name])
     except ValueError:
-        raise QueryError(
-            name, "Input should be a valid integer, unable to parse string as an integer"
-        ) from None
+        raise QueryError(name, "Input should be a valid integer, unable to parse string as an integer") from None
 
 
 def _check_extra_value(definition: dict[str, Any], raw: str) -> None:

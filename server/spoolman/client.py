@@ -1,0 +1,378 @@
+"""Async client for Spoolman's REST API (0.26), on httpx.
+
+Every call has a timeout. Idempotent calls (reads, the per-key merge PATCH of `extra`, field
+registration) are retried with capped exponential back-off and jitter when Spoolman is unreachable
+or answers 5xx. `PUT /spool/{id}/use` adds to `used_weight` on every call, so it is never retried
+here: its failure says whether the request could have reached Spoolman (`request_sent`), and the
+caller (the outbox) decides what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from server.spoolman.errors import SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
+from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
+from server.spoolman.retry import backoff_delay
+from server.spoolman.search import spool_matches
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+_SCAN_PAGE = 100  # page size when the client must read every spool (search, extra lookup)
+
+M = TypeVar("M", bound=BaseModel)
+Params = Mapping[str, str | int | float | bool | None]
+
+
+class SpoolmanClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retries: int = 3,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        root = base_url.rstrip("/")
+        if not root.endswith(API_PREFIX):
+            root += API_PREFIX
+        self.base_url = root
+        self.retries = retries
+        self._backoff = (backoff_base, backoff_cap)
+        self._rng = random.Random()
+        self._http = httpx.AsyncClient(
+            base_url=root,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"accept": "application/json"},
+        )
+
+    async def __aenter__(self) -> SpoolmanClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ----- server ---------------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        response = await self._call("GET", "/info", idempotent=True)
+        return dict(response.json())
+
+    async def health(self) -> bool:
+        """True when Spoolman answers its health check; False when it is unreachable or unwell."""
+        try:
+            response = await self._call("GET", "/health", idempotent=False)
+        except (SpoolmanUnreachable, SpoolmanRejected, SpoolmanNotFound):
+            return False
+        return bool(response.json().get("status") == "healthy")
+
+    # ----- spools ---------------------------------------------------------------------------------
+
+    async def list_spools(
+        self,
+        *,
+        search: str | None = None,
+        filament_id: int | None = None,
+        allow_archived: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+        sort: str | None = None,
+    ) -> Page[Spool]:
+        """A page of spools. `search` is free text over id, filament name, material, vendor, colour,
+        location, lot and comment, filtered client-side over all spools (see `server.spoolman.search`)."""
+        params: dict[str, Any] = {"allow_archived": allow_archived, "sort": sort}
+        if filament_id is not None:
+            params["filament.id"] = filament_id
+        if search is None or not search.strip():
+            return await self._page("/spool", Spool, params, limit=limit, offset=offset)
+        matched = [s for s in await self._all("/spool", Spool, params) if spool_matches(s, search)]
+        return Page[Spool](items=matched[offset : offset + limit], total=len(matched))
+
+    async def get_spool(self, spool_id: int) -> Spool:
+        return await self._item("GET", f"/spool/{spool_id}", Spool, idempotent=True)
+
+    async def use_spool(self, spool_id: int, *, length_mm: float | None = None, weight_g: float | None = None) -> Spool:
+        """Bill filament to a spool. Never retried: a repeat would bill twice."""
+        if (length_mm is None) == (weight_g is None):
+            raise ValueError("give exactly one of length_mm and weight_g")
+        body = {"use_length": length_mm} if length_mm is not None else {"use_weight": weight_g}
+        return await self._item("PUT", f"/spool/{spool_id}/use", Spool, json_body=body, idempotent=False)
+
+    async def patch_spool_extra(self, spool_id: int, extra: Mapping[str, Any]) -> Spool:
+        """Set extra fields (each value JSON-encoded, as Spoolman stores them; None clears a field).
+
+        Since 0.26 the PATCH merges `extra` per key, so other fields keep their values and a repeat
+        gives the same result: safe to retry."""
+        encoded = {key: None if value is None else json.dumps(value) for key, value in extra.items()}
+        return await self._item("PATCH", f"/spool/{spool_id}", Spool, json_body={"extra": encoded}, idempotent=True)
+
+    async def find_spools_by_extra(self, key: str, value: str, *, allow_archived: bool = False) -> list[Spool]:
+        """Spools whose extra field `key` holds `value` (compared case-insensitively, as RFID tag UUIDs
+        are hex). Spoolman cannot filter by extra fields, so this reads all spools."""
+        wanted = value.strip().lower()
+        found = []
+        for spool in await self._all("/spool", Spool, {"allow_archived": allow_archived}):
+            stored = spool.extra_value(key)
+            if isinstance(stored, str) and stored.strip().lower() == wanted:
+                found.append(spool)
+        return found
+
+    async def create_spool(
+        self,
+        filament_id: int,
+        *,
+        initial_weight: float | None = None,
+        spool_weight: float | None = None,
+        remaining_weight: float | None = None,
+        used_weight: float | None = None,
+        location: str | None = None,
+        lot_nr: str | None = None,
+        comment: str | None = None,
+        price: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Spool:
+        """Add a spool (not retried: a repeat would add a second spool). `extra` values are JSON-encoded."""
+        body = _given(
+            filament_id=filament_id,
+            initial_weight=initial_weight,
+            spool_weight=spool_weight,
+            remaining_weight=remaining_weight,
+            used_weight=used_weight,
+            location=location,
+            lot_nr=lot_nr,
+            comment=comment,
+            price=price,
+            extra=_encode_extra(extra),
+        )
+        return await self._item("POST", "/spool", Spool, json_body=body, idempotent=False)
+
+    # ----- filaments and vendors ------------------------------------------------------------------
+
+    async def list_filaments(
+        self,
+        *,
+        name: str | None = None,
+        material: str | None = None,
+        vendor_name: str | None = None,
+        vendor_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        sort: str | None = None,
+    ) -> Page[Filament]:
+        params = {"name": name, "material": material, "vendor.name": vendor_name, "vendor.id": vendor_id, "sort": sort}
+        return await self._page("/filament", Filament, params, limit=limit, offset=offset)
+
+    async def get_filament(self, filament_id: int) -> Filament:
+        return await self._item("GET", f"/filament/{filament_id}", Filament, idempotent=True)
+
+    async def create_filament(
+        self,
+        *,
+        density: float,
+        diameter: float,
+        name: str | None = None,
+        vendor_id: int | None = None,
+        material: str | None = None,
+        weight: float | None = None,
+        spool_weight: float | None = None,
+        color_hex: str | None = None,
+        multi_color_hexes: str | None = None,
+        multi_color_direction: str | None = None,
+        article_number: str | None = None,
+        comment: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Filament:
+        """Add a filament type (not retried: a repeat would add a duplicate)."""
+        body = _given(
+            density=density,
+            diameter=diameter,
+            name=name,
+            vendor_id=vendor_id,
+            material=material,
+            weight=weight,
+            spool_weight=spool_weight,
+            color_hex=color_hex,
+            multi_color_hexes=multi_color_hexes,
+            multi_color_direction=multi_color_direction,
+            article_number=article_number,
+            comment=comment,
+            extra=_encode_extra(extra),
+        )
+        return await self._item("POST", "/filament", Filament, json_body=body, idempotent=False)
+
+    async def list_vendors(
+        self, *, name: str | None = None, limit: int = 50, offset: int = 0, sort: str | None = None
+    ) -> Page[Vendor]:
+        return await self._page("/vendor", Vendor, {"name": name, "sort": sort}, limit=limit, offset=offset)
+
+    async def get_vendor(self, vendor_id: int) -> Vendor:
+        return await self._item("GET", f"/vendor/{vendor_id}", Vendor, idempotent=True)
+
+    async def create_vendor(
+        self,
+        name: str,
+        *,
+        empty_spool_weight: float | None = None,
+        comment: str | None = None,
+        external_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Vendor:
+        """Add a vendor (not retried: a repeat would add a duplicate)."""
+        body = _given(
+            name=name,
+            empty_spool_weight=empty_spool_weight,
+            comment=comment,
+            external_id=external_id,
+            extra=_encode_extra(extra),
+        )
+        return await self._item("POST", "/vendor", Vendor, json_body=body, idempotent=False)
+
+    # ----- extra fields ---------------------------------------------------------------------------
+
+    async def list_spool_fields(self) -> list[ExtraField]:
+        response = await self._call("GET", "/field/spool", idempotent=True)
+        return [ExtraField.model_validate(item) for item in response.json()]
+
+    async def ensure_spool_field(self, key: str, name: str, field_type: str = "text") -> None:
+        """Register the spool extra field `key` unless Spoolman already has it.
+
+        Registering an existing key with the same type only rewrites its definition, so the POST
+        is safe to retry."""
+        if any(field.key == key for field in await self.list_spool_fields()):
+            return
+        body = {"name": name, "field_type": field_type}
+        await self._call("POST", f"/field/spool/{key}", json_body=body, idempotent=True)
+
+    # ----- plumbing -------------------------------------------------------------------------------
+
+    async def _item(self, method: str, path: str, model: type[M], *, json_body: Any = None, idempotent: bool) -> M:
+        response = await self._call(method, path, json_body=json_body, idempotent=idempotent)
+        return model.model_validate(response.json())
+
+    async def _page(self, path: str, model: type[M], params: Params, *, limit: int, offset: int) -> Page[M]:
+        query = {**params, "limit": limit, "offset": offset}
+        response = await self._call("GET", path, params=query, idempotent=True)
+        items = [model.model_validate(item) for item in response.json()]
+        header = response.headers.get("x-total-count")
+        total = int(header) if header is not None and header.isdigit() else offset + len(items)
+        return Page[model](items=items, total=total)  # type: ignore[valid-type]
+
+    async def _all(self, path: str, model: type[M], params: Params) -> list[M]:
+        found: list[M] = []
+        while True:
+            batch = await self._page(path, model, params, limit=_SCAN_PAGE, offset=len(found))
+            found.extend(batch.items)
+            if not batch.items or len(found) >= batch.total:
+                return found
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json_body: Any = None,
+        idempotent: bool,
+    ) -> httpx.Response:
+        attempts = self.retries + 1 if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                return await self._once(method, path, params, json_body)
+            except SpoolmanUnreachable as error:
+                if attempt + 1 >= attempts:
+                    raise
+                delay = backoff_delay(attempt, base=self._backoff[0], cap=self._backoff[1], rng=self._rng)
+                log.warning("Spoolman %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    async def _once(self, method: str, path: str, params: Params | None, json_body: Any) -> httpx.Response:
+        query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
+        where = f"Spoolman at {self.base_url}"
+        try:
+            response = await self._http.request(method, path, params=query, json=json_body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as error:
+            # Nothing was written to Spoolman: no connection was ever made for this request.
+            raise SpoolmanUnreachable(f"{where} is unreachable: {_describe(error)}", request_sent=False) from error
+        except httpx.TransportError as error:
+            # Read/write timeouts, dropped connections, protocol errors: the request may have arrived.
+            raise SpoolmanUnreachable(f"{where} gave no answer: {_describe(error)}", request_sent=True) from error
+        if response.status_code >= 500:
+            raise SpoolmanUnreachable(
+                f"{where} failed with {response.status_code}: {_message(response)}",
+                request_sent=True,
+                status_code=response.status_code,
+            )
+        if response.status_code == 404:
+            resource, item_id = _resource_of(path)
+            raise SpoolmanNotFound(_message(response), resource=resource, id=item_id)
+        if response.status_code >= 400:
+            raise SpoolmanRejected(_message(response), status_code=response.status_code)
+        return response
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _encode_extra(extra: Mapping[str, Any] | None) -> dict[str, str] | None:
+    return None if extra is None else {key: json.dumps(value) for key, value in extra.items()}
+
+
+def _query_value(value: str | int | float | bool) -> str | int | float:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _describe(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+def _message(response: httpx.Response) -> str:
+    """Spoolman's `{"message": ...}`, or FastAPI's `{"detail": ...}` (a string or a list of errors)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            parts = [
+                f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
+                for item in detail
+                if isinstance(item, dict)
+            ]
+            return "; ".join(parts) or response.reason_phrase
+    return response.reason_phrase
+
+
+def _resource_of(path: str) -> tuple[str, int | str | None]:
+    """`/spool/7/use` -> ("spool", 7); `/field/spool/tag` -> ("field", "tag")."""
+    parts = [part for part in path.split("/") if part]
+    resource = parts[0] if parts else "?"
+    if resource == "field":
+        return resource, parts[2] if len(parts) > 2 else None
+    if len(parts) > 1:
+        return resource, int(parts[1]) if parts[1].isdigit() else parts[1]
+    return resource, None
