@@ -31,7 +31,7 @@ def is_http_url(url: str | None) -> bool:
 
 def is_unpacked_project(path: str) -> bool:
     """``/data/Metadata/plate_1.gcode``: a project the printer unpacked; the name is in ``subtask_name``."""
-    return path.startswith("/data/") or path.startswith("Metadata/")
+    return path.startswith(("/data/", "Metadata/")) or "/Metadata/" in path
 
 
 def url_path(url: str) -> str | None:
