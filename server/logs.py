@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any, TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -37,46 +39,64 @@ def redact(text: str) -> str:
     return text
 
 
-class SecretRedactingFilter(logging.Filter):
-    """Rewrites a record's message, exception text and stack text without secrets.
+def redact_record(record: logging.LogRecord) -> None:
+    """Rewrite a record's message, exception text and stack text without secrets.
 
-    The message is formatted here (``msg % args``) because a secret can hide in
-    any argument's ``str()``; the record then carries the finished text and no args.
+    The message is formatted here (``msg % args``) because a secret can hide in any
+    argument's ``str()``; the record then carries the finished text and no args.
     """
+    if not _secrets:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record: leave it for the handler to report as usual
+        return
+    clean = redact(message)
+    if clean != message or record.args:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Redacts registered secrets from every record that passes the handler it is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: let the handler report it as usual
-            return True
-        clean = redact(message)
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+        redact_record(record)
         return True
 
 
 _handler: logging.Handler | None = None
+_base_factory: Callable[..., logging.LogRecord] | None = None
 
 
-def setup_logging(level: str) -> None:
-    """One stderr handler on the root logger, one format, secrets redacted.
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    assert _base_factory is not None
+    record = _base_factory(*args, **kwargs)
+    redact_record(record)
+    return record
 
-    Calling it again replaces the handler it installed before (tests, ``demo``
-    after ``serve``), so lines are never doubled.
+
+def setup_logging(level: str, stream: TextIO | None = None) -> None:
+    """One handler on the root logger (stderr by default), one format, secrets redacted.
+
+    Redaction happens twice: when a record is created (so handlers that others install,
+    such as a server's or a test runner's, never see a secret) and in our handler's filter
+    (for records made before this ran). Calling it again replaces the handler it installed
+    before, so lines are never doubled.
     """
-    global _handler
+    global _handler, _base_factory
+    if _base_factory is None:
+        _base_factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(_redacting_factory)
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(SecretRedactingFilter())
     root.addHandler(handler)
