@@ -66,6 +66,8 @@ def _http_url(value: Any) -> str | None:
         parts.port  # noqa: B018 - raises on a port that is not a number or out of range
     except ValueError:
         raise _fault(f"{value!r} has an invalid port") from None
+    if parts.password:
+        register_secret(parts.password)  # http://user:password@spoolman behind a proxy
     if parts.query or parts.fragment:
         raise _fault(f"{value!r} has a query or fragment")
     return value.strip().rstrip("/")
