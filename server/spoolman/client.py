@@ -48,7 +48,8 @@ class SpoolmanClient:
         root = base_url.rstrip("/")
         if not root.endswith(API_PREFIX):
             root += API_PREFIX
-        self.base_url = root
+        # Messages, logs and repr name Spoolman without any user:password the URL may carry.
+        self.base_url = str(httpx.URL(root).copy_with(username=None, password=None))
         self.retries = retries
         self._backoff = (backoff_base, backoff_cap)
         self._rng = random.Random()
@@ -57,7 +58,13 @@ class SpoolmanClient:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             headers={"accept": "application/json"},
+            # Spoolman (uvicorn) drops idle connections after 5 s; reusing one just as it closes would
+            # turn a `use` into an unknown outcome, so let ours expire well before that.
+            limits=httpx.Limits(keepalive_expiry=2.0),
         )
+
+    def __repr__(self) -> str:
+        return f"SpoolmanClient({self.base_url!r})"
 
     async def __aenter__(self) -> SpoolmanClient:
         return self

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from server.sim.spoolman import DEMO_TRAY_UUIDS, TRAY_UUID_FIELD, SpoolmanStandin, weight_from_length
-from server.spoolman import SpoolmanClient, SpoolmanNotFound, SpoolmanRejected
+from server.spoolman import SpoolmanClient, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
 
 
 async def test_info_and_health(spoolman: SpoolmanClient) -> None:
@@ -154,3 +156,23 @@ async def test_models_tolerate_unknown_fields(spoolman: SpoolmanClient) -> None:
     raw["filament"]["another"] = 5
     spool = Spool.model_validate(raw)
     assert spool.model_extra == {"brand_new_field": {"x": 1}}
+
+
+async def test_concurrent_uses_over_http_all_count(spoolman: SpoolmanClient) -> None:
+    before = (await spoolman.get_spool(6)).used_weight
+    await asyncio.gather(*(spoolman.use_spool(6, weight_g=1.5) for _ in range(20)))
+    assert (await spoolman.get_spool(6)).used_weight == pytest.approx(before + 30.0)
+
+
+async def test_credentials_in_the_url_stay_out_of_messages(standin: SpoolmanStandin) -> None:
+    url = standin.url.replace("http://", "http://layerwise:hunter2@")
+    async with SpoolmanClient(url) as client:
+        assert "hunter2" not in repr(client) and "hunter2" not in client.base_url
+        with pytest.raises(SpoolmanNotFound) as caught:
+            await client.get_spool(1234)
+        assert "hunter2" not in str(caught.value)
+    await standin.stop()
+    async with SpoolmanClient(url, retries=0) as client:
+        with pytest.raises(SpoolmanUnreachable) as unreachable:
+            await client.get_spool(1)
+    assert "hunter2" not in str(unreachable.value) and "layerwise@" not in str(unreachable.value)
