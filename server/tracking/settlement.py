@@ -107,4 +107,3 @@ def settle(before: SpoolReading, expected_g: float, after: SpoolReading) -> Sett
         f"used_weight moved by {moved:.6f} g, expected {expected_g:.6f} g or 0: "
         "the spool was changed outside Layerwise meanwhile",
     )
-

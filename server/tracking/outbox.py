@@ -1,0 +1,210 @@
+"""The outbox: delivers the ledger's ready entries to Spoolman's ``PUT /spool/{id}/use``, exactly once.
+
+Per spool, in ledger order, with at most one request in flight. Each request is written
+to SQLite (``sending``, with the spool's fresh ``used_weight``/``last_used`` and the weight
+it adds) before it leaves. A request whose outcome is unknown (crash, timeout, dropped
+connection, 5xx) is settled by reading the spool again before anything else is sent to
+that spool (``settlement.settle``). While Spoolman is unreachable the worker backs off
+and the bills wait in the ledger; they drain when it returns.
+
+One ``Outbox`` per database: two workers on one file would break the one-in-flight rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from server.db import Database
+from server.spoolman import Spool, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
+from server.spoolman.retry import backoff_delay
+from server.tracking import ledger
+from server.tracking.settlement import (
+    DELIVERED,
+    DOUBTFUL,
+    REJECTED,
+    Outcome,
+    SpoolReading,
+    settle,
+    weight_from_length,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200  # entries per request while draining a backlog
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+
+
+class SpoolmanUse(Protocol):
+    """The two calls the outbox needs (``server.spoolman.SpoolmanClient`` has them)."""
+
+    async def get_spool(self, spool_id: int) -> Spool: ...
+
+    async def use_spool(
+        self, spool_id: int, *, length_mm: float | None = None, weight_g: float | None = None
+    ) -> Spool: ...
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """The backlog for the UI and the API, with the worker's last problem."""
+
+    backlog: ledger.Backlog
+    last_error: str | None
+    last_error_at: datetime | None
+    retry_at: datetime | None
+
+
+def _reading(spool: Spool) -> SpoolReading:
+    return SpoolReading(spool.used_weight, spool.last_used)
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        client: SpoolmanUse,
+        *,
+        on_change: Callable[[int], None] | None = None,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.on_change = on_change  # told the spool id after every delivery (cache, event bus)
+        self.max_batch = max_batch
+        self._backoff = (backoff_base, backoff_cap)
+        self._wake = asyncio.Event()
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        self.retry_at: datetime | None = None
+
+    def wake(self) -> None:
+        """New bills, a new assignment or a learned mapping: look at the ledger now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            self._wake.clear()
+            try:
+                busy = await self.deliver_pending()
+            except SpoolmanUnreachable as error:
+                delay = backoff_delay(attempt, base=self._backoff[0], cap=self._backoff[1])
+                attempt += 1
+                self._note_error(str(error), delay)
+                log.warning("Spoolman unreachable (%s); bills wait, retry in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                continue
+            if attempt:
+                log.info("Spoolman reachable again")
+            attempt, self.retry_at = 0, None
+            if not busy:
+                await self._wake.wait()
+
+    async def deliver_pending(self) -> bool:
+        """One pass over every spool with work; whether anything was sent or settled.
+
+        Raises ``SpoolmanUnreachable`` when Spoolman cannot be reached: the caller backs off.
+        """
+        busy = False
+        for spool_id in await asyncio.to_thread(ledger.spools_with_work, self.db):
+            busy = await self._serve_spool(spool_id) or busy
+        return busy
+
+    async def drain(self) -> None:
+        """Deliver until nothing is left to send (tests, shutdown); raises if Spoolman is unreachable."""
+        while await self.deliver_pending():
+            pass
+
+    async def status(self) -> OutboxStatus:
+        backlog = await asyncio.to_thread(ledger.backlog, self.db)
+        return OutboxStatus(backlog, self.last_error, self.last_error_at, self.retry_at)
+
+    # --- one spool ------------------------------------------------------------------------------
+
+    async def _serve_spool(self, spool_id: int) -> bool:
+        in_flight = await asyncio.to_thread(ledger.open_delivery, self.db, spool_id)
+        if in_flight is not None:
+            await self._settle(in_flight)
+            return True
+        batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, self.max_batch)
+        if not batch:
+            return False
+        await self._send(spool_id, batch)
+        return True
+
+    async def _settle(self, delivery: ledger.DeliveryData) -> None:
+        try:
+            spool = await self.client.get_spool(delivery.spool_id)
+        except SpoolmanNotFound as error:
+            # The spool is gone, so nothing can be billed to it any more: re-point by hand.
+            await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"spool deleted before settling: {error}")
+            return
+        verdict = settle(delivery.before, delivery.expected_g, _reading(spool))
+        state = {
+            Outcome.APPLIED: DELIVERED,
+            Outcome.NOT_APPLIED: ledger.NOT_APPLIED,
+            Outcome.DOUBTFUL: DOUBTFUL,
+        }[verdict.outcome]
+        level = logging.WARNING if verdict.outcome is Outcome.DOUBTFUL else logging.INFO
+        log.log(
+            level,
+            "settled delivery %d to spool %d: %s (%s)",
+            delivery.id,
+            delivery.spool_id,
+            verdict.outcome,
+            verdict.reason,
+        )
+        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=verdict.reason)
+
+    async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> None:
+        try:
+            spool = await self.client.get_spool(spool_id)
+        except (SpoolmanNotFound, SpoolmanRejected) as error:
+            await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
+            return
+        mm = sum(entry.mm for entry in batch)
+        filament = spool.filament
+        expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        ids = [entry.id for entry in batch]
+        delivery = await asyncio.to_thread(
+            ledger.begin_delivery, self.db, spool_id, ids, mm=mm, expected_g=expected, before=_reading(spool)
+        )
+        # From here on the request may reach Spoolman: only a settlement may undo "sending".
+        try:
+            used = await self.client.use_spool(spool_id, length_mm=mm)
+        except SpoolmanUnreachable as error:
+            if not error.request_sent:
+                await self._finish(delivery.id, delivery.spool_id, ledger.NOT_SENT, note=str(error))
+            raise  # request_sent: stays "sending" and is settled first on the next pass
+        except (SpoolmanNotFound, SpoolmanRejected) as error:
+            # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
+            await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
+            return
+        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
+
+    async def _reject_unsent(self, spool_id: int, batch: list[ledger.EntryData], note: str) -> None:
+        # Nothing was sent; the entries leave the queue visibly and wait to be re-pointed.
+        await asyncio.to_thread(ledger.reject, self.db, [entry.id for entry in batch], note)
+        log.warning("%d bill(s) for spool %d rejected: %s", len(batch), spool_id, note)
+
+    async def _finish(
+        self, delivery: int, spool_id: int, state: str, *, after: float | None = None, note: str | None = None
+    ) -> None:
+        await asyncio.to_thread(ledger.finish_delivery, self.db, delivery, state, after_used_weight=after, note=note)
+        if state == REJECTED:
+            log.warning("delivery %d to spool %d rejected: %s", delivery, spool_id, note)
+        if self.on_change is not None and state in (DELIVERED, DOUBTFUL):
+            self.on_change(spool_id)
+
+    def _note_error(self, message: str, delay: float) -> None:
+        now = datetime.now(UTC)
+        self.last_error, self.last_error_at = message, now
+        self.retry_at = now + timedelta(seconds=delay)
