@@ -1,1 +1,291 @@
-"""analysis"""
+"""Print analysis: per-layer, per-filament usage of a sliced .gcode.3mf (or .gcode). Pure: no network,
+no database, no asyncio. See docs/analysis.md for the rules and the accuracy on real files.
+
+Public API (the tracking engine relies on these names):
+    analyze_file(source, plate=None, *, limits=None) -> PrintAnalysis
+    analyze_gcode_stream(chunks) -> GcodeUsage
+    read_metadata(source, plate) -> ArchiveMetadata
+    plate_thumbnail(source, plate) -> bytes | None
+    AnalysisError and its subclasses
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import BinaryIO
+
+from server.analysis.archive import (
+    DEFAULT_LIMITS,
+    GcodeReader,
+    Limits,
+    file_chunks,
+    head,
+    is_zip,
+    open_archive,
+    plate_gcode,
+    plate_number,
+    read_member,
+    resolve_plate,
+)
+from server.analysis.errors import (
+    AnalysisError,
+    BadMetadata,
+    ChecksumMismatch,
+    NotAZip,
+    PlateNotFound,
+    TruncatedArchive,
+    UnsafeArchive,
+)
+from server.analysis.gcode import GcodeScanner, GcodeUsage, ToolChange, analyze_gcode_stream
+from server.analysis.metadata import (
+    ArchiveMetadata,
+    parse_header,
+    parse_model_settings,
+    parse_plate_json,
+    parse_project_settings,
+    parse_slice_info,
+)
+from server.analysis.result import FilamentUsage, PrintAnalysis, grams
+
+__all__ = [
+    "AnalysisError",
+    "ArchiveMetadata",
+    "BadMetadata",
+    "ChecksumMismatch",
+    "FilamentUsage",
+    "GcodeUsage",
+    "Limits",
+    "NotAZip",
+    "PlateNotFound",
+    "PrintAnalysis",
+    "ToolChange",
+    "TruncatedArchive",
+    "UnsafeArchive",
+    "analyze_file",
+    "analyze_gcode_stream",
+    "plate_thumbnail",
+    "read_metadata",
+]
+
+Source = str | os.PathLike[str] | BinaryIO
+HEAD_BYTES = 1 << 20  # the gcode header and config block sit in the first few hundred KB
+
+
+def _source_name(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return str(getattr(source, "name", ""))
+
+
+def _is_archive(source: Source) -> bool:
+    try:
+        if is_zip(source):
+            return True
+    except OSError as err:
+        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
+    if _source_name(source).lower().endswith(".3mf"):
+        raise NotAZip("not a zip archive (a .gcode.3mf is a zip)")
+    return False
+
+
+def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
+    """Run inflate + MD5 (both release the GIL) in a thread while the caller parses: the queue holds at
+    most ``depth`` chunks, so memory stays bounded; errors surface in the caller."""
+    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(("data", chunk), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as err:  # forwarded to the consumer, re-raised there
+            q.put(("error", err))
+
+    worker = threading.Thread(target=produce, name="gcode-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "data":
+                yield item  # type: ignore[misc]
+            elif kind == "error":
+                raise item  # type: ignore[misc]
+            else:
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
+def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  # type: ignore[no-untyped-def]
+    version, meta = None, ArchiveMetadata(plate=plate)
+    data = read_member(archive, "Metadata/slice_info.config", limits)
+    if data is not None:
+        version, meta = parse_slice_info(data, plate)
+    plate_json: dict[str, object] = {}
+    data = read_member(archive, f"Metadata/plate_{plate}.json", limits)
+    if data is not None:
+        plate_json = parse_plate_json(data)
+    settings: dict[str, str] = {}
+    data = read_member(archive, "Metadata/model_settings.config", limits)
+    if data is not None:
+        settings = parse_model_settings(data, plate)
+    specs = {}
+    data = read_member(archive, "Metadata/project_settings.config", limits)
+    if data is not None:
+        specs = parse_project_settings(data)
+    thumbnail = settings.get("thumbnail_file") or f"Metadata/plate_{plate}.png"
+    return ArchiveMetadata(
+        plate=plate,
+        slicer=f"BambuStudio {version}" if version else None,
+        plate_name=settings.get("plater_name") or None,
+        prediction_s=meta.prediction_s,
+        weight_g=meta.weight_g,
+        slice_filaments=meta.slice_filaments,
+        objects=meta.objects,
+        plate_json=plate_json,
+        specs=specs,
+        thumbnail=thumbnail if thumbnail in archive.NameToInfo else None,
+    )
+
+
+def _with_header(meta: ArchiveMetadata, keys: dict[str, str], first: bytes) -> ArchiveMetadata:
+    header = parse_header(keys, first)
+    return replace(meta, header=header, slicer=header.slicer or meta.slicer, specs=meta.specs or header.specs)
+
+
+def _header_keys(chunks: Iterator[bytes]) -> tuple[dict[str, str], bytes]:
+    first = head(chunks, HEAD_BYTES)
+    scanner = GcodeScanner()
+    scanner.feed(first)
+    return scanner.finish().header, first
+
+
+def read_metadata(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> ArchiveMetadata:
+    """Everything the file says about itself (slice_info, plate json, model and project settings, gcode
+    header), without parsing the gcode body."""
+    limits = limits or DEFAULT_LIMITS
+    if not _is_archive(source):
+        keys, first = _header_keys(file_chunks(source, limits))
+        return _with_header(ArchiveMetadata(plate=1), keys, first)
+    with open_archive(source, limits) as archive:
+        number = resolve_plate(archive, plate)
+        meta = _archive_metadata(archive, number, limits)
+        reader = plate_gcode(archive, number, limits)
+        reader.expected_md5 = None  # only the head is read here
+        keys, first = _header_keys(iter(reader))
+        return _with_header(meta, keys, first)
+
+
+def plate_thumbnail(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> bytes | None:
+    """The plate's PNG thumbnail (``Metadata/plate_N.png``) for the web app, or None."""
+    limits = limits or DEFAULT_LIMITS
+    if not _is_archive(source):
+        return None
+    with open_archive(source, limits) as archive:
+        number = resolve_plate(archive, plate)
+        return read_member(archive, _archive_metadata(archive, number, limits).thumbnail or "", limits)
+
+
+def _filaments(usage: GcodeUsage, meta: ArchiveMetadata) -> dict[int, FilamentUsage]:
+    totals = usage.totals()
+    slice_info = {f.index: f for f in meta.slice_filaments}
+    header = meta.header
+    indices = sorted(
+        {i for i, mm in totals.items() if mm}
+        | set(meta.used_filaments())
+        | set(header.lengths_mm if header.used_filaments else ())
+    )
+    out: dict[int, FilamentUsage] = {}
+    for i in indices:
+        spec = meta.specs.get(i) or header.specs.get(i)
+        listed = slice_info.get(i)
+        density = spec.density if spec else None
+        diameter = spec.diameter if spec else None
+        mm = totals.get(i, 0.0)
+        slicer_mm = header.lengths_mm.get(i)
+        if slicer_mm is None and listed and listed.used_m is not None:
+            slicer_mm = listed.used_m * 1000
+        slicer_g = header.weights_g.get(i)
+        if slicer_g is None and listed:
+            slicer_g = listed.used_g
+        out[i] = FilamentUsage(
+            index=i,
+            mm=mm,
+            g=grams(mm, diameter, density),
+            density=density,
+            diameter=diameter,
+            type=(listed.type if listed and listed.type else None) or (spec.type if spec else None),
+            color=(listed.color if listed and listed.color else None) or (spec.color if spec else None),
+            vendor=spec.vendor if spec else None,
+            settings_id=spec.settings_id if spec else None,
+            slicer_mm=slicer_mm,
+            slicer_g=slicer_g,
+        )
+    return out
+
+
+class _FirstBytes:
+    """Keeps the first few KB of a stream (the slicer name line) while passing chunks through."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.first = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if len(self.first) < 4096:
+                self.first += chunk[: 4096 - len(self.first)]
+            yield chunk
+
+
+def _analyze(reader: GcodeReader, meta: ArchiveMetadata) -> PrintAnalysis:
+    used = meta.used_filaments()
+    tap = _FirstBytes(iter(reader))
+    usage = analyze_gcode_stream(_threaded(iter(tap)), default_filament=used[0] if used else 0)
+    meta = _with_header(meta, usage.header, tap.first)
+    return PrintAnalysis(
+        layer_count=usage.layer_count,
+        plate=meta.plate,
+        gcode_md5=reader.md5,
+        filaments=_filaments(usage, meta),
+        tool_changes=usage.tool_changes,
+        layers=usage.layers,
+        marks=usage.marks,
+        gcode_bytes=usage.size,
+        slicer=meta.slicer,
+        prediction_s=meta.prediction_s,
+        weight_g=meta.weight_g,
+    )
+
+
+def analyze_file(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> PrintAnalysis:
+    """Analyse one plate of a .gcode.3mf (path or binary file object), or a plain .gcode file.
+
+    ``plate``: N, ``"Metadata/plate_N.gcode"``, the print command's param, or None for the only/first
+    plate (plain gcode ignores it). Raises an AnalysisError subclass for hostile or broken input.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if not _is_archive(source):
+        plate_number(plate)  # still reject nonsense
+        return _analyze(GcodeReader(file_chunks(source, limits)), ArchiveMetadata(plate=1))
+    with open_archive(source, limits) as archive:
+        number = resolve_plate(archive, plate)
+        meta = _archive_metadata(archive, number, limits)
+        return _analyze(plate_gcode(archive, number, limits), meta)

@@ -1,0 +1,219 @@
+"""Reading a .gcode.3mf safely: plate lookup, size and ratio caps, streaming inflate, MD5 check.
+
+The plate gcode is never extracted to disk nor held whole in memory: ``ZipFile.open`` inflates the
+member incrementally and ``gcode_chunks`` yields it in fixed-size pieces while counting and hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from server.analysis.errors import (
+    AnalysisError,
+    ChecksumMismatch,
+    NotAZip,
+    PlateNotFound,
+    TruncatedArchive,
+    UnsafeArchive,
+)
+
+Source = str | os.PathLike[str] | BinaryIO
+_PLATE_MEMBER = re.compile(r"Metadata/plate_([0-9]+)\.gcode")
+_PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]+)\.gcode$")
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps against hostile archives; the defaults fit any real print with a wide margin."""
+
+    max_gcode_bytes: int = 2 << 30  # decompressed plate gcode
+    max_ratio: float = 100.0  # decompressed / compressed; real gcode deflates 4-15x
+    max_metadata_bytes: int = 32 << 20  # each config/json/png member
+    max_members: int = 10_000
+    chunk_size: int = 1 << 20
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def plate_number(plate: int | str | None) -> int | None:
+    """``2``, ``"2"``, ``"Metadata/plate_2.gcode"`` or a print command's param -> 2; None stays None."""
+    if plate is None or isinstance(plate, int):
+        return plate
+    text = plate.strip()
+    if text.isdigit():
+        return int(text)
+    match = _PLATE_REF.search(text.replace("\\", "/"))
+    if not match:
+        raise PlateNotFound(f"cannot tell the plate from {plate!r} (expected N or Metadata/plate_N.gcode)")
+    return int(match.group(1))
+
+
+def is_zip(source: Source) -> bool:
+    """Sniff the first bytes (file objects are rewound)."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as fh:
+            return fh.read(4) == ZIP_MAGIC
+    start = source.tell()
+    head = source.read(4)
+    source.seek(start)
+    return head == ZIP_MAGIC
+
+
+def _check_name(name: str) -> None:
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
+        raise UnsafeArchive(f"unsafe member name {name!r} (path traversal)")
+
+
+@contextmanager
+def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as err:
+        truncated = False
+        with suppress(OSError):
+            truncated = is_zip(source)
+        if truncated:
+            raise TruncatedArchive(f"archive is truncated or corrupt: {err}") from None
+        raise NotAZip("not a zip archive (a .gcode.3mf is a zip)") from None
+    except OSError as err:
+        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.max_members:
+            raise UnsafeArchive(f"archive has {len(infos)} members (cap {limits.max_members})")
+        for info in infos:
+            _check_name(info.filename)
+        yield archive
+
+
+def plates(archive: zipfile.ZipFile) -> list[int]:
+    found = {int(m.group(1)) for m in map(_PLATE_MEMBER.fullmatch, archive.namelist()) if m}
+    return sorted(found)
+
+
+def resolve_plate(archive: zipfile.ZipFile, plate: int | str | None) -> int:
+    available = plates(archive)
+    wanted = plate_number(plate)
+    if wanted is None:
+        if not available:
+            raise PlateNotFound("the archive holds no sliced plate (no Metadata/plate_N.gcode)")
+        return available[0]
+    if wanted not in available:
+        listed = ", ".join(map(str, available)) or "none"
+        raise PlateNotFound(f"plate {wanted} is not in the archive (plates: {listed})")
+    return wanted
+
+
+def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) -> zipfile.ZipInfo:
+    info = archive.getinfo(name)
+    if info.file_size > cap:
+        raise UnsafeArchive(f"{name} inflates to {info.file_size} bytes (cap {cap})")
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+        raise UnsafeArchive(f"{name} has compression ratio {info.file_size / info.compress_size:.0f} (zip bomb?)")
+    return info
+
+
+def read_member(archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
+    """A small metadata member, capped; None if absent."""
+    if name not in archive.NameToInfo:
+        return None
+    info = _member_info(archive, name, limits.max_metadata_bytes, limits)
+    out = bytearray()
+    for chunk in _inflate(archive, info, limits.max_metadata_bytes, limits):
+        out += chunk
+    return bytes(out)
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limits: Limits) -> Iterator[bytes]:
+    """Stream a member, enforcing the size cap and the running ratio whatever the header claims."""
+    ratio_cap = limits.max_ratio * max(info.compress_size, 1)
+    total = 0
+    try:
+        with archive.open(info) as member:
+            while True:
+                chunk = member.read(limits.chunk_size)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > cap:
+                    raise UnsafeArchive(f"{info.filename} inflates beyond the cap of {cap} bytes")
+                if total > ratio_cap:
+                    raise UnsafeArchive(f"{info.filename} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
+                yield chunk
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {err}") from None
+    except NotImplementedError as err:
+        raise AnalysisError(f"{info.filename}: {err}") from None
+
+
+class GcodeReader:
+    """Yields a plate's gcode in chunks; after exhaustion, ``md5`` is the hex digest of what was read."""
+
+    def __init__(self, chunks: Iterator[bytes], expected_md5: str | None = None) -> None:
+        self._chunks = chunks
+        self._hash = hashlib.md5(usedforsecurity=False)
+        self.expected_md5 = expected_md5
+        self.md5 = ""
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._hash.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+        self.md5 = self._hash.hexdigest()
+        if self.expected_md5 and self.expected_md5.lower() != self.md5:
+            raise ChecksumMismatch(f"plate gcode MD5 is {self.md5}, the archive says {self.expected_md5.lower()}")
+
+
+def plate_gcode(archive: zipfile.ZipFile, plate: int, limits: Limits = DEFAULT_LIMITS) -> GcodeReader:
+    name = f"Metadata/plate_{plate}.gcode"
+    info = _member_info(archive, name, limits.max_gcode_bytes, limits)
+    expected = read_member(archive, name + ".md5", limits)
+    digest = None
+    if expected is not None:
+        digest = expected.decode("ascii", "replace").strip().split()[0] if expected.strip() else None
+    return GcodeReader(_inflate(archive, info, limits.max_gcode_bytes, limits), digest)
+
+
+def file_chunks(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
+    """A plain .gcode file (path or binary file object) in chunks, capped."""
+    total = 0
+    try:
+        fh: BinaryIO = open(source, "rb") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
+    except OSError as err:
+        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
+    try:
+        while True:
+            chunk = fh.read(limits.chunk_size)
+            if not chunk:
+                return
+            total += len(chunk)
+            if total > limits.max_gcode_bytes:
+                raise UnsafeArchive(f"gcode is larger than the cap of {limits.max_gcode_bytes} bytes")
+            yield chunk
+    finally:
+        if fh is not source:
+            fh.close()
+
+
+def head(chunks: Iterator[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of a chunk stream (for the gcode header without a full parse)."""
+    buf = io.BytesIO()
+    for chunk in chunks:
+        buf.write(chunk)
+        if buf.tell() >= size:
+            break
+    return buf.getvalue()[:size]

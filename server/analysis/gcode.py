@@ -1,0 +1,345 @@
+"""The gcode rules: how much filament each layer of a Bambu Lab / OrcaSlicer print uses, per filament.
+
+Pure code over bytes: feed chunks of a gcode stream, get per-layer millimetres per slicer filament index.
+
+Rules (each has a unit test in tests/analysis/test_gcode_rules.py):
+
+* Commands may be indented; comments (``;`` to end of line), blank lines, ``N<n>`` line numbers and
+  ``*<sum>`` checksums are ignored. An unknown command is ignored, never fatal; so is a malformed number.
+* ``M73 L<n>`` starts layer ``n``. Everything before the first marker (start gcode, purge line) is the
+  *prelude* (layer 0). ``M73 P<percent>`` is a progress mark, recorded per layer with the usage so far.
+* ``T<n>`` (0 <= n <= 254) loads slicer filament ``n`` (0-based; ``T<n> H<hotend>`` on H2D is the same).
+  ``M620 S<n>A`` only opens the change block: moves inside it before ``T<n>`` still belong to the
+  outgoing filament. ``T255``/``T65535``/``T65279`` unload (later moves, if any, stay with the filament
+  just unloaded); ``T1000``, ``T1100`` and other codes above 254 are start-gcode commands, not changes.
+* Extrusion before any filament is loaded belongs to the first filament the print loads (or to
+  ``default_filament`` when the file never loads one, as single-extruder gcode does).
+* Extrusion is the ``E`` of ``G0``-``G3``: relative under ``M83``, absolute under ``M82`` with ``G92 E``
+  resets; retractions are negative so the net is right. The E position is tracked in both modes so a
+  switch from ``M83`` to ``M82`` without ``G92`` stays right.
+* Filament the firmware moves by itself is counted exactly once:
+  - ``M620.11 ... E-<mm>`` is the cut retraction of the outgoing filament (it goes back to the spool),
+    ``M620.11 ... E<mm>`` after ``T<n>`` is the firmware re-prime of the incoming one: both count, on the
+    active filament. The real ``G1 E`` that BambuStudio's A1 and OrcaSlicer's templates repeat between
+    ``M628 S1`` and ``M629 S1`` is that same re-prime, so moves inside that block do not count
+    (``M628 S0`` ... ``M629`` blocks hold real flushes and do count).
+  - Lines ``;VG1 E<mm>`` (virtual moves: P2S and H2D templates write the flush between ``; VFLUSH_START``
+    and ``; VFLUSH_END`` and the de-retract that way, and the firmware performs them) count as relative
+    extrusion of the active filament.
+  - ``M620.10 ... L<len>`` only tells the firmware the flush length the gcode already extrudes (A1):
+    never counted.
+  - Other commands with an E word (``G130 ... E12`` purge line, ``M985.1 E2``, ``M73 E50``) are not
+    extrusion moves and are not counted: slicers do not count them either.
+
+Speed: per chunk the rare *event* lines are found with one compiled regex; between two events the state
+is constant, and the ``E`` values of that segment are summed with one ``findall`` and ``map(float)``.
+A chunk is processed up to its last event; the rest is carried into the next chunk, so the segments (and
+the floating-point sums) are the same however the stream is cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at the end
+UNLOAD_TOOLS = frozenset({255, 65535, 65279})
+MAX_FILAMENT_TOOL = 254
+MAX_LAYER = 200_000  # a marker beyond this is garbage, not a layer (keeps memory bounded)
+DEFAULT_MAX_CARRY = 4 << 20
+
+# Plain (non-indented) G0-G3 lines; their E word before any comment. Possessive: a line without E fails
+# without backtracking.
+_MOVE_E = re.compile(rb"\nG[0-3][ \t][^;\nE]*+E([-+.0-9]++)")
+# Lines that change state or need the slow path: layer/progress markers, tool changes, mode, resets,
+# firmware moves, skip blocks, virtual moves, header comments, indented or numbered lines, G00-G03.
+_EVENT = re.compile(
+    rb"\n(?:M73 [LP]|M620\.11|M62[89]|M8[23]|T[0-9]|G92|G0[0-3]|;V|; (?:total|filament|model)|[ \t]|N[0-9])"
+)
+_LINE_NUMBER = re.compile(rb"N[0-9]+[ \t]*")
+_HEADER_LINE = re.compile(rb"; ([^=:]+?)\s*[=:]\s*(.*)")
+HEADER_KEYS = frozenset(
+    {
+        "total layer number",
+        "total layers count",
+        "total filament length [mm]",
+        "total filament weight [g]",
+        "filament",
+        "filament_density",
+        "filament_diameter",
+        "filament_type",
+        "filament_colour",
+        "filament_vendor",
+        "filament_settings_id",
+        "filament used [mm]",
+        "filament used [g]",
+    }
+)
+_MOVES = frozenset({b"G0", b"G1", b"G2", b"G3", b"G00", b"G01", b"G02", b"G03"})
+
+
+class ToolChange(NamedTuple):
+    layer: int  # 0 = prelude
+    filament: int  # 0-based slicer filament index loaded
+
+
+Usage = dict[int, float]  # mm per slicer filament index
+Mark = tuple[int, Usage]  # (M73 P percent, mm used within the layer up to that mark)
+
+
+@dataclass(frozen=True)
+class GcodeUsage:
+    """What the engine found: ``layers[0]`` is the prelude, ``layers[n]`` layer n (1-based)."""
+
+    layers: tuple[Usage, ...]
+    marks: tuple[tuple[Mark, ...], ...]
+    tool_changes: tuple[ToolChange, ...]
+    header: dict[str, str] = field(default_factory=dict)
+    size: int = 0  # bytes of gcode read
+
+    @property
+    def layer_count(self) -> int:
+        return len(self.layers) - 1
+
+    def totals(self) -> Usage:
+        out: Usage = {}
+        for layer in self.layers:
+            for index, mm in layer.items():
+                out[index] = out.get(index, 0.0) + mm
+        return dict(sorted(out.items()))
+
+
+def _float(text: bytes) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _sum(values: list[bytes]) -> float:
+    try:
+        return sum(map(float, values))
+    except ValueError:  # a malformed number is ignored, never fatal
+        return sum(v for v in map(_float, values) if v is not None)
+
+
+def _word(words: list[bytes], letter: bytes) -> float | None:
+    for word in words[1:]:
+        if word[:1].upper() == letter:
+            return _float(word[1:])
+    return None
+
+
+class GcodeScanner:
+    """Incremental engine: ``feed(chunk)`` any number of times, then ``finish()``."""
+
+    def __init__(self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY) -> None:
+        self._default = default_filament
+        self._max_carry = max_carry
+        self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
+        self._active = UNASSIGNED
+        self._first_loaded: int | None = None
+        self._layer = 0
+        self._layers: list[Usage] = [{}]
+        self._marks: list[list[Mark]] = [[]]
+        self._absolute = False
+        self._e = 0.0  # E position, for M82 absolute mode
+        self._skip = False  # inside M628 S1 ... M629: the re-prime already counted via M620.11
+        self._tool_changes: list[ToolChange] = []
+        self._header: dict[str, str] = {}
+        self._size = 0
+        self._done = False
+
+    # -- streaming -------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self._size += len(data)
+        buf = self._carry + data
+        end = buf.rfind(b"\n")  # buf[end:] is an incomplete line (or just the newline)
+        pos = self._scan(buf, end)
+        if end - pos > self._max_carry:  # no event for a long stretch: keep memory bounded
+            self._segment(buf, pos, end)
+            pos = end
+        self._carry = buf[pos:]
+
+    def finish(self) -> GcodeUsage:
+        if self._done:
+            raise RuntimeError("finish() called twice")
+        self._done = True
+        buf = self._carry + b"\n"
+        end = len(buf) - 1
+        pos = self._scan(buf, end)
+        self._segment(buf, pos, end)
+        self._carry = b""
+        return self._result()
+
+    def _scan(self, buf: bytes, end: int) -> int:
+        """Process segments and events in ``buf[:end]``; return where the unprocessed rest starts."""
+        pos = 0
+        for match in _EVENT.finditer(buf, 0, end):
+            start = match.start()
+            if start < pos:  # cannot happen (events are line starts), kept as a guard
+                continue
+            self._segment(buf, pos, start)
+            line_end = buf.find(b"\n", start + 1, end)
+            if line_end < 0:
+                line_end = end
+            self._line(buf[start + 1 : line_end])
+            pos = line_end
+        return pos
+
+    def _segment(self, buf: bytes, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        values = _MOVE_E.findall(buf, start, stop)
+        if not values:
+            return
+        if self._absolute:
+            last = _float(values[-1])
+            if last is None:  # malformed last value: fall back to the last good one
+                good = [v for v in map(_float, values) if v is not None]
+                if not good:
+                    return
+                last = good[-1]
+            amount = last - self._e
+            self._e = last
+        else:
+            amount = _sum(values)
+            self._e += amount
+        if not self._skip:
+            self._add(amount)
+
+    # -- slow path: one line ---------------------------------------------------------------------
+    def _line(self, line: bytes) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text[:1] == b";":
+            if text[:2] == b";V":
+                self._virtual(text[2:])
+            elif text[:2] == b"; ":
+                self._comment(text)
+            return
+        if text[:1] in (b"N", b"n"):
+            number = _LINE_NUMBER.match(text.upper())
+            if number:
+                text = text[number.end() :]
+        for stop in (b";", b"*"):
+            cut = text.find(stop)
+            if cut >= 0:
+                text = text[:cut]
+        words = text.split()
+        if words:
+            self._command(words[0].upper(), words)
+
+    def _command(self, cmd: bytes, words: list[bytes]) -> None:
+        if cmd in _MOVES:
+            e = _word(words, b"E")
+            if e is not None:
+                self._move(e)
+        elif cmd == b"G92":
+            if len(words) == 1:
+                self._e = 0.0
+            else:
+                e = _word(words, b"E")
+                if e is not None:
+                    self._e = e
+        elif cmd == b"M83":
+            self._absolute = False
+        elif cmd == b"M82":
+            self._absolute = True
+        elif cmd == b"M73":
+            layer = _word(words, b"L")
+            if layer is not None and layer == int(layer):
+                self._set_layer(int(layer))
+            percent = _word(words, b"P")
+            if percent is not None:
+                self._marks[self._layer].append((int(percent), dict(self._layers[self._layer])))
+        elif cmd[:1] == b"T" and cmd[1:].isdigit():
+            self._load(int(cmd[1:]))
+        elif cmd == b"M620.11":
+            e = _word(words, b"E")
+            if e and not self._skip:
+                self._add(e)
+        elif cmd == b"M628":
+            self._skip = _word(words, b"S") == 1
+        elif cmd == b"M629":
+            self._skip = False
+
+    def _move(self, e: float) -> None:
+        if self._absolute:
+            amount = e - self._e
+            self._e = e
+        else:
+            amount = e
+            self._e += e
+        if not self._skip:
+            self._add(amount)
+
+    def _virtual(self, text: bytes) -> None:
+        words = text.split(b";", 1)[0].split()
+        if words and words[0].upper() in _MOVES:
+            e = _word(words, b"E")
+            if e and not self._skip:
+                self._add(e)
+
+    def _comment(self, text: bytes) -> None:
+        match = _HEADER_LINE.fullmatch(text)
+        if not match:
+            return
+        key = match.group(1).decode("utf-8", "replace").strip()
+        if key in HEADER_KEYS and key not in self._header:
+            self._header[key] = match.group(2).decode("utf-8", "replace").strip()
+
+    # -- state -----------------------------------------------------------------------------------
+    def _add(self, amount: float) -> None:
+        if amount:
+            layer = self._layers[self._layer]
+            layer[self._active] = layer.get(self._active, 0.0) + amount
+
+    def _set_layer(self, n: int) -> None:
+        if n < 0 or n > MAX_LAYER:
+            return
+        while len(self._layers) <= n:
+            self._layers.append({})
+            self._marks.append([])
+        self._layer = n
+
+    def _load(self, n: int) -> None:
+        if n in UNLOAD_TOOLS or n > MAX_FILAMENT_TOOL:
+            return
+        if self._first_loaded is None:
+            self._first_loaded = n
+        if n != self._active:
+            self._tool_changes.append(ToolChange(self._layer, n))
+            self._active = n
+
+    def _result(self) -> GcodeUsage:
+        target = self._first_loaded if self._first_loaded is not None else self._default
+        return GcodeUsage(
+            layers=tuple(_resolve(layer, target) for layer in self._layers),
+            marks=tuple(tuple((p, _resolve(u, target)) for p, u in marks) for marks in self._marks),
+            tool_changes=tuple(self._tool_changes),
+            header=dict(self._header),
+            size=self._size,
+        )
+
+
+def _resolve(usage: Usage, target: int) -> Usage:
+    """Give extrusion made before the first load to the first filament loaded."""
+    if UNASSIGNED in usage:
+        usage = dict(usage)
+        early = usage.pop(UNASSIGNED)
+        usage[target] = usage.get(target, 0.0) + early
+    return dict(sorted(usage.items()))
+
+
+def analyze_gcode_stream(chunks: Iterable[bytes], *, default_filament: int = 0) -> GcodeUsage:
+    """The pure engine: per-layer, per-filament millimetres of a gcode byte stream."""
+    scanner = GcodeScanner(default_filament=default_filament)
+    for chunk in chunks:
+        scanner.feed(chunk)
+    return scanner.finish()

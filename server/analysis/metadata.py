@@ -1,0 +1,260 @@
+"""What a sliced file says about itself: slice_info.config, plate_N.json, model_settings.config,
+project_settings.config and the gcode header. Pure parsing over bytes.
+
+Layouts: Bambu Studio 1.x writes no lengths in the gcode header (slice_info ``used_m`` is the only
+slicer figure); 2.x headers carry per-filament lengths, weights, densities and diameters for the
+filaments listed in ``; filament: 1,4`` (1-based). OrcaSlicer writes the same header and adds a
+``; filament used [mm] = ...`` footer; its plain .gcode has no archive, so filament properties come from
+the config block (``; filament_density = ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from server.analysis.errors import BadMetadata
+
+
+@dataclass(frozen=True)
+class SliceFilament:
+    """A filament of the plate as slice_info.config lists it."""
+
+    index: int  # 0-based slicer filament index (slice_info ids are 1-based)
+    type: str | None
+    color: str | None
+    used_m: float | None
+    used_g: float | None
+
+
+@dataclass(frozen=True)
+class PlateObject:
+    identify_id: str
+    name: str
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class FilamentSpec:
+    """A slicer filament's properties (project_settings.config, or the gcode config block)."""
+
+    index: int
+    type: str | None = None
+    color: str | None = None
+    vendor: str | None = None
+    settings_id: str | None = None
+    density: float | None = None  # g/cm³
+    diameter: float | None = None  # mm
+
+
+@dataclass(frozen=True)
+class GcodeHeader:
+    slicer: str | None = None
+    layer_count: int | None = None
+    lengths_mm: dict[int, float] = field(default_factory=dict)  # per filament index
+    weights_g: dict[int, float] = field(default_factory=dict)
+    used_filaments: tuple[int, ...] = ()  # 0-based, from "; filament: 1,4"
+    specs: dict[int, FilamentSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ArchiveMetadata:
+    plate: int
+    slicer: str | None = None
+    plate_name: str | None = None
+    prediction_s: int | None = None
+    weight_g: float | None = None
+    slice_filaments: tuple[SliceFilament, ...] = ()
+    objects: tuple[PlateObject, ...] = ()
+    plate_json: dict[str, object] = field(default_factory=dict)
+    specs: dict[int, FilamentSpec] = field(default_factory=dict)  # project_settings, per slicer index
+    header: GcodeHeader = field(default_factory=GcodeHeader)
+    thumbnail: str | None = None  # member name of the plate thumbnail
+
+    def used_filaments(self) -> tuple[int, ...]:
+        """Slicer filament indices the plate uses, as the slicer lists them."""
+        if self.slice_filaments:
+            return tuple(f.index for f in self.slice_filaments)
+        ids = self.plate_json.get("filament_ids")
+        if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+            return tuple(ids)
+        return self.header.used_filaments
+
+
+def _xml(data: bytes, name: str) -> ET.Element:
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as err:
+        raise BadMetadata(f"{name} is not valid XML: {err}") from None
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetadata]:
+    """(client version, partial metadata of the plate) from Metadata/slice_info.config."""
+    root = _xml(data, "slice_info.config")
+    version = None
+    for item in root.iter("header_item"):
+        if item.get("key") == "X-BBL-Client-Version":
+            version = item.get("value")
+    for node in root.iter("plate"):
+        meta = {m.get("key"): m.get("value") for m in node.findall("metadata")}
+        if meta.get("index") != str(plate):
+            continue
+        filaments = []
+        for f in node.findall("filament"):
+            number = _number(f.get("id"))
+            if number is None or number < 1:
+                continue
+            filaments.append(
+                SliceFilament(
+                    index=int(number) - 1,
+                    type=f.get("type"),
+                    color=f.get("color"),
+                    used_m=_number(f.get("used_m")),
+                    used_g=_number(f.get("used_g")),
+                )
+            )
+        objects = tuple(
+            PlateObject(o.get("identify_id", ""), o.get("name", ""), o.get("skipped") == "true")
+            for o in node.findall("object")
+        )
+        prediction = _number(meta.get("prediction"))
+        return version, ArchiveMetadata(
+            plate=plate,
+            prediction_s=int(prediction) if prediction is not None else None,
+            weight_g=_number(meta.get("weight")),
+            slice_filaments=tuple(filaments),
+            objects=objects,
+        )
+    return version, ArchiveMetadata(plate=plate)
+
+
+def parse_model_settings(data: bytes, plate: int) -> dict[str, str]:
+    """The plate's entries of Metadata/model_settings.config (plater_name, gcode_file, thumbnail_file)."""
+    root = _xml(data, "model_settings.config")
+    for node in root.iter("plate"):
+        meta = {m.get("key", ""): m.get("value", "") for m in node.findall("metadata")}
+        if meta.get("plater_id") == str(plate) or meta.get("gcode_file") == f"Metadata/plate_{plate}.gcode":
+            return meta
+    return {}
+
+
+def parse_plate_json(data: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadMetadata(f"plate json is not valid JSON: {err}") from None
+    return value if isinstance(value, dict) else {}
+
+
+def split_values(text: str) -> list[str]:
+    """``PLA;PLA``, ``1.24,1.24``, ``"Bambu Lab";"Bambu Lab"`` or ``2586.78, 2604.14`` -> items."""
+    sep = ";" if ";" in text else ","
+    return [item.strip().strip('"').strip() for item in text.split(sep)]
+
+
+def _at(values: list[str] | None, i: int) -> str | None:
+    if not values or i >= len(values):
+        return None
+    return values[i] or None
+
+
+def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
+    """Per slicer filament: type, colour, vendor, settings id, density, diameter."""
+
+    def values(key: str) -> list[str] | None:
+        raw = settings.get(key)
+        if isinstance(raw, list):
+            return [str(v) for v in raw]
+        if isinstance(raw, str):
+            return split_values(raw)
+        return None
+
+    columns = {
+        key: values(key)
+        for key in (
+            "filament_type",
+            "filament_colour",
+            "filament_vendor",
+            "filament_settings_id",
+            "filament_density",
+            "filament_diameter",
+        )
+    }
+    count = max((len(v) for v in columns.values() if v), default=0)
+    return {
+        i: FilamentSpec(
+            index=i,
+            type=_at(columns["filament_type"], i),
+            color=_at(columns["filament_colour"], i),
+            vendor=_at(columns["filament_vendor"], i),
+            settings_id=_at(columns["filament_settings_id"], i),
+            density=_number(_at(columns["filament_density"], i)),
+            diameter=_number(_at(columns["filament_diameter"], i)),
+        )
+        for i in range(count)
+    }
+
+
+def parse_project_settings(data: bytes) -> dict[int, FilamentSpec]:
+    try:
+        settings = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadMetadata(f"project_settings.config is not valid JSON: {err}") from None
+    return specs_from_settings(settings) if isinstance(settings, dict) else {}
+
+
+_SLICER = re.compile(rb"^; (?:generated by )?(BambuStudio|OrcaSlicer|[A-Za-z]+Slicer) ([0-9][0-9.]*)", re.M)
+
+
+def slicer_name(head: bytes) -> str | None:
+    match = _SLICER.search(head[:4096])
+    return f"{match.group(1).decode()} {match.group(2).decode()}" if match else None
+
+
+def _per_filament(values: list[float], used: tuple[int, ...], total_filaments: int) -> dict[int, float]:
+    """Header/footer figures list either the used filaments (in ``; filament:`` order) or all of them."""
+    if used and len(values) == len(used):
+        return dict(zip(used, values, strict=True))
+    if len(values) == total_filaments or not used:
+        return {i: v for i, v in enumerate(values)}
+    return {}
+
+
+def parse_header(keys: dict[str, str], head: bytes = b"") -> GcodeHeader:
+    """The gcode header/config/footer comment values the engine collected (see gcode.HEADER_KEYS)."""
+
+    def numbers(key: str) -> list[float]:
+        raw = keys.get(key)
+        if not raw:
+            return []
+        return [v for v in (_number(x) for x in split_values(raw)) if v is not None]
+
+    used = tuple(int(v) - 1 for v in numbers("filament") if v >= 1 and v == int(v))
+    specs = specs_from_settings(dict(keys))
+    total = len(specs)
+    lengths = _per_filament(numbers("total filament length [mm]"), used, total)
+    weights = _per_filament(numbers("total filament weight [g]"), used, total)
+    if not lengths:  # OrcaSlicer footer
+        lengths = _per_filament(numbers("filament used [mm]"), used, total)
+    if not weights:
+        weights = _per_filament(numbers("filament used [g]"), used, total)
+    layers = numbers("total layer number") or numbers("total layers count")
+    return GcodeHeader(
+        slicer=slicer_name(head),
+        layer_count=int(layers[0]) if layers else None,
+        lengths_mm=lengths,
+        weights_g=weights,
+        used_filaments=used,
+        specs=specs,
+    )
