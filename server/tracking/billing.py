@@ -23,14 +23,23 @@ PRELUDE = 0  # layer key of everything before the first `M73 L1`
 
 
 class FilamentUsageLike(Protocol):
-    index: int
-    density: float  # g/cm³
-    diameter: float  # mm
+    @property
+    def index(self) -> int: ...
+    @property
+    def mm(self) -> float: ...
+    @property
+    def g(self) -> float | None: ...
+    @property
+    def density(self) -> float | None: ...  # g/cm³
+    @property
+    def diameter(self) -> float | None: ...  # mm
 
 
 class ToolChangeLike(Protocol):
-    layer: int
-    filament: int
+    @property
+    def layer(self) -> int: ...
+    @property
+    def filament(self) -> int: ...
 
 
 class AnalysisLike(Protocol):
@@ -45,7 +54,9 @@ class AnalysisLike(Protocol):
     @property
     def tool_changes(self) -> Sequence[ToolChangeLike]: ...
 
-    def layer(self, n: int) -> Mapping[int, float]: ...
+    def prelude(self) -> Mapping[int, float]: ...
+
+    def layer(self, n: int) -> Mapping[int, float]: ...  # 1-based
 
     def layer_at_percent(self, n: int, mc_percent: float) -> Mapping[int, float]: ...
 
@@ -57,7 +68,7 @@ class BillLine:
     """One slicer filament's use in one layer (layer 0 = the prelude)."""
 
     layer: int
-    filament: int
+    filament_index: int
     mm: float
     grams: float
     estimate: bool  # True for the pro-rata part of an interrupted layer
@@ -96,22 +107,40 @@ class BillingCheckpoint:
 Bills = tuple[tuple[BillLine, ...], BillingCheckpoint]
 
 
+DEFAULT_DIAMETER = 1.75  # mm: every Bambu Lab printer
+DEFAULT_DENSITY = 1.24  # g/cm³ (PLA), only when the file states neither density nor grams
+
+
 def grams_for(mm: float, diameter: float, density: float) -> float:
     """Mass of `mm` of filament: cross-section area × length × density."""
     area_mm2 = math.pi * (diameter / 2.0) ** 2
     return area_mm2 * mm * density / 1000.0  # mm³ → cm³
 
 
+def filament_grams(info: FilamentUsageLike | None, mm: float) -> float:
+    """Grams for `mm` of one slicer filament, from the analysis's density and diameter;
+    when the file lacks them, from its own g/mm ratio, else PLA at 1.75 mm."""
+    if info is None:
+        return grams_for(mm, DEFAULT_DIAMETER, DEFAULT_DENSITY)
+    if info.density is not None:
+        return grams_for(mm, info.diameter or DEFAULT_DIAMETER, info.density)
+    if info.g is not None and info.mm > 0:
+        return mm * info.g / info.mm
+    return grams_for(mm, info.diameter or DEFAULT_DIAMETER, DEFAULT_DENSITY)
+
+
+def layer_usage(analysis: AnalysisLike, layer: int) -> Mapping[int, float]:
+    """mm per filament of one layer; layer 0 is the prelude."""
+    return analysis.prelude() if layer == PRELUDE else analysis.layer(layer)
+
+
 def _lines(analysis: AnalysisLike, layer: int, usage: Mapping[int, float], *, estimate: bool) -> list[BillLine]:
-    lines = []
-    for filament in sorted(usage):
-        mm = usage[filament]
-        if mm <= 0:
-            continue
-        info = analysis.filaments.get(filament)
-        grams = grams_for(mm, info.diameter, info.density) if info is not None else 0.0
-        lines.append(BillLine(layer, filament, mm, grams, estimate))
-    return lines
+    return [
+        BillLine(layer, filament, usage[filament], filament_grams(analysis.filaments.get(filament), usage[filament]),
+                 estimate)
+        for filament in sorted(usage)
+        if usage[filament] > 0
+    ]
 
 
 def _bill_whole_layers(analysis: AnalysisLike, checkpoint: BillingCheckpoint, through: int) -> Bills:
@@ -121,7 +150,7 @@ def _bill_whole_layers(analysis: AnalysisLike, checkpoint: BillingCheckpoint, th
         return (), checkpoint
     lines: list[BillLine] = []
     for layer in range(checkpoint.billed_through + 1, through + 1):
-        lines.extend(_lines(analysis, layer, analysis.layer(layer), estimate=False))
+        lines.extend(_lines(analysis, layer, layer_usage(analysis, layer), estimate=False))
     return tuple(lines), replace(checkpoint, billed_through=through)
 
 
@@ -158,7 +187,7 @@ def bill_stop(
     lines, after = _bill_whole_layers(analysis, checkpoint, at_layer - 1)
     partial: list[BillLine] = []
     if at_layer > after.billed_through and mc_percent is not None:
-        whole = analysis.layer(at_layer)
+        whole = layer_usage(analysis, at_layer)
         done = analysis.layer_at_percent(at_layer, mc_percent)
         # Never more than the layer holds, whatever the printer's percentage says.
         usage = {f: min(mm, whole.get(f, 0.0)) for f, mm in done.items()}
@@ -171,5 +200,5 @@ def billed_total(lines: Sequence[BillLine]) -> dict[int, float]:
     """mm per slicer filament over the given lines."""
     total: dict[int, float] = {}
     for line in lines:
-        total[line.filament] = total.get(line.filament, 0.0) + line.mm
+        total[line.filament_index] = total.get(line.filament_index, 0.0) + line.mm
     return total

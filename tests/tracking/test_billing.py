@@ -44,7 +44,7 @@ def test_the_prelude_is_billed_when_layer_one_starts() -> None:
 def test_a_layer_is_billed_when_a_higher_one_is_reported() -> None:
     _, checkpoint = bill_progress(FOUR_LAYERS, BillingCheckpoint(), 2)
     lines, checkpoint = bill_progress(FOUR_LAYERS, checkpoint, 3)
-    assert [(line.layer, line.filament, line.mm) for line in lines] == [(2, 0, 2.0), (2, 1, 3.0)]
+    assert [(line.layer, line.filament_index, line.mm) for line in lines] == [(2, 0, 2.0), (2, 1, 3.0)]
     assert checkpoint.billed_through == 2
 
 
@@ -74,7 +74,7 @@ def test_finish_bills_every_remaining_layer_once() -> None:
 def test_a_cancel_bills_the_current_layer_pro_rata_and_nothing_after() -> None:
     _, checkpoint = bill_progress(FOUR_LAYERS, BillingCheckpoint(), 2)
     lines, checkpoint = bill_stop(FOUR_LAYERS, checkpoint, 2, 65)
-    assert [(line.layer, line.filament, line.mm, line.estimate) for line in lines] == [
+    assert [(line.layer, line.filament_index, line.mm, line.estimate) for line in lines] == [
         (2, 0, 2.0, True),
         (2, 1, 1.0, True),
     ]
@@ -147,26 +147,30 @@ operation = st.one_of(
 
 def expected_total(analysis: FakeAnalysis, operations: list[tuple]) -> dict[int, float]:
     """The rule stated directly: what was printed, by the first terminal report."""
+
+    def used_through(n: int) -> dict[int, float]:
+        return analysis.used_through(n) if n >= 0 else {}
+
     through = -1
     for op in operations:
         if op[0] == "layer":
             through = max(through, min(op[1] - 1, analysis.layer_count))
         elif op[0] == "finish":
-            return analysis.used_through(analysis.layer_count)
+            return used_through(analysis.layer_count)
         else:
             _, layer, percent = op
             if layer is None:
-                return analysis.used_through(through)
+                return used_through(through)
             layer = min(layer, analysis.layer_count)
             if layer <= through:
-                return analysis.used_through(through)
-            total = analysis.used_through(layer - 1)
+                return used_through(through)
+            total = used_through(layer - 1)
             if percent is not None:
-                whole = analysis.layer(layer)
+                whole = analysis.prelude() if layer == 0 else analysis.layer(layer)
                 for f, mm in analysis.layer_at_percent(layer, percent).items():
                     total[f] = total.get(f, 0.0) + min(mm, whole.get(f, 0.0))
             return total
-    return analysis.used_through(through)
+    return used_through(through)
 
 
 @settings(max_examples=300, deadline=None)
@@ -185,7 +189,7 @@ def test_any_report_sequence_bills_what_was_printed_exactly_once(analysis: FakeA
         assert checkpoint.billed_through >= before.billed_through
         billed.extend(lines)
 
-    pairs = [(line.layer, line.filament) for line in billed]
+    pairs = [(line.layer, line.filament_index) for line in billed]
     assert len(pairs) == len(set(pairs)), "a (layer, filament) pair was billed twice"
     total = billed_total(billed)
     expected = {f: mm for f, mm in expected_total(analysis, operations).items() if mm > 0}

@@ -44,9 +44,13 @@ class FakeAnalysis:
         return dict(self.layers.get(0, {}))
 
     def layer(self, n: int) -> dict[int, float]:
+        if not 1 <= n <= self.layer_count:
+            raise IndexError(n)  # as the real analysis: 1-based, the prelude has its own call
         return dict(self.layers.get(n, {}))
 
     def used_through(self, n: int) -> dict[int, float]:
+        if n < 0:
+            raise IndexError(n)
         total: dict[int, float] = {}
         for layer in range(0, n + 1):
             for f, mm in self.layers.get(layer, {}).items():
