@@ -8,8 +8,10 @@ tests happened to call.
 from __future__ import annotations
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from server.sim.spoolman import RECORDER, Exchange, SpoolmanStandin
+from server.sim.spoolman import RECORDER, Exchange, SpoolmanStandin, SpoolmanStore
 from server.sim.spoolman.conformance import OpenApiCheck
 
 
@@ -97,3 +99,21 @@ def test_the_check_catches_what_spoolman_would_never_send(openapi_check: OpenApi
     ]
     problems = [openapi_check.check(exchange) for exchange in bad]
     assert all(problems), problems
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    initial=st.one_of(st.none(), st.floats(min_value=0, max_value=5000)),
+    used=st.floats(min_value=0, max_value=5000),
+    uses=st.lists(st.floats(min_value=-3000, max_value=3000), max_size=8),
+)
+def test_spools_conform_whatever_is_billed(
+    openapi_check: OpenApiCheck, initial: float | None, used: float, uses: list[float]
+) -> None:
+    store = SpoolmanStore()
+    filament = store.create_filament({"density": 1.27, "diameter": 1.75})["id"]
+    spool = store.create_spool({"filament_id": filament, "initial_weight": initial, "used_weight": used})["id"]
+    for use in uses:
+        store.use_spool(spool, use_weight=use)
+    item = store.get_spool(spool)
+    assert openapi_check.check(Exchange("GET", f"/api/v1/spool/{spool}", 200, item, {})) == []
