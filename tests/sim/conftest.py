@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ftplib
 import json
 import socket
@@ -107,10 +108,19 @@ def mqtt_client(printer: VirtualPrinter, password: str = ACCESS_CODE, **kwargs: 
                           tls_context=client_context(printer), **kwargs)
 
 
-@pytest.fixture
-async def reports(printer: VirtualPrinter) -> AsyncIterator[ReportCollector]:
+@contextlib.asynccontextmanager
+async def subscribed(printer: VirtualPrinter) -> AsyncIterator[ReportCollector]:
+    """An MQTT client subscribed to the printer's report topic, collecting what arrives."""
     async with mqtt_client(printer) as client:
         await client.subscribe(f"device/{printer.serial}/report")
         collector = ReportCollector(client)
+        try:
+            yield collector
+        finally:
+            collector.stop()
+
+
+@pytest.fixture
+async def reports(printer: VirtualPrinter) -> AsyncIterator[ReportCollector]:
+    async with subscribed(printer) as collector:
         yield collector
-        collector.stop()

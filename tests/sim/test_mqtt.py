@@ -50,7 +50,7 @@ async def test_wrong_or_missing_credentials_are_refused(
 async def test_plain_tcp_is_not_mqtt(printer: VirtualPrinter) -> None:
     with pytest.raises(aiomqtt.MqttError):
         async with aiomqtt.Client(printer.host, printer.mqtt_port, username="bblp", password="12345678",
-                                  timeout=3):
+                                  timeout=1):
             pass
 
 

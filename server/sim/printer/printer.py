@@ -192,14 +192,19 @@ class VirtualPrinter:
     async def push_full_state(self) -> None:
         await self._publish(self._envelope(copy.deepcopy(self.state["print"]), 0))
 
-    async def _change(self, **fields: Any) -> None:
-        """Merge ``fields`` into the print state and report the change the way this model does."""
+    async def _change(self, *, always: tuple[str, ...] = (), **fields: Any) -> None:
+        """Merge ``fields`` into the print state and report the change the way this model does.
+
+        ``always`` names fields a delta carries even when unchanged (the firmware repeats e.g. layer_num 0
+        and mc_percent 0 when a job starts RUNNING).
+        """
         old = copy.deepcopy(self.state)
         _merge(self.state["print"], fields)
         if not self.delta_reports:
             await self.push_full_state()
             return
         delta = delta_report(old, self.state)
+        delta.update({key: copy.deepcopy(fields[key]) for key in always if key in fields})
         if delta:
             await self._publish(self._envelope(delta, 1))
 
@@ -305,13 +310,12 @@ class VirtualPrinter:
             subtask_name=subtask_name or (project_name if announce else file_name), gcode_file=gcode_file,
             print_type="cloud" if cloud else "local", project_id=task, task_id=task, subtask_id=task,
             profile_id="0", print_error=0)
-        await self._change(gcode_state="PREPARE", stg=list(PREPARE_STAGES), mc_percent=0, layer_num=0,
-                           total_layer_num=plan.total_layers)
+        await self._change(gcode_state="PREPARE", stg=list(PREPARE_STAGES), total_layer_num=plan.total_layers)
         running: dict[str, Any] = {"mc_print_stage": "2", "mc_percent": 0, "gcode_state": "RUNNING",
                                    "stg_cur": 2, "layer_num": 0}
         if self.family.reports_mapping:
             running["mapping"] = [mapping_code(job.tray_for(f)) for f in range(filaments)]
-        await self._change(**running)
+        await self._change(always=("mc_percent", "layer_num"), **running)
 
     def _default_tray(self, filament: int) -> int:
         trays = [global_tray_id(u.id, t.slot) for u in self.ams for t in u.trays if not t.empty]
