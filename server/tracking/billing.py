@@ -139,7 +139,9 @@ def _lines(analysis: AnalysisLike, layer: int, usage: Mapping[int, float], *, es
         BillLine(layer, filament, usage[filament], filament_grams(analysis.filaments.get(filament), usage[filament]),
                  estimate)
         for filament in sorted(usage)
-        if usage[filament] > 0
+        # A layer's net use can be negative (the retraction before an unload is counted
+        # where it happens); it is billed as is so the job's sum matches the analysis.
+        if usage[filament] != 0
     ]
 
 
@@ -152,6 +154,11 @@ def _bill_whole_layers(analysis: AnalysisLike, checkpoint: BillingCheckpoint, th
     for layer in range(checkpoint.billed_through + 1, through + 1):
         lines.extend(_lines(analysis, layer, layer_usage(analysis, layer), estimate=False))
     return tuple(lines), replace(checkpoint, billed_through=through)
+
+
+def _within(part: float, whole: float) -> float:
+    """Never more than the layer holds (in its sign), whatever the printer's percentage says."""
+    return min(part, whole) if whole >= 0 else max(part, whole)
 
 
 def bill_progress(analysis: AnalysisLike, checkpoint: BillingCheckpoint, reported_layer: int) -> Bills:
@@ -189,8 +196,7 @@ def bill_stop(
     if at_layer > after.billed_through and mc_percent is not None:
         whole = layer_usage(analysis, at_layer)
         done = analysis.layer_at_percent(at_layer, mc_percent)
-        # Never more than the layer holds, whatever the printer's percentage says.
-        usage = {f: min(mm, whole.get(f, 0.0)) for f, mm in done.items()}
+        usage = {f: _within(mm, whole.get(f, 0.0)) for f, mm in done.items()}
         partial = _lines(analysis, at_layer, usage, estimate=True)
         after = replace(after, partial_layer=at_layer)
     return lines + tuple(partial), replace(after, settled=True)
