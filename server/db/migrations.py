@@ -9,7 +9,8 @@ as it was. The cost, keeping models and SQL in step by hand, is paid by a test:
 columns, defaults and indexes.
 
 Adding a table or column (the one place to change, besides the model itself):
-1. Change or add the SQLModel class in ``server/db/models.py``.
+1. Change or add the SQLModel class in ``server/db/`` (``models.py`` or a module imported
+   from ``server/db/__init__.py``, so the drift test sees the table).
 2. Append ``Migration(<next version>, "<what it does>", ("<SQL>", ...))`` to ``MIGRATIONS``
    below; write the DDL the way SQLAlchemy would emit it for the model (``VARCHAR``,
    ``INTEGER``, ``BOOLEAN``, ``DATETIME``; ``server_default`` for columns added with

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlmodel import SQLModel, create_engine
 
-import server.db.models  # noqa: F401 - registers every table in SQLModel.metadata
 from server.db import SCHEMA_VERSION, SchemaTooNewError, open_database, repo
 from server.db.migrations import migrate, schema_version
 
@@ -45,6 +44,7 @@ def describe(path: Path) -> dict[str, Any]:
 
 
 def from_models(tmp_path: Path) -> dict[str, Any]:
+    """The schema of every table registered by importing ``server.db``."""
     path = tmp_path / "models.db"
     engine = create_engine(f"sqlite:///{path}")
     SQLModel.metadata.create_all(engine)
