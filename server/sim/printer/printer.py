@@ -385,7 +385,7 @@ class VirtualPrinter:
         await self._set_trays(tar=NO_TRAY, mc_print_sub_stage=4)
         await self._set_trays(now=NO_TRAY, pre=NO_TRAY, mc_print_sub_stage=0)
         await self._change(mc_print_stage="1", mc_percent=100, mc_remaining_time=0, gcode_state="FINISH",
-                           gcode_file="", stg=[], print_type="idle")
+                           gcode_file="", stg=[], print_type="idle", always=("mc_print_stage", "mc_percent"))
         job.finished = True
 
     async def _end_with_error(self, print_error: int) -> None:
