@@ -13,7 +13,7 @@ import pytest
 from server import logs
 from server.check import CheckResult, run_checks
 from server.cli import main
-from server.config import load_settings
+from server.config import Settings, load_settings
 from server.sim.spoolman.standin import SpoolmanStandin
 
 
@@ -117,3 +117,46 @@ def test_line_format() -> None:
         'printer "A" FTPS: failed: access code refused'
     )
     assert CheckResult("Spoolman http://x", True).line() == "Spoolman http://x: ok"
+
+
+async def test_virtual_printer_and_stand_in_all_ok(tmp_path: Path) -> None:
+    from server.sim.printer import VirtualPrinter
+
+    async with VirtualPrinter(serial="01P00A000000077", cert_dir=tmp_path / "certs") as printer:
+        standin = SpoolmanStandin()
+        await standin.start()
+        try:
+            settings = settings_for(tmp_path, printer, standin.url, "12345678")
+            wrong = settings_for(tmp_path, printer, standin.url, "87654321")
+            results = await run_checks(settings, timeout=10)
+            refused = await run_checks(wrong, timeout=10)
+        finally:
+            await standin.stop()
+    assert [r.line().split(": ok")[0] for r in results if r.ok] == [
+        'printer "Virtual P1S" MQTT',
+        'printer "Virtual P1S" FTPS',
+        f"Spoolman {standin.url}",
+    ]
+    assert [r.ok for r in refused] == [False, False, True]
+    assert "87654321" not in "\n".join(r.line() for r in refused)
+
+
+def settings_for(tmp_path: Path, printer: object, spoolman_url: str, code: str) -> Settings:
+    path = tmp_path / f"virtual-{code}.toml"
+    path.write_text(
+        f"""
+[server]
+data_dir = "{tmp_path / 'data'}"
+[spoolman]
+url = "{spoolman_url}"
+[[printers]]
+name = "Virtual P1S"
+host = "127.0.0.1"
+serial = "{printer.serial}"
+access_code = "{code}"
+mqtt_port = {printer.mqtt_port}
+ftps_port = {printer.ftps_port}
+ca_file = "{printer.ca_cert_path}"
+"""  # type: ignore[attr-defined]
+    )
+    return load_settings(path, env={})
