@@ -1,0 +1,164 @@
+"""Hostile and broken input: each gets its own error type and a clear message, never a hang or crash."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from server.analysis import (
+    AnalysisError,
+    ChecksumMismatch,
+    Limits,
+    NotAZip,
+    PlateNotFound,
+    TruncatedArchive,
+    UnsafeArchive,
+    analyze_file,
+    plate_thumbnail,
+    read_metadata,
+)
+from server.analysis.archive import _inflate, plate_number
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
+XMAS = FIXTURES / "xmas-pud-x1c-4colour.gcode.3mf"
+GCODE = b"M620 S0A\nT0\nG1 E5\nM73 L1\nG1 X1 E2.5\n"
+
+
+def make_zip(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    path = tmp_path / "junk.gcode.3mf"
+    path.write_bytes(b"this is no archive at all" * 10)
+    with pytest.raises(NotAZip, match="not a zip"):
+        analyze_file(path)
+
+
+def test_missing_plate(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.gcode.3mf", {"Metadata/plate_1.gcode": GCODE})
+    with pytest.raises(PlateNotFound, match=r"plate 2 is not in the archive \(plates: 1\)"):
+        analyze_file(path, 2)
+    empty = make_zip(tmp_path / "e.gcode.3mf", {"3D/3dmodel.model": b"<model/>"})
+    with pytest.raises(PlateNotFound, match="no sliced plate"):
+        analyze_file(empty)
+    with pytest.raises(PlateNotFound):
+        analyze_file(path, "Metadata/model.xml")
+
+
+@pytest.mark.parametrize("name", ["../evil.gcode", "Metadata/../../evil", "/etc/passwd", "C:/evil", "a\\..\\b"])
+def test_path_traversal_member(tmp_path: Path, name: str) -> None:
+    path = make_zip(tmp_path / "t.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, name: b"x"})
+    with pytest.raises(UnsafeArchive, match="path traversal"):
+        analyze_file(path)
+
+
+def test_size_cap_from_header(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "big.gcode.3mf", {"Metadata/plate_1.gcode": GCODE * 100})
+    with pytest.raises(UnsafeArchive, match="cap"):
+        analyze_file(path, limits=Limits(max_gcode_bytes=1000))
+
+
+def test_size_cap_while_reading_even_if_header_lies(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "big.gcode.3mf", {"Metadata/plate_1.gcode": GCODE * 100})
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("Metadata/plate_1.gcode")
+        with pytest.raises(UnsafeArchive, match="beyond the cap"):
+            list(_inflate(archive, info, 1000, Limits(chunk_size=256)))
+
+
+def test_zip_bomb_ratio(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "bomb.gcode.3mf", {"Metadata/plate_1.gcode": b"G1 E0\n" + b"\0" * (8 << 20)})
+    with pytest.raises(UnsafeArchive, match="ratio"):
+        analyze_file(path)
+
+
+def test_plain_gcode_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "big.gcode"
+    path.write_bytes(GCODE * 100)
+    with pytest.raises(UnsafeArchive):
+        analyze_file(path, limits=Limits(max_gcode_bytes=1000, chunk_size=256))
+
+
+def test_truncated_archive(tmp_path: Path) -> None:
+    data = XMAS.read_bytes()
+    path = tmp_path / "cut.gcode.3mf"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TruncatedArchive, match="truncated"):
+        analyze_file(path)
+
+
+def test_corrupt_deflate_data(tmp_path: Path) -> None:
+    data = bytearray(XMAS.read_bytes())
+    with zipfile.ZipFile(XMAS) as archive:
+        info = archive.getinfo("Metadata/plate_1.gcode")
+    # Damage the middle of the compressed gcode (local header is 30 bytes + name + extra).
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    for i in range(middle, middle + 64):
+        data[i] ^= 0x5A
+    path = tmp_path / "bad.gcode.3mf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(TruncatedArchive):
+        analyze_file(path)
+
+
+def test_md5_mismatch(tmp_path: Path) -> None:
+    wrong = hashlib.md5(b"something else").hexdigest().upper().encode()
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": wrong})
+    with pytest.raises(ChecksumMismatch, match="MD5"):
+        analyze_file(path)
+
+
+def test_md5_match_and_gcode_md5(tmp_path: Path) -> None:
+    right = hashlib.md5(GCODE).hexdigest().upper().encode()
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": right})
+    analysis = analyze_file(path)
+    assert analysis.gcode_md5 == hashlib.md5(GCODE).hexdigest()
+    assert analysis.layer(1) == {0: 2.5}
+
+
+def test_errors_share_a_base_and_have_one_line_messages(tmp_path: Path) -> None:
+    path = tmp_path / "junk.gcode.3mf"
+    path.write_bytes(b"junk")
+    with pytest.raises(AnalysisError) as caught:
+        analyze_file(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("plate", [None, 1, "1", "Metadata/plate_1.gcode", "/data/Metadata/plate_1.gcode"])
+def test_plate_forms(plate: int | str | None) -> None:
+    assert plate_number(plate) in (None, 1)
+    assert analyze_file(XMAS, plate).plate == 1
+
+
+def test_path_file_object_and_bytesio_agree() -> None:
+    by_path = analyze_file(XMAS)
+    with XMAS.open("rb") as fh:
+        assert analyze_file(fh) == by_path
+    assert analyze_file(io.BytesIO(XMAS.read_bytes())) == by_path
+
+
+def test_multi_plate_archive_picks_the_plate(tmp_path: Path) -> None:
+    path = make_zip(
+        tmp_path / "two.gcode.3mf",
+        {"Metadata/plate_1.gcode": b"T0\nG1 E1\n", "Metadata/plate_2.gcode": b"T1\nG1 E2\n"},
+    )
+    assert analyze_file(path).filaments[0].mm == 1.0
+    assert analyze_file(path, "Metadata/plate_2.gcode").filaments[1].mm == 2.0
+
+
+def test_thumbnail_and_metadata() -> None:
+    png = plate_thumbnail(XMAS, 1)
+    assert png is not None and png.startswith(b"\x89PNG")
+    meta = read_metadata(XMAS, 1)
+    assert meta.prediction_s == 11151
+    assert meta.used_filaments() == (0, 1, 2, 9)
+    assert meta.header.layer_count == 192
+    assert plate_thumbnail(FIXTURES / "p1s-2colour-orca2.4.1.gcode") is None
