@@ -94,8 +94,9 @@ def _readable_file(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    # extra="forbid" backs up the loader's own unknown-key check for code that builds models directly.
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # extra="forbid" backs up the loader's own unknown-key check for code that builds models directly;
+    # hide_input_in_errors keeps a wrong access code out of a ValidationError's text and tracebacks.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class ServerConfig(_Section):

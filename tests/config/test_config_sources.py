@@ -169,8 +169,9 @@ def test_models_are_frozen_and_validate_when_built_directly(tmp_path: Path) -> N
     printer = PrinterConfig(name="v", host="127.0.0.1", serial="SIM0001", access_code="12345678")  # type: ignore[arg-type]
     with pytest.raises(Exception, match="frozen"):
         printer.name = "w"  # type: ignore[misc]
-    with pytest.raises(ValueError, match="is 3 characters"):
-        PrinterConfig(name="v", host="127.0.0.1", serial="SIM0001", access_code="123")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is 9 characters") as caught:
+        PrinterConfig(name="v", host="127.0.0.1", serial="SIM0001", access_code="Wq3!Wq3!x")  # type: ignore[arg-type]
+    assert "Wq3!Wq3!x" not in str(caught.value)
     assert Settings(printers=(printer,)).printers[0].tls == "verify"
 
 
