@@ -52,7 +52,7 @@ def redact_record(record: logging.LogRecord) -> None:
     except Exception:  # a malformed record: leave it for the handler to report as usual
         return
     clean = redact(message)
-    if clean != message or record.args:
+    if clean != message:  # records without a secret keep their msg and args as they were
         record.msg, record.args = clean, None
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
