@@ -224,3 +224,18 @@ async def test_full_state_keys_follow_real_captures(printer: VirtualPrinter) -> 
     assert set(ours["ams"]["ams"][0]) <= set(real["ams"]["ams"][0])
     assert set(ours["ams"]["ams"][0]["tray"][0]) <= set(real["ams"]["ams"][0]["tray"][0])
     assert set(ours["vt_tray"]) <= set(real["vt_tray"]) | {"ctype", "cols"}
+
+
+async def test_recorded_state_is_the_starting_point(printer: VirtualPrinter, reports: ReportCollector) -> None:
+    recorded = json.loads((MQTT / "push_status_full_P1P_msg0_FAILED_amsstatus_vt_tray.json").read_text())
+    printer.load_state(recorded)
+    await reports.request(printer.serial, {"pushing": {"command": "pushall"}})
+    full = (await reports.wait_for(lambda m: m.get("print", {}).get("msg") == 0))["print"]
+    assert full["gcode_state"] == "FAILED"
+    assert full["subtask_name"] == recorded["print"]["subtask_name"]
+    assert full["ams"]["ams"][0]["tray"] == recorded["print"]["ams"]["ams"][0]["tray"]
+
+    printer.add_file(JOB, TESTQUBE)
+    await printer.start_print(JOB, ams_mapping=[0, 1, 2, 3], announce=False)
+    running = await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "RUNNING")
+    assert running["print"]["msg"] == 1

@@ -32,7 +32,16 @@ from server.sim.printer.model import (
     mapping_code,
     model_family,
 )
-from server.sim.printer.report import ams_report, delta_report, idle_print_fields, initial_state, tray_report
+from server.sim.printer.report import (
+    ENVELOPE,
+    ams_report,
+    delta_report,
+    idle_print_fields,
+    initial_state,
+    tray_from_report,
+    tray_report,
+    units_from_report,
+)
 from server.sim.printer.version import version_report
 
 log = logging.getLogger(__name__)
@@ -484,6 +493,28 @@ class VirtualPrinter:
         if self._ftps is not None:
             await asyncio.to_thread(self._ftps.start)
         await self.start_broker()
+
+    # --- recorded state ----------------------------------------------------------------------------------
+
+    def load_state(self, payload: dict[str, Any]) -> None:
+        """Start from a recorded full report (``{"print": {...}}``, e.g. any push_status capture).
+
+        The AMS units, trays and external spool are taken from it, so later tray and print changes are
+        reported on top of the recorded state.
+        """
+        recorded = copy.deepcopy(payload.get("print", payload))
+        for key in ENVELOPE:
+            recorded.pop(key, None)
+        ams = recorded.get("ams") or {}
+        self.ams = units_from_report(ams)
+        if isinstance(recorded.get("vt_tray"), dict):
+            self.external = tray_from_report(recorded["vt_tray"], EXTERNAL_SPOOL_ID)
+        self._tray_now = int(ams.get("tray_now", NO_TRAY))
+        self._tray_tar = int(ams.get("tray_tar", NO_TRAY))
+        self._tray_pre = int(ams.get("tray_pre", NO_TRAY))
+        self._ams_version = int(ams.get("version", 1))
+        self._job = None
+        self.state = {"print": {**initial_state(self.family, self.ams, self.external)["print"], **recorded}}
 
     # --- trays -----------------------------------------------------------------------------------------
 

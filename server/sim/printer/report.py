@@ -155,3 +155,26 @@ def delta_report(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def tray_in_units(units: list[AmsUnit], tray_id: int) -> bool:
     return any(global_tray_id(unit.id, t.slot) == tray_id for unit in units for t in unit.trays)
+
+
+def tray_from_report(report: dict[str, Any], slot: int) -> Tray:
+    """A Tray from a captured tray dict; a bare ``{"id": ..}`` is an empty slot."""
+    if set(report) <= {"id"}:
+        return Tray(slot, empty=True)
+    weight = str(report.get("tray_weight", "0"))
+    return Tray(slot, type=str(report.get("tray_type", "")), color=str(report.get("tray_color", "00000000")),
+                tray_uuid=str(report.get("tray_uuid", "0" * 32)), tag_uid=str(report.get("tag_uid", "0" * 16)),
+                remain=int(report.get("remain", -1)), weight_g=int(weight) if weight.isdigit() else 0,
+                sub_brands=str(report.get("tray_sub_brands", "")), info_idx=str(report.get("tray_info_idx", "")))
+
+
+def units_from_report(ams: dict[str, Any]) -> list[AmsUnit]:
+    """AMS units as a captured ``print.ams`` describes them (kind guessed from the id: 128+ is an AMS HT)."""
+    units = []
+    for unit in ams.get("ams", []):
+        ams_id = int(unit.get("id", 0))
+        trays = [tray_from_report(tray, int(tray.get("id", index))) for index, tray in enumerate(unit.get("tray", []))]
+        units.append(AmsUnit(ams_id, kind="ams_ht" if ams_id >= 128 else "ams", trays=trays,
+                             humidity=int(str(unit.get("humidity", "0")) or 0),
+                             temp=float(str(unit.get("temp", "0")) or 0)))
+    return units
