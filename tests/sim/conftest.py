@@ -109,15 +109,19 @@ def mqtt_client(printer: VirtualPrinter, password: str = ACCESS_CODE, **kwargs: 
 
 
 @contextlib.asynccontextmanager
-async def subscribed(printer: VirtualPrinter) -> AsyncIterator[ReportCollector]:
-    """An MQTT client subscribed to the printer's report topic, collecting what arrives."""
-    async with mqtt_client(printer) as client:
-        await client.subscribe(f"device/{printer.serial}/report")
+async def report_subscription(client: aiomqtt.Client, serial: str) -> AsyncIterator[ReportCollector]:
+    """Connect ``client``, subscribe to the printer's report topic and collect what arrives."""
+    async with client:
+        await client.subscribe(f"device/{serial}/report")
         collector = ReportCollector(client)
         try:
             yield collector
         finally:
             collector.stop()
+
+
+def subscribed(printer: VirtualPrinter) -> contextlib.AbstractAsyncContextManager[ReportCollector]:
+    return report_subscription(mqtt_client(printer), printer.serial)
 
 
 @pytest.fixture

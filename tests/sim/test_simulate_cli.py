@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
-from conftest import FIXTURES, ReportCollector
+from conftest import FIXTURES, ReportCollector, report_subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTQUBE = FIXTURES / "mqtt" / "testqube-a1-4colour-bs2.04.gcode.3mf"
@@ -39,18 +39,13 @@ async def simulate(*args: str) -> AsyncIterator[dict[str, str]]:
         assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
-@contextlib.asynccontextmanager
-async def connect(details: dict[str, str], serial: str = "01P00A000000001") -> AsyncIterator[ReportCollector]:
+def connect(details: dict[str, str],
+            serial: str = "01P00A000000001") -> contextlib.AbstractAsyncContextManager[ReportCollector]:
     host, port = details["MQTT over TLS"].rsplit(":", 1)
     context = ssl.create_default_context(cafile=details["CA certificate"])
     context.check_hostname = False
-    async with aiomqtt.Client(host, int(port), username="bblp", password="12345678", tls_context=context) as client:
-        await client.subscribe(f"device/{serial}/report")
-        collector = ReportCollector(client)
-        try:
-            yield collector
-        finally:
-            collector.stop()
+    client = aiomqtt.Client(host, int(port), username="bblp", password="12345678", tls_context=context)
+    return report_subscription(client, serial)
 
 
 async def test_simulate_prints_a_file_to_the_end(tmp_path: Path) -> None:
