@@ -29,10 +29,10 @@ class DemoFilament:
 
 
 DEMO_FILAMENTS = (
-    DemoFilament("PLA", "F2F2F2"),
-    DemoFilament("PLA", "1F6FEB"),
-    DemoFilament("PLA", "D73A49"),
-    DemoFilament("PETG", "2DA44E"),
+    DemoFilament("PLA", "000000"),
+    DemoFilament("PLA", "FFFFFF"),
+    DemoFilament("PLA", "C12E1F"),
+    DemoFilament("PETG", "00AE42"),
 )
 
 

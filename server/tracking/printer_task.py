@@ -19,6 +19,7 @@ from server.events import Event, EventBus
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.state import merge_report
 from server.printer.tls import PinStore
+from server.printer.trays import PrinterView, printer_view
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +40,42 @@ class PrinterTask:
         self.link_error: str | None = None
         self._persisted_at = 0.0
         self.link: PrinterLink | None = None
+        self.version: dict[str, Any] | None = None
+        self.project_file: dict[str, Any] | None = None
 
     async def run(self) -> None:
         self.link = PrinterLink(self.config, self.pins)
         await self.link.run(self._on_message, self._on_status)
 
     async def _on_message(self, message: dict[str, Any]) -> None:
-        if "print" not in message and "info" not in message:
-            return
-        self.state = merge_report(self.state, message)
         self.last_seen = datetime.now(UTC)
+        info = message.get("info")
+        if isinstance(info, dict) and info.get("command") == "get_version":
+            self.version = info
+            self.bus.publish(Event("printer", self.name, {}))
+            return
+        body = message.get("print")
+        if not isinstance(body, dict):
+            return
+        command = body.get("command")
+        if command == "project_file":
+            # The print command's echo describes the job; it is not printer state.
+            self.project_file = body
+        elif command in (None, "push_status"):
+            self.state = merge_report(self.state, body)
+        else:
+            return
         self.bus.publish(Event("printer", self.name, {}))
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
             self.persist()
 
+    def view(self) -> PrinterView:
+        return printer_view(self.state, self.version, self.project_file)
+
     async def _on_status(self, status: LinkStatus) -> None:
         was_online = self.online
-        self.online = status.connected
-        self.link_error = status.error
+        self.online = status.online
+        self.link_error = None if status.online or status.state == "connecting" else status.detail
         if was_online != self.online:
             log.info("printer %s is %s", self.name, "online" if self.online else "offline")
         self.bus.publish(Event("printer", self.name, {"online": self.online}))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.db import repo
-from server.printer.trays import PrinterView, TrayView, printer_view
+from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
 from server.tracking.printer_task import PrinterTask
@@ -133,7 +133,7 @@ def _slot(printer: str, tray: TrayView, assignment: repo.SlotAssignmentData | No
 
 
 async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
-    view: PrinterView = printer_view(task.state)
+    view: PrinterView = task.view()
     assignments = {a.tray: a for a in await runtime.slots.assignments(task.name)}
     spools: dict[int, Spool | None] = {}
     spoolman_error = None
