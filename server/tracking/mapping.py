@@ -1,0 +1,158 @@
+"""Which tray prints which slicer filament.
+
+Known when the printer or the slicer says so (`ams_mapping`, `ams_mapping2`, the
+printer's `mapping` report); otherwise learned while the print runs: the analysis
+knows at which layer each filament is loaded (`tool_changes`, the first load in the
+prelude included) and the printer's active-tray reports say which tray it loaded.
+
+Global tray index: `ams_id * 4 + slot` for AMS / AMS Lite / AMS 2 Pro, `128..135`
+for AMS HT units (one slot each), `254`/`255` for the external spool holder(s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from server.printer.state import as_int, value_at
+from server.printer.trays import active_tray_raw, decode_legacy, mapping_from
+from server.tracking.billing import ToolChangeLike
+
+NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
+# A layer-numbered change may be seen while the printer still reports the previous
+# layer (the change block runs at the layer boundary), so accept one layer of slack.
+LAYER_SLACK = 1
+
+
+def known_mapping(echo: Mapping[str, Any] | None, printer_state: Mapping[str, Any] | None) -> dict[int, int]:
+    """The mapping stated outright (`ams_mapping2`, `ams_mapping` of the `project_file`
+    echo, else the printer's own `mapping` report); empty when nobody says."""
+    job = dict((echo or {}).get("print", echo or {}))
+    state = printer_state or {}
+    listed = mapping_from(
+        job.get("ams_mapping", state.get("ams_mapping")),
+        job.get("ams_mapping2", state.get("ams_mapping2")),
+        state.get("mapping"),
+    )
+    return {index: tray for index, tray in enumerate(listed) if tray is not None}
+
+
+def active_trays(printer_state: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(tray loaded now, tray being loaded) from a merged `print` state; None = nothing.
+
+    Printers that report extruders (`device.extruder.info[].snow`: H2D, P2S, H2S, A2L)
+    keep `ams.tray_tar` at a stale value, so only the loaded tray counts there.
+    """
+    now = active_tray_raw(printer_state)
+    if isinstance(value_at(printer_state, ("device", "extruder", "info")), list):
+        return now, None
+    tar = as_int(value_at(printer_state, ("ams", "tray_tar")))
+    return now, None if tar is None or tar == NO_TRAY else decode_legacy(tar)
+
+
+@dataclass(frozen=True)
+class MappingLearner:
+    """Learns `{slicer filament: tray}` from the printer's tray reports, pure and frozen.
+
+    Each new tray the printer loads (or targets) is matched to the next filament change
+    of the analysis that lies within one layer of the printer's current layer. The
+    order of changes disambiguates a filament that is loaded several times.
+    """
+
+    changes: tuple[tuple[int, int], ...]  # (layer, filament) in print order, first load included
+    learned: Mapping[int, int] = field(default_factory=dict)
+    next_change: int = 0  # index into `changes` of the first change not yet matched
+    last_tray: int | None = None  # the tray of the last load attributed (or seen)
+    seen_now: int | None = None  # the last `tray_now` / `tray_tar` observed, so that only
+    seen_tar: int | None = None  # their changes count (a merged state keeps stale values)
+    primed: bool = False  # the baseline observation has been made
+    conflicts: tuple[tuple[int, int, int], ...] = ()  # (filament, tray kept, other tray seen)
+
+    @classmethod
+    def for_changes(cls, tool_changes: Sequence[ToolChangeLike]) -> MappingLearner:
+        ordered: list[tuple[int, int]] = []
+        for change in tool_changes:
+            # A change to the filament already loaded makes the printer do nothing.
+            if not ordered or ordered[-1][1] != change.filament:
+                ordered.append((change.layer, change.filament))
+        return cls(changes=tuple(ordered))
+
+    @property
+    def filaments(self) -> frozenset[int]:
+        return frozenset(filament for _layer, filament in self.changes)
+
+    def observe(self, layer: int | None, tray_now: int | None, tray_tar: int | None) -> MappingLearner:
+        """Feed one merged-state observation (the job's current layer, the loaded tray,
+        the targeted tray); returns the learner after it."""
+        learner = replace(self, seen_now=tray_now, seen_tar=tray_tar, primed=True)
+        if not self.primed:
+            # The first look only sets the baseline: what is loaded when a job starts is
+            # the previous print's tray, not evidence about this one.
+            return learner
+        # The target is announced first (at the start of the change block), the loaded
+        # tray follows; a change of either tells which tray the upcoming filament is in.
+        for tray, before in ((tray_tar, self.seen_tar), (tray_now, self.seen_now)):
+            if tray is None or tray in (NO_TRAY, before, learner.last_tray):
+                continue
+            learner = learner._saw_tray(layer, tray)
+        return learner
+
+    def _saw_tray(self, layer: int | None, tray: int) -> MappingLearner:
+        index = self._match(layer)
+        if index is None:
+            return replace(self, last_tray=tray)
+        _layer, filament = self.changes[index]
+        learned = dict(self.learned)
+        owner = next((f for f, t in learned.items() if t == tray and f != filament), None)
+        kept = learned.get(filament, tray if owner is None else None)
+        if kept != tray:
+            # A second tray for a filament (an AMS backup refill, or a change whose
+            # report was lost): keep what is known, record the disagreement to show.
+            conflicts = (*self.conflicts, (filament, kept if kept is not None else -1, tray))
+            return replace(self, next_change=index + 1, last_tray=tray, conflicts=conflicts)
+        learned[filament] = tray
+        return replace(self, learned=learned, next_change=index + 1, last_tray=tray)
+
+    def _match(self, layer: int | None) -> int | None:
+        """The next unmatched change that fits the printer's current layer."""
+        if layer is None:
+            # No layer seen yet for this job: only a single-filament print is unambiguous.
+            single = len(self.filaments) == 1 and self.next_change < len(self.changes)
+            return self.next_change if single else None
+        for index in range(self.next_change, len(self.changes)):
+            change_layer = self.changes[index][0]
+            if abs(change_layer - layer) <= LAYER_SLACK:
+                return index
+            if change_layer > layer + LAYER_SLACK:
+                return None  # not there yet: a tray move outside any change (manual load)
+        return None
+
+    def mapping(self) -> dict[int, int]:
+        """`{slicer filament: tray}` learned so far."""
+        return dict(self.learned)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changes": [list(change) for change in self.changes],
+            "learned": {str(k): v for k, v in self.learned.items()},
+            "next_change": self.next_change,
+            "last_tray": self.last_tray,
+            "seen_now": self.seen_now,
+            "seen_tar": self.seen_tar,
+            "primed": self.primed,
+            "conflicts": [list(c) for c in self.conflicts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MappingLearner:
+        return cls(
+            changes=tuple((int(a), int(b)) for a, b in data.get("changes", ())),
+            learned={int(k): int(v) for k, v in dict(data.get("learned", {})).items()},
+            next_change=int(data.get("next_change", 0)),
+            last_tray=as_int(data.get("last_tray")),
+            seen_now=as_int(data.get("seen_now")),
+            seen_tar=as_int(data.get("seen_tar")),
+            primed=bool(data.get("primed", False)),
+            conflicts=tuple((int(a), int(b), int(c)) for a, b, c in data.get("conflicts", ())),
+        )
