@@ -137,6 +137,8 @@ async def _simulate(args: argparse.Namespace, access_code: str, ams: list[AmsUni
         remote_path = f"/cache/{PurePosixPath(args.file.name)}"
         printer.add_file(remote_path, args.file)
         while True:
+            while printer.printing:  # a job commanded over MQTT is under way: let it end first
+                await asyncio.sleep(args.layer_seconds)
             await printer.run_print(remote_path, layer_seconds=args.layer_seconds, plate=args.plate,
                                     ams_mapping=mapping, announce=not args.lan)
             if not args.loop:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -16,11 +18,11 @@ TESTQUBE = FIXTURES / "mqtt" / "testqube-a1-4colour-bs2.04.gcode.3mf"
 JOB = "/cache/cube.gcode.3mf"
 
 
-def _state(message: dict, value: str) -> bool:
+def _state(message: dict[str, Any], value: str) -> bool:
     return message.get("print", {}).get("gcode_state") == value
 
 
-async def _wait_until(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+async def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)

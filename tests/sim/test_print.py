@@ -239,3 +239,24 @@ async def test_recorded_state_is_the_starting_point(printer: VirtualPrinter, rep
     await printer.start_print(JOB, ams_mapping=[0, 1, 2, 3], announce=False)
     running = await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "RUNNING")
     assert running["print"]["msg"] == 1
+
+
+async def test_project_file_request_runs_paced_and_busy_printer_refuses_another(
+        printer: VirtualPrinter, reports: ReportCollector) -> None:
+    printer.add_file(JOB, TESTQUBE)
+    printer.auto_layer_seconds = 0.002
+    command = {"print": {"command": "project_file", "param": "Metadata/plate_1.gcode",
+                         "url": f"file:///sdcard{JOB}", "use_ams": True, "ams_mapping": [3, 0, 2, 1]}}
+    await reports.request(printer.serial, command)
+    await reports.wait_for(lambda m: m.get("print", {}).get("layer_num") == 1)
+    await printer.pause()
+    await reports.request(printer.serial, command)
+
+    await reports.wait_for(lambda m: m.get("print", {}).get("result") == "fail")
+    echoes = [x for x in reports.prints() if x.get("command") == "project_file"]
+    assert [e["result"] for e in echoes] == ["success", "fail"]
+    assert echoes[1]["reason"] == "printer is busy"
+
+    await printer.resume()
+    finished = await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "FINISH", 30)
+    assert finished["print"]["mc_percent"] == 100

@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -88,7 +89,8 @@ class VirtualPrinter:
         self.ams: list[AmsUnit] = [AmsUnit(0)] if ams is None else ams
         self.external: Tray = external or Tray(slot=EXTERNAL_SPOOL_ID, remain=0)
         self.requests: list[dict[str, Any]] = []
-        self.reports: list[dict[str, Any]] = []  # everything published on the report topic, in order
+        # The latest reports published on the report topic, in order (bounded for long --loop runs).
+        self.reports: deque[dict[str, Any]] = deque(maxlen=10_000)
         # Set by `layerwise simulate`: print commands received over MQTT then run paced by themselves.
         self.auto_layer_seconds: float | None = None
         self.state: dict[str, Any] = initial_state(self.family, self.ams, self.external)
@@ -269,8 +271,13 @@ class VirtualPrinter:
         if command.get("use_ams") is False:
             ams_mapping = None
         echo = {**command, "result": "success", "reason": "success"}
-        if not self._local_path(remote_path).is_file():
-            await self._publish({"print": {**echo, "result": "fail", "reason": f"file not found: {remote_path}"}})
+        refusal = None
+        if self.printing:
+            refusal = "printer is busy"
+        elif not self._local_path(remote_path).is_file():
+            refusal = f"file not found: {remote_path}"
+        if refusal is not None:
+            await self._publish({"print": {**echo, "result": "fail", "reason": refusal}})
             return
         await self._publish({"print": echo})
         kwargs: dict[str, Any] = {
@@ -278,12 +285,15 @@ class VirtualPrinter:
             "subtask_name": command.get("subtask_name") or None, "url": command.get("url") or None,
             "task_id": str(command.get("task_id", "0")),
         }
-        if self.auto_layer_seconds is not None:
+        try:
             await self._stop_runner()
-            self._runner = asyncio.create_task(
-                self.run_print(remote_path, layer_seconds=self.auto_layer_seconds, **kwargs))
-        else:
             await self.start_print(remote_path, **kwargs)
+        except (OSError, KeyError, ValueError) as error:  # not a readable 3MF, or no such plate
+            log.warning("cannot print %s: %s", remote_path, error)
+            await self._change(gcode_state="FAILED", print_error=FAILED_PRINT_ERROR)
+            return
+        if self.auto_layer_seconds is not None:
+            self._runner = asyncio.create_task(self._pace(self.auto_layer_seconds))
 
     # --- a print, step by step -------------------------------------------------------------------------
 
@@ -303,6 +313,10 @@ class VirtualPrinter:
             ams_mapping = [self._default_tray(i) for i in range(filaments)]
         job = _Job(remote_path, plate, plan, list(ams_mapping))
         job.resumed.set()
+        if self._job is not None and not self._job.finished:
+            # A new job replaces one still under way: its paced runner, if any, stops at its next step.
+            self._job.finished = True
+            self._job.resumed.set()
         self._job = job
         file_name = PurePosixPath(remote_path).name
         project_name = _strip_3mf(file_name)
@@ -329,6 +343,11 @@ class VirtualPrinter:
     def _default_tray(self, filament: int) -> int:
         trays = [global_tray_id(u.id, t.slot) for u in self.ams for t in u.trays if not t.empty]
         return trays[filament] if filament < len(trays) else EXTERNAL_SPOOL_ID
+
+    @property
+    def printing(self) -> bool:
+        """A job is under way (running or paused)."""
+        return self._job is not None and not self._job.finished
 
     def _require_job(self) -> _Job:
         if self._job is None or self._job.finished:
@@ -428,6 +447,11 @@ class VirtualPrinter:
                         fail_at: int | None = None, **start_kwargs: Any) -> None:
         """Print the whole file at ``layer_seconds`` per layer; pause/resume/stop commands are honoured."""
         await self.start_print(remote_path, **start_kwargs)
+        await self._pace(layer_seconds, cancel_at=cancel_at, fail_at=fail_at)
+
+    async def _pace(self, layer_seconds: float, *, cancel_at: int | None = None,
+                    fail_at: int | None = None) -> None:
+        """Drive the current job to its end, half a layer at a time, waiting while it is paused."""
         job = self._require_job()
         half = layer_seconds / 2
         while not job.finished:
@@ -437,19 +461,22 @@ class VirtualPrinter:
             if job.layer == fail_at:
                 await self.fail()
                 return
-            await asyncio.sleep(half)
-            await job.resumed.wait()
-            if job.finished:
+            if not await self._still_printing_after(job, half):
                 return
             await self.progress_within_layer(0.5)
-            await asyncio.sleep(half)
-            await job.resumed.wait()
-            if job.finished:
+            if not await self._still_printing_after(job, half):
                 return
             if job.layer >= job.plan.total_layers:
                 await self.finish()
                 return
             await self.advance(1)
+
+    @staticmethod
+    async def _still_printing_after(job: _Job, seconds: float) -> bool:
+        """Sleep, then wait out a pause; False if the job ended (stopped, replaced) meanwhile."""
+        await asyncio.sleep(seconds)
+        await job.resumed.wait()
+        return not job.finished
 
     async def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None
