@@ -1,0 +1,192 @@
+"""The MQTT link to one printer: login, reports in, requests out, reconnects forever.
+
+The printer runs its own broker (TLS on 8883, user ``bblp``, password = the LAN access code). Reports arrive
+on ``device/<serial>/report``; requests go to ``device/<serial>/request``. After every (re)connect the link
+asks for ``get_version`` and a ``pushall`` (rate-limited: a flapping link must not flood the printer; a
+skipped pushall is sent once the limit allows, if still connected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiomqtt
+
+from server.config import PrinterConfig
+from server.printer.backoff import Backoff, RateLimiter
+from server.printer.errors import PrinterAuthError, PrinterError, PrinterTLSError, PrinterUnreachable
+from server.printer.state import OnceLog
+from server.printer.tls import PinStore, client_ssl_context
+
+log = logging.getLogger(__name__)
+
+USERNAME = "bblp"
+PUSHALL: dict[str, Any] = {"pushing": {"sequence_id": "0", "command": "pushall", "version": 1, "push_target": 1}}
+GET_VERSION: dict[str, Any] = {"info": {"sequence_id": "0", "command": "get_version"}}
+_AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 CONNACK 4/5 and their MQTT 5 equivalents (paho maps to these)
+
+LinkState = Literal["connecting", "online", "offline"]
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    state: LinkState
+    detail: str = ""
+    error: Literal["auth", "tls", "unreachable"] | None = None
+    retry_in: float | None = None  # seconds until the next attempt, when offline
+
+    @property
+    def online(self) -> bool:
+        return self.state == "online"
+
+
+def report_topic(serial: str) -> str:
+    return f"device/{serial}/report"
+
+
+def request_topic(serial: str) -> str:
+    return f"device/{serial}/request"
+
+
+def decode_payload(raw: bytes | bytearray | str, once: OnceLog) -> dict[str, Any] | None:
+    """The JSON object in a report, or None (each kind of bad payload logged once per printer)."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        once.warn("payload:json", "report is not valid JSON; skipped")
+        return None
+    if not isinstance(value, dict):
+        once.warn(f"payload:{type(value).__name__}", "report is JSON %s, not an object; skipped",
+                  type(value).__name__)
+        return None
+    return value
+
+
+def mqtt_error(cfg: PrinterConfig, exc: BaseException) -> PrinterError:
+    """A person-readable adapter error for an aiomqtt/paho failure (never containing the access code)."""
+    if isinstance(exc, PrinterError):
+        return exc
+    rc = getattr(exc, "rc", None)
+    code = getattr(rc, "value", rc)
+    if isinstance(exc, aiomqtt.MqttCodeError) and code in _AUTH_CODES:
+        return PrinterAuthError(f"printer {cfg.name}: the access code was refused (MQTT login)")
+    text = str(exc)
+    if "refused" in text.lower() and "errno" in text.lower():
+        return PrinterUnreachable(f"printer {cfg.name}: connection refused at {cfg.host}:{cfg.mqtt_port}")
+    if "timed out" in text.lower():
+        return PrinterUnreachable(f"printer {cfg.name}: timed out reaching {cfg.host}:{cfg.mqtt_port}")
+    if "SSL" in text or "certificate" in text.lower():
+        return PrinterTLSError(f"printer {cfg.name}: TLS failed on MQTT: {text}")
+    return PrinterUnreachable(f"printer {cfg.name}: MQTT: {text or type(exc).__name__}")
+
+
+def _error_kind(error: PrinterError) -> Literal["auth", "tls", "unreachable"]:
+    if isinstance(error, PrinterAuthError):
+        return "auth"
+    if isinstance(error, PrinterTLSError):
+        return "tls"
+    return "unreachable"
+
+
+def mqtt_client(cfg: PrinterConfig, pins: PinStore | None, *, identifier: str,
+                timeout: float = 10.0) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        hostname=cfg.host, port=cfg.mqtt_port, username=USERNAME,
+        password=cfg.access_code.get_secret_value(), identifier=identifier,
+        tls_context=client_ssl_context(cfg, pins), keepalive=30, timeout=timeout,
+    )
+
+
+class PrinterLink:
+    """Keeps one printer's MQTT connection up; ``run`` until cancelled, ``publish`` whenever online."""
+
+    def __init__(self, cfg: PrinterConfig, pins: PinStore | None = None, *, backoff: Backoff | None = None,
+                 pushall_interval: float = 30.0, timeout: float = 10.0) -> None:
+        self.cfg = cfg
+        self.pins = pins
+        self.backoff = backoff or Backoff(first=1.0, cap=60.0)
+        self.pushall_limit = RateLimiter(pushall_interval)
+        self.timeout = timeout
+        # Unique per instance: two Layerwise processes (or a restart racing the old session) must not
+        # kick each other off the printer's broker.
+        self.client_id = f"layerwise-{uuid.uuid4().hex[:12]}"
+        self.once = OnceLog(cfg.name, log)
+        self._client: aiomqtt.Client | None = None
+        self._pending_pushall: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PrinterLink(printer={self.cfg.name!r}, host={self.cfg.host!r}, online={self.online})"
+
+    @property
+    def online(self) -> bool:
+        return self._client is not None
+
+    async def publish(self, payload: dict[str, Any]) -> None:
+        client = self._client
+        if client is None:
+            raise PrinterUnreachable(f"printer {self.cfg.name}: not connected")
+        try:
+            await client.publish(request_topic(self.cfg.serial), json.dumps(payload), qos=1,
+                                 timeout=self.timeout)
+        except aiomqtt.MqttError as exc:
+            raise mqtt_error(self.cfg, exc) from None
+
+    async def request_pushall(self) -> None:
+        """Ask for the full state now, or as soon as the rate limit allows (at most one waiting)."""
+        wait = self.pushall_limit.wait_time(time.monotonic())
+        if wait <= 0:
+            self.pushall_limit.record(time.monotonic())
+            await self.publish(PUSHALL)
+        elif self._pending_pushall is None or self._pending_pushall.done():
+            self._pending_pushall = asyncio.create_task(self._pushall_later(wait))
+
+    async def _pushall_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.online:
+            with contextlib.suppress(PrinterError):
+                await self.request_pushall()
+
+    async def run(self, on_message: Callable[[dict[str, Any]], Awaitable[None]],
+                  on_status: Callable[[LinkStatus], Awaitable[None]]) -> None:
+        """Connect, deliver every report object to ``on_message``, reconnect after any failure; forever."""
+        while True:
+            await on_status(LinkStatus("connecting", f"{self.cfg.host}:{self.cfg.mqtt_port}"))
+            try:
+                await self._session(on_message, on_status)
+                error: PrinterError = PrinterUnreachable(f"printer {self.cfg.name}: connection closed")
+            except asyncio.CancelledError:
+                raise
+            except (aiomqtt.MqttError, PrinterError) as exc:
+                log.debug("printer %s: link ended: %r", self.cfg.name, exc, exc_info=True)
+                error = mqtt_error(self.cfg, exc)
+            finally:
+                self._client = None
+                if self._pending_pushall is not None:
+                    self._pending_pushall.cancel()
+            delay = self.backoff.next_delay()
+            log.warning("%s; reconnecting in %.1f s", error, delay)
+            await on_status(LinkStatus("offline", str(error), _error_kind(error), delay))
+            await asyncio.sleep(delay)
+
+    async def _session(self, on_message: Callable[[dict[str, Any]], Awaitable[None]],
+                       on_status: Callable[[LinkStatus], Awaitable[None]]) -> None:
+        async with mqtt_client(self.cfg, self.pins, identifier=self.client_id, timeout=self.timeout) as client:
+            await client.subscribe(report_topic(self.cfg.serial), qos=0)
+            self._client = client
+            await on_status(LinkStatus("online", f"logged in as {USERNAME}"))
+            await self.publish(GET_VERSION)
+            await self.request_pushall()
+            async for message in client.messages:
+                payload = decode_payload(message.payload, self.once)  # type: ignore[arg-type]
+                if payload is None:
+                    continue
+                self.backoff.reset()  # a report arrived: this connection works
+                await on_message(payload)
