@@ -1,0 +1,1 @@
+"""Benchmarks of the print-analysis engine."""

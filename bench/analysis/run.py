@@ -1,0 +1,88 @@
+"""Speed and memory of the print-analysis engine: ``python -m bench.analysis`` (or ``python bench/analysis/run.py``).
+
+Builds a >= 100 MB gcode from the real 658-layer P1S sample by repeating its layers (renumbered markers),
+stores it deflated in a .gcode.3mf in a temp dir, and reports for it:
+  * MB of gcode per second for ``analyze_file`` (inflate, MD5 check, metadata, parse);
+  * the ratio of that time to a bare ``zlib.decompressobj`` inflate of the same raw member
+    (and to a ``ZipFile.open().read`` loop, which adds CRC checking);
+  * a baseline token-dictionary parser measured side by side (over the first 16 MB, inflated up front);
+  * peak RSS growth of each run, for two file sizes, to show it does not grow with the file.
+Every timing is the best of ``--repeat`` runs, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # for ``python bench/analysis/run.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench.analysis.build import build  # noqa: E402
+
+SAMPLE = ROOT / "tests" / "fixtures" / "print-files" / "p1s-658-layers-bs2.07.gcode.3mf"
+MB = 1_000_000
+
+
+def measure(mode: str, path: Path, repeat: int, limit: int | None = None) -> dict[str, float]:
+    best: dict[str, float] | None = None
+    for _ in range(repeat):
+        cmd = [sys.executable, "-m", "bench.analysis.measure", mode, str(path)]
+        if limit:
+            cmd.append(str(limit))
+        out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        if best is None or result["seconds"] < best["seconds"]:
+            best = result
+    assert best is not None
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=int, default=100, help="size of the big gcode in MB (default 100)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing, best kept (default 3)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="layerwise-bench-") as tmp:
+        big, small = Path(tmp) / "big.gcode.3mf", Path(tmp) / "small.gcode.3mf"
+        size, layers = build(SAMPLE, big, args.mb * MB)
+        small_size, _ = build(SAMPLE, small, args.mb * MB // 4)
+        print(f"gcode: {size / MB:.1f} MB, {layers} layers; deflated {big.stat().st_size / MB:.1f} MB")
+
+        inflate = measure("zlib", big, args.repeat)
+        zipread = measure("zipfile", big, args.repeat)
+        analysis = measure("analyze", big, args.repeat)
+        analysis_small = measure("analyze", small, 1)
+        baseline = measure("baseline", big, 1, limit=16 * MB)
+
+        speed = size / MB / analysis["seconds"]
+        base_speed = baseline["bytes"] / MB / baseline["seconds"]
+        rows = [
+            ("bare inflate (zlib.decompressobj)", inflate["seconds"], size / MB / inflate["seconds"]),
+            ("ZipFile.open().read loop", zipread["seconds"], size / MB / zipread["seconds"]),
+            ("analyze_file (inflate+MD5+parse)", analysis["seconds"], speed),
+            (f"baseline parser ({baseline['bytes'] / MB:.0f} MB)", baseline["seconds"], base_speed),
+        ]
+        for name, seconds, mbps in rows:
+            print(f"{name:<38} {seconds:8.3f} s {mbps:9.1f} MB/s")
+        print(f"analysis / bare inflate time:          {analysis['seconds'] / inflate['seconds']:.2f}x  (target <= 3)")
+        print(f"analysis / ZipFile read time:          {analysis['seconds'] / zipread['seconds']:.2f}x")
+        print(f"speed-up over the baseline parser:     {speed / base_speed:.1f}x  (target >= 10)")
+        print(f"analysis throughput:                   {speed:.1f} MB/s  (target >= 100)")
+        print(
+            f"peak RSS growth: {analysis['rss_growth_kb'] / 1024:.1f} MB for {size / MB:.0f} MB, "
+            f"{analysis_small['rss_growth_kb'] / 1024:.1f} MB for {small_size / MB:.0f} MB (target < 64 MB)"
+        )
+        totals = {k: round(v, 1) for k, v in analysis["mm"].items()}
+        print(f"analysed {analysis['layers']} layers, mm per filament {totals}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
