@@ -46,6 +46,9 @@ async def test_cancel_at_layer_reports_failed_with_cancel_code(printer: VirtualP
     failed = (await reports.wait_for(lambda m: _state(m, "FAILED")))["print"]
     assert failed["print_error"] == CANCELLED_PRINT_ERROR == 0x0300400C
     assert printer.state["print"]["layer_num"] == 5
+    # Like the firmware, the cancel code is cleared afterwards while the job stays FAILED.
+    cleared = (await reports.wait_for(lambda m: m.get("print", {}).get("print_error") == 0))["print"]
+    assert "gcode_state" not in cleared and printer.state["print"]["gcode_state"] == "FAILED"
 
 
 async def test_pause_and_resume_a_paced_print(printer: VirtualPrinter, reports: ReportCollector) -> None:

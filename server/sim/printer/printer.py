@@ -431,6 +431,10 @@ class VirtualPrinter:
         """Cancelled like P1/A1 firmware reports it: gcode_state FAILED, print_error 0x0300400C."""
         await self._end_with_error(CANCELLED_PRINT_ERROR)
 
+    async def clear_print_error(self) -> None:
+        """print_error back to 0 while gcode_state stays FAILED, as firmware does seconds after a cancel."""
+        await self._change(print_error=0)
+
     async def pause(self) -> None:
         job = self._require_job()
         job.resumed.clear()
@@ -457,6 +461,8 @@ class VirtualPrinter:
         while not job.finished:
             if job.layer == cancel_at:
                 await self.cancel()
+                await asyncio.sleep(layer_seconds)
+                await self.clear_print_error()
                 return
             if job.layer == fail_at:
                 await self.fail()
