@@ -138,10 +138,9 @@ def _checking_socket_class(cfg: PrinterConfig, pins: PinStore | None) -> type[ss
 
 
 def client_ssl_context(cfg: PrinterConfig, pins: PinStore | None = None) -> ssl.SSLContext:
-    """An SSL context for MQTT and FTPS to this printer.
+    """An SSL context for MQTT and FTPS to this printer; its handshake runs ``check_peer`` itself.
 
-    With ``pins`` (or for ``verify`` without pins) the handshake runs ``check_peer`` itself; callers that
-    pass ``pins=None`` in ``pin`` mode must call ``check_peer`` on the socket's certificate themselves.
+    ``pin`` mode needs ``pins`` (without it every handshake is refused with a clear error).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False  # reached by IP; the CN is compared with the serial instead
@@ -159,7 +158,7 @@ def client_ssl_context(cfg: PrinterConfig, pins: PinStore | None = None) -> ssl.
         if cfg.tls == "insecure" and cfg.name not in _warned_insecure:
             _warned_insecure.add(cfg.name)
             log.warning("TLS verification is off for printer %s", cfg.name)
-    if cfg.tls != "insecure" and (pins is not None or cfg.tls == "verify"):
+    if cfg.tls != "insecure":
         context.sslsocket_class = _checking_socket_class(cfg, pins)
     return context
 
