@@ -9,7 +9,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from conftest import FIXTURES, ReportCollector, ftps_login, mqtt_client, subscribed
+from printer_clients import FIXTURES, ReportCollector, ftps_login, mqtt_client, subscribed
 
 from server.sim.printer import VirtualPrinter
 from server.sim.printer.printer import CANCELLED_PRINT_ERROR, FAILED_PRINT_ERROR

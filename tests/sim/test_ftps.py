@@ -8,7 +8,7 @@ import socket
 import ssl
 
 import pytest
-from conftest import ACCESS_CODE, ImplicitFtps, client_context, ftps_login
+from printer_clients import ACCESS_CODE, ImplicitFtps, client_context, ftps_login
 
 from server.sim.printer import VirtualPrinter
 from server.sim.printer.ftps import SESSION_REUSE_REQUIRED

@@ -6,7 +6,7 @@ import ssl
 
 import aiomqtt
 import pytest
-from conftest import ReportCollector, mqtt_client
+from printer_clients import ReportCollector, mqtt_client
 
 from server.sim.printer import VirtualPrinter
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURES, ReportCollector, subscribed
+from printer_clients import FIXTURES, ReportCollector, subscribed
 
 from server.sim.printer import AmsUnit, Tray, VirtualPrinter
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
-from conftest import FIXTURES, ReportCollector, report_subscription
+from printer_clients import FIXTURES, ReportCollector, report_subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTQUBE = FIXTURES / "mqtt" / "testqube-a1-4colour-bs2.04.gcode.3mf"
