@@ -7,6 +7,7 @@ Streams: the sample is split at its ``M73 L<n>`` lines, the body layers are writ
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import zipfile
 from pathlib import Path
@@ -18,7 +19,7 @@ def split_layers(gcode: bytes) -> tuple[bytes, list[bytes], bytes]:
     """(prelude, body layers each starting with its marker line minus the number, last layer + end)."""
     starts = [m.start() for m in MARKER.finditer(gcode)]
     prelude = gcode[: starts[0]]
-    layers = [gcode[a:b] for a, b in zip(starts, starts[1:], strict=False)]
+    layers = [gcode[a:b] for a, b in itertools.pairwise(starts)]
     return prelude, layers, gcode[starts[-1] :]
 
 

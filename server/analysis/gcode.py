@@ -44,11 +44,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+try:  # the vectorised indexer needs numpy; the regex indexer gives the same result without it
+    import numpy  # noqa: F401
+except ImportError:  # pragma: no cover
+    _vector = None
+else:
+    from server.analysis import vector as _vector
+
 UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at the end
 UNLOAD_TOOLS = frozenset({255, 65535, 65279})
 MAX_FILAMENT_TOOL = 254
 MAX_LAYER = 200_000  # a marker beyond this is garbage, not a layer (keeps memory bounded)
 DEFAULT_MAX_CARRY = 4 << 20
+PADDING = b"\n" * 32
 
 # Plain (non-indented) G0-G3 lines; their E word before any comment. Possessive: a line without E fails
 # without backtracking.
@@ -118,11 +126,43 @@ def _float(text: bytes) -> float | None:
         return None
 
 
-def _sum(values: list[bytes]) -> float:
-    try:
-        return sum(map(float, values))
-    except ValueError:  # a malformed number is ignored, never fatal
-        return sum(v for v in map(_float, values) if v is not None)
+Index = tuple[list[tuple[int, int]], list[float], list["float | None"], list[int]]
+
+
+def regex_index(buf: bytes, end: int) -> Index:
+    """Events and per-segment E sums of ``buf[:end]`` with two compiled regexes (no numpy needed);
+    same contract as ``vector.index``."""
+    events: list[tuple[int, int]] = []
+    sums: list[float] = []
+    lasts: list[float | None] = []
+    counts: list[int] = []
+    pos = 0
+
+    def segment(stop: int) -> None:
+        values = _MOVE_E.findall(buf, pos, stop) if stop > pos else []
+        good = values
+        if values:
+            try:
+                total = sum(map(float, values))
+            except ValueError:  # a malformed number is ignored, never fatal
+                good = [v for v in values if _float(v) is not None]
+                total = sum(map(float, good))
+        else:
+            total = 0.0
+        sums.append(total)
+        lasts.append(float(good[-1]) if good else None)
+        counts.append(len(good))
+
+    for match in _EVENT.finditer(buf, 0, end):
+        start = match.start()
+        segment(start)
+        line_end = buf.find(b"\n", start + 1, end)
+        if line_end < 0:
+            line_end = end
+        events.append((start, line_end))
+        pos = line_end
+    segment(end)
+    return events, sums, lasts, counts
 
 
 def _word(words: list[bytes], letter: bytes) -> float | None:
@@ -135,7 +175,14 @@ def _word(words: list[bytes], letter: bytes) -> float | None:
 class GcodeScanner:
     """Incremental engine: ``feed(chunk)`` any number of times, then ``finish()``."""
 
-    def __init__(self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY) -> None:
+    def __init__(
+        self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY, vectorised: bool | None = None
+    ) -> None:
+        if vectorised is None:
+            vectorised = _vector is not None
+        if vectorised and _vector is None:
+            raise RuntimeError("numpy is not installed")
+        self._index = _vector.index if vectorised and _vector is not None else regex_index
         self._default = default_filament
         self._max_carry = max_carry
         self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
@@ -157,57 +204,44 @@ class GcodeScanner:
         if not data:
             return
         self._size += len(data)
-        buf = self._carry + data
-        end = buf.rfind(b"\n")  # buf[end:] is an incomplete line (or just the newline)
-        pos = self._scan(buf, end)
-        if end - pos > self._max_carry:  # no event for a long stretch: keep memory bounded
-            self._segment(buf, pos, end)
-            pos = end
-        self._carry = buf[pos:]
+        # One copy per chunk: the carried partial line, the new data, and padding that lets the
+        # vectorised indexer read a few bytes past any line without bounds checks.
+        buf = b"".join((self._carry, data, PADDING))
+        limit = len(buf) - len(PADDING)
+        end = buf.rfind(b"\n", 0, limit)  # buf[end:limit] is an incomplete line (or just the newline)
+        self._carry = buf[self._scan(buf, end) : limit]
 
     def finish(self) -> GcodeUsage:
         if self._done:
             raise RuntimeError("finish() called twice")
         self._done = True
-        buf = self._carry + b"\n"
-        end = len(buf) - 1
-        pos = self._scan(buf, end)
-        self._segment(buf, pos, end)
+        buf = self._carry + b"\n" + PADDING
+        self._scan(buf, len(self._carry), final=True)
         self._carry = b""
         return self._result()
 
-    def _scan(self, buf: bytes, end: int) -> int:
-        """Process segments and events in ``buf[:end]``; return where the unprocessed rest starts."""
+    def _scan(self, buf: bytes, end: int, final: bool = False) -> int:
+        """Process segments and events in ``buf[:end]``; return where the unprocessed rest starts.
+        The tail after the last event is kept for the next chunk unless ``final`` or too long."""
+        events, sums, lasts, counts = self._index(buf, end)
         pos = 0
-        for match in _EVENT.finditer(buf, 0, end):
-            start = match.start()
-            if start < pos:  # cannot happen (events are line starts), kept as a guard
-                continue
-            self._segment(buf, pos, start)
-            line_end = buf.find(b"\n", start + 1, end)
-            if line_end < 0:
-                line_end = end
+        for i, (start, line_end) in enumerate(events):
+            if counts[i]:
+                self._segment(sums[i], lasts[i])
             self._line(buf[start + 1 : line_end])
             pos = line_end
-        return pos
+        if (final or end - pos > self._max_carry) and counts[-1]:
+            self._segment(sums[-1], lasts[-1])
+        return end if final or end - pos > self._max_carry else pos
 
-    def _segment(self, buf: bytes, start: int, stop: int) -> None:
-        if stop <= start:
-            return
-        values = _MOVE_E.findall(buf, start, stop)
-        if not values:
-            return
+    def _segment(self, total: float, last: float | None) -> None:
         if self._absolute:
-            last = _float(values[-1])
-            if last is None:  # malformed last value: fall back to the last good one
-                good = [v for v in map(_float, values) if v is not None]
-                if not good:
-                    return
-                last = good[-1]
+            if last is None:
+                return
             amount = last - self._e
             self._e = last
         else:
-            amount = _sum(values)
+            amount = total
             self._e += amount
         if not self._skip:
             self._add(amount)
@@ -337,9 +371,11 @@ def _resolve(usage: Usage, target: int) -> Usage:
     return dict(sorted(usage.items()))
 
 
-def analyze_gcode_stream(chunks: Iterable[bytes], *, default_filament: int = 0) -> GcodeUsage:
+def analyze_gcode_stream(
+    chunks: Iterable[bytes], *, default_filament: int = 0, vectorised: bool | None = None
+) -> GcodeUsage:
     """The pure engine: per-layer, per-filament millimetres of a gcode byte stream."""
-    scanner = GcodeScanner(default_filament=default_filament)
+    scanner = GcodeScanner(default_filament=default_filament, vectorised=vectorised)
     for chunk in chunks:
         scanner.feed(chunk)
     return scanner.finish()

@@ -50,6 +50,16 @@ def test_chunked_equals_whole(source: bytes, cuts: list[int]) -> None:
     assert analyze_gcode_stream(_cut(source, cuts)) == whole
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=st.sampled_from([ORCA, A1, SNIPPET]),
+    cuts=st.lists(st.integers(min_value=0, max_value=2_000_000), max_size=40),
+)
+def test_chunked_equals_whole_without_numpy(source: bytes, cuts: list[int]) -> None:
+    whole = analyze_gcode_stream([source], vectorised=False)
+    assert analyze_gcode_stream(_cut(source, cuts), vectorised=False) == whole
+
+
 @settings(max_examples=40, deadline=None)
 @given(cuts=st.lists(st.integers(min_value=0, max_value=len(SNIPPET)), max_size=len(SNIPPET)))
 def test_chunked_snippet_including_single_bytes(cuts: list[int]) -> None:

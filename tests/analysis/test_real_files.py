@@ -151,3 +151,22 @@ def test_cli_errors_exit_non_zero_with_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["analyze", str(tmp_path / "missing.gcode.3mf")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("layerwise analyze: ") for line in err)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_benchmark_baseline_parser_agrees(analyses: dict[str, PrintAnalysis], name: str) -> None:
+    # The token-dictionary parser of bench/analysis applies the same rules line by line.
+    import zipfile
+
+    from bench.analysis.baseline import baseline_usage
+
+    path = FIXTURES / name
+    if path.suffix == ".gcode":
+        data = path.read_bytes()
+    else:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read("Metadata/plate_1.gcode")
+    layers, totals = baseline_usage([data[i : i + 65536] for i in range(0, len(data), 65536)])
+    analysis = analyses[name]
+    assert layers == analysis.layer_count
+    assert totals == pytest.approx({i: mm for i, mm in analysis.totals().items()}, rel=1e-9)
