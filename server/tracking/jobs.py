@@ -1,0 +1,244 @@
+"""A job's checkpoint and the resume decision after a restart. Pure.
+
+The checkpoint is everything needed to carry on billing a job exactly where it was
+left: the file and plate, the mapping (stated and learned), the billing checkpoint and
+the lifecycle state. The ledger engineer persists it; this module only decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from server.printer.state import as_int
+from server.tracking.billing import BillingCheckpoint
+
+FinalState = Literal["finished", "failed", "cancelled"]
+ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
+ENDED_STATES = frozenset({"FINISH", "FAILED"})
+# print_error values that mean "the user stopped it" rather than a fault:
+# 0x0300400C "The task was canceled.", 0x0500400E "Printing was cancelled."
+CANCEL_ERRORS = frozenset({0x0300400C, 0x0500400E})
+ENDED_OFFLINE = "ended while offline"
+
+_PLATE = re.compile(r"plate_(\d+)\.gcode", re.IGNORECASE)
+_SUFFIXES = (".gcode.3mf", ".3mf", ".gcode")
+
+
+def plate_of(path: str | None) -> int | None:
+    """The plate number of `Metadata/plate_2.gcode` (the echo's `param`, X1/H2 `gcode_file`)."""
+    match = _PLATE.search(path or "")
+    return int(match.group(1)) if match else None
+
+
+def job_name(name: str | None) -> str:
+    """A print's name without folders and slicer suffixes, so `subtask_name`,
+    `gcode_file` and the echo's fields of the same print compare equal."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    for suffix in _SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _task_id(value: Any) -> str | None:
+    """Cloud task ids; LAN prints send "0", which identifies nothing."""
+    text = str(value).strip() if value is not None else ""
+    return None if text in ("", "0") else text
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """What identifies one print: its name, plate and (cloud prints) task ids."""
+
+    name: str
+    plate: int | None = None
+    task_id: str | None = None
+    subtask_id: str | None = None
+
+    @classmethod
+    def from_state(cls, print_state: Mapping[str, Any], echo: Mapping[str, Any] | None = None) -> JobKey:
+        source = dict(echo or {})
+        name = job_name(source.get("subtask_name") or print_state.get("subtask_name") or print_state.get("gcode_file"))
+        plate = plate_of(source.get("param")) or plate_of(print_state.get("gcode_file"))
+        return cls(
+            name=name,
+            plate=plate,
+            task_id=_task_id(source.get("task_id", print_state.get("task_id"))),
+            subtask_id=_task_id(source.get("subtask_id", print_state.get("subtask_id"))),
+        )
+
+    def same_print(self, other: JobKey) -> bool:
+        """True when both keys can name the same print; unknown parts never disagree."""
+        if self.subtask_id and other.subtask_id:
+            return self.subtask_id == other.subtask_id
+        if self.task_id and other.task_id and self.task_id != other.task_id:
+            return False
+        if self.plate is not None and other.plate is not None and self.plate != other.plate:
+            return False
+        return not self.name or not other.name or self.name == other.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "plate": self.plate, "task_id": self.task_id, "subtask_id": self.subtask_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobKey:
+        return cls(str(data.get("name", "")), as_int(data.get("plate")), data.get("task_id"), data.get("subtask_id"))
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _int_keys(data: Any) -> dict[int, int]:
+    return {int(k): int(v) for k, v in dict(data or {}).items()}
+
+
+@dataclass(frozen=True)
+class JobCheckpoint:
+    """One job's state, persisted at every transition and every billed layer."""
+
+    printer: str
+    key: JobKey
+    lifecycle: str = "downloading"  # a lifecycle state id (see lifecycle.PrintLifecycle)
+    file_url: str | None = None  # as the printer or the echo gave it
+    file_path: str | None = None  # the local copy in the data directory
+    sha256: str | None = None
+    mapping: Mapping[int, int] = field(default_factory=dict)  # stated: echo or printer report
+    learned: Mapping[int, int] = field(default_factory=dict)  # learned from tray reports
+    billing: BillingCheckpoint = field(default_factory=BillingCheckpoint)
+    last_layer: int | None = None  # the last `layer_num` seen while printing this job
+    last_percent: int | None = None  # the last `mc_percent` seen while printing this job
+    announced: bool = False  # a `project_file` echo started it
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    final_state: FinalState | None = None
+    end_reason: str | None = None  # e.g. "ended while offline", "task cancelled"
+    untracked_reason: str | None = None  # why the file could not be obtained or read
+
+    @property
+    def open(self) -> bool:
+        return self.final_state is None
+
+    @property
+    def plate(self) -> int | None:
+        return self.key.plate
+
+    def tray_for(self, filament: int) -> int | None:
+        """The tray of a slicer filament: a stated mapping wins over a learned one."""
+        return self.mapping.get(filament, self.learned.get(filament))
+
+    def seen(self, layer: int | None, percent: int | None) -> JobCheckpoint:
+        """Record the printer's progress; progress never moves backwards here."""
+        if layer is None or (self.last_layer is not None and layer < self.last_layer):
+            return self
+        return replace(self, last_layer=layer, last_percent=percent if percent is not None else self.last_percent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "printer": self.printer,
+            "key": self.key.to_dict(),
+            "lifecycle": self.lifecycle,
+            "file_url": self.file_url,
+            "file_path": self.file_path,
+            "sha256": self.sha256,
+            "mapping": {str(k): v for k, v in self.mapping.items()},
+            "learned": {str(k): v for k, v in self.learned.items()},
+            "billing": self.billing.to_dict(),
+            "last_layer": self.last_layer,
+            "last_percent": self.last_percent,
+            "announced": self.announced,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "final_state": self.final_state,
+            "end_reason": self.end_reason,
+            "untracked_reason": self.untracked_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobCheckpoint:
+        return cls(
+            printer=str(data["printer"]),
+            key=JobKey.from_dict(data.get("key", {})),
+            lifecycle=str(data.get("lifecycle", "downloading")),
+            file_url=data.get("file_url"),
+            file_path=data.get("file_path"),
+            sha256=data.get("sha256"),
+            mapping=_int_keys(data.get("mapping")),
+            learned=_int_keys(data.get("learned")),
+            billing=BillingCheckpoint.from_dict(data.get("billing", {})),
+            last_layer=as_int(data.get("last_layer")),
+            last_percent=as_int(data.get("last_percent")),
+            announced=bool(data.get("announced", False)),
+            started_at=_time(data.get("started_at")),
+            ended_at=_time(data.get("ended_at")),
+            final_state=data.get("final_state"),
+            end_reason=data.get("end_reason"),
+            untracked_reason=data.get("untracked_reason"),
+        )
+
+
+def is_cancel(print_error: int | None) -> bool:
+    return print_error in CANCEL_ERRORS
+
+
+# ---- resume after a restart ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContinueSameJob:
+    """Same print still running: bill the layers missed while down, then carry on."""
+
+    layer: int | None
+    mc_percent: int | None
+
+
+@dataclass(frozen=True)
+class SettleEndedJob:
+    """The job ended while Layerwise was down: FINISH bills all; FAILED bills through
+    the last layer known (the printer's, if it still reports this job's, else ours)."""
+
+    final: FinalState
+    at_layer: int | None
+    mc_percent: int | None
+
+
+@dataclass(frozen=True)
+class CloseAndStartNew:
+    """A different job (or none): close the old one as "ended while offline", billed
+    through what is known, and start the new one if the printer is printing."""
+
+    start_new: bool
+    reason: str = ENDED_OFFLINE
+
+
+ResumeDecision = ContinueSameJob | SettleEndedJob | CloseAndStartNew
+
+
+def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> ResumeDecision:
+    """What to do with an open job's checkpoint given the printer's merged state now."""
+    state = str(print_state.get("gcode_state") or "").upper()
+    layer = as_int(print_state.get("layer_num"))
+    percent = as_int(print_state.get("mc_percent"))
+    now_printing = state in ACTIVE_STATES
+    same = bool(print_state.get("subtask_name") or print_state.get("gcode_file")) and checkpoint.key.same_print(
+        JobKey.from_state(print_state)
+    )
+    if not same:
+        return CloseAndStartNew(start_new=now_printing)
+    behind = layer is not None and checkpoint.last_layer is not None and layer < checkpoint.last_layer
+    if now_printing:
+        # The same file printed again from the start is a new job, not this one.
+        return CloseAndStartNew(start_new=True) if behind else ContinueSameJob(layer, percent)
+    if state == "FINISH":
+        return SettleEndedJob("finished", layer, percent)
+    if state == "FAILED":
+        final: FinalState = "cancelled" if is_cancel(as_int(print_state.get("print_error"))) else "failed"
+        if behind or layer is None:
+            return SettleEndedJob(final, checkpoint.last_layer, checkpoint.last_percent)
+        return SettleEndedJob(final, layer, percent)
+    # IDLE with this job's name still shown, or a state we do not know: it is over.
+    return CloseAndStartNew(start_new=False)

@@ -1,0 +1,364 @@
+"""The print lifecycle: a state machine per printer, and the pure function that turns
+printer reports into lifecycle events. No I/O.
+
+`derive_events(job, previous, current, echo)` compares two merged printer states (and
+the `project_file` echo, when one arrived) and says what happened: a job started,
+a layer was reached, a pause, a resume, the end. The printer task feeds the events to
+`PrintLifecycle`, the billing rule and the ledger.
+
+Run `python -m server.tracking.lifecycle --diagram` for the Mermaid diagram that
+`docs/tracking.md` embeds (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from statemachine import State, StateChart
+from statemachine.contrib.diagram import formatter
+
+from server.printer.state import as_int
+from server.tracking.jobs import (
+    ACTIVE_STATES,
+    ENDED_OFFLINE,
+    JobCheckpoint,
+    JobKey,
+    is_cancel,
+    plate_of,
+)
+from server.tracking.mapping import known_mapping
+
+
+class PrintLifecycle(StateChart):
+    """One printer's print lifecycle. The machine is reused from job to job, so the end
+    states are not final: the next job starts from any of them. An event that does not
+    apply in the current state raises (see `next_state` for the checking form)."""
+
+    allow_event_without_transition = False
+
+    idle = State("Idle", initial=True)
+    resuming = State("Resuming")  # after a restart with an open job checkpoint
+    downloading = State("Downloading")
+    parsing = State("Parsing")
+    untracked = State("Untracked")  # the file could not be obtained or read: shown with its reason
+
+    class printing(State.Compound, name="Printing"):
+        running = State("Running", initial=True)
+        paused = State("Paused")
+
+        pause = running.to(paused)
+        resume = paused.to(running)
+
+    finished = State("Finished")
+    failed = State("Failed")
+    cancelled = State("Cancelled")
+
+    start_job = (
+        idle.to(downloading)
+        | finished.to(downloading)
+        | failed.to(downloading)
+        | cancelled.to(downloading)
+        | untracked.to(downloading)
+        | resuming.to(downloading)
+        | printing.to(downloading)  # a new job without the old one's end seen
+    )
+    restart = idle.to(resuming)
+    file_fetched = downloading.to(parsing)
+    file_analysed = parsing.to(printing)
+    file_unavailable = downloading.to(untracked) | parsing.to(untracked)
+    continue_job = resuming.to(printing)
+    finish = (
+        printing.to(finished)
+        | resuming.to(finished)
+        | downloading.to(finished)
+        | parsing.to(finished)
+        | untracked.to(finished)
+    )
+    fail = (
+        printing.to(failed) | resuming.to(failed) | downloading.to(failed) | parsing.to(failed) | untracked.to(failed)
+    )
+    cancel = (
+        printing.to(cancelled)
+        | resuming.to(cancelled)
+        | downloading.to(cancelled)
+        | parsing.to(cancelled)
+        | untracked.to(cancelled)
+    )
+
+
+def lifecycle_at(state_id: str) -> PrintLifecycle:
+    """A machine standing in `state_id` (a leaf id such as "paused", or "printing")."""
+    machine = PrintLifecycle()
+    if state_id == "idle":
+        return machine
+    path = {
+        "resuming": ["restart"],
+        "downloading": ["restart", "start_job"],
+        "parsing": ["restart", "start_job", "file_fetched"],
+        "untracked": ["restart", "start_job", "file_unavailable"],
+        "printing": ["restart", "continue_job"],
+        "running": ["restart", "continue_job"],
+        "paused": ["restart", "continue_job", "pause"],
+        "finished": ["restart", "finish"],
+        "failed": ["restart", "fail"],
+        "cancelled": ["restart", "cancel"],
+    }[state_id]
+    for event in path:
+        machine.send(event)
+    return machine
+
+
+def leaf_state(machine: PrintLifecycle) -> str:
+    """The innermost active state's id: what a job checkpoint stores."""
+    values = [s.id for s in machine.configuration]
+    return "paused" if "paused" in values else "running" if "running" in values else values[0]
+
+
+def next_state(state_id: str, event: str) -> str | None:
+    """The leaf state after `event` from `state_id`, or None when it does not apply."""
+    machine = lifecycle_at(state_id)
+    if event not in {e.id for e in machine.allowed_events}:
+        return None
+    machine.send(event)
+    return leaf_state(machine)
+
+
+def diagram() -> str:
+    """The machine as a Mermaid `stateDiagram-v2`, generated from its definition."""
+    return formatter.render(PrintLifecycle, "mermaid").rstrip() + "\n"
+
+
+# ---- events ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    key: JobKey
+    file: str | None  # the echo's url, else the printer's gcode_file
+    subtask_name: str | None
+    plate: int | None
+    mapping: Mapping[int, int] = field(default_factory=dict)  # stated mapping, {} when to be learned
+    announced: bool = False  # True when a `project_file` echo started it
+
+
+@dataclass(frozen=True)
+class LayerReached:
+    layer: int
+    mc_percent: int | None
+
+
+@dataclass(frozen=True)
+class Paused:
+    print_error: int | None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    pass
+
+
+@dataclass(frozen=True)
+class Finished:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    cancelled: bool
+    at_layer: int | None
+    mc_percent: int | None
+    print_error: int | None = None
+    reason: str | None = None  # "ended while offline" when the printer forgot the job
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    """The printer runs another print than the open job's: the open job is closed
+    (as failed, "ended while offline") before the new one's JobStarted."""
+
+    previous: JobKey
+
+
+@dataclass(frozen=True)
+class MappingStated:
+    """The printer reported the job's mapping (`mapping`, `ams_mapping2`) after the start."""
+
+    mapping: Mapping[int, int]
+
+
+LifecycleEvent = JobStarted | LayerReached | Paused | Resumed | Finished | Failed | JobChanged | MappingStated
+
+
+def machine_event(event: LifecycleEvent) -> str | None:
+    """The `PrintLifecycle` event a lifecycle event drives; None for those that only
+    bill or teach (a layer, a stated mapping) or announce the ones that follow."""
+    if isinstance(event, Failed):
+        return "cancel" if event.cancelled else "fail"
+    names = {JobStarted: "start_job", Paused: "pause", Resumed: "resume", Finished: "finish"}
+    return names.get(type(event))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class _View:
+    gcode_state: str
+    layer: int | None
+    percent: int | None
+    print_error: int | None
+    subtask_name: str | None
+    gcode_file: str | None
+
+    @classmethod
+    def of(cls, state: Mapping[str, Any]) -> _View:
+        body = state.get("print", state)
+        return cls(
+            gcode_state=str(body.get("gcode_state") or "").upper(),
+            layer=as_int(body.get("layer_num")),
+            percent=as_int(body.get("mc_percent")),
+            print_error=as_int(body.get("print_error")),
+            subtask_name=_text(body.get("subtask_name")),
+            gcode_file=_text(body.get("gcode_file")),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.gcode_state in ACTIVE_STATES
+
+
+def _echo_body(echo: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not echo:
+        return None
+    body = dict(echo.get("print", echo))
+    return body if body.get("command", "project_file") == "project_file" else None
+
+
+def _started(state: Mapping[str, Any], echo: dict[str, Any] | None) -> JobStarted:
+    body = dict(state.get("print", state))
+    key = JobKey.from_state(body, echo)
+    if echo is not None:
+        return JobStarted(
+            key=key,
+            file=echo.get("url") or echo.get("file") or body.get("gcode_file") or None,
+            subtask_name=echo.get("subtask_name") or body.get("subtask_name") or None,
+            plate=plate_of(echo.get("param")),
+            mapping=known_mapping(echo, None),
+            announced=True,
+        )
+    return JobStarted(
+        key=key,
+        file=body.get("gcode_file") or None,
+        subtask_name=body.get("subtask_name") or None,
+        plate=key.plate,
+        mapping=known_mapping(None, body),
+        announced=False,
+    )
+
+
+def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleEvent]:
+    if new.gcode_state == "FINISH":
+        return [Finished()]
+    if new.gcode_state == "FAILED":
+        # The cancel code comes with FAILED (and is cleared to 0 seconds later).
+        error = new.print_error if is_cancel(new.print_error) or not is_cancel(old.print_error) else old.print_error
+        return [Failed(is_cancel(error), new.layer, new.percent, error)]
+    # IDLE (a reboot clears the job) while a job was open: it ended unseen.
+    last_layer = job.last_layer if job else None
+    last_percent = job.last_percent if job else None
+    return [Failed(False, last_layer, last_percent, None, ENDED_OFFLINE)]
+
+
+def derive_events(
+    job: JobCheckpoint | None,
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    echo: Mapping[str, Any] | None = None,
+) -> list[LifecycleEvent]:
+    """The lifecycle events between two merged printer states.
+
+    `job` is the open (or last) job's checkpoint with the events derived before already
+    applied; `echo` is the `project_file` message when this update is one. Rules:
+
+    - the echo, or `gcode_state` entering PREPARE/RUNNING/PAUSE from anything else,
+      starts a job (LAN prints announce nothing: the state alone is enough);
+    - `layer_num` is only trusted once it changes while printing: right after a start
+      it still holds the previous print's last layer;
+    - FINISH finishes; FAILED fails, or cancels when `print_error` is a cancel code;
+      IDLE with a job open means the printer forgot it (a reboot): failed, ended while offline.
+    """
+    old, new = _View.of(previous), _View.of(current)
+    open_job = job if job is not None and job.open else None
+    events: list[LifecycleEvent] = []
+    body = _echo_body(echo)
+    current_body = dict(current.get("print", current))
+
+    if body is not None:
+        started = _started(current, body)
+        if open_job is not None and open_job.key.same_print(started.key) and open_job.announced:
+            return []  # the same echo again
+        if open_job is not None and not open_job.key.same_print(started.key):
+            events += [JobChanged(open_job.key), *_ended_offline(open_job)]
+        if open_job is None or not open_job.key.same_print(started.key):
+            events.append(started)
+        return events
+
+    if open_job is None:
+        if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
+            events.append(_started(current, None))
+            if new.layer is not None and new.layer != old.layer and new.gcode_state != "PREPARE":
+                events.append(LayerReached(new.layer, new.percent))
+        return events
+
+    # A job is open. Another print only counts when the printer's own job fields
+    # changed: a merged state keeps the last print's name until a report replaces it.
+    if new.active and (new.subtask_name or new.gcode_file):
+        now_key = JobKey.from_state(current_body)
+        before_key = JobKey.from_state(dict(previous.get("print", previous)))
+        if now_key != before_key and not open_job.key.same_print(now_key):
+            return [JobChanged(open_job.key), *_ended_offline(open_job), _started(current, None)]
+    if not new.active:
+        # Only a change counts: an announced job waits through the previous print's
+        # FINISH/FAILED that the printer keeps showing until PREPARE.
+        changed = new.gcode_state != old.gcode_state and (old.active or not old.gcode_state)
+        if changed and new.gcode_state in ("FINISH", "FAILED", "IDLE"):
+            return _ended(old, new, open_job)
+        return events
+    if not open_job.mapping:
+        stated = known_mapping(None, current_body)
+        if stated and stated != known_mapping(None, dict(previous.get("print", previous))):
+            events.append(MappingStated(stated))
+    if new.layer is not None and new.layer != old.layer and new.gcode_state in ("RUNNING", "PAUSE"):
+        events.append(LayerReached(new.layer, new.percent))
+    if new.gcode_state == "PAUSE" and old.gcode_state != "PAUSE":
+        events.append(Paused(new.print_error))
+    elif new.gcode_state == "RUNNING" and old.gcode_state == "PAUSE":
+        events.append(Resumed())
+    return events
+
+
+def _ended_offline(job: JobCheckpoint) -> list[LifecycleEvent]:
+    return [Failed(False, job.last_layer, job.last_percent, None, ENDED_OFFLINE)]
+
+
+# ---- command line: the diagram ----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.tracking.lifecycle")
+    parser.add_argument("--diagram", action="store_true", help="print the lifecycle as a Mermaid diagram")
+    args = parser.parse_args(argv)
+    if args.diagram:
+        sys.stdout.write(diagram())
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Acceptance: the four real A1 print sequences, replayed message by message through
+the state merge, the lifecycle and the mapping learner, arrive at the filament-to-tray
+mapping their publisher recorded, and bill exactly what the analysis says.
+
+Two are LAN prints without any `project_file` message (the mapping must be learned from
+the tray reports), two are cloud prints that announce `ams_mapping`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.analysis import PrintAnalysis, analyze_file
+from server.printer.state import merge_report
+from server.tracking.billing import BillLine, bill_finish, bill_progress, bill_stop, billed_total
+from server.tracking.jobs import JobCheckpoint
+from server.tracking.lifecycle import (
+    Failed,
+    Finished,
+    JobStarted,
+    LayerReached,
+    LifecycleEvent,
+    MappingStated,
+    derive_events,
+)
+from server.tracking.mapping import MappingLearner, active_trays
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SEQUENCES = FIXTURES / "sequences"
+PRINT_FILES = FIXTURES / "print-files"
+FOUR_COLOUR = "testqube-a1-4colour-bs2.04.gcode.3mf"
+ONE_COLOUR = "testqube-a1-1colour-bs2.04.gcode.3mf"
+CASES = {
+    "a1-fw01.07-Testqube_Multicolor_local": FOUR_COLOUR,
+    "a1-fw01.07-Testqube_Multicolor_cloud": FOUR_COLOUR,
+    "a1-fw01.07-Testqube_local": ONE_COLOUR,
+    "a1-fw01.07-Testqube_cloud": ONE_COLOUR,
+}
+
+
+@cache
+def analysis_of(name: str) -> PrintAnalysis:
+    return analyze_file(PRINT_FILES / name)
+
+
+def messages(name: str) -> list[dict[str, Any]]:
+    out = []
+    for line in (SEQUENCES / f"{name}.log").read_text(encoding="utf-8").splitlines():
+        _stamp, _, payload = line.partition(" :: ")
+        out.append(json.loads(payload))
+    return out
+
+
+def expected_mapping(name: str) -> dict[int, int]:
+    doc = json.loads((SEQUENCES / f"{name}.expected.json").read_text(encoding="utf-8"))
+    return {int(k): int(v) for k, v in doc["expected_assignments"].items()}
+
+
+@dataclass
+class Replay:
+    """The printer task's job handling, reduced to the pure parts."""
+
+    analysis: PrintAnalysis
+    state: dict[str, Any] = field(default_factory=dict)
+    job: JobCheckpoint | None = None
+    learner: MappingLearner | None = None
+    bills: list[BillLine] = field(default_factory=list)
+    events: list[LifecycleEvent] = field(default_factory=list)
+
+    def feed(self, message: dict[str, Any]) -> None:
+        body = message.get("print")
+        if not isinstance(body, dict):
+            return
+        echo = body if body.get("command") == "project_file" else None
+        previous = self.state
+        if echo is None:
+            self.state = merge_report(self.state, message)
+        for event in derive_events(self.job, previous, self.state, echo):
+            self.apply(event)
+        if self.job is not None and self.job.open and self.learner is not None:
+            self.learner = self.learner.observe(self.job.last_layer, *active_trays(self.state))
+            self.job = replace(self.job, learned=self.learner.mapping())
+
+    def apply(self, event: LifecycleEvent) -> None:
+        self.events.append(event)
+        if isinstance(event, JobStarted):
+            self.job = JobCheckpoint(printer="a1", key=event.key, file_url=event.file, mapping=event.mapping,
+                                     announced=event.announced)
+            self.learner = MappingLearner.for_changes(self.analysis.tool_changes)
+            return
+        assert self.job is not None
+        if isinstance(event, LayerReached):
+            self.job = self.job.seen(event.layer, event.mc_percent)
+            lines, billing = bill_progress(self.analysis, self.job.billing, event.layer)
+        elif isinstance(event, Finished):
+            lines, billing = bill_finish(self.analysis, self.job.billing)
+            self.job = replace(self.job, final_state="finished")
+        elif isinstance(event, Failed):
+            lines, billing = bill_stop(self.analysis, self.job.billing, event.at_layer, event.mc_percent)
+            self.job = replace(self.job, final_state="cancelled" if event.cancelled else "failed")
+        elif isinstance(event, MappingStated):
+            self.job = replace(self.job, mapping=event.mapping)
+            return
+        else:
+            return
+        self.bills.extend(lines)
+        self.job = replace(self.job, billing=billing)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_replayed_sequence_learns_the_mapping_and_bills_the_whole_print(name: str) -> None:
+    analysis = analysis_of(CASES[name])
+    replay = Replay(analysis)
+    for message in messages(name):
+        replay.feed(message)
+
+    starts = [e for e in replay.events if isinstance(e, JobStarted)]
+    assert len(starts) == 1, starts
+    assert starts[0].announced == name.endswith("_cloud")
+    job = replay.job
+    assert job is not None and job.final_state == "finished"
+    expected = expected_mapping(name)
+    # The learned mapping alone must be right, with or without a project_file echo.
+    assert dict(job.learned) == expected
+    assert {f: job.tray_for(f) for f in expected} == expected
+    if name.endswith("_cloud"):
+        assert dict(job.mapping) == expected
+
+    billed = billed_total(replay.bills)
+    total = analysis.used_through(analysis.layer_count)
+    assert billed.keys() == total.keys()
+    for filament, mm in total.items():
+        assert billed[filament] == pytest.approx(mm, abs=0.01)
+    pairs = [(line.layer, line.filament_index) for line in replay.bills]
+    assert len(pairs) == len(set(pairs))
+    assert not any(line.estimate for line in replay.bills)
+
+
+@pytest.mark.parametrize("name", ["a1-fw01.07-Testqube_Multicolor_local", "a1-fw01.07-Testqube_Multicolor_cloud"])
+def test_lost_reports_leave_a_tray_unknown_never_wrong(name: str) -> None:
+    """MQTT over TCP loses nothing, but a dropped link does; drop 30% of the reports."""
+    expected = expected_mapping(name)
+    for seed in range(6):
+        dice = random.Random(seed)
+        replay = Replay(analysis_of(CASES[name]))
+        for message in messages(name):
+            if dice.random() >= 0.3:
+                replay.feed(message)
+        learned = dict(replay.job.learned) if replay.job else {}
+        assert all(expected[f] == tray for f, tray in learned.items()), (seed, learned)
