@@ -70,10 +70,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 7913, *, layer_seconds: float 
 
 async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | None,
                ready: asyncio.Event | None = None) -> None:
-    import uvicorn
-
     from server.runtime import Runtime
     from server.web.app import create_app
+    from server.web.embedded import EmbeddedServer
 
     store = SpoolmanStore()
     seed_demo(store)
@@ -98,15 +97,15 @@ async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | N
                 seed_mappings={DEMO_PRINTER: DEMO_ASSIGNMENTS},
             )
             runtime = Runtime.build(settings)
-            server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=host, port=port,
-                                                   log_config=None, access_log=False))
+            web = EmbeddedServer(create_app(runtime), host, port, lifespan="on", name="layerwise")
             printing = asyncio.create_task(_print_forever(printer, layer_seconds))
             try:
+                await web.start()
                 print(f"Layerwise demo: open http://{host}:{port}   (Spoolman stand-in: {spoolman.url})",
                       flush=True)
                 if ready is not None:
                     ready.set()
-                await server.serve()
+                await web.serve_until_cancelled()
             finally:
                 printing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

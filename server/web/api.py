@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from litestar import Request, Response, Router, delete, get, put
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
 from server.runtime import Runtime
@@ -63,10 +65,17 @@ async def unassign_slot(runtime: Runtime, name: str, tray: int) -> None:
 
 
 @get("/spools")
-async def search_spools(runtime: Runtime, search: str | None = None, limit: int = 20, offset: int = 0) -> SpoolPage:
+async def search_spools(
+    runtime: Runtime,
+    search: Annotated[str | None, Parameter(query="search", description="words matched against id, name, "
+                                            "material, vendor, colour, location")] = None,
+    limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
+    offset: Annotated[int, Parameter(query="offset", ge=0)] = 0,
+) -> SpoolPage:
+    """Spoolman's spools (archived hidden), for picking one for a slot."""
     if runtime.spoolman is None:
         raise HTTPException(status_code=503, detail="Spoolman is not configured")
-    page = await runtime.spoolman.list_spools(search=search or None, limit=min(limit, 100), offset=offset)
+    page = await runtime.spoolman.list_spools(search=search or None, limit=limit, offset=offset)
     return SpoolPage([SpoolOut.of(s) for s in page.items], page.total, limit, offset)
 
 
