@@ -81,6 +81,9 @@ def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+QUIET_LIBRARIES = ("amqtt", "transitions", "httpx", "httpcore", "pyftpdlib", "uvicorn.access")
+
+
 def setup_logging(level: str, stream: TextIO | None = None) -> None:
     """One handler on the root logger (stderr by default), one format, secrets redacted.
 
@@ -102,3 +105,6 @@ def setup_logging(level: str, stream: TextIO | None = None) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     _handler = handler
+    # Libraries that narrate every connection at INFO: only their warnings matter to a user.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
