@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from server.printer.state import as_int
 from server.tracking.billing import BillingCheckpoint
+from server.tracking.mapping import MappingLearner
 
 FinalState = Literal["finished", "failed", "cancelled"]
 ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
@@ -108,7 +109,7 @@ class JobCheckpoint:
     file_path: str | None = None  # the local copy in the data directory
     sha256: str | None = None
     mapping: Mapping[int, int] = field(default_factory=dict)  # stated: echo or printer report
-    learned: Mapping[int, int] = field(default_factory=dict)  # learned from tray reports
+    learner: MappingLearner = field(default_factory=MappingLearner)  # learns from tray reports
     billing: BillingCheckpoint = field(default_factory=BillingCheckpoint)
     last_layer: int | None = None  # the last `layer_num` seen while printing this job
     last_percent: int | None = None  # the last `mc_percent` seen while printing this job
@@ -126,6 +127,10 @@ class JobCheckpoint:
     @property
     def plate(self) -> int | None:
         return self.key.plate
+
+    @property
+    def learned(self) -> dict[int, int]:
+        return self.learner.mapping()
 
     def tray_for(self, filament: int) -> int | None:
         """The tray of a slicer filament: a stated mapping wins over a learned one."""
@@ -146,7 +151,8 @@ class JobCheckpoint:
             "file_path": self.file_path,
             "sha256": self.sha256,
             "mapping": {str(k): v for k, v in self.mapping.items()},
-            "learned": {str(k): v for k, v in self.learned.items()},
+            "learner": self.learner.to_dict(),
+            "learned": {str(k): v for k, v in self.learned.items()},  # for readers; rebuilt from "learner"
             "billing": self.billing.to_dict(),
             "last_layer": self.last_layer,
             "last_percent": self.last_percent,
@@ -168,7 +174,7 @@ class JobCheckpoint:
             file_path=data.get("file_path"),
             sha256=data.get("sha256"),
             mapping=_int_keys(data.get("mapping")),
-            learned=_int_keys(data.get("learned")),
+            learner=MappingLearner.from_dict(data.get("learner") or {}),
             billing=BillingCheckpoint.from_dict(data.get("billing", {})),
             last_layer=as_int(data.get("last_layer")),
             last_percent=as_int(data.get("last_percent")),

@@ -15,22 +15,28 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from statemachine import State, StateChart
 from statemachine.contrib.diagram import formatter
 
 from server.printer.state import as_int
+from server.tracking.billing import AnalysisLike, BillLine, bill_finish, bill_progress, bill_stop
 from server.tracking.jobs import (
     ACTIVE_STATES,
     ENDED_OFFLINE,
+    ContinueSameJob,
+    FinalState,
     JobCheckpoint,
     JobKey,
+    ResumeDecision,
+    SettleEndedJob,
     is_cancel,
     plate_of,
 )
-from server.tracking.mapping import known_mapping
+from server.tracking.mapping import active_trays, known_mapping
 
 
 class PrintLifecycle(StateChart):
@@ -267,6 +273,9 @@ def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleE
     if new.gcode_state == "FAILED":
         # The cancel code comes with FAILED (and is cleared to 0 seconds later).
         error = new.print_error if is_cancel(new.print_error) or not is_cancel(old.print_error) else old.print_error
+        if job is not None and job.last_layer is not None and (new.layer is None or new.layer < job.last_layer):
+            # Some firmware resets layer_num as it stops: what the job saw last stands.
+            return [Failed(is_cancel(error), job.last_layer, job.last_percent, error)]
         return [Failed(is_cancel(error), new.layer, new.percent, error)]
     # IDLE (a reboot clears the job) while a job was open: it ended unseen.
     last_layer = job.last_layer if job else None
@@ -344,6 +353,126 @@ def derive_events(
 
 def _ended_offline(job: JobCheckpoint) -> list[LifecycleEvent]:
     return [Failed(False, job.last_layer, job.last_percent, None, ENDED_OFFLINE)]
+
+
+# ---- applying events to a job ------------------------------------------------------------------------------
+
+CANCELLED_REASON = "task cancelled"
+_WAITING_FOR_FILE = frozenset({"downloading", "parsing", "untracked"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """A job after an event, and the bills that became due (to write to the ledger
+    together with the checkpoint, in one transaction)."""
+
+    job: JobCheckpoint | None
+    bills: tuple[BillLine, ...] = ()
+
+
+def transition(job: JobCheckpoint, event: str) -> JobCheckpoint:
+    """The job with its lifecycle state moved by a machine event (`file_fetched`,
+    `file_analysed`, `file_unavailable`, ...); unchanged where the event does not apply."""
+    moved = next_state(job.lifecycle, event)
+    return job if moved is None else replace(job, lifecycle=moved)
+
+
+def mark_untracked(job: JobCheckpoint, reason: str) -> JobCheckpoint:
+    """The job's file could not be obtained or read: it stays visible with the reason."""
+    return replace(transition(job, "file_unavailable"), untracked_reason=reason)
+
+
+def bills_due(job: JobCheckpoint, analysis: AnalysisLike | None) -> Step:
+    """Bill whatever the job's facts make due; nothing while the analysis is unknown.
+    Idempotent: the billing checkpoint remembers what was billed."""
+    if analysis is None:
+        return Step(job)
+    if job.final_state == "finished":
+        lines, billing = bill_finish(analysis, job.billing)
+    elif job.final_state is not None:
+        lines, billing = bill_stop(analysis, job.billing, job.last_layer, job.last_percent)
+    elif job.last_layer is not None:
+        lines, billing = bill_progress(analysis, job.billing, job.last_layer)
+    else:
+        return Step(job)
+    return Step(replace(job, billing=billing), lines)
+
+
+def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
+    """The job once its file is analysed: the learner gets the filament changes (and
+    matches what it saw meanwhile) and everything already due is billed."""
+    return bills_due(replace(job, learner=job.learner.with_changes(analysis.tool_changes)), analysis)
+
+
+def observe_trays(job: JobCheckpoint, printer_state: Mapping[str, Any]) -> JobCheckpoint:
+    """Feed the printer's active-tray report to the job's mapping learner."""
+    if not job.open:
+        return job
+    learner = job.learner.observe(job.last_layer, *active_trays(dict(printer_state.get("print", printer_state))))
+    return job if learner == job.learner else replace(job, learner=learner)
+
+
+def _end(job: JobCheckpoint, final: FinalState, at: datetime, reason: str | None) -> JobCheckpoint:
+    return replace(job, final_state=final, lifecycle=final, ended_at=at, end_reason=reason)
+
+
+def apply_event(
+    job: JobCheckpoint | None,
+    event: LifecycleEvent,
+    analysis: AnalysisLike | None,
+    *,
+    printer: str,
+    at: datetime,
+) -> Step:
+    """The job after one event from `derive_events`, and the bills now due.
+
+    `JobStarted` returns the new job (the caller has persisted the one it replaces);
+    `analysis` is None until the job's file is analysed, and billing catches up then
+    (`with_analysis`)."""
+    if isinstance(event, JobStarted):
+        started = JobCheckpoint(
+            printer=printer,
+            key=event.key,
+            lifecycle="downloading",
+            file_url=event.file,
+            mapping=dict(event.mapping),
+            announced=event.announced,
+            started_at=at,
+        )
+        return Step(started) if analysis is None else with_analysis(started, analysis)
+    if job is None or not job.open:
+        return Step(job)
+    if isinstance(event, LayerReached):
+        job = job.seen(event.layer, event.mc_percent)
+    elif isinstance(event, MappingStated):
+        job = replace(job, mapping=dict(event.mapping))
+    elif isinstance(event, Finished):
+        job = _end(job, "finished", at, None)
+    elif isinstance(event, Failed):
+        job = job.seen(event.at_layer, event.mc_percent)
+        reason = event.reason or (CANCELLED_REASON if event.cancelled else None)
+        if reason is None and event.print_error:
+            reason = f"print_error {event.print_error:#010x}"
+        job = _end(job, "cancelled" if event.cancelled else "failed", at, reason)
+    elif isinstance(event, Paused | Resumed):
+        job = transition(job, "pause" if isinstance(event, Paused) else "resume")
+    return bills_due(job, analysis)
+
+
+def apply_resume(job: JobCheckpoint, decision: ResumeDecision, analysis: AnalysisLike | None, *, at: datetime) -> Step:
+    """An open job after the resume decision at startup (`jobs.decide_resume`).
+
+    After `CloseAndStartNew(start_new=True)` the next `derive_events(job, {}, state)`
+    starts the new print."""
+    if isinstance(decision, ContinueSameJob):
+        job = job.seen(decision.layer, decision.mc_percent)
+        if job.lifecycle not in _WAITING_FOR_FILE:
+            job = replace(job, lifecycle="running")
+    elif isinstance(decision, SettleEndedJob):
+        job = _end(job.seen(decision.at_layer, decision.mc_percent), decision.final, at, None)
+    else:
+        job = _end(job, "failed", at, decision.reason)
+    return bills_due(job, analysis)
 
 
 # ---- command line: the diagram ----------------------------------------------------------------------------

@@ -56,31 +56,42 @@ class MappingLearner:
     """Learns `{slicer filament: tray}` from the printer's tray reports, pure and frozen.
 
     Each new tray the printer loads (or targets) is matched to the next filament change
-    of the analysis that lies within one layer of the printer's current layer. The
-    order of changes disambiguates a filament that is loaded several times.
+    of the analysis that lies within one layer of the job's current layer; the order of
+    changes tells apart a filament loaded several times. Until the analysis is known
+    (the file is still downloading) the evidence is kept and matched when it arrives.
     """
 
-    changes: tuple[tuple[int, int], ...]  # (layer, filament) in print order, first load included
+    changes: tuple[tuple[int, int], ...] | None = None  # (layer, filament) in print order; None = not known yet
     learned: Mapping[int, int] = field(default_factory=dict)
     next_change: int = 0  # index into `changes` of the first change not yet matched
-    last_tray: int | None = None  # the tray of the last load attributed (or seen)
+    last_tray: int | None = None  # the tray of the last load seen
     seen_now: int | None = None  # the last `tray_now` / `tray_tar` observed, so that only
     seen_tar: int | None = None  # their changes count (a merged state keeps stale values)
     primed: bool = False  # the baseline observation has been made
+    pending: tuple[tuple[int | None, int], ...] = ()  # (layer, tray) loads seen before `changes` was known
     conflicts: tuple[tuple[int, int, int], ...] = ()  # (filament, tray kept, other tray seen)
 
     @classmethod
     def for_changes(cls, tool_changes: Sequence[ToolChangeLike]) -> MappingLearner:
+        return cls().with_changes(tool_changes)
+
+    def with_changes(self, tool_changes: Sequence[ToolChangeLike]) -> MappingLearner:
+        """The learner once the analysis is known: evidence seen before is matched now."""
+        if self.changes is not None:
+            return self
         ordered: list[tuple[int, int]] = []
         for change in tool_changes:
             # A change to the filament already loaded makes the printer do nothing.
             if not ordered or ordered[-1][1] != change.filament:
                 ordered.append((change.layer, change.filament))
-        return cls(changes=tuple(ordered))
+        learner = replace(self, changes=tuple(ordered), pending=())
+        for layer, tray in self.pending:
+            learner = learner._saw_tray(layer, tray)
+        return learner
 
     @property
     def filaments(self) -> frozenset[int]:
-        return frozenset(filament for _layer, filament in self.changes)
+        return frozenset(filament for _layer, filament in self.changes or ())
 
     def observe(self, layer: int | None, tray_now: int | None, tray_tar: int | None) -> MappingLearner:
         """Feed one merged-state observation (the job's current layer, the loaded tray,
@@ -95,14 +106,17 @@ class MappingLearner:
         for tray, before in ((tray_tar, self.seen_tar), (tray_now, self.seen_now)):
             if tray is None or tray in (NO_TRAY, before, learner.last_tray):
                 continue
-            learner = learner._saw_tray(layer, tray)
+            if learner.changes is None:
+                learner = replace(learner, pending=(*learner.pending, (layer, tray)), last_tray=tray)
+            else:
+                learner = learner._saw_tray(layer, tray)
         return learner
 
     def _saw_tray(self, layer: int | None, tray: int) -> MappingLearner:
         index = self._match(layer)
         if index is None:
             return replace(self, last_tray=tray)
-        _layer, filament = self.changes[index]
+        _layer, filament = (self.changes or ())[index]
         learned = dict(self.learned)
         owner = next((f for f, t in learned.items() if t == tray and f != filament), None)
         kept = learned.get(filament, tray if owner is None else None)
@@ -115,13 +129,14 @@ class MappingLearner:
         return replace(self, learned=learned, next_change=index + 1, last_tray=tray)
 
     def _match(self, layer: int | None) -> int | None:
-        """The next unmatched change that fits the printer's current layer."""
+        """The next unmatched change that fits the job's current layer."""
+        changes = self.changes or ()
         if layer is None:
             # No layer seen yet for this job: only a single-filament print is unambiguous.
-            single = len(self.filaments) == 1 and self.next_change < len(self.changes)
+            single = len(self.filaments) == 1 and self.next_change < len(changes)
             return self.next_change if single else None
-        for index in range(self.next_change, len(self.changes)):
-            change_layer = self.changes[index][0]
+        for index in range(self.next_change, len(changes)):
+            change_layer = changes[index][0]
             if abs(change_layer - layer) <= LAYER_SLACK:
                 return index
             if change_layer > layer + LAYER_SLACK:
@@ -134,25 +149,28 @@ class MappingLearner:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "changes": [list(change) for change in self.changes],
+            "changes": None if self.changes is None else [list(change) for change in self.changes],
             "learned": {str(k): v for k, v in self.learned.items()},
             "next_change": self.next_change,
             "last_tray": self.last_tray,
             "seen_now": self.seen_now,
             "seen_tar": self.seen_tar,
             "primed": self.primed,
+            "pending": [list(p) for p in self.pending],
             "conflicts": [list(c) for c in self.conflicts],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MappingLearner:
+        changes = data.get("changes")
         return cls(
-            changes=tuple((int(a), int(b)) for a, b in data.get("changes", ())),
+            changes=None if changes is None else tuple((int(a), int(b)) for a, b in changes),
             learned={int(k): int(v) for k, v in dict(data.get("learned", {})).items()},
             next_change=int(data.get("next_change", 0)),
             last_tray=as_int(data.get("last_tray")),
             seen_now=as_int(data.get("seen_now")),
             seen_tar=as_int(data.get("seen_tar")),
             primed=bool(data.get("primed", False)),
+            pending=tuple((as_int(a), int(b)) for a, b in data.get("pending", ())),
             conflicts=tuple((int(a), int(b), int(c)) for a, b, c in data.get("conflicts", ())),
         )

@@ -20,6 +20,7 @@ from server.tracking.jobs import (
     job_name,
     plate_of,
 )
+from server.tracking.mapping import MappingLearner
 
 
 def checkpoint(**changes: Any) -> JobCheckpoint:
@@ -29,7 +30,7 @@ def checkpoint(**changes: Any) -> JobCheckpoint:
         lifecycle="running",
         file_url="ftp:///Cube.3mf",
         mapping={0: 3},
-        learned={1: 0},
+        learner=MappingLearner(learned={1: 0}),
         billing=BillingCheckpoint(billed_through=19),
         last_layer=20,
         last_percent=55,
@@ -90,12 +91,13 @@ def test_a_checkpoint_round_trips_through_json() -> None:
         final_state="cancelled",
         end_reason="task cancelled",
         untracked_reason=None,
+        learner=MappingLearner(changes=((0, 0), (8, 1)), learned={0: 3}, next_change=1, primed=True),
     )
     assert JobCheckpoint.from_dict(json.loads(json.dumps(original.to_dict()))) == original
 
 
 def test_a_stated_mapping_wins_over_a_learned_one() -> None:
-    job = checkpoint(mapping={0: 3}, learned={0: 5, 1: 0})
+    job = checkpoint(mapping={0: 3}, learner=MappingLearner(learned={0: 5, 1: 0}))
     assert job.tray_for(0) == 3
     assert job.tray_for(1) == 0
     assert job.tray_for(2) is None

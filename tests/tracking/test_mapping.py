@@ -165,6 +165,18 @@ def test_a_change_to_the_filament_already_loaded_is_no_change() -> None:
     assert learner.changes == ((0, 0), (8, 1))
 
 
-def test_the_learner_round_trips_through_a_dict() -> None:
-    learner = feed(changes((0, 0), (8, 1), (13, 0)), *A1_PRELUDE_LOAD, *A1_CHANGE_AT_8)
+def test_loads_seen_while_the_file_downloads_are_matched_once_the_analysis_is_known() -> None:
+    early = feed(MappingLearner(), *A1_PRELUDE_LOAD, *A1_CHANGE_AT_8)
+    assert early.mapping() == {} and len(early.pending) == 2
+    learner = early.with_changes([FakeToolChange(0, 0), FakeToolChange(8, 1), FakeToolChange(13, 0)])
+    assert learner.mapping() == {0: 3, 1: 0}
+    assert learner.pending == ()
+    assert feed(learner, (13, 0, 3), (13, 3, 3)).next_change == 3
+    assert learner.with_changes([FakeToolChange(0, 5)]) == learner  # known once, kept
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_the_learner_round_trips_through_a_dict(known: bool) -> None:
+    start = changes((0, 0), (8, 1), (13, 0)) if known else MappingLearner()
+    learner = feed(start, *A1_PRELUDE_LOAD, *A1_CHANGE_AT_8)
     assert MappingLearner.from_dict(json.loads(json.dumps(learner.to_dict()))) == learner

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,19 @@ import pytest
 
 from server.analysis import PrintAnalysis, analyze_file
 from server.printer.state import merge_report
-from server.tracking.billing import BillLine, bill_finish, bill_progress, bill_stop, billed_total
+from server.tracking.billing import BillLine, billed_total
 from server.tracking.jobs import JobCheckpoint
 from server.tracking.lifecycle import (
-    Failed,
-    Finished,
     JobStarted,
-    LayerReached,
     LifecycleEvent,
-    MappingStated,
+    Step,
+    apply_event,
     derive_events,
+    observe_trays,
+    with_analysis,
 )
-from server.tracking.mapping import MappingLearner, active_trays
 
+NOW = datetime(2025, 12, 19, 18, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SEQUENCES = FIXTURES / "sequences"
 PRINT_FILES = FIXTURES / "print-files"
@@ -65,12 +66,16 @@ def expected_mapping(name: str) -> dict[int, int]:
 
 @dataclass
 class Replay:
-    """The printer task's job handling, reduced to the pure parts."""
+    """The printer task's job handling, reduced to its pure parts. The analysis becomes
+    available `analysis_delay` messages after the job starts (the file downloading)."""
 
     analysis: PrintAnalysis
+    analysis_delay: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     job: JobCheckpoint | None = None
-    learner: MappingLearner | None = None
+    known: PrintAnalysis | None = None
+    since_start: int = 0
+    layer_when_analysed: int | None = None
     bills: list[BillLine] = field(default_factory=list)
     events: list[LifecycleEvent] = field(default_factory=list)
 
@@ -83,41 +88,29 @@ class Replay:
         if echo is None:
             self.state = merge_report(self.state, message)
         for event in derive_events(self.job, previous, self.state, echo):
-            self.apply(event)
-        if self.job is not None and self.job.open and self.learner is not None:
-            self.learner = self.learner.observe(self.job.last_layer, *active_trays(self.state))
-            self.job = replace(self.job, learned=self.learner.mapping())
+            self.events.append(event)
+            if isinstance(event, JobStarted):
+                self.known, self.since_start = None, 0
+            self.take(apply_event(self.job, event, self.known, printer="a1", at=NOW))
+        if self.job is None:
+            return
+        self.job = observe_trays(self.job, self.state)
+        self.since_start += 1
+        if self.known is None and self.since_start > self.analysis_delay:
+            self.known = self.analysis
+            self.layer_when_analysed = self.job.last_layer
+            self.take(with_analysis(self.job, self.analysis))
 
-    def apply(self, event: LifecycleEvent) -> None:
-        self.events.append(event)
-        if isinstance(event, JobStarted):
-            self.job = JobCheckpoint(printer="a1", key=event.key, file_url=event.file, mapping=event.mapping,
-                                     announced=event.announced)
-            self.learner = MappingLearner.for_changes(self.analysis.tool_changes)
-            return
-        assert self.job is not None
-        if isinstance(event, LayerReached):
-            self.job = self.job.seen(event.layer, event.mc_percent)
-            lines, billing = bill_progress(self.analysis, self.job.billing, event.layer)
-        elif isinstance(event, Finished):
-            lines, billing = bill_finish(self.analysis, self.job.billing)
-            self.job = replace(self.job, final_state="finished")
-        elif isinstance(event, Failed):
-            lines, billing = bill_stop(self.analysis, self.job.billing, event.at_layer, event.mc_percent)
-            self.job = replace(self.job, final_state="cancelled" if event.cancelled else "failed")
-        elif isinstance(event, MappingStated):
-            self.job = replace(self.job, mapping=event.mapping)
-            return
-        else:
-            return
-        self.bills.extend(lines)
-        self.job = replace(self.job, billing=billing)
+    def take(self, step: Step) -> None:
+        self.job = step.job
+        self.bills.extend(step.bills)
 
 
+@pytest.mark.parametrize("delay", [0, 250], ids=["analysed-at-once", "analysed-late"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_replayed_sequence_learns_the_mapping_and_bills_the_whole_print(name: str) -> None:
+def test_replayed_sequence_learns_the_mapping_and_bills_the_whole_print(name: str, delay: int) -> None:
     analysis = analysis_of(CASES[name])
-    replay = Replay(analysis)
+    replay = Replay(analysis, analysis_delay=delay)
     for message in messages(name):
         replay.feed(message)
 
@@ -125,7 +118,11 @@ def test_replayed_sequence_learns_the_mapping_and_bills_the_whole_print(name: st
     assert len(starts) == 1, starts
     assert starts[0].announced == name.endswith("_cloud")
     job = replay.job
-    assert job is not None and job.final_state == "finished"
+    assert job is not None and job.final_state == "finished" and job.lifecycle == "finished"
+    if delay:
+        # The file arrived after the print's first loads (and first change, for four
+        # colours): what was seen meanwhile waited and was matched.
+        assert replay.layer_when_analysed is not None and replay.layer_when_analysed >= 9
     expected = expected_mapping(name)
     # The learned mapping alone must be right, with or without a project_file echo.
     assert dict(job.learned) == expected
