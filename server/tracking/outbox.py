@@ -177,6 +177,10 @@ class Outbox:
         delivery = await asyncio.to_thread(
             ledger.begin_delivery, self.db, spool_id, ids, mm=mm, expected_g=expected, before=_reading(spool)
         )
+        if mm == 0:
+            # Layers that used nothing of this filament: nothing to tell Spoolman.
+            await self._finish(delivery.id, spool_id, DELIVERED, after=spool.used_weight, note="nothing to bill")
+            return
         # From here on the request may reach Spoolman: only a settlement may undo "sending".
         try:
             used = await self.client.use_spool(spool_id, length_mm=mm)

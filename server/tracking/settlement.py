@@ -94,16 +94,19 @@ def settle(before: SpoolReading, expected_g: float, after: SpoolReading) -> Sett
       know; the conservative answer is "doubtful", which the ledger counts as applied
       (a bill is never sent twice) and shows for a person to confirm or re-queue.
     """
+    # Spoolman floors used_weight at 0, so a negative use may move it by less than asked.
+    target = max(before.used_weight + expected_g, 0.0)
+    at_stake = target - before.used_weight
     moved = after.used_weight - before.used_weight
     tol = tolerance(before.used_weight, after.used_weight, expected_g)
-    if expected_g <= tol:
-        return Settlement(Outcome.APPLIED, f"{expected_g:.3g} g is below what a reading can tell; counted")
-    if abs(moved - expected_g) <= tol:
+    if abs(at_stake) <= tol:
+        return Settlement(Outcome.APPLIED, f"{at_stake:.3g} g is below what a reading can tell; counted")
+    if abs(after.used_weight - target) <= tol:
         return Settlement(Outcome.APPLIED, f"used_weight moved by {moved:.6f} g as expected")
     if abs(moved) <= tol and after.last_used == before.last_used:
         return Settlement(Outcome.NOT_APPLIED, "used_weight and last_used unchanged")
     return Settlement(
         Outcome.DOUBTFUL,
-        f"used_weight moved by {moved:.6f} g, expected {expected_g:.6f} g or 0: "
+        f"used_weight moved by {moved:.6f} g, expected {at_stake:.6f} g or 0: "
         "the spool was changed outside Layerwise meanwhile",
     )

@@ -9,6 +9,7 @@ from ledger_helpers import PRINTER, Line, assign, new_job, open_db
 
 from server.db import Database, repo
 from server.tracking import job_store, ledger
+from server.tracking.billing import BillLine
 from server.tracking.settlement import DELIVERED, READY, REJECTED, WAITING_SPOOL, WAITING_TRAY, SpoolReading
 
 
@@ -28,6 +29,13 @@ def test_spool_is_resolved_when_the_layer_is_billed(db: Database) -> None:
     written = ledger.record_bills(db, job, [Line(1, 0, 5.0, 0.015), Line(1, 1, 2.0, 0.006)], {0: 0, 1: 254})
     assert [(e.tray, e.spool_id, e.state) for e in written] == [(0, 11, READY), (254, 12, READY)]
     assert written[0].printer == PRINTER
+
+
+def test_takes_the_billing_rules_lines(db: Database) -> None:
+    assign(db, 0, 11)
+    job = new_job(db)
+    (entry,) = ledger.record_bills(db, job, [BillLine(0, 0, 1.5, 0.0045, False)], {0: 0})
+    assert (entry.layer, entry.mm, entry.grams, entry.estimate, entry.state) == (0, 1.5, 0.0045, False, READY)
 
 
 def test_reassignment_mid_print_applies_from_the_next_layer(db: Database) -> None:

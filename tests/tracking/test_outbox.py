@@ -103,6 +103,18 @@ async def test_bills_reach_each_spool_in_order(db: Database, standin: SpoolmanSt
     assert (await outbox.status()).backlog.count == 0
 
 
+async def test_zero_length_bills_are_settled_without_a_request(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 0.0}, 1, {0: 0})
+    faulty = FaultyClient(client)
+    await Outbox(db, faulty).drain()
+    assert faulty.uses == 0
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert standin.store.get_spool(spool)["last_used"] is None
+
+
 async def test_outage_queues_bills_and_drains_when_spoolman_returns(
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient
 ) -> None:

@@ -79,6 +79,14 @@ def test_amount_below_what_a_reading_resolves_counts_as_applied() -> None:
     assert settle(SpoolReading(5.0, T0), 1e-9, SpoolReading(5.0, T0)).outcome is Outcome.APPLIED
 
 
+def test_negative_use_floored_at_zero_is_applied() -> None:
+    """A net-negative layer (more retracted than extruded) can hit Spoolman's floor."""
+    assert settle(SpoolReading(0.5, T0), -2.0, SpoolReading(0.0, T1)).outcome is Outcome.APPLIED
+    assert settle(SpoolReading(5.0, T0), -2.0, SpoolReading(3.0, T1)).outcome is Outcome.APPLIED
+    assert settle(SpoolReading(5.0, T0), -2.0, SpoolReading(5.0, T0)).outcome is Outcome.NOT_APPLIED
+    assert settle(SpoolReading(0.0, T0), -2.0, SpoolReading(0.0, T1)).outcome is Outcome.APPLIED  # nothing at stake
+
+
 weights = st.floats(min_value=0.0, max_value=5000.0, allow_nan=False)
 uses = st.floats(min_value=3e-5, max_value=500.0, allow_nan=False)  # 0.01 mm of PLA and up
 
