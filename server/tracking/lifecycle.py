@@ -267,20 +267,27 @@ def _started(state: Mapping[str, Any], echo: dict[str, Any] | None) -> JobStarte
     )
 
 
+def _stop_point(old: _View, new: _View, job: JobCheckpoint | None) -> tuple[int | None, int | None]:
+    """Where a stopped print got to. The merged state's `layer_num` is trusted when this
+    report changed it or the job saw it; otherwise it may be the previous print's (and
+    some firmware resets it as it stops), so what the job saw last stands."""
+    seen = job.last_layer if job is not None else None
+    fresh = new.layer if new.layer is not None and (new.layer != old.layer or new.layer == seen) else None
+    if fresh is not None and (seen is None or fresh >= seen):
+        return fresh, new.percent
+    return seen, job.last_percent if job is not None else None
+
+
 def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleEvent]:
     if new.gcode_state == "FINISH":
         return [Finished()]
     if new.gcode_state == "FAILED":
         # The cancel code comes with FAILED (and is cleared to 0 seconds later).
         error = new.print_error if is_cancel(new.print_error) or not is_cancel(old.print_error) else old.print_error
-        if job is not None and job.last_layer is not None and (new.layer is None or new.layer < job.last_layer):
-            # Some firmware resets layer_num as it stops: what the job saw last stands.
-            return [Failed(is_cancel(error), job.last_layer, job.last_percent, error)]
-        return [Failed(is_cancel(error), new.layer, new.percent, error)]
+        layer, percent = _stop_point(old, new, job)
+        return [Failed(is_cancel(error), layer, percent, error)]
     # IDLE (a reboot clears the job) while a job was open: it ended unseen.
-    last_layer = job.last_layer if job else None
-    last_percent = job.last_percent if job else None
-    return [Failed(False, last_layer, last_percent, None, ENDED_OFFLINE)]
+    return _ended_offline(job) if job is not None else [Failed(False, None, None, None, ENDED_OFFLINE)]
 
 
 def derive_events(
@@ -333,9 +340,11 @@ def derive_events(
             return [JobChanged(open_job.key), *_ended_offline(open_job), _started(current, None)]
     if not new.active:
         # Only a change counts: an announced job waits through the previous print's
-        # FINISH/FAILED that the printer keeps showing until PREPARE.
-        changed = new.gcode_state != old.gcode_state and (old.active or not old.gcode_state)
-        if changed and new.gcode_state in ("FINISH", "FAILED", "IDLE"):
+        # FINISH that the printer keeps showing until PREPARE (the A1 may pass IDLE).
+        # FAILED straight from there is this job failing before it began.
+        changed = new.gcode_state != old.gcode_state
+        was_printing = old.active or not old.gcode_state
+        if changed and (new.gcode_state == "FAILED" or (was_printing and new.gcode_state in ("FINISH", "IDLE"))):
             return _ended(old, new, open_job)
         return events
     if not open_job.mapping:

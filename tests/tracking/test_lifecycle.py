@@ -181,14 +181,38 @@ def test_finish() -> None:
 def test_failed_or_cancelled(error: int, cancelled: bool) -> None:
     running = step(LAST_PRINT, gcode_state="RUNNING", layer_num=12, mc_percent=40, subtask_name="Cube")
     failed = step(running, gcode_state="FAILED", print_error=error)
-    assert derive_events(open_job(), running, failed) == [Failed(cancelled, 12, 40, error)]
+    job = open_job(last_layer=12, last_percent=35)
+    assert derive_events(job, running, failed) == [Failed(cancelled, 12, 40, error)]
+
+
+def test_a_stop_reported_with_a_reset_layer_uses_what_the_job_saw() -> None:
+    running = step(LAST_PRINT, gcode_state="RUNNING", layer_num=12, mc_percent=40, subtask_name="Cube")
+    failed = step(running, gcode_state="FAILED", layer_num=0, mc_percent=0, print_error=50348044)
+    assert derive_events(open_job(last_layer=12, last_percent=35), running, failed) == [
+        Failed(True, 12, 35, 50348044)
+    ]
+
+
+def test_a_stop_before_any_layer_trusts_no_stale_layer() -> None:
+    # Started in PREPARE; the last print's layer 50 is still in the merged state.
+    prepare = step(LAST_PRINT, gcode_state="PREPARE", subtask_name="Cube")
+    failed = step(prepare, gcode_state="FAILED")
+    assert derive_events(open_job(), prepare, failed) == [Failed(False, None, None, 0)]
+
+
+def test_an_announced_job_failing_before_it_began_ends() -> None:
+    job = JobCheckpoint(printer="a1", key=JobKey("Cube", 1, "7", "8"), announced=True)
+    failed = step(LAST_PRINT, gcode_state="FAILED", print_error=0x0500C010)
+    assert derive_events(job, LAST_PRINT, failed) == [Failed(False, None, None, 0x0500C010)]
+    # The A1 may pass IDLE on the way to PREPARE: that is no end.
+    assert derive_events(job, LAST_PRINT, step(LAST_PRINT, gcode_state="IDLE")) == []
 
 
 def test_a_cancel_code_sent_just_before_failed_counts() -> None:
     running = step(LAST_PRINT, gcode_state="RUNNING", layer_num=12, mc_percent=40, subtask_name="Cube",
                    print_error=50348044)
     failed = step(running, gcode_state="FAILED", print_error=0)
-    assert derive_events(open_job(), running, failed) == [Failed(True, 12, 40, 50348044)]
+    assert derive_events(open_job(last_layer=12), running, failed) == [Failed(True, 12, 40, 50348044)]
 
 
 def test_a_reboot_mid_job_ends_it_as_ended_while_offline() -> None:
