@@ -137,7 +137,12 @@ class Outbox:
         batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, self.max_batch)
         if not batch:
             return False
-        await self._send(spool_id, batch)
+        try:
+            await self._send(spool_id, batch)
+        except ledger.LedgerConflict as conflict:
+            # The entries were re-pointed or the like between reading and recording: nothing was
+            # sent, so the next pass simply reads them again.
+            log.info("spool %d: %s", spool_id, conflict)
         return True
 
     async def _settle(self, delivery: ledger.DeliveryData) -> None:
