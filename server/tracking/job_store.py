@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +75,24 @@ class JobSummary:
     @property
     def grams(self) -> float:
         return sum(u.grams for u in self.usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values for ``/api/v1/jobs`` and the pages (the checkpoint stays internal)."""
+        job = asdict(self.job)
+        del job["checkpoint"]
+        usage = [{**asdict(u), "mm": u.mm, "grams": u.grams} for u in self.usage]
+        return jsonable({**job, "usage": usage, "mm": self.mm, "grams": self.grams})
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601 text, recursively through dicts and lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    return value
 
 
 def _record(row: JobRow) -> JobRecord:

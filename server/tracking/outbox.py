@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.db import Database
 from server.spoolman import Spool, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
 from server.spoolman.retry import backoff_delay
 from server.tracking import ledger
+from server.tracking.job_store import jsonable
 from server.tracking.settlement import (
     DELIVERED,
     DOUBTFUL,
@@ -58,6 +59,12 @@ class OutboxStatus:
     last_error: str | None
     last_error_at: datetime | None
     retry_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values for the API and the pages."""
+        data = asdict(self)
+        data["backlog"]["count"] = self.backlog.count
+        return jsonable(data)
 
 
 def _reading(spool: Spool) -> SpoolReading:
@@ -123,7 +130,7 @@ class Outbox:
         while await self.deliver_pending():
             pass
 
-    async def status(self) -> OutboxStatus:
+    async def backlog(self) -> OutboxStatus:
         backlog = await asyncio.to_thread(ledger.backlog, self.db)
         return OutboxStatus(backlog, self.last_error, self.last_error_at, self.retry_at)
 

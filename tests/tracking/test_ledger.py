@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,10 @@ def test_job_history_sums_grams_and_mm_per_spool(db: Database) -> None:
     assert newest.mm == pytest.approx(22.5)
     assert newest.grams == pytest.approx(2.25)
     assert [s.job.id for s in job_store.list_jobs(db, limit=1, offset=1)] == [older]
+    as_json = json.loads(json.dumps(newest.to_dict()))
+    assert as_json["state"] == "cancelled" and as_json["grams"] == pytest.approx(2.25)
+    assert as_json["usage"][0]["spool_id"] == 11 and as_json["usage"][0]["mm"] == pytest.approx(18.5)
+    assert "checkpoint" not in as_json
     assert job_store.list_jobs(db, printer="nobody") == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,7 +101,7 @@ async def test_bills_reach_each_spool_in_order(db: Database, standin: SpoolmanSt
         by_delivery.setdefault(entry.delivery_id, []).append(entry.layer)
     assert sorted(by_delivery.values()) == [[1, 2], [3, 4], [5]]
     assert set(changed) == set(spools)
-    assert (await outbox.status()).backlog.count == 0
+    assert (await outbox.backlog()).backlog.count == 0
 
 
 async def test_zero_length_bills_are_settled_without_a_request(
@@ -133,13 +134,15 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
             bill(db, job, {0: 3.0, 1: 2.0}, layer, {0: 0, 1: 254})
             outbox.wake()
         await wait_until(lambda: outbox.last_error is not None)
-        status = await outbox.status()
+        status = await outbox.backlog()
         assert status.retry_at is not None
         queued = {s.spool_id: s for s in status.backlog.spools}
         assert queued[spools[0]].count == 10
         assert queued[spools[0]].mm == pytest.approx(30.0)
         assert queued[spools[1]].mm == pytest.approx(20.0)
         assert queued[spools[0]].grams == 0.0  # the lines carried no grams here
+        as_json = json.loads(json.dumps(status.to_dict()))
+        assert as_json["backlog"]["count"] == 20 and as_json["last_error"]
         assert used_mm(standin.store, spools[0]) == pytest.approx(3.0, abs=MM)
 
         await standin.start()
@@ -237,7 +240,7 @@ async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
     (entry,) = ledger.entries(db)
     assert entry.state == REJECTED
     assert entry.error and str(gone) in entry.error
-    assert (await outbox.status()).backlog.rejected == 1
+    assert (await outbox.backlog()).backlog.rejected == 1
 
     assert ledger.repoint(db, [entry.id], other) == 1
     await outbox.drain()
@@ -258,7 +261,7 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
     (entry,) = ledger.entries(db)
     assert entry.state == DOUBTFUL
     assert used_mm(standin.store, spool) == pytest.approx(100.0, abs=MM)  # not sent again on a guess
-    assert (await outbox.status()).backlog.doubtful == 1
+    assert (await outbox.backlog()).backlog.doubtful == 1
 
     # A person knows better: it was not applied; re-queue and it goes out once.
     assert entry.delivery_id is not None
