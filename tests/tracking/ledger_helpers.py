@@ -90,13 +90,16 @@ class FaultyClient:
 
 
 class DroppingProxy:
-    """A TCP proxy in front of Spoolman that forwards ``PUT`` requests and then drops the connection
-    instead of returning the answer: Spoolman applied the use, the client sees a dead connection.
+    """A TCP proxy in front of Spoolman that forwards ``PUT`` requests and then withholds the answer:
+    Spoolman applied the use, the client sees a dead connection (``hold=False``) or waits forever
+    (``hold=True``, e.g. until its process is killed). ``answered`` is set once that happened.
     """
 
-    def __init__(self, upstream_port: int, drops: int = 1) -> None:
+    def __init__(self, upstream_port: int, drops: int = 1, *, hold: bool = False) -> None:
         self.upstream_port = upstream_port
         self.drops = drops
+        self.hold = hold
+        self.answered = asyncio.Event()
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -123,6 +126,9 @@ class DroppingProxy:
                 up_writer.close()
                 if request.startswith(b"PUT ") and self.drops > 0:
                     self.drops -= 1
+                    self.answered.set()
+                    if self.hold:
+                        await reader.read()  # until the client goes away
                     break  # Spoolman answered; the client never hears it
                 writer.write(answer)
                 await writer.drain()
