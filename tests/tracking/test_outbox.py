@@ -269,3 +269,24 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
     assert [e.state for e in ledger.entries(db)] == [READY]
     await outbox.drain()
     assert used_mm(standin.store, spool) == pytest.approx(106.0, abs=MM)
+
+
+async def test_waiting_bills_go_out_once_their_tray_and_spool_are_known(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    (spool,) = seed_spools(standin.store, 1)
+    job = new_job(db)
+    outbox = Outbox(db, client)
+    async with running(outbox):
+        bill(db, job, {0: 2.0}, 1, {})  # the mapping is learned during the print
+        outbox.wake()
+        ledger.on_mapping_learned(db, job, 0, 6)  # tray 6, still empty
+        bill(db, job, {0: 3.0}, 2, {0: 6})
+        outbox.wake()
+        assert {s.tray: s.mm for s in (await outbox.backlog()).backlog.waiting} == {6: 5.0}
+
+        assign(db, 6, spool)
+        assert ledger.on_assignment(db, "p1", 6, spool) == 2
+        outbox.wake()
+        await wait_until(lambda: ledger.backlog(db).count == 0)
+    assert used_mm(standin.store, spool) == pytest.approx(5.0, abs=MM)
