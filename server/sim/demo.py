@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -69,7 +70,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 7913, *, layer_seconds: float 
 
 
 async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | None,
-               ready: asyncio.Event | None = None) -> None:
+               on_ready: Callable[[str], None] | None = None) -> None:
+    """Run until cancelled; ``on_ready`` gets the web app's URL once it listens."""
     from server.runtime import Runtime
     from server.web.app import create_app
     from server.web.embedded import EmbeddedServer
@@ -85,7 +87,7 @@ async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | N
         ) as printer:
             printer.add_file(DEMO_FILE, demo_3mf())
             settings = Settings(
-                server=ServerConfig(host=host, port=port, data_dir=data),
+                server=ServerConfig(host=host, port=port or 7913, data_dir=data),  # 0: any free port
                 spoolman=SpoolmanConfig(url=spoolman.url),
                 printers=(
                     PrinterConfig(
@@ -101,10 +103,9 @@ async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | N
             printing = asyncio.create_task(_print_forever(printer, layer_seconds))
             try:
                 await web.start()
-                print(f"Layerwise demo: open http://{host}:{port}   (Spoolman stand-in: {spoolman.url})",
-                      flush=True)
-                if ready is not None:
-                    ready.set()
+                print(f"Layerwise demo: open {web.url}   (Spoolman stand-in: {spoolman.url})", flush=True)
+                if on_ready is not None:
+                    on_ready(web.url)
                 await web.serve_until_cancelled()
             finally:
                 printing.cancel()

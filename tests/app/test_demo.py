@@ -1,0 +1,39 @@
+"""`layerwise demo` comes up with a printer online, its AMS, seeded spools and a print running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+
+from server.sim.demo import DEMO_PRINTER, demo
+
+
+async def test_demo_runs_a_print_with_spools_assigned(tmp_path: Path) -> None:
+    urls: list[str] = []
+    task = asyncio.create_task(demo("127.0.0.1", 0, layer_seconds=0.2, data_dir=tmp_path / "data",
+                                    on_ready=urls.append))
+    try:
+        async with asyncio.timeout(60):
+            while not urls:
+                await asyncio.sleep(0.05)
+            async with httpx.AsyncClient(base_url=urls[0]) as client:
+                while True:
+                    printers = (await client.get("/api/v1/printers")).json()
+                    if printers[0]["online"] and printers[0]["job"]["state"] == "RUNNING":
+                        break
+                    await asyncio.sleep(0.2)
+                page = await client.get("/")
+        printer = printers[0]
+        assert printer["name"] == DEMO_PRINTER
+        slots = printer["units"][0]["slots"]
+        assert [s["spool_id"] for s in slots] == [1, 3, 4, 2]
+        assert sum(1 for s in slots if s["tray_uuid"]) == 2  # two RFID-tagged spools
+        assert printer["external"][0]["spool_id"] == 6
+        assert page.status_code == 200 and DEMO_PRINTER in page.text
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
