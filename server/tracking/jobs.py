@@ -61,15 +61,24 @@ class JobKey:
     subtask_id: str | None = None
 
     @classmethod
-    def from_state(cls, print_state: Mapping[str, Any], echo: Mapping[str, Any] | None = None) -> JobKey:
-        source = dict(echo or {})
-        name = job_name(source.get("subtask_name") or print_state.get("subtask_name") or print_state.get("gcode_file"))
-        plate = plate_of(source.get("param")) or plate_of(print_state.get("gcode_file"))
+    def from_state(cls, print_state: Mapping[str, Any]) -> JobKey:
+        """The print the printer's own report describes."""
         return cls(
-            name=name,
-            plate=plate,
-            task_id=_task_id(source.get("task_id", print_state.get("task_id"))),
-            subtask_id=_task_id(source.get("subtask_id", print_state.get("subtask_id"))),
+            name=job_name(print_state.get("subtask_name") or print_state.get("gcode_file")),
+            plate=plate_of(print_state.get("gcode_file")),
+            task_id=_task_id(print_state.get("task_id")),
+            subtask_id=_task_id(print_state.get("subtask_id")),
+        )
+
+    @classmethod
+    def from_echo(cls, echo: Mapping[str, Any]) -> JobKey:
+        """The print a `project_file` echo announces. Only the echo's own fields count:
+        the merged state still describes the previous print when it arrives."""
+        return cls(
+            name=job_name(echo.get("subtask_name") or echo.get("file") or echo.get("url")),
+            plate=plate_of(echo.get("param")),
+            task_id=_task_id(echo.get("task_id")),
+            subtask_id=_task_id(echo.get("subtask_id")),
         )
 
     def same_print(self, other: JobKey) -> bool:

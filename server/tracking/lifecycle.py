@@ -34,7 +34,6 @@ from server.tracking.jobs import (
     ResumeDecision,
     SettleEndedJob,
     is_cancel,
-    plate_of,
 )
 from server.tracking.mapping import active_trays, known_mapping
 
@@ -247,22 +246,24 @@ def _echo_body(echo: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _started(state: Mapping[str, Any], echo: dict[str, Any] | None) -> JobStarted:
     body = dict(state.get("print", state))
-    key = JobKey.from_state(body, echo)
     if echo is not None:
+        key = JobKey.from_echo(echo)
         return JobStarted(
             key=key,
-            file=echo.get("url") or echo.get("file") or body.get("gcode_file") or None,
-            subtask_name=echo.get("subtask_name") or body.get("subtask_name") or None,
-            plate=plate_of(echo.get("param")),
+            file=echo.get("url") or echo.get("file") or None,
+            subtask_name=echo.get("subtask_name") or None,
+            plate=key.plate,
             mapping=known_mapping(echo, None),
             announced=True,
         )
+    key = JobKey.from_state(body)
+    # No mapping from the state here: its `mapping` report may still be the last
+    # print's. One that changes while the job runs comes as MappingStated.
     return JobStarted(
         key=key,
         file=body.get("gcode_file") or None,
         subtask_name=body.get("subtask_name") or None,
         plate=key.plate,
-        mapping=known_mapping(None, body),
         announced=False,
     )
 
@@ -316,12 +317,14 @@ def derive_events(
 
     if body is not None:
         started = _started(current, body)
-        if open_job is not None and open_job.key.same_print(started.key) and open_job.announced:
-            return []  # the same echo again
-        if open_job is not None and not open_job.key.same_print(started.key):
+        if open_job is not None and open_job.key.same_print(started.key):
+            # The same echo again, or an echo after the printer's own reports started
+            # the job: only its mapping is news.
+            fresh = started.mapping and not open_job.mapping
+            return [MappingStated(started.mapping)] if fresh else []
+        if open_job is not None:
             events += [JobChanged(open_job.key), *_ended_offline(open_job)]
-        if open_job is None or not open_job.key.same_print(started.key):
-            events.append(started)
+        events.append(started)
         return events
 
     if open_job is None:

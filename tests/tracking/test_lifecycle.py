@@ -154,7 +154,7 @@ def test_a_cloud_print_starts_on_its_echo_with_the_mapping() -> None:
     events = derive_events(None, LAST_PRINT, LAST_PRINT, echo)
     assert events == [JobStarted(JobKey("Cube", 2, "7", "8"), "https://cloud/x.3mf", "Cube", 2, {0: 3, 1: 0},
                                  announced=True)]
-    job = JobCheckpoint(printer="a1", key=JobKey("Cube", 2, "7", "8"), announced=True)
+    job = JobCheckpoint(printer="a1", key=JobKey("Cube", 2, "7", "8"), mapping={0: 3, 1: 0}, announced=True)
     # The echo again, and the printer's own reports of the same job, start nothing.
     assert derive_events(job, LAST_PRINT, LAST_PRINT, echo) == []
     assert derive_events(job, LAST_PRINT, step(LAST_PRINT, msg=1)) == []
@@ -266,3 +266,29 @@ def test_reports_wrapped_in_print_are_read_too() -> None:
     running = {"print": step(LAST_PRINT, gcode_state="RUNNING", layer_num=5, subtask_name="Cube")}
     later = {"print": step(running["print"], layer_num=6)}
     assert derive_events(open_job(), running, later) == [LayerReached(6, 100)]
+
+
+def test_an_echo_after_the_reports_started_the_job_adds_its_mapping() -> None:
+    job = open_job("Cube")
+    echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "Cube.3mf",
+            "ams_mapping": [4]}
+    running = step(LAST_PRINT, gcode_state="RUNNING", subtask_name="Cube.3mf")
+    assert derive_events(job, running, running, echo) == [MappingStated({0: 4})]
+    assert derive_events(open_job("Cube", mapping={0: 4}), running, running, echo) == []
+
+
+def test_an_echo_for_another_print_replaces_the_open_job() -> None:
+    job = open_job("Cube", last_layer=4, last_percent=9)
+    echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "Vase", "url": "ftp:///Vase.3mf"}
+    events = derive_events(job, LAST_PRINT, LAST_PRINT, echo)
+    assert events == [
+        JobChanged(JobKey("Cube")),
+        Failed(False, 4, 9, None, ENDED_OFFLINE),
+        JobStarted(JobKey("Vase", 1), "ftp:///Vase.3mf", "Vase", 1, {}, announced=True),
+    ]
+
+
+def test_a_job_started_from_reports_does_not_take_the_last_prints_mapping_report() -> None:
+    idle = step(LAST_PRINT, gcode_state="IDLE", subtask_name="Cube.3mf", mapping=[258])
+    events = derive_events(None, idle, step(idle, gcode_state="PREPARE"))
+    assert len(events) == 1 and isinstance(events[0], JobStarted) and events[0].mapping == {}

@@ -65,7 +65,7 @@ def test_plate_numbers() -> None:
 def test_keys_of_the_same_print_match_across_echo_and_reports() -> None:
     echo = {"subtask_name": "Testqube_Mulitcolor", "param": "Metadata/plate_1.gcode", "task_id": "627521184",
             "subtask_id": "627521184"}
-    from_echo = JobKey.from_state({}, echo)
+    from_echo = JobKey.from_echo(echo)
     from_report = JobKey.from_state({"subtask_name": "Testqube_Mulitcolor", "gcode_file": "Testqube_Mulitcolor.3mf",
                                      "task_id": "627521184", "subtask_id": "627521184"})
     assert from_echo == JobKey("Testqube_Mulitcolor", 1, "627521184", "627521184")
@@ -74,6 +74,13 @@ def test_keys_of_the_same_print_match_across_echo_and_reports() -> None:
     assert not JobKey("Cube", 1).same_print(JobKey("Cube", 2))
     assert not JobKey("Cube").same_print(JobKey("Vase"))
     assert JobKey("Cube").same_print(JobKey("Cube", 3))
+
+
+def test_an_echo_names_its_print_by_its_own_fields_only() -> None:
+    echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "file": "MyModel.3mf",
+            "url": "ftp:///MyModel.3mf"}
+    assert JobKey.from_echo(echo) == JobKey("MyModel", 1)
+    assert JobKey.from_echo({"url": "file:///sdcard/cache/Vase.gcode.3mf"}) == JobKey("Vase")
 
 
 # ---- the checkpoint ------------------------------------------------------------------------------------------
