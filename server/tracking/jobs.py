@@ -19,7 +19,6 @@ from server.tracking.mapping import MappingLearner
 
 FinalState = Literal["finished", "failed", "cancelled"]
 ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
-ENDED_STATES = frozenset({"FINISH", "FAILED"})
 # print_error values that mean "the user stopped it" rather than a fault:
 # 0x0300400C "The task was canceled.", 0x0500400E "Printing was cancelled."
 CANCEL_ERRORS = frozenset({0x0300400C, 0x0500400E})
@@ -38,7 +37,7 @@ def plate_of(path: str | None) -> int | None:
 def job_name(name: str | None) -> str:
     """A print's name without folders and slicer suffixes, so `subtask_name`,
     `gcode_file` and the echo's fields of the same print compare equal."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    base = (name or "").split("?", 1)[0].replace("\\", "/").rsplit("/", 1)[-1].strip()
     for suffix in _SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)]
@@ -239,15 +238,23 @@ def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> 
     layer = as_int(print_state.get("layer_num"))
     percent = as_int(print_state.get("mc_percent"))
     now_printing = state in ACTIVE_STATES
-    same = bool(print_state.get("subtask_name") or print_state.get("gcode_file")) and checkpoint.key.same_print(
-        JobKey.from_state(print_state)
-    )
+    now_key = JobKey.from_state(print_state)
+    same = bool(print_state.get("subtask_name") or print_state.get("gcode_file")) and checkpoint.key.same_print(now_key)
     if not same:
         return CloseAndStartNew(start_new=now_printing)
+    # A job that never reached a layer, facing a FINISH/FAILED that only its name ties
+    # to it, may face the *previous* print of the same file: settling would bill a print
+    # that is yet to come. Closing it unbilled is the side that never bills twice.
+    unconfirmed = checkpoint.last_layer is None and not (checkpoint.key.subtask_id and now_key.subtask_id)
     behind = layer is not None and checkpoint.last_layer is not None and layer < checkpoint.last_layer
     if now_printing:
+        if state in ("PREPARE", "SLICING"):
+            # Before RUNNING the printer still shows the previous print's layer.
+            return ContinueSameJob(None, None)
         # The same file printed again from the start is a new job, not this one.
         return CloseAndStartNew(start_new=True) if behind else ContinueSameJob(layer, percent)
+    if state in ("FINISH", "FAILED") and unconfirmed:
+        return CloseAndStartNew(start_new=False)
     if state == "FINISH":
         return SettleEndedJob("finished", layer, percent)
     if state == "FAILED":

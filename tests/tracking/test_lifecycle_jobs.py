@@ -50,7 +50,7 @@ def printer(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("Cube.3mf", "Cube"), ("Cube.gcode.3mf", "Cube"), ("/sdcard/cache/Cube.gcode.3mf", "Cube"), ("Cube", "Cube"),
-     ("Würfel.3mf", "Würfel"), ("", ""), (None, "")],
+     ("Würfel.3mf", "Würfel"), ("", ""), (None, ""), ("https://s3/u/models/Cube_1.3mf?X-Amz-Date=1&a=/b", "Cube_1")],
 )
 def test_job_names_compare_without_suffix_and_folder(name: str | None, expected: str) -> None:
     assert job_name(name) == expected
@@ -124,6 +124,24 @@ def test_the_same_print_still_running_continues() -> None:
     assert decide_resume(checkpoint(), printer()) == ContinueSameJob(24, 61)
     assert decide_resume(checkpoint(), printer(layer_num=20)) == ContinueSameJob(20, 61)
     assert decide_resume(checkpoint(), printer(gcode_state="PAUSE")) == ContinueSameJob(24, 61)
+
+
+def test_a_job_still_preparing_takes_no_layer_from_the_last_print() -> None:
+    job = checkpoint(last_layer=None, last_percent=None, billing=BillingCheckpoint())
+    assert decide_resume(job, printer(gcode_state="PREPARE", layer_num=50, mc_percent=100)) == (
+        ContinueSameJob(None, None)
+    )
+
+
+def test_an_ended_print_that_only_the_name_ties_to_an_unstarted_job_is_not_settled() -> None:
+    # Announced, then Layerwise went down before the first layer; the printer shows a
+    # FINISH of the same file: maybe the previous print. Never risk billing twice.
+    job = checkpoint(last_layer=None, last_percent=None, billing=BillingCheckpoint())
+    assert decide_resume(job, printer(gcode_state="FINISH", layer_num=50)) == CloseAndStartNew(start_new=False)
+    cloud = replace(job, key=JobKey("Cube", 1, "7", "8"))
+    assert decide_resume(cloud, printer(gcode_state="FINISH", layer_num=50, task_id="7", subtask_id="8")) == (
+        SettleEndedJob("finished", 50, 61)
+    )
 
 
 def test_the_same_file_behind_the_checkpoint_is_a_new_print() -> None:
