@@ -62,9 +62,11 @@ PADDING = b"\n" * 32
 # without backtracking.
 _MOVE_E = re.compile(rb"\nG[0-3][ \t][^;\nE]*+E([-+.0-9]++)")
 # Lines that change state or need the slow path: layer/progress markers, tool changes, mode, resets,
-# firmware moves, skip blocks, virtual moves, header comments, indented or numbered lines, G00-G03.
+# firmware moves, skip blocks, virtual moves, header comments, numbered lines, G00-G03, and indented
+# lines unless they hold only a comment (Bambu indents one per layer) or nothing.
 _EVENT = re.compile(
-    rb"\n(?:M73 [LP]|M620\.11|M62[89]|M8[23]|T[0-9]|G92|G0[0-3]|;V|; (?:total|filament|model)|[ \t]|N[0-9])"
+    rb"\n(?:M73 [LP]|M620\.11|M62[89]|M8[23]|T[0-9]|G92|G0[0-3]|;V|; (?:total|filament|model)|N[0-9]"
+    rb"|[ \t]++(?:[^; \t\r\n]|;V))"
 )
 _LINE_NUMBER = re.compile(rb"N[0-9]+[ \t]*")
 _HEADER_LINE = re.compile(rb"; ([^=:]+?)\s*[=:]\s*(.*)")
@@ -248,6 +250,11 @@ class GcodeScanner:
 
     # -- slow path: one line ---------------------------------------------------------------------
     def _line(self, line: bytes) -> None:
+        if line[:5] == b"M73 L":  # the most frequent event: one per layer
+            words = line.split(b";", 1)[0].split()
+            if len(words) == 2 and words[1][1:].isdigit():
+                self._set_layer(int(words[1][1:]))
+                return
         text = line.strip()
         if not text:
             return

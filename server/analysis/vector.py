@@ -75,7 +75,19 @@ _SCALE = np.where(_DIGIT.astype(bool), 10.0, 1.0)
 _SIGN = _table(b"+-")
 
 
-def _events(lo: np.ndarray, starts: np.ndarray, words: np.ndarray) -> np.ndarray:
+def _indented_events(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Which indented lines are events: the first non-blank character is not a comment (``;V`` is)."""
+    pos = starts + 1
+    while True:
+        c = a[pos]
+        blank = (c == 32) | (c == 9)
+        if not blank.any():
+            break
+        pos = pos + blank
+    return ~((c == 59) | (c == 13) | (c == 10)) | ((c == 59) & (a[pos + 1] == 86))
+
+
+def _events(lo: np.ndarray, starts: np.ndarray, words: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Line indices of event lines. Most lines are G moves: only G92/G00-G03 are events among them,
     so the other prefixes are checked on the non-G lines only."""
     c0 = lo & np.uint64(0xFF)
@@ -89,7 +101,7 @@ def _events(lo: np.ndarray, starts: np.ndarray, words: np.ndarray) -> np.ndarray
     s0 = sub & np.uint64(0xFF)
     s1 = (sub >> np.uint64(8)) & np.uint64(0xFF)
     digit1 = (s1 - np.uint64(48)) < np.uint64(10)  # unsigned: wraps for s1 < 48
-    found = (s0 == 32) | (s0 == 9) | (((s0 == 84) | (s0 == 78)) & digit1)  # indent, T<d>, N<d>
+    found = ((s0 == 84) | (s0 == 78)) & digit1  # T<d>, N<d>
     for mask, value in _EVENT_PREFIXES:
         found |= (sub & np.uint64(mask)) == np.uint64(value)
     maybe = others[(sub & np.uint64(_FILAMENT_LO[0])) == np.uint64(_FILAMENT_LO[1])]
@@ -97,47 +109,59 @@ def _events(lo: np.ndarray, starts: np.ndarray, words: np.ndarray) -> np.ndarray
         tail = words[starts[maybe] + 8] & np.uint64(_FILAMENT_HI[0])
         hit[maybe[tail == np.uint64(_FILAMENT_HI[1])]] = True
     hit[others[found]] = True
+    indented = others[(s0 == 32) | (s0 == 9)]
+    if len(indented):
+        hit[indented[_indented_events(a, starts[indented])]] = True
     return np.flatnonzero(hit)
 
 
 def _values(a: np.ndarray, buf: bytes, ep: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Parse the number after each E at ``ep``, one character column at a time over all of them
-    (table lookups, no Python per value); return (positions kept, values)."""
+    (in-place array operations, no Python per value); return (positions kept, values)."""
     n = len(ep)
     first = a[ep + 1]
-    signed = _SIGN[first].astype(np.intp)
-    pos = ep + 1 + signed  # first character after an optional sign
+    pos = ep + 1 + _SIGN[first]  # first character after an optional sign
     acc = np.zeros(n)  # the digits as an integer, exact in a double below 2**53
-    frac = np.zeros(n, dtype=np.intp)
-    dots = np.zeros(n, dtype=np.intp)
-    digits = np.zeros(n, dtype=np.intp)
+    scratch = np.empty(n)
+    whole = np.zeros(n, dtype=np.uint8)  # digits before the dot
+    dots = np.zeros(n, dtype=np.uint8)
+    digits = np.zeros(n, dtype=np.uint8)
     live = np.ones(n, dtype=bool)  # still inside the token
+    d = np.empty(n, dtype=bool)
+    dot = np.empty(n, dtype=bool)
+    c = np.empty(n, dtype=np.uint8)
+    value = np.empty(n, dtype=np.uint8)
     for col in range(WIDTH):
         if col > 3 and not live.any():  # every token has ended (most are 3-7 characters)
             break
-        c = a[pos + col]
-        value = c - np.uint8(48)  # wraps around for characters below '0'
-        d = value < 10
-        dot = c == 46
+        np.take(a, pos, out=c)
+        pos += 1
+        np.subtract(c, 48, out=value)  # wraps around for characters below '0'
+        np.less(value, 10, out=d)
+        np.equal(c, 46, out=dot)
         live &= d | dot
         d &= live
         dot &= live
         dots += dot
-        acc = np.where(d, acc * 10 + value, acc)
-        frac += d & (dots > 0)
+        np.copyto(whole, digits, where=dot)
+        np.multiply(acc, 10, out=scratch)
+        scratch += value
+        np.copyto(acc, scratch, where=d)
         digits += d
-    stop = a[pos + np.minimum(digits + dots, WIDTH)]
+    length = digits.astype(np.intp) + dots
+    stop = a[ep + 1 + _SIGN[first] + np.minimum(length, WIDTH)]
     # float() rejects a second dot or a sign inside; longer tokens are left to it as well.
-    odd = (dots > 1) | _SIGN[stop].view(bool) | live | (digits + dots >= WIDTH)
+    odd = (dots > 1) | _SIGN[stop].view(bool) | live | (length >= WIDTH)
     plain = (digits > 0) & ~odd
+    frac = np.where(dots > 0, digits - whole, 0)
     values = acc / _POW10[np.minimum(frac, WIDTH)]
-    values = np.where(first == 45, -values, values)
+    np.negative(values, out=values, where=first == 45)
     keep = plain
     for i in np.flatnonzero(odd).tolist():  # as the regex path: float() decides, or the value is ignored
         token = _TOKEN.match(buf, int(ep[i]) + 1, end).group()  # type: ignore[union-attr]
-        value = _float(token) if token else None
-        if value is not None:
-            values[i] = value
+        number = _float(token) if token else None
+        if number is not None:
+            values[i] = number
             keep[i] = True
     return ep[keep], values[keep]
 
@@ -152,7 +176,7 @@ def index(buf: bytes, end: int) -> tuple[list[tuple[int, int]], list[float], lis
     nl = np.flatnonzero(a[: end + 1] == NL)
     starts = nl[:-1] + 1  # line k spans starts[k] .. nl[k + 1]
     lo = words[starts]
-    event_lines = _events(lo, starts, words)
+    event_lines = _events(lo, starts, words, a)
     is_move = ((lo & np.uint64(0xFFF0FF)) == np.uint64(0x203047)) | ((lo & np.uint64(0xFFF0FF)) == np.uint64(0x093047))
     is_move &= ((lo >> np.uint64(8)) & np.uint64(0xFF)) <= np.uint64(ord("3"))
 

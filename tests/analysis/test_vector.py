@@ -75,7 +75,8 @@ def test_event_lines_agree() -> None:
     text = (
         b"M73 L1\nM73 P5 R3\nM73 E50\nM620.11 S1 E-1\nM620.1 E\nM628 S1\nM629\nM82\nM83\nM84\nG92 E0\nG00 E1\n"
         b"G04 P1\nT0\nT\nTx\nN12 G1 E1\n  G1 E1\n\tG1 E1\n;VG1 E1\n; total layer number: 5\n; filament: 1\n"
-        b"; filamen\n; model printing time: 1m\n; FEATURE: x\nG1 X1 E1\n"
+        b"; filamen\n; model printing time: 1m\n; FEATURE: x\nG1 X1 E1\n  ; indented comment E5\n \t;VG1 E2\n"
+        b"   \n\t\r\n  M83\n"
     )
     fast, slow = _both(text)
     assert fast == slow
