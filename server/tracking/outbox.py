@@ -13,6 +13,7 @@ One ``Outbox`` per database: two workers on one file would break the one-in-flig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # entries per request while draining a backlog
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+SETTLE_GRACE = 15.0  # > the client's timeout: a late request has landed before we read the spool
 
 
 class SpoolmanUse(Protocol):
@@ -81,11 +83,14 @@ class Outbox:
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
         max_batch: int = MAX_BATCH,
+        settle_grace: float = SETTLE_GRACE,
     ) -> None:
         self.db = db
         self.client = client
         self.on_change = on_change  # told the spool id after every delivery (cache, event bus)
         self.max_batch = max_batch
+        self.settle_grace = settle_grace
+        self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
         self._wake = asyncio.Event()
         self.last_error: str | None = None
@@ -113,7 +118,8 @@ class Outbox:
                 log.info("Spoolman reachable again")
             attempt, self.retry_at = 0, None
             if not busy:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._settle_due)
 
     async def deliver_pending(self) -> bool:
         """One pass over every spool with work; whether anything was sent or settled.
@@ -121,12 +127,13 @@ class Outbox:
         Raises ``SpoolmanUnreachable`` when Spoolman cannot be reached: the caller backs off.
         """
         busy = False
+        self._settle_due = None
         for spool_id in await asyncio.to_thread(ledger.spools_with_work, self.db):
             busy = await self._serve_spool(spool_id) or busy
         return busy
 
     async def drain(self) -> None:
-        """Deliver until nothing is left to send (tests, shutdown); raises if Spoolman is unreachable."""
+        """Deliver until nothing more can be done now (tests, shutdown); raises if Spoolman is unreachable."""
         while await self.deliver_pending():
             pass
 
@@ -139,6 +146,10 @@ class Outbox:
     async def _serve_spool(self, spool_id: int) -> bool:
         in_flight = await asyncio.to_thread(ledger.open_delivery, self.db, spool_id)
         if in_flight is not None:
+            wait = self._settle_wait(in_flight)
+            if wait > 0:
+                self._settle_due = min(wait, self._settle_due or wait)
+                return False
             await self._settle(in_flight)
             return True
         batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, self.max_batch)
@@ -219,6 +230,15 @@ class Outbox:
             log.warning("delivery %d to spool %d rejected: %s", delivery, spool_id, note)
         if self.on_change is not None and state in (DELIVERED, DOUBTFUL):
             self.on_change(spool_id)
+
+    def _settle_wait(self, delivery: ledger.DeliveryData) -> float:
+        """Seconds before a request with a lost answer may be settled.
+
+        A request that timed out may still sit in a proxy or in Spoolman's queue; reading the
+        spool too early would call it "not applied" and send it again just before it lands.
+        """
+        age = (datetime.now(UTC) - delivery.sent_at).total_seconds()
+        return min(self.settle_grace - age, self.settle_grace)  # a clock set back never waits longer
 
     def _note_error(self, message: str, delay: float) -> None:
         now = datetime.now(UTC)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from server.db import Database, open_database, repo
 from server.sim.spoolman import SpoolmanStore
 from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
 from server.tracking import job_store
+from server.tracking.outbox import Outbox, SpoolmanUse
 
 PRINTER = "p1"
 DENSITY = 1.24
@@ -51,6 +53,11 @@ def used_mm(store: SpoolmanStore, spool_id: int) -> float:
 def quick_client(url: str) -> SpoolmanClient:
     """No internal retries, so an outage shows at once and the outbox's own back-off is what runs."""
     return SpoolmanClient(url, timeout=5.0, retries=0)
+
+
+def make_outbox(db: Database, client: SpoolmanUse, **options: Any) -> Outbox:
+    """An outbox that settles lost answers at once (the stand-in never holds a request back)."""
+    return Outbox(db, client, **{"settle_grace": 0.0, **options})
 
 
 class Crash(BaseException):

@@ -15,6 +15,7 @@ from ledger_helpers import (
     FaultyClient,
     Line,
     assign,
+    make_outbox,
     new_job,
     open_db,
     quick_client,
@@ -88,7 +89,7 @@ async def test_bills_reach_each_spool_in_order(db: Database, standin: SpoolmanSt
     for layer in range(1, 6):
         bill(db, job, {0: 10.5 * layer, 1: 1.25}, layer, {0: 0, 1: 1})
     changed: list[int] = []
-    outbox = Outbox(db, client, on_change=changed.append, max_batch=2)
+    outbox = make_outbox(db, client, on_change=changed.append, max_batch=2)
     await outbox.drain()
 
     assert used_mm(standin.store, spools[0]) == pytest.approx(10.5 * 15, abs=MM)
@@ -110,7 +111,7 @@ async def test_zero_length_bills_are_settled_without_a_request(
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 0.0}, 1, {0: 0})
     faulty = FaultyClient(client)
-    await Outbox(db, faulty).drain()
+    await make_outbox(db, faulty).drain()
     assert faulty.uses == 0
     assert [e.state for e in ledger.entries(db)] == [DELIVERED]
     assert standin.store.get_spool(spool)["last_used"] is None
@@ -123,7 +124,7 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
     assign(db, 0, spools[0])
     assign(db, 254, spools[1])  # the external spool works like any tray
     job = new_job(db)
-    outbox = Outbox(db, client, backoff_base=0.05, backoff_cap=0.2)
+    outbox = make_outbox(db, client, backoff_base=0.05, backoff_cap=0.2)
     async with running(outbox):
         bill(db, job, {0: 3.0, 1: 2.0}, 1, {0: 0, 1: 254})
         outbox.wake()
@@ -157,7 +158,7 @@ async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Datab
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 12.34}, 1, {0: 0})
     async with DroppingProxy(standin.port, drops=1) as proxy, quick_client(proxy.url) as through_proxy:
-        outbox = Outbox(db, through_proxy)
+        outbox = make_outbox(db, through_proxy)
         with pytest.raises(SpoolmanUnreachable) as caught:
             await outbox.deliver_pending()
         assert caught.value.request_sent
@@ -178,7 +179,7 @@ async def test_request_that_never_arrived_is_sent_again_once(
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 7.5}, 1, {0: 0})
     faulty = FaultyClient(client, ["lost_request"])
-    outbox = Outbox(db, faulty)
+    outbox = make_outbox(db, faulty)
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
     assert used_mm(standin.store, spool) == 0.0
@@ -202,14 +203,14 @@ async def test_worker_killed_after_sending_is_settled_by_the_next_worker(
             await asyncio.Event().wait()  # the answer is "in the air" when the task is killed
             raise AssertionError("not reached")
 
-    task = asyncio.create_task(Outbox(db, KilledAfterRequest(client)).run())
+    task = asyncio.create_task(make_outbox(db, KilledAfterRequest(client)).run())
     await applied.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert [e.state for e in ledger.entries(db)] == [SENDING]
 
-    restarted = Outbox(db, client)
+    restarted = make_outbox(db, client)
     await restarted.drain()
     assert used_mm(standin.store, spool) == pytest.approx(5.0, abs=MM)
     assert [e.state for e in ledger.entries(db)] == [DELIVERED]
@@ -221,9 +222,9 @@ async def test_crash_before_the_request_left_sends_it_once_after_restart(
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 4.25}, 1, {0: 0})
     with pytest.raises(Crash):
-        await Outbox(db, FaultyClient(client, ["crash_before"])).drain()
+        await make_outbox(db, FaultyClient(client, ["crash_before"])).drain()
     assert [e.state for e in ledger.entries(db)] == [SENDING]
-    await Outbox(db, client).drain()
+    await make_outbox(db, client).drain()
     assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)
 
 
@@ -235,7 +236,7 @@ async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
     job = new_job(db)
     bill(db, job, {0: 2.0}, 1, {0: 0})
     standin.store.delete_spool(gone)
-    outbox = Outbox(db, client)
+    outbox = make_outbox(db, client)
     await outbox.drain()
     (entry,) = ledger.entries(db)
     assert entry.state == REJECTED
@@ -253,7 +254,7 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
 ) -> None:
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 6.0}, 1, {0: 0})
-    outbox = Outbox(db, FaultyClient(client, ["lost_request"]))
+    outbox = make_outbox(db, FaultyClient(client, ["lost_request"]))
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
     standin.store.use_spool(spool, use_length=100.0)  # someone else uses the spool meanwhile
@@ -276,7 +277,7 @@ async def test_waiting_bills_go_out_once_their_tray_and_spool_are_known(
 ) -> None:
     (spool,) = seed_spools(standin.store, 1)
     job = new_job(db)
-    outbox = Outbox(db, client)
+    outbox = make_outbox(db, client)
     async with running(outbox):
         bill(db, job, {0: 2.0}, 1, {})  # the mapping is learned during the print
         outbox.wake()
@@ -290,3 +291,18 @@ async def test_waiting_bills_go_out_once_their_tray_and_spool_are_known(
         outbox.wake()
         await wait_until(lambda: ledger.backlog(db).count == 0)
     assert used_mm(standin.store, spool) == pytest.approx(5.0, abs=MM)
+
+
+async def test_lost_answer_is_not_settled_before_the_grace_has_passed(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """A request that timed out may still be on its way: reading the spool too early would re-send it."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 3.0}, 1, {0: 0})
+    patient = Outbox(db, FaultyClient(client, ["lost_request"]), settle_grace=3600)
+    with pytest.raises(SpoolmanUnreachable):
+        await patient.deliver_pending()
+    assert not await patient.deliver_pending()  # nothing to do yet for this spool
+    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    await make_outbox(db, client).drain()  # later (no grace left): settled, then sent once
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)

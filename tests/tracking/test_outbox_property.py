@@ -15,14 +15,24 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import PRINTER, Crash, FaultyClient, Line, assign, new_job, open_db, quick_client, seed_spools
+from ledger_helpers import (
+    PRINTER,
+    Crash,
+    FaultyClient,
+    Line,
+    assign,
+    make_outbox,
+    new_job,
+    open_db,
+    quick_client,
+    seed_spools,
+)
 from sqlmodel import col, select
 
 from server.db import Database, SpoolDelivery
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.spoolman import SpoolmanClient, SpoolmanUnreachable
 from server.tracking import ledger
-from server.tracking.outbox import Outbox
 from server.tracking.settlement import DELIVERED
 
 LATE_TRAY = 3  # no spool until an "assign" step (or the end) puts one there
@@ -59,7 +69,7 @@ class Scenario:
         self.standin = standin
         self.faulty = FaultyClient(client)
         self.spools = spools
-        self.outbox = Outbox(db, self.faulty)
+        self.outbox = make_outbox(db, self.faulty)
         self.job = new_job(db)
         self.layer = 0
 
@@ -78,7 +88,7 @@ class Scenario:
         elif kind == "fault":
             self.faulty.faults.append(args[0])
         elif kind == "restart":
-            self.outbox = Outbox(self.db, self.faulty)
+            self.outbox = make_outbox(self.db, self.faulty)
         elif kind == "assign":
             await self.assign_late_tray()
 
@@ -88,7 +98,7 @@ class Scenario:
         except SpoolmanUnreachable:
             pass  # the worker would back off and come again
         except Crash:
-            self.outbox = Outbox(self.db, self.faulty)  # the process died; a new one starts
+            self.outbox = make_outbox(self.db, self.faulty)  # the process died; a new one starts
 
     async def assign_late_tray(self) -> None:
         if not await asyncio.to_thread(ledger.entries, self.db, states=[ledger.WAITING_SPOOL]):

@@ -12,11 +12,20 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from ledger_helpers import DroppingProxy, Line, assign, new_job, open_db, quick_client, seed_spools, used_mm
+from ledger_helpers import (
+    DroppingProxy,
+    Line,
+    assign,
+    make_outbox,
+    new_job,
+    open_db,
+    quick_client,
+    seed_spools,
+    used_mm,
+)
 
 from server.sim.spoolman import SpoolmanStandin
 from server.tracking import ledger
-from server.tracking.outbox import Outbox
 from server.tracking.settlement import DELIVERED, SENDING
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +77,6 @@ async def test_process_killed_while_the_answer_is_in_the_air(tmp_path: Path) -> 
         assert used_mm(standin.store, spool) == pytest.approx(10.0, abs=0.01)  # applied, answer lost
 
         async with quick_client(standin.url) as client:
-            await Outbox(db, client).drain()
+            await make_outbox(db, client).drain()
         assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
         assert used_mm(standin.store, spool) == pytest.approx(10.0, abs=0.01)
