@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.printer.state import OnceLog, StateReader, as_float, as_int, value_at
+from server.printer.state import OnceLog, StateReader, as_float, as_int, report_body, value_at
 
 EXTERNAL_MAIN = 255  # right nozzle's external spool; the only one on single-nozzle printers with vir_slot
 EXTERNAL_DEPUTY = 254  # left nozzle's (H2D); older firmware also names the only external spool 254
@@ -360,7 +360,7 @@ def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = N
     active = _resolve_external(raw_active, external_probe)
     external = _external(state, active)
     units = _units(state, version, active, once)
-    job = dict(project_file.get("print", project_file)) if project_file else {}
+    job = report_body(project_file) if project_file else {}
     mapping = mapping_from(job.get("ams_mapping"), job.get("ams_mapping2"), state.get("mapping"))
     return PrinterView(
         units=units, external=external, active_tray=active,

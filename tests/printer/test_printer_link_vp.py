@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from printer_links import ACCESS_CODE, config_for, running_link
 from pydantic import SecretStr
 
+from server.config import PrinterConfig
 from server.printer.backoff import Backoff
+from server.printer.errors import PrinterUnreachable
 from server.printer.link import PrinterLink, decode_payload
 from server.printer.probe import probe_ftps, probe_mqtt
 from server.printer.state import OnceLog
@@ -108,8 +111,6 @@ async def test_link_reports_a_refused_access_code(vp: VirtualPrinter, tmp_path: 
 
 
 async def test_publish_while_offline_is_a_clear_error(vp: VirtualPrinter, tmp_path: Path) -> None:
-    from server.printer.errors import PrinterUnreachable
-
     with pytest.raises(PrinterUnreachable, match="not connected"):
         await PrinterLink(config_for(vp), PinStore(tmp_path)).publish({"print": {"command": "pause"}})
 
@@ -179,3 +180,12 @@ def test_malformed_payloads_are_skipped_and_logged_once(caplog: pytest.LogCaptur
         assert decode_payload(b'{"print": {}}', once) == {"print": {}}
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3 and all(m.startswith("printer bench: ") for m in messages)
+
+
+async def test_probe_of_a_silent_port_times_out(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts TCP, never speaks TLS
+        port = silent.getsockname()[1]
+        cfg = PrinterConfig(name="mute", host="127.0.0.1", serial="S", access_code=SecretStr(ACCESS_CODE),
+                            mqtt_port=port, ftps_port=port)
+        result = await probe_ftps(cfg, PinStore(tmp_path), timeout=0.3)
+    assert not result.ok and result.detail == f"timed out reaching 127.0.0.1:{port}"
