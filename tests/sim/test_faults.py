@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ftplib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -136,3 +137,14 @@ async def test_publish_report_replays_a_real_message(printer: VirtualPrinter, re
     for key, value in payload["print"].items():
         if key not in ("msg", "ams", "upgrade_state"):
             assert printer.state["print"][key] == value
+
+
+async def test_dropped_connections_include_ftps(printer: VirtualPrinter) -> None:
+    printer.add_file(JOB, b"job")
+    ftp = await asyncio.to_thread(ftps_login, printer)
+    await printer.drop_connections()
+    with pytest.raises((OSError, EOFError, ftplib.Error)):
+        await asyncio.to_thread(ftp.nlst, "/cache")
+    again = await asyncio.to_thread(ftps_login, printer)
+    assert await asyncio.to_thread(again.nlst, "/cache") == ["cube.gcode.3mf"]
+    await asyncio.to_thread(again.quit)

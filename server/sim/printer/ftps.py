@@ -25,6 +25,9 @@ from pyftpdlib.servers import FTPServer
 from server.sim.printer.certs import PrinterCertificates
 
 log = logging.getLogger(__name__)
+# Without a handler of its own, pyftpdlib installs a stderr handler and turns off logging's thread and
+# source-line capture process-wide the first time a server loops; a NullHandler leaves logging to the app.
+logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
 
 USERNAME = "bblp"
 # Folders a printer's storage has; jobs sent from the slicer land in /cache.
@@ -97,6 +100,8 @@ class ImplicitFtpsServer:
         self._server: FTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._drop_requested = threading.Event()
+        self._dropped = threading.Event()
 
     def __repr__(self) -> str:
         return f"ImplicitFtpsServer(host={self.host!r}, port={self.port}, root={str(self.root)!r})"
@@ -135,8 +140,26 @@ class ImplicitFtpsServer:
             while not self._stopping.is_set():
                 # One poll per turn (not serve_forever, which logs a start banner every call).
                 server.ioloop.loop(_POLL_SECONDS, blocking=False)
+                if self._drop_requested.is_set():
+                    self._close_clients(server)
         finally:
             server.close_all()
+
+    def _close_clients(self, server: FTPServer) -> None:
+        # Runs on the server thread: pyftpdlib's socket map is not thread-safe.
+        for channel in list(server.ioloop.socket_map.values()):
+            if channel is not server:
+                channel.close()
+        self._drop_requested.clear()
+        self._dropped.set()
+
+    def drop_connections(self) -> None:
+        """Close every client's control and data connection; the listener stays up."""
+        if not self.running:
+            return
+        self._dropped.clear()
+        self._drop_requested.set()
+        self._dropped.wait(timeout=5)
 
     def stop(self) -> None:
         """Close the listener and every client connection; the port can be bound again afterwards."""

@@ -502,8 +502,11 @@ class VirtualPrinter:
         self._silent_until = time.monotonic() + seconds
 
     async def drop_connections(self) -> None:
+        """Close every MQTT and FTPS client connection; both listeners stay up so clients can reconnect."""
         if self._broker is not None:
             await self._broker.drop_connections()
+        if self._ftps is not None:
+            await asyncio.to_thread(self._ftps.drop_connections)
 
     async def stop_broker(self) -> None:
         if self._broker is not None:
