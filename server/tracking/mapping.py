@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from server.printer.state import as_int, value_at
-from server.printer.trays import active_tray_raw, decode_legacy, mapping_from
+from server.printer.state import OnceLog, as_int, value_at
+from server.printer.trays import EXTERNAL_IDS, decode_legacy, printer_view
 from server.tracking.billing import ToolChangeLike
 
 NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
@@ -25,17 +25,21 @@ NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it 
 LAYER_SLACK = 1
 
 
+# Oddities in the reports read here are logged once per process; the printer task's own
+# reads log them per printer.
+_ONCE = OnceLog("tracking")
+
+
 def known_mapping(echo: Mapping[str, Any] | None, printer_state: Mapping[str, Any] | None) -> dict[int, int]:
-    """The mapping stated outright (`ams_mapping2`, `ams_mapping` of the `project_file`
-    echo, else the printer's own `mapping` report); empty when nobody says."""
+    """The mapping stated outright: `ams_mapping2` / `ams_mapping` of the `project_file`
+    echo when one is given (only the echo's: the state may be the last print's), else
+    the printer's own `mapping` report. External spool ids are resolved against the
+    printer's external holders the way the tray model names them. Empty when nobody says."""
     job = dict((echo or {}).get("print", echo or {}))
-    state = printer_state or {}
-    listed = mapping_from(
-        job.get("ams_mapping", state.get("ams_mapping")),
-        job.get("ams_mapping2", state.get("ams_mapping2")),
-        state.get("mapping"),
-    )
-    return {index: tray for index, tray in enumerate(listed) if tray is not None}
+    if echo is not None and not job.get("ams_mapping") and not job.get("ams_mapping2"):
+        return {}
+    view = printer_view(printer_state or {}, project_file=job or None, once=_ONCE)
+    return {index: tray for index, tray in enumerate(view.job_mapping) if tray is not None}
 
 
 def active_trays(printer_state: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -44,11 +48,14 @@ def active_trays(printer_state: Mapping[str, Any]) -> tuple[int | None, int | No
     Printers that report extruders (`device.extruder.info[].snow`: H2D, P2S, H2S, A2L)
     keep `ams.tray_tar` at a stale value, so only the loaded tray counts there.
     """
-    now = active_tray_raw(printer_state)
+    view = printer_view(printer_state, once=_ONCE)
     if isinstance(value_at(printer_state, ("device", "extruder", "info")), list):
-        return now, None
+        return view.active_tray, None
     tar = as_int(value_at(printer_state, ("ams", "tray_tar")))
-    return now, None if tar is None or tar == NO_TRAY else decode_legacy(tar)
+    tar = None if tar is None or tar == NO_TRAY else decode_legacy(tar)
+    if tar in EXTERNAL_IDS and view.tray(tar) is None and len(view.external) == 1:
+        tar = view.external[0].global_index  # as the tray model resolves `tray_now`
+    return view.active_tray, tar
 
 
 @dataclass(frozen=True)

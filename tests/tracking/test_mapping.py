@@ -57,6 +57,17 @@ def test_the_printers_own_mapping_report(name: str, expected: dict[int, int]) ->
     assert known_mapping(None, capture(name)) == expected
 
 
+def test_the_external_spool_is_named_as_the_printers_tray_model_names_it() -> None:
+    a1 = capture("push_status_full_A1_IDLE_amslite_vt_tray254.json")  # its only holder is 254
+    echo = {"ams_mapping2": [{"ams_id": 255, "slot_id": 0}, {"ams_id": 0, "slot_id": 1}]}
+    assert known_mapping(echo, a1) == {0: 254, 1: 1}
+    assert active_trays({**a1, "ams": {**a1["ams"], "tray_now": "255", "tray_tar": "255"}}) == (None, None)
+
+
+def test_an_echo_without_a_mapping_states_none_even_if_the_printer_kept_one() -> None:
+    assert known_mapping({"command": "project_file", "use_ams": False}, {"mapping": [3]}) == {}
+
+
 def test_the_echo_wins_over_the_printer_report() -> None:
     assert known_mapping({"ams_mapping": [1]}, {"mapping": [3]}) == {0: 1}
 
