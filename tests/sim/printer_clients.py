@@ -87,6 +87,15 @@ class ReportCollector:
     async def request(self, serial: str, payload: dict[str, Any]) -> None:
         await self.client.publish(f"device/{serial}/request", json.dumps(payload))
 
+    async def wait_disconnected(self, timeout: float = 10) -> BaseException | None:
+        """Wait until the connection ends; the error that ended it (None if it ended cleanly)."""
+        async with asyncio.timeout(timeout):
+            try:
+                await self._task
+            except aiomqtt.MqttError as error:
+                return error
+        return None
+
     def prints(self) -> list[dict[str, Any]]:
         return [m["print"] for m in self.messages if "print" in m]
 

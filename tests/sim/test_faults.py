@@ -89,8 +89,7 @@ async def test_silent_printer_publishes_nothing_and_loses_changes(printer: Virtu
 async def test_dropped_connections_let_clients_reconnect(printer: VirtualPrinter) -> None:
     async with subscribed(printer) as first:
         await printer.drop_connections()
-        with pytest.raises(aiomqtt.MqttError):
-            await asyncio.wait_for(first._task, 10)
+        assert isinstance(await first.wait_disconnected(), aiomqtt.MqttError)
     async with subscribed(printer) as again:
         await again.request(printer.serial, {"pushing": {"command": "pushall"}})
         await again.wait_for(lambda m: m.get("print", {}).get("msg") == 0)
@@ -98,7 +97,9 @@ async def test_dropped_connections_let_clients_reconnect(printer: VirtualPrinter
 
 async def test_broker_down_then_up_on_the_same_port(printer: VirtualPrinter) -> None:
     port = printer.mqtt_port
-    await printer.stop_broker()
+    async with subscribed(printer) as connected:
+        await printer.stop_broker()
+        assert isinstance(await connected.wait_disconnected(), aiomqtt.MqttError)
     with pytest.raises(aiomqtt.MqttError):
         async with mqtt_client(printer, timeout=2):
             pass
@@ -115,7 +116,9 @@ async def test_reboot_clears_the_job_and_comes_back(printer: VirtualPrinter) -> 
     await printer.advance(4)
     ports = (printer.mqtt_port, printer.ftps_port)
 
-    await printer.reboot()
+    async with subscribed(printer) as connected:
+        await printer.reboot()
+        assert isinstance(await connected.wait_disconnected(), aiomqtt.MqttError)
 
     assert (printer.mqtt_port, printer.ftps_port) == ports
     async with subscribed(printer) as reports:
