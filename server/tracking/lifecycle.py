@@ -195,7 +195,17 @@ class MappingStated:
     mapping: Mapping[int, int]
 
 
-LifecycleEvent = JobStarted | LayerReached | Paused | Resumed | Finished | Failed | JobChanged | MappingStated
+@dataclass(frozen=True)
+class CancelConfirmed:
+    """The cancel code arrived only after FAILED: the job just failed was cancelled.
+    Both bill the same; only the job's final state changes."""
+
+    print_error: int
+
+
+LifecycleEvent = (
+    JobStarted | LayerReached | Paused | Resumed | Finished | Failed | CancelConfirmed | JobChanged | MappingStated
+)
 
 
 def machine_event(event: LifecycleEvent) -> str | None:
@@ -328,6 +338,10 @@ def derive_events(
         return events
 
     if open_job is None:
+        error = new.print_error
+        late = new.gcode_state == old.gcode_state == "FAILED" and error != old.print_error and error is not None
+        if late and is_cancel(error) and job is not None and job.final_state == "failed":
+            return [CancelConfirmed(error)]
         if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
             events.append(_started(current, None))
             if new.layer is not None and new.layer != old.layer and new.gcode_state != "PREPARE":
@@ -452,6 +466,8 @@ def apply_event(
             started_at=at,
         )
         return Step(started) if analysis is None else with_analysis(started, analysis)
+    if isinstance(event, CancelConfirmed) and job is not None and job.final_state == "failed":
+        return Step(replace(job, final_state="cancelled", lifecycle="cancelled", end_reason=CANCELLED_REASON))
     if job is None or not job.open:
         return Step(job)
     if isinstance(event, LayerReached):

@@ -11,6 +11,7 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from server.tracking.jobs import ENDED_OFFLINE, JobCheckpoint, JobKey
 from server.tracking.lifecycle import (
+    CancelConfirmed,
     Failed,
     Finished,
     JobChanged,
@@ -213,6 +214,14 @@ def test_a_cancel_code_sent_just_before_failed_counts() -> None:
                    print_error=50348044)
     failed = step(running, gcode_state="FAILED", print_error=0)
     assert derive_events(open_job(last_layer=12), running, failed) == [Failed(True, 12, 40, 50348044)]
+
+
+def test_a_cancel_code_arriving_after_failed_confirms_a_cancel() -> None:
+    failed = step(LAST_PRINT, gcode_state="FAILED", layer_num=12, subtask_name="Cube", print_error=0)
+    job = open_job(final_state="failed")
+    assert derive_events(job, failed, step(failed, print_error=50348044)) == [CancelConfirmed(50348044)]
+    assert derive_events(job, failed, step(failed, print_error=0x07008011)) == []
+    assert derive_events(open_job(final_state="finished"), failed, step(failed, print_error=50348044)) == []
 
 
 def test_a_reboot_mid_job_ends_it_as_ended_while_offline() -> None:

@@ -10,6 +10,7 @@ from test_billing_fake_analysis import FakeAnalysis, FakeToolChange
 from server.tracking.billing import BillingCheckpoint
 from server.tracking.jobs import ENDED_OFFLINE, CloseAndStartNew, ContinueSameJob, JobCheckpoint, JobKey, SettleEndedJob
 from server.tracking.lifecycle import (
+    CancelConfirmed,
     Failed,
     Finished,
     JobChanged,
@@ -93,6 +94,15 @@ def test_a_cancel_bills_the_layer_pro_rata_and_says_why() -> None:
     assert job is not None and job.final_state == "cancelled" and job.end_reason == "task cancelled"
     assert job.billing == BillingCheckpoint(billed_through=1, partial_layer=2, settled=True)
     assert run(Finished(), LayerReached(3, 90), job=job).bills == ()
+
+
+def test_a_late_cancel_code_relabels_the_failed_job_without_billing_more() -> None:
+    failed = run(STARTED, LayerReached(2, 50), Failed(False, 2, 45, 0)).job
+    assert failed is not None
+    step = run(CancelConfirmed(50348044), job=failed)
+    assert step.bills == ()
+    assert step.job is not None and step.job.final_state == "cancelled" and step.job.lifecycle == "cancelled"
+    assert step.job.billing == failed.billing
 
 
 def test_a_failure_names_its_error() -> None:
