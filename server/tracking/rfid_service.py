@@ -34,6 +34,9 @@ FIELD_NAME = "Bambu tray UUID"  # the extra field's label in Spoolman's UI
 VENDOR_NAME = "Bambu Lab"
 RETRY_SECONDS = 30.0  # a lookup that failed (Spoolman down) is retried this long after, on the next view
 LOOKUP_TTL = 60.0  # tag -> spool answers are reused this long; a spool tagged meanwhile waits this much
+# A tray must look empty this long before its assignment goes: A1 deltas carry a loaded tray as a bare
+# {id} now and then (the real cloud sequence does, 2 s before the full data), which reads as "empty".
+EMPTY_GRACE = 10.0
 _PAGE = 100
 _CREATED_KEY = "rfid.created"
 
@@ -70,14 +73,17 @@ class _Printer:
     pending: set[int] = field(default_factory=set)  # trays whose lookup failed
     retry_at: float | None = None
     again: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    empty_since: dict[int, float] = field(default_factory=dict)  # assigned trays seen empty, since when
     conflicts: dict[int, RfidConflict] = field(default_factory=dict)
     kept: set[tuple[int, str, int]] = field(default_factory=set)
 
 
 class RfidService:
     def __init__(self, config: RfidConfig, spoolman: SpoolmanClient | None, slots: SlotService, bus: EventBus,
-                 db: Database, *, retry_seconds: float = RETRY_SECONDS, lookup_ttl: float = LOOKUP_TTL) -> None:
+                 db: Database, *, retry_seconds: float = RETRY_SECONDS, lookup_ttl: float = LOOKUP_TTL,
+                 empty_grace: float = EMPTY_GRACE) -> None:
         self.config = config
         self.spoolman = spoolman
         self.slots = slots
@@ -85,6 +91,7 @@ class RfidService:
         self.db = db
         self.retry_seconds = retry_seconds
         self.lookup_ttl = lookup_ttl
+        self.empty_grace = empty_grace
         self.options = rfid.Options(auto_assign=config.auto_assign, create_spools=config.create_spools)
         self._printers: dict[str, _Printer] = {}
         self._cache: dict[str, tuple[float, int | None]] = {}
@@ -105,7 +112,8 @@ class RfidService:
                 self._no_client_logged = True
                 log.info("RFID matching is off: no Spoolman configured")
             return
-        due = (state.full or bool(rfid.changed_trays(state.applied, view))
+        back = any(tray.present for tray in view.trays if tray.global_index in state.empty_since)
+        due = (state.full or back or bool(rfid.changed_trays(state.applied, view))
                or (state.retry_at is not None and time.monotonic() >= state.retry_at))
         if not due:
             return
@@ -113,6 +121,7 @@ class RfidService:
             state.task = asyncio.create_task(self._work(printer, state), name=f"rfid-{printer}")
         else:
             state.again = True
+            state.wake.set()
 
     def reset(self, printer: str) -> None:
         """The printer reconnected: look at every tray again on its next view."""
@@ -192,22 +201,32 @@ class RfidService:
     async def _work(self, printer: str, state: _Printer) -> None:
         while True:
             state.again = False
+            state.wake.clear()
             try:
-                await self._pass(printer, state)
+                wake_in = await self._pass(printer, state)
             except Exception:  # a bug must not end matching for this printer; the next change retries
                 log.exception("RFID matching for %s failed", printer)
-            if not state.again:
+                wake_in = None
+            if state.again:
+                continue
+            if wake_in is None:
                 return
+            # Trays are waiting out the empty grace: look again then, or at the next change.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wake.wait(), wake_in)
 
-    async def _pass(self, printer: str, state: _Printer) -> None:
+    async def _pass(self, printer: str, state: _Printer) -> float | None:
+        """One matching pass over the latest view; the seconds until a waiting tray is due, if any."""
         view = state.latest
         client = self.spoolman
         if view is None or client is None:
-            return
+            return None
         trays = ({t.global_index for t in view.trays} if state.full
                  else set(rfid.changed_trays(state.applied, view)) | state.pending)
         state.full = False
         held = {a.tray: rfid.Held(a.spool_id, a.source) for a in await self.slots.assignments(printer)}
+        waiting = self._still_in_grace(state, view, trays, held)
+        trays -= waiting.keys()
         tags = rfid.tags_to_look_up(view, trays)
         lookup = await self._lookup(tags) if tags and await self._ensure_field(client, quiet=True) else {}
         actions = rfid.decide(state.applied, view, held, lookup, self.options, trays=trays, kept=state.kept)
@@ -219,11 +238,25 @@ class RfidService:
         for tray in trays - failed:
             if tray in now:
                 state.applied[tray] = now[tray]
-        # A failed tray keeps its old applied value, so a swap is still recognised as one on the retry.
-        state.pending = failed
+        # A failed or waiting tray keeps its old applied value, so a swap is still recognised as one later.
+        state.pending = failed | waiting.keys()
         state.retry_at = time.monotonic() + self.retry_seconds if failed else None
         payload = {str(k): [v.present, v.tag] for k, v in sorted(state.applied.items())}
         await asyncio.to_thread(repo.set_meta, self.db, _trays_key(printer), json.dumps(payload))
+        return min(waiting.values()) if waiting else None
+
+    def _still_in_grace(self, state: _Printer, view: PrinterView, trays: set[int],
+                        held: dict[int, rfid.Held]) -> dict[int, float]:
+        """Assigned trays that look empty but not yet for ``empty_grace``: tray -> seconds left."""
+        now = time.monotonic()
+        empty = {t.global_index for t in view.trays if not t.present and t.global_index in held}
+        state.empty_since = {t: since for t, since in state.empty_since.items() if t in empty}
+        waiting = {}
+        for tray in empty & trays:
+            left = state.empty_since.setdefault(tray, now) + self.empty_grace - now
+            if left > 0:
+                waiting[tray] = left
+        return waiting
 
     async def _apply(self, printer: str, state: _Printer, view: PrinterView, action: rfid.Action) -> bool:
         """Carry out one action; False when it must be retried."""

@@ -88,13 +88,13 @@ def demo_printer() -> VirtualPrinter:
 
 
 @contextlib.asynccontextmanager
-async def rig_for(tmp_path: Path, store: SpoolmanStore, **rfid: Any) -> AsyncIterator[Rig]:
+async def rig_for(tmp_path: Path, store: SpoolmanStore, grace: float = 0.0, **rfid: Any) -> AsyncIterator[Rig]:
     db = open_database(tmp_path / "data")
     bus = EventBus()
     async with SpoolmanStandin(store) as standin, CountingClient(standin.url, retries=0, timeout=5) as client, \
             bus.subscribe() as events:
         slots = SlotService(db, SpoolDirectory(client, ttl=0), bus, [PRINTER])
-        service = RfidService(RfidConfig(**rfid), client, slots, bus, db, retry_seconds=0)
+        service = RfidService(RfidConfig(**rfid), client, slots, bus, db, retry_seconds=0, empty_grace=grace)
         try:
             yield Rig(store, standin, client, db, bus, slots, service, demo_printer(), events)
         finally:
@@ -174,6 +174,34 @@ async def test_real_capture_assigns_every_tagged_spool(rig: Rig) -> None:
     assert rig.client.scans == 1  # one scan for all twelve tags
 
 
+async def test_a_tray_looking_empty_for_a_moment_keeps_its_assignment(tmp_path: Path) -> None:
+    store = SpoolmanStore()
+    seed_demo(store)
+    async with rig_for(tmp_path, store, grace=60) as rig:
+        await rig.feed()
+        await rig.slots.assign(PRINTER, 0, 3)
+        loaded = rig.view()
+        rig.vp.set_tray(0, 0, empty=True)  # what a bare {"id": "0"} in a delta report reads as
+        await rig.service.on_view(PRINTER, rig.view())
+        async with asyncio.timeout(10):
+            while 0 not in rig.service._printers[PRINTER].empty_since:
+                await asyncio.sleep(0.01)
+        await rig.service.on_view(PRINTER, loaded)  # the full data follows
+        await rig.service.drain()
+        assert await rig.held() == {0: (3, "manual")}
+
+
+async def test_a_tray_empty_past_the_grace_loses_its_assignment(tmp_path: Path) -> None:
+    store = SpoolmanStore()
+    seed_demo(store)
+    async with rig_for(tmp_path, store, grace=0.2) as rig:
+        await rig.feed()
+        await rig.slots.assign(PRINTER, 0, 3)
+        rig.vp.set_tray(0, 0, empty=True)
+        await rig.feed()  # no further report needed: the worker looks again after the grace
+        assert await rig.held() == {}
+
+
 # ----- conflicts --------------------------------------------------------------------------------------
 
 async def test_manual_assignment_conflicting_with_a_tag_waits_for_the_user(rig: Rig) -> None:
@@ -201,7 +229,7 @@ async def test_keeping_the_manual_assignment_is_remembered_across_a_restart(rig:
     await rig.service.resolve_conflict(PRINTER, 0, "manual")
     assert await rig.service.conflicts(PRINTER) == []
 
-    restarted = RfidService(RfidConfig(), rig.client, rig.slots, rig.bus, rig.db, retry_seconds=0)
+    restarted = RfidService(RfidConfig(), rig.client, rig.slots, rig.bus, rig.db, retry_seconds=0, empty_grace=0)
     await restarted.on_view(PRINTER, rig.view())
     await restarted.drain()
     assert await restarted.conflicts(PRINTER) == []
@@ -282,7 +310,8 @@ async def test_create_spools_uses_a_matching_filament_and_never_duplicates(tmp_p
 
         rig.service.reset(PRINTER)  # reconnect
         await rig.feed()
-        restarted = RfidService(RfidConfig(create_spools=True), rig.client, rig.slots, rig.bus, rig.db)
+        restarted = RfidService(RfidConfig(create_spools=True), rig.client, rig.slots, rig.bus, rig.db,
+                                empty_grace=0)
         await restarted.on_view(PRINTER, rig.view())  # restart
         await restarted.drain()
         assert len(rig.spools_with(TAG_NEW)) == 1
@@ -366,7 +395,7 @@ async def test_a_restart_recognises_a_swap_made_while_down(rig: Rig) -> None:
     await rig.slots.assign(PRINTER, 0, 3)  # by hand, for the untagged spool
     await rig.feed()
     rig.vp.set_tray(0, 0, tray_uuid=TAG_A)  # swapped while Layerwise was not running
-    restarted = RfidService(RfidConfig(), rig.client, rig.slots, rig.bus, rig.db)
+    restarted = RfidService(RfidConfig(), rig.client, rig.slots, rig.bus, rig.db, empty_grace=0)
     await restarted.on_view(PRINTER, rig.view())
     await restarted.drain()
     # The tray held an untagged spool before, so the tag is not a swap for sure: the user decides.
