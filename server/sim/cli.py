@@ -14,11 +14,14 @@ import json
 import logging
 import signal
 import sys
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from server.logs import register_secret, setup_logging
 from server.sim.printer import AmsUnit, VirtualPrinter
+from server.sim.printer.gcode import plan_from_file
+from server.sim.printer.model import model_family
 
 DEFAULT_SERIAL = "01P00A000000001"
 DEFAULT_ACCESS_CODE = "12345678"
@@ -84,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
     for noisy in ("amqtt", "pyftpdlib", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        model_family(args.model)
         ams = parse_ams(args.ams)
         mapping = parse_mapping(args.ams_mapping)
         state = load_recorded_state(args.state) if args.state else None
-    except (argparse.ArgumentTypeError, OSError, ValueError) as error:
+        if args.file is not None:
+            plan_from_file(args.file.read_bytes(), args.plate)  # fail now, not at the first layer
+    except (argparse.ArgumentTypeError, OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         print(f"layerwise simulate: {error}", file=sys.stderr)
-        return 2
-    if args.file is not None and not args.file.is_file():
-        print(f"layerwise simulate: no such file: {args.file}", file=sys.stderr)
         return 2
     try:
         asyncio.run(_simulate(args, access_code, ams, mapping, state))

@@ -158,8 +158,8 @@ def tray_in_units(units: list[AmsUnit], tray_id: int) -> bool:
 
 
 def tray_from_report(report: dict[str, Any], slot: int) -> Tray:
-    """A Tray from a captured tray dict; a bare ``{"id": ..}`` is an empty slot."""
-    if set(report) <= {"id"}:
+    """A Tray from a captured tray dict; one without a tray_type (``{"id": ..}``) is an empty slot."""
+    if "tray_type" not in report:
         return Tray(slot, empty=True)
     weight = str(report.get("tray_weight", "0"))
     return Tray(slot, type=str(report.get("tray_type", "")), color=str(report.get("tray_color", "00000000")),
