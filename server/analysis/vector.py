@@ -172,35 +172,36 @@ def index(buf: bytes, end: int) -> tuple[list[tuple[int, int]], list[float], lis
     a = np.frombuffer(buf, dtype=np.uint8)
     # Every byte offset read as a little-endian uint64 (unaligned, strided view, no copy).
     words = np.ndarray(shape=(end + 17,), dtype="<u8", buffer=buf, strides=(1,))
-    body = a[:end]
-    nl = np.flatnonzero(a[: end + 1] == NL)
+    # One pass for the three characters that matter: newlines, E, and ';' (a comment before the E).
+    view = a[: end + 1]
+    mask = view == NL
+    mask |= view == E
+    mask |= view == SEMI
+    pos = np.flatnonzero(mask)
+    kind = a[pos]
+    is_nl = kind == NL
+    nl_at = np.flatnonzero(is_nl)  # indices into pos of the newlines
+    nl = pos[nl_at]
     starts = nl[:-1] + 1  # line k spans starts[k] .. nl[k + 1]
     lo = words[starts]
     event_lines = _events(lo, starts, words, a)
     is_move = ((lo & np.uint64(0xFFF0FF)) == np.uint64(0x203047)) | ((lo & np.uint64(0xFFF0FF)) == np.uint64(0x093047))
     is_move &= ((lo >> np.uint64(8)) & np.uint64(0xFF)) <= np.uint64(ord("3"))
 
-    ep = np.flatnonzero(body == E)
-    line = np.searchsorted(starts, ep, side="right") - 1
-    ok = is_move[line] & (line >= 0)
-    ep, line = ep[ok], line[ok]
-    if len(ep):
-        first = np.empty(len(ep), dtype=bool)
+    line_of = np.cumsum(is_nl, dtype=np.int32) - 1  # line of each entry of pos (buf starts with \n)
+    e_at = np.flatnonzero(kind == E)
+    line = line_of[e_at]
+    ok = is_move[line]
+    e_at, line = e_at[ok], line[ok]
+    if len(e_at):
+        first = np.empty(len(e_at), dtype=bool)
         first[0] = True
         np.not_equal(line[1:], line[:-1], out=first[1:])
-        ep, line = ep[first], line[first]
-        semis = np.flatnonzero(body == SEMI)
-        if len(semis):  # only lines holding a ';' need the position check
-            semi_lines = np.searchsorted(starts, semis, side="right") - 1
-            has_semi = np.zeros(len(starts), dtype=bool)
-            has_semi[semi_lines[semi_lines >= 0]] = True
-            suspect = np.flatnonzero(has_semi[line])
-            if len(suspect):
-                k = np.searchsorted(semis, ep[suspect]) - 1
-                commented = (k >= 0) & (semis[np.maximum(k, 0)] >= starts[line[suspect]])
-                keep = np.ones(len(ep), dtype=bool)
-                keep[suspect[commented]] = False
-                ep = ep[keep]
+        e_at, line = e_at[first], line[first]
+        semis = np.cumsum(kind == SEMI, dtype=np.int32)
+        commented = semis[e_at] != semis[nl_at[line]]  # a ';' between the line start and the E
+        e_at = e_at[~commented]
+    ep = pos[e_at]
     vpos, values = _values(a, buf, ep, end) if len(ep) else (ep, np.zeros(0))
 
     event_starts = starts[event_lines] - 1
