@@ -8,10 +8,12 @@ through a per-process registry key instead of receiving the access code in their
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,6 +75,17 @@ class RequestListenerPlugin(BasePlugin):
             await broker.on_request(payload)
 
 
+class _QuietBroker(Broker):
+    """amqtt, minus a traceback on stderr each time a refused client hangs up before the broker closes."""
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except (ConnectionError, ssl.SSLError) as error:
+            log.debug("client connection ended: %s", error)
+
+
 class PrinterBroker:
     """Start/stop an amqtt broker on a fixed port; publish reports; forward requests."""
 
@@ -122,7 +135,7 @@ class PrinterBroker:
                 f"{__name__}.RequestListenerPlugin": plugin_config,
             },
         }
-        broker = Broker(config)
+        broker = _QuietBroker(config)
         await broker.start()
         server = broker._servers["default"].instance  # amqtt has no public accessor for the bound socket
         self.port = server.sockets[0].getsockname()[1]
