@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             f">= 10x the baseline parser {engine_speed / base_speed:8.1f}x (wall)   "
             f"{cpu_speedup:.1f}x (CPU), parser against parser on the same bytes"
         )
-        print(f"(analyze_file, which also inflates and hashes, against the in-memory baseline: {speed / base_speed:.1f}x)")
+        print(f"(analyze_file, which also inflates and hashes, against the baseline: {speed / base_speed:.1f}x)")
         print(
             f"peak RSS growth: {analysis['rss_growth_kb'] / 1024:.1f} MB for {size / MB:.0f} MB, "
             f"{analysis_small['rss_growth_kb'] / 1024:.1f} MB for {small_size / MB:.0f} MB (target < 64 MB)"
