@@ -3,7 +3,8 @@
 The printer runs its own broker (TLS on 8883, user ``bblp``, password = the LAN access code). Reports arrive
 on ``device/<serial>/report``; requests go to ``device/<serial>/request``. After every (re)connect the link
 asks for ``get_version`` and a ``pushall`` (rate-limited: a flapping link must not flood the printer; a
-skipped pushall is sent once the limit allows, if still connected).
+skipped pushall is sent once the limit allows, if still connected). A link that stays up but carries no
+report for ``silence_timeout`` asks for pushall, and after twice that reconnects.
 """
 
 from __future__ import annotations
@@ -109,12 +110,16 @@ class PrinterLink:
     """Keeps one printer's MQTT connection up; ``run`` until cancelled, ``publish`` whenever online."""
 
     def __init__(self, cfg: PrinterConfig, pins: PinStore | None = None, *, backoff: Backoff | None = None,
-                 pushall_interval: float = 30.0, timeout: float = 10.0) -> None:
+                 pushall_interval: float = 30.0, timeout: float = 10.0,
+                 silence_timeout: float = 180.0) -> None:
         self.cfg = cfg
         self.pins = pins
         self.backoff = backoff or Backoff(first=1.0, cap=60.0)
         self.pushall_limit = RateLimiter(pushall_interval)
         self.timeout = timeout
+        # A printer may go quiet while the connection stays up: after this long without a report the link
+        # asks for pushall; after twice this long it reconnects.
+        self.silence_timeout = silence_timeout
         # Unique per instance: two Layerwise processes (or a restart racing the old session) must not
         # kick each other off the printer's broker.
         self.client_id = f"layerwise-{uuid.uuid4().hex[:12]}"
@@ -184,9 +189,29 @@ class PrinterLink:
             await on_status(LinkStatus("online", f"logged in as {USERNAME}"))
             await self.publish(GET_VERSION)
             await self.request_pushall()
-            async for message in client.messages:
-                payload = decode_payload(message.payload, self.once)  # type: ignore[arg-type]
-                if payload is None:
-                    continue
-                self.backoff.reset()  # a report arrived: this connection works
-                await on_message(payload)
+            messages = client.messages.__aiter__()
+            quiet_periods = 0
+            waiting: asyncio.Future[aiomqtt.Message] | None = None
+            try:
+                while True:
+                    if waiting is None:
+                        waiting = asyncio.ensure_future(messages.__anext__())
+                    # Not wait_for: cancelling the pending read could drop a report that just arrived.
+                    done, _ = await asyncio.wait({waiting}, timeout=self.silence_timeout)
+                    if not done:
+                        quiet_periods += 1
+                        if quiet_periods >= 2:
+                            raise PrinterUnreachable(
+                                f"printer {self.cfg.name}: no report for {2 * self.silence_timeout:g} s")
+                        # Some firmware stops reporting on a live connection: ask, then reconnect.
+                        await self.request_pushall()
+                        continue
+                    message, waiting, quiet_periods = waiting.result(), None, 0
+                    payload = decode_payload(message.payload, self.once)  # type: ignore[arg-type]
+                    if payload is None:
+                        continue
+                    self.backoff.reset()  # a report arrived: this connection works
+                    await on_message(payload)
+            finally:
+                if waiting is not None:
+                    waiting.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -189,3 +190,20 @@ async def test_probe_of_a_silent_port_times_out(tmp_path: Path) -> None:
                             mqtt_port=port, ftps_port=port)
         result = await probe_ftps(cfg, PinStore(tmp_path), timeout=0.3)
     assert not result.ok and result.detail == f"timed out reaching 127.0.0.1:{port}"
+
+
+async def test_silent_printer_gets_a_pushall_then_a_fresh_connection(vp: VirtualPrinter, tmp_path: Path) -> None:
+    link = PrinterLink(config_for(vp), PinStore(tmp_path), backoff=_fast_backoff(), pushall_interval=0,
+                       silence_timeout=0.3)
+    async with running_link(link) as rec:
+        await rec.wait_for(lambda: "gcode_state" in rec.state)
+        await vp.go_silent(1.5)
+        await rec.wait_for(lambda: any(s.state == "offline" for s in rec.statuses))
+        offline = next(s for s in rec.statuses if s.state == "offline")
+        assert offline.error == "unreachable" and "no report for 0.6 s" in offline.detail
+        assert _pushalls(vp) >= 2  # the one after connecting, one when the printer went quiet
+        while vp.silent:
+            await asyncio.sleep(0.05)
+        await rec.wait_for(lambda: link.online)
+        await vp.publish_report({"print": {"command": "push_status", "msg": 1, "layer_num": 11}})
+        await rec.wait_for(lambda: rec.state.get("layer_num") == 11)
