@@ -94,3 +94,26 @@ async def test_plain_data_channel_is_refused(printer: VirtualPrinter) -> None:
 
     with pytest.raises(ftplib.error_perm, match="550"):
         await asyncio.to_thread(without_prot_p)
+
+
+async def test_session_reuse_also_over_tls12(printer: VirtualPrinter) -> None:
+    printer.add_file("/cache/cube.gcode.3mf", b"y" * 70_000)
+
+    def download(reuse: bool) -> bytes:
+        context = client_context(printer)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        ftp = ImplicitFtps(context=context)
+        ftp.reuse_session = reuse
+        ftp.connect(printer.host, printer.ftps_port)
+        ftp.login("bblp", ACCESS_CODE)
+        ftp.prot_p()
+        chunks = bytearray()
+        try:
+            ftp.retrbinary("RETR /cache/cube.gcode.3mf", chunks.extend)
+        finally:
+            ftp.close()
+        return bytes(chunks)
+
+    assert await asyncio.to_thread(download, True) == b"y" * 70_000
+    with pytest.raises(ftplib.error_perm, match="522"):
+        await asyncio.to_thread(download, False)
