@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 CA_COMMON_NAME = "Layerwise Virtual Printer CA"
+CA_FILE_NAME = "ca.pem"
 _VALIDITY = dt.timedelta(days=3650)
 
 
@@ -35,7 +36,7 @@ def default_cert_dir(serial: str) -> Path:
 
 def ensure_certificates(cert_dir: Path, serial: str) -> PrinterCertificates:
     """Return the chain in ``cert_dir``, generating it if missing, for another serial, or near expiry."""
-    certs = PrinterCertificates(cert_dir / "ca.pem", cert_dir / "server-chain.pem", cert_dir / "server.key")
+    certs = PrinterCertificates(cert_dir / CA_FILE_NAME, cert_dir / "server-chain.pem", cert_dir / "server.key")
     if _usable(certs, serial):
         return certs
     cert_dir.mkdir(parents=True, exist_ok=True)

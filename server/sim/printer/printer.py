@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from server.sim.printer.broker import PrinterBroker
-from server.sim.printer.certs import ensure_certificates
+from server.sim.printer.certs import CA_FILE_NAME, default_cert_dir, ensure_certificates
 from server.sim.printer.ftps import ImplicitFtpsServer
 from server.sim.printer.gcode import FilamentChange, PrintPlan, Progress, plan_from_file
 from server.sim.printer.model import (
@@ -95,7 +95,9 @@ class VirtualPrinter:
         self.auto_layer_seconds: float | None = None
         self.state: dict[str, Any] = initial_state(self.family, self.ams, self.external)
         self._access_code = access_code
-        self._cert_dir = cert_dir
+        self._cert_dir = cert_dir or default_cert_dir(serial)
+        # PEM of the printer's own CA, for clients to trust (written by start()).
+        self.ca_cert_path: Path = self._cert_dir / CA_FILE_NAME
         self._tray_now = self._tray_tar = self._tray_pre = NO_TRAY
         self._ams_version = 1
         self._sequence = 0
@@ -108,7 +110,6 @@ class VirtualPrinter:
         self._ftps_port = ftps_port
         self._broker: PrinterBroker | None = None
         self._ftps: ImplicitFtpsServer | None = None
-        self.ca_cert_path: Path | None = None
 
     def __repr__(self) -> str:
         return (f"VirtualPrinter(serial={self.serial!r}, model={self.model!r}, host={self.host!r}, "
@@ -133,11 +134,8 @@ class VirtualPrinter:
         return self._storage
 
     async def start(self) -> None:
-        cert_dir = self._cert_dir
-        if cert_dir is None:
-            cert_dir = Path(tempfile.gettempdir()) / "layerwise-virtual-printer" / self.serial
         # Key generation is CPU work: keep it off the event loop.
-        certs = await asyncio.to_thread(ensure_certificates, cert_dir, self.serial)
+        certs = await asyncio.to_thread(ensure_certificates, self._cert_dir, self.serial)
         self.ca_cert_path = certs.ca_cert
         self._ftps = ImplicitFtpsServer(root=self.storage, access_code=self._access_code, certs=certs,
                                         host=self.host, port=self._ftps_port)
