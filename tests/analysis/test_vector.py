@@ -6,6 +6,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.analysis import analyze_gcode_stream
 from server.analysis.gcode import PADDING, regex_index
@@ -80,3 +82,47 @@ def test_event_lines_agree() -> None:
     )
     fast, slow = _both(text)
     assert fast == slow
+
+
+LINES = st.sampled_from(
+    [
+        b"G1 X1 E1.5",
+        b"G1 E-.8",
+        b"G92 E0",
+        b"M82",
+        b"M83",
+        b"M73 L3",
+        b"M73 P7 R1",
+        b"T1",
+        b"T255",
+        b"  T2",
+        b"M620.11 S1 I0 E-18",
+        b"M628 S1",
+        b"M629",
+        b";VG1 E4",
+        b"; comment E5",
+        b"  ; indented E5",
+        b"N7 G1 E2*3",
+        b"G2 X1 I1 E.3",
+        b"",
+        b"\r",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(st.one_of(LINES, st.binary(max_size=24)), max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_arbitrary_input_never_crashes_and_engines_agree(lines: list[bytes], cuts: list[int]) -> None:
+    data = b"\n".join(lines)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    fast = analyze_gcode_stream(pieces, vectorised=True)
+    slow = analyze_gcode_stream(pieces, vectorised=False)
+    assert fast.tool_changes == slow.tool_changes
+    assert fast.header == slow.header
+    assert [sorted(layer) for layer in fast.layers] == [sorted(layer) for layer in slow.layers]
+    for a, b in zip(fast.layers, slow.layers, strict=True):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
