@@ -260,3 +260,13 @@ async def test_project_file_request_runs_paced_and_busy_printer_refuses_another(
     await printer.resume()
     finished = await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "FINISH", 30)
     assert finished["print"]["mc_percent"] == 100
+
+
+async def test_project_file_without_ams_prints_from_the_external_spool(printer: VirtualPrinter,
+                                                                       reports: ReportCollector) -> None:
+    printer.add_file(JOB, TESTQUBE)
+    await reports.request(printer.serial, {"print": {"command": "project_file", "param": "Metadata/plate_1.gcode",
+                                                     "url": f"ftp://{JOB}", "use_ams": False}})
+    await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "RUNNING")
+    await printer.advance(1)
+    assert printer.state["print"]["ams"]["tray_now"] == "254"

@@ -267,7 +267,7 @@ class VirtualPrinter:
         mapping = command.get("ams_mapping")
         ams_mapping = [int(x) for x in mapping] if isinstance(mapping, list) else None
         if command.get("use_ams") is False:
-            ams_mapping = None
+            ams_mapping = []  # every filament from the external spool
         echo = {**command, "result": "success", "reason": "success"}
         refusal = None
         if self.printing:
