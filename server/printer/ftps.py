@@ -119,12 +119,17 @@ def _close_quietly(ftp: ftplib.FTP) -> None:
     ftp.close()
 
 
+SIZE_UNKNOWN = -1  # the server refused SIZE for another reason than a missing file
+
+
 def _remote_size(ftp: ftplib.FTP, path: str) -> int | None:
+    """The file's size, None if it does not exist, ``SIZE_UNKNOWN`` if the server will not say."""
     try:
         ftp.voidcmd("TYPE I")
-        return ftp.size(path)
-    except ftplib.error_perm:
-        return None
+        size = ftp.size(path)
+    except ftplib.error_perm as exc:
+        return None if str(exc).startswith("550") else SIZE_UNKNOWN
+    return SIZE_UNKNOWN if size is None else size
 
 
 def _retrieve(ftp: ftplib.FTP, remote_path: str, part: Path, report: Callable[[int], None]) -> int:
@@ -156,9 +161,13 @@ def _download_blocking(cfg: PrinterConfig, remote_path: str, dest: Path, pins: P
                 total = _remote_size(ftp, remote_path)
                 if total is None:
                     raise JobFileNotFound(f"printer {cfg.name}: {remote_path} not found")
-                got = _retrieve(ftp, remote_path, part, lambda n, t=total: report(n, t))
+                if total == 0:  # created but not written yet
+                    raise JobFileNotFound(f"printer {cfg.name}: {remote_path} is still empty")
+                known = None if total == SIZE_UNKNOWN else total
+                got = _retrieve(ftp, remote_path, part, lambda n, t=known: report(n, t))
                 after = _remote_size(ftp, remote_path)
-            if got == total and after == total:
+            # Without SIZE support the growth check is impossible; RETR's own end is all there is.
+            if (got == total or total == SIZE_UNKNOWN) and after == total:
                 os.replace(part, dest)
                 return dest
             # The printer is still writing the file (a print sent a moment ago): try again.
@@ -215,7 +224,7 @@ def _find_blocking(cfg: PrinterConfig, candidates: list[str], pins: PinStore | N
                 real = folded.get(folder, {}).get(name.casefold())
                 if real is not None:
                     return posixpath.join(folder, real)
-            elif _remote_size(ftp, path) is not None:
+            elif (_remote_size(ftp, path) or 0) > 0:
                 return path
     return None
 

@@ -73,6 +73,13 @@ async def test_file_appearing_after_the_print_started_is_fetched(vp: VirtualPrin
     assert (await fetch).read_bytes() == b"late job"
 
 
+async def test_an_empty_file_is_waited_for(vp: VirtualPrinter, tmp_path: Path) -> None:
+    vp.add_file("/cache/empty.3mf", b"")
+    with pytest.raises(JobFileNotFound, match="still empty"):
+        await download(config_for(vp), "/cache/empty.3mf", tmp_path / "x", pins=None, attempts=2,
+                       retry_delay=0.01)
+
+
 async def test_unreachable_printer(vp: VirtualPrinter, tmp_path: Path) -> None:
     cfg = config_for(vp, ftps_port=1)
     with pytest.raises(PrinterUnreachable, match="connection refused"):
