@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -54,6 +55,7 @@ FAILED_PRINT_ERROR = 0x0C008001
 # stg (stage list) that the captured A1 prints announced at PREPARE.
 PREPARE_STAGES = [2, 13, 24, 4, 3, 14, 13]
 _PLATE_PARAM = re.compile(r"plate_(\d+)\.gcode")
+_ALL_EVENTS = sys.maxsize
 
 
 @dataclass
@@ -374,6 +376,8 @@ class VirtualPrinter:
         """Filament change as the captures show it: tray_tar, unload (tray_now 255), load, tray_pre."""
         tray = job.tray_for(filament)
         job.filament = filament
+        if tray == self._tray_now:  # already loaded (e.g. left in after a cancelled job)
+            return
         await self._set_trays(tar=tray, mc_print_sub_stage=4)
         if self._tray_now != NO_TRAY:
             await self._set_trays(now=NO_TRAY)
@@ -384,7 +388,7 @@ class VirtualPrinter:
         """Finish the current layer(s): their progress marks and filament changes, then layer_num += 1."""
         job = self._require_job()
         for _ in range(layers):
-            await self._play(job, math.inf)  # type: ignore[arg-type]
+            await self._play(job, _ALL_EVENTS)
             if job.layer >= job.plan.total_layers:
                 break
             job.layer += 1
@@ -406,7 +410,7 @@ class VirtualPrinter:
     async def finish(self) -> None:
         job = self._require_job()
         await self.goto_layer(job.plan.total_layers)
-        await self._play(job, math.inf)  # type: ignore[arg-type]
+        await self._play(job, _ALL_EVENTS)
         await self._change(stg_cur=255)
         await self._set_trays(tar=NO_TRAY, mc_print_sub_stage=4)
         await self._set_trays(now=NO_TRAY, pre=NO_TRAY, mc_print_sub_stage=0)
