@@ -126,6 +126,7 @@ class PrinterLink:
         self.once = OnceLog(cfg.name, log)
         self._client: aiomqtt.Client | None = None
         self._pending_pushall: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
 
     def __repr__(self) -> str:
         return f"PrinterLink(printer={self.cfg.name!r}, host={self.cfg.host!r}, online={self.online})"
@@ -161,7 +162,11 @@ class PrinterLink:
 
     async def run(self, on_message: Callable[[dict[str, Any]], Awaitable[None]],
                   on_status: Callable[[LinkStatus], Awaitable[None]]) -> None:
-        """Connect, deliver every report object to ``on_message``, reconnect after any failure; forever."""
+        """Connect, deliver every report object to ``on_message``, reconnect after any failure; forever.
+
+        Exceptions raised by the callbacks are not MQTT failures: they end ``run`` for the caller's
+        supervisor to see.
+        """
         while True:
             await on_status(LinkStatus("connecting", f"{self.cfg.host}:{self.cfg.mqtt_port}"))
             try:
@@ -177,7 +182,10 @@ class PrinterLink:
                 if self._pending_pushall is not None:
                     self._pending_pushall.cancel()
             delay = self.backoff.next_delay()
-            log.warning("%s; reconnecting in %.1f s", error, delay)
+            # A printer switched off for the night fails every minute: warn once, then keep it quieter.
+            repeated = str(error) == self._last_error
+            self._last_error = str(error)
+            log.log(logging.INFO if repeated else logging.WARNING, "%s; reconnecting in %.1f s", error, delay)
             await on_status(LinkStatus("offline", str(error), _error_kind(error), delay))
             await asyncio.sleep(delay)
 
@@ -186,6 +194,7 @@ class PrinterLink:
         async with mqtt_client(self.cfg, self.pins, identifier=self.client_id, timeout=self.timeout) as client:
             await client.subscribe(report_topic(self.cfg.serial), qos=0)
             self._client = client
+            self._last_error = None
             await on_status(LinkStatus("online", f"logged in as {USERNAME}"))
             await self.publish(GET_VERSION)
             await self.request_pushall()

@@ -101,14 +101,19 @@ async def test_link_survives_broker_restart(vp: VirtualPrinter, tmp_path: Path) 
         await rec.wait_for(lambda: _pushalls(vp) == 2)
 
 
-async def test_link_reports_a_refused_access_code(vp: VirtualPrinter, tmp_path: Path) -> None:
+async def test_link_reports_a_refused_access_code(vp: VirtualPrinter, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     link = PrinterLink(config_for(vp, access_code=SecretStr("87654321")), PinStore(tmp_path),
                        backoff=_fast_backoff())
-    async with running_link(link) as rec:
-        await rec.wait_for(lambda: any(s.state == "offline" for s in rec.statuses))
+    with caplog.at_level(logging.INFO, logger="server.printer.link"):
+        async with running_link(link) as rec:
+            await rec.wait_for(lambda: sum(s.state == "offline" for s in rec.statuses) >= 3)
     offline = next(s for s in rec.statuses if s.state == "offline")
     assert offline.error == "auth" and "access code was refused" in offline.detail
-    assert "87654321" not in offline.detail and ACCESS_CODE not in offline.detail
+    assert "87654321" not in caplog.text and ACCESS_CODE not in caplog.text
+    # The same failure again and again is one warning, then quieter lines.
+    refused = [r for r in caplog.records if "access code was refused" in r.getMessage()]
+    assert [r.levelname for r in refused][:3] == ["WARNING", "INFO", "INFO"]
 
 
 async def test_publish_while_offline_is_a_clear_error(vp: VirtualPrinter, tmp_path: Path) -> None:
