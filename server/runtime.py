@@ -14,14 +14,21 @@ from dataclasses import dataclass, field
 
 from server.config import Settings
 from server.db import Database, open_database, repo
-from server.events import EventBus
+from server.events import Event, EventBus
 from server.spoolman import SpoolmanClient
 from server.supervise import supervise
+from server.tracking.outbox import Outbox
 from server.tracking.printer_task import PrinterTask
 from server.tracking.slots import SlotService
 from server.tracking.spools import SpoolDirectory
 
 log = logging.getLogger(__name__)
+
+
+def _spool_changed(spools: SpoolDirectory, bus: EventBus, spool_id: int) -> None:
+    """A bill reached Spoolman: the cached spool is stale and open pages should refresh it."""
+    spools.invalidate(spool_id)
+    bus.publish(Event("spool", None, {"spool_id": spool_id}))
 
 
 @dataclass
@@ -33,18 +40,22 @@ class Runtime:
     spools: SpoolDirectory
     slots: SlotService
     printers: dict[str, PrinterTask]
+    outbox: Outbox | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         db = open_database(settings.server.data_dir)
-        bus = EventBus()
         spoolman = (
             SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout)
             if settings.spoolman.url
             else None
         )
         spools = SpoolDirectory(spoolman)
+        bus = EventBus()
+        outbox = None
+        if spoolman is not None:
+            outbox = Outbox(db, spoolman, on_change=lambda spool_id: _spool_changed(spools, bus, spool_id))
         data_dir = settings.server.data_dir
         printers = {p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir) for p in settings.printers}
         for printer in settings.printers:
@@ -52,10 +63,12 @@ class Runtime:
             seed = settings.seed_mappings.get(printer.name)
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 log.info("seeded %d slot assignment(s) for %s from LAYERWISE_AMS_MAPPINGS", len(seed), printer.name)
-        slots = SlotService(db, spools, bus, list(printers))
-        return cls(settings, db, bus, spoolman, spools, slots, printers)
+        slots = SlotService(db, spools, bus, list(printers), outbox=outbox)
+        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox)
 
     async def start(self) -> None:
+        if self.outbox is not None:
+            self._tasks.append(asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox"))
         for name, printer in self.printers.items():
             self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.spoolman import SpoolmanError
+from server.tracking import ledger
+from server.tracking.outbox import Outbox
 from server.tracking.spools import SpoolDirectory
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,13 @@ def validate_tray(tray: int) -> int:
 
 
 class SlotService:
-    def __init__(self, db: Database, spools: SpoolDirectory, bus: EventBus, printers: list[str]) -> None:
+    def __init__(self, db: Database, spools: SpoolDirectory, bus: EventBus, printers: list[str],
+                 outbox: Outbox | None = None) -> None:
         self.db = db
         self.spools = spools
         self.bus = bus
         self.printers = list(printers)
+        self.outbox = outbox
 
     def _check_printer(self, printer: str) -> None:
         if printer not in self.printers:
@@ -97,6 +101,10 @@ class SlotService:
             await asyncio.to_thread(repo.unassign, self.db, other_printer, other_tray)
             self._announce(other_printer, other_tray, None, None)
         assignment = await asyncio.to_thread(repo.assign_spool, self.db, printer, tray, spool_id, source)
+        # Bills that waited for a spool in this tray go to this one now.
+        released = await asyncio.to_thread(ledger.on_assignment, self.db, printer, tray, spool_id)
+        if released and self.outbox is not None:
+            self.outbox.wake()
         self._announce(printer, tray, spool_id, source)
         return assignment
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, delete, get, put
 from litestar.exceptions import HTTPException, NotFoundException
@@ -12,6 +13,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP
 
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
+from server.tracking import job_store
 from server.tracking.printer_task import PrinterTask
 from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
@@ -89,6 +91,26 @@ async def _slot_after(runtime: Runtime, name: str, tray: int) -> SlotOut:
                    assignment.spool_id if assignment else None, assignment.source if assignment else None)
 
 
+@get("/jobs")
+async def list_jobs(
+    runtime: Runtime,
+    printer: Annotated[str | None, Parameter(query="printer")] = None,
+    limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50,
+    offset: Annotated[int, Parameter(query="offset", ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Jobs, newest first, with millimetres and grams per spool (delivered, pending, rejected)."""
+    jobs = await asyncio.to_thread(job_store.list_jobs, runtime.db, printer, limit, offset)
+    return [job.to_dict() for job in jobs]
+
+
+@get("/backlog")
+async def backlog(runtime: Runtime) -> dict[str, Any]:
+    """Bills not yet in Spoolman: queued per spool, waiting for a tray or spool, rejected, doubtful."""
+    if runtime.outbox is None:
+        raise HTTPException(status_code=503, detail="Spoolman is not configured")
+    return (await runtime.outbox.backlog()).to_dict()
+
+
 def _error(status: int, message: str) -> Response[dict[str, str]]:
     return Response({"message": message}, status_code=status)
 
@@ -114,6 +136,7 @@ exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error}
 
 router = Router(
     path="/api/v1",
-    route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools],
+    route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools, list_jobs,
+                    backlog],
     tags=["layerwise"],
 )

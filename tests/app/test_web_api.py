@@ -115,3 +115,9 @@ async def test_access_code_never_shown(stack: Stack) -> None:
         assert ACCESS_CODE not in body
     assert ACCESS_CODE not in repr(stack.runtime.settings)
     assert ACCESS_CODE not in json.dumps(stack.runtime.printers[PRINTER].state)
+
+
+async def test_jobs_and_backlog_start_empty(stack: Stack) -> None:
+    assert (await stack.client.get("/api/v1/jobs")).json() == []
+    backlog = (await stack.client.get("/api/v1/backlog")).json()
+    assert backlog["backlog"]["count"] == 0
