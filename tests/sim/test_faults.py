@@ -151,3 +151,13 @@ async def test_dropped_connections_include_ftps(printer: VirtualPrinter) -> None
     again = await asyncio.to_thread(ftps_login, printer)
     assert await asyncio.to_thread(again.nlst, "/cache") == ["cube.gcode.3mf"]
     await asyncio.to_thread(again.quit)
+
+
+async def test_reboot_during_a_paced_print_ends_it(printer: VirtualPrinter) -> None:
+    printer.add_file(JOB, TESTQUBE)
+    run = asyncio.create_task(printer.run_print(JOB, layer_seconds=0.002, ams_mapping=[3, 0, 2, 1]))
+    await _wait_until(lambda: printer.layer >= 2)
+    await printer.reboot()
+    await asyncio.wait_for(run, 10)
+    assert printer.state["print"]["gcode_state"] == "IDLE"
+    assert not printer.printing

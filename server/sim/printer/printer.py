@@ -361,7 +361,8 @@ class VirtualPrinter:
     async def _play(self, job: _Job, until: int) -> None:
         """Report the current layer's events up to position ``until``."""
         events = job.plan.layers[job.layer].events if job.layer < len(job.plan.layers) else []
-        while job.position < min(until, len(events)):
+        # A job ended meanwhile (stopped, replaced, printer rebooted) reports nothing more.
+        while job.position < min(until, len(events)) and not job.finished:
             event = events[job.position]
             job.position += 1
             if isinstance(event, Progress):
@@ -389,7 +390,7 @@ class VirtualPrinter:
         job = self._require_job()
         for _ in range(layers):
             await self._play(job, _ALL_EVENTS)
-            if job.layer >= job.plan.total_layers:
+            if job.finished or job.layer >= job.plan.total_layers:
                 break
             job.layer += 1
             job.position = 0
@@ -524,6 +525,9 @@ class VirtualPrinter:
         await self.stop_broker()
         if self._ftps is not None:
             await asyncio.to_thread(self._ftps.stop)
+        if self._job is not None:  # a paced run of it (run_print) ends at its next step
+            self._job.finished = True
+            self._job.resumed.set()
         self._job = None
         self._tray_tar = self._tray_pre = NO_TRAY
         _merge(self.state["print"], idle_print_fields())
