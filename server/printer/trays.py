@@ -52,6 +52,9 @@ _KIND_BY_MODULE = {"ams": KIND_AMS, "ams_f1": KIND_AMS_LITE, "n3f": KIND_AMS_2_P
 _LOADED_STATES = frozenset({3, 9, 11})
 _EMPTY_STATES = frozenset({0, 1, 2, 5, 8, 10, 17, 21})
 _NONE_SNOW = 0xFFFF
+# Callers that pass no OnceLog of their own share this one, so an odd value is still logged once, not
+# on every report.
+_UNNAMED = OnceLog("(unnamed)")
 
 
 @dataclass(frozen=True)
@@ -352,8 +355,9 @@ def active_tray_raw(state: Mapping[str, Any]) -> int | None:
 def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = None,
                  project_file: Mapping[str, Any] | None = None, once: OnceLog | None = None) -> PrinterView:
     """Everything the tray and job pages need, from a merged state (+ ``get_version`` reply and the
-    job's ``project_file`` request/echo when known)."""
-    once = once or OnceLog("?")
+    job's ``project_file`` request/echo when known). Pass the printer's ``OnceLog`` so odd values are
+    logged once per printer with its name."""
+    once = once or _UNNAMED
     read = StateReader(once)
     raw_active = active_tray_raw(state)
     external_probe = _external(state, None)
