@@ -69,7 +69,8 @@ async def test_deltas_carry_only_changed_fields(printer: VirtualPrinter, reports
                          "print_type": "local", "command": "push_status", "msg": 1,
                          "sequence_id": deltas[0]["sequence_id"]}
     assert {"gcode_state": "PREPARE"}.items() <= deltas[1].items()
-    assert {"gcode_state": "RUNNING", "layer_num": 0, "mc_percent": 0}.items() <= deltas[2].items()
+    assert {"gcode_state": "RUNNING", "layer_num": 0, "mc_percent": 0, "mc_remaining_time": 19}.items() \
+        <= deltas[2].items()
     assert [p["layer_num"] for p in deltas if "layer_num" in p] == [0, 1, 2]
     # P1/A1 deltas never carry total_layer_num, nor fields that did not change.
     assert not any("total_layer_num" in p for p in deltas)

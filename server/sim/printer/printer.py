@@ -336,6 +336,10 @@ class VirtualPrinter:
         await self._change(gcode_state="PREPARE", stg=list(PREPARE_STAGES), total_layer_num=plan.total_layers)
         running: dict[str, Any] = {"mc_print_stage": "2", "mc_percent": 0, "gcode_state": "RUNNING",
                                    "stg_cur": 2, "layer_num": 0}
+        estimate = next((e.remaining_minutes for e in plan.layers[0].events
+                         if isinstance(e, Progress) and e.remaining_minutes is not None), None)
+        if estimate is not None:  # the firmware reports the slicer's estimate as the job starts
+            running["mc_remaining_time"] = estimate
         if self.family.reports_mapping:
             running["mapping"] = [mapping_code(job.tray_for(f)) for f in range(filaments)]
         await self._change(always=("mc_percent", "layer_num"), **running)
