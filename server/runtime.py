@@ -57,7 +57,9 @@ class Runtime:
         if spoolman is not None:
             outbox = Outbox(db, spoolman, on_change=lambda spool_id: _spool_changed(spools, bus, spool_id))
         data_dir = settings.server.data_dir
-        printers = {p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir) for p in settings.printers}
+        printers = {
+            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox) for p in settings.printers
+        }
         for printer in settings.printers:
             repo.upsert_printer(db, printer.name, printer.serial, printer.model)
             seed = settings.seed_mappings.get(printer.name)

@@ -20,6 +20,8 @@ from server.printer.link import LinkStatus, PrinterLink
 from server.printer.state import merge_report
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
+from server.tracking.job_tracker import JobTracker
+from server.tracking.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most t
 
 
 class PrinterTask:
-    def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path) -> None:
+    def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path,
+                 outbox: Outbox | None = None) -> None:
         self.config = config
         self.name = config.name
         self.db = db
@@ -42,10 +45,15 @@ class PrinterTask:
         self.link: PrinterLink | None = None
         self.version: dict[str, Any] | None = None
         self.project_file: dict[str, Any] | None = None
+        self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins)
+        self.jobs.restore()
 
     async def run(self) -> None:
         self.link = PrinterLink(self.config, self.pins)
-        await self.link.run(self._on_message, self._on_status)
+        try:
+            await self.link.run(self._on_message, self._on_status)
+        finally:
+            await self.jobs.close()
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         self.last_seen = datetime.now(UTC)
@@ -58,16 +66,27 @@ class PrinterTask:
         if not isinstance(body, dict):
             return
         command = body.get("command")
+        previous = self.state
         if command == "project_file":
             # The print command's echo describes the job; it is not printer state.
             self.project_file = body
+            await self._track(previous, self.state, body)
         elif command in (None, "push_status"):
             self.state = merge_report(self.state, body)
+            await self._track(previous, self.state, None)
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
             self.persist()
+
+    async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None) -> None:
+        try:
+            await self.jobs.on_update(previous, current, echo)
+        except Exception:
+            # A tracking bug must not take the printer link down with it; the checkpoint
+            # is intact, so the next report retries from where billing stood.
+            log.exception("%s: tracking failed on a report", self.name)
 
     def view(self) -> PrinterView:
         return printer_view(self.state, self.version, self.project_file)

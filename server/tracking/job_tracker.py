@@ -1,0 +1,306 @@
+"""One printer's jobs: from printer reports to checkpoints and ledger bills.
+
+The pure pieces decide (``lifecycle.derive_events`` / ``apply_event``, the billing
+rule, the mapping learner, ``jobs.decide_resume``); this adapter does the I/O
+around them, in this order, so nothing is lost or billed twice:
+
+1. a decision's bills and the job checkpoint are written in one SQLite transaction
+   (``ledger.record_bills``), and only then
+2. the outbox is woken to deliver them to Spoolman.
+
+Fetching and analysing the job's file runs beside the reports (FTPS in a worker
+thread); layers reported meanwhile are billed as soon as the analysis is known,
+because billing works from the checkpoint ("billed through layer n"), not from
+the events seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server.analysis import AnalysisError, PrintAnalysis, analyze_file, plate_thumbnail
+from server.config import PrinterConfig
+from server.db import Database
+from server.events import Event, EventBus
+from server.printer import ftps
+from server.printer.errors import JobFileNotFound, PrinterError
+from server.printer.jobpaths import is_http_url
+from server.printer.tls import PinStore
+from server.tracking import job_store, ledger, lifecycle
+from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume
+from server.tracking.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_FILE = "analysis.json"
+THUMBNAIL_FILE = "thumbnail.png"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _safe_name(name: str) -> str:
+    base = posixpath.basename(name.replace("\\", "/")) or "job"
+    return re.sub(r"[^A-Za-z0-9._ -]", "_", base)[:120] or "job"
+
+
+class JobTracker:
+    def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, outbox: Outbox | None,
+                 data_dir: Path, pins: PinStore) -> None:
+        self.config = config
+        self.printer = config.name
+        self.db = db
+        self.bus = bus
+        self.outbox = outbox
+        self.jobs_dir = Path(data_dir) / "jobs"
+        self.pins = pins
+        self.job: JobCheckpoint | None = None
+        self.job_id: int | None = None
+        self.analysis: PrintAnalysis | None = None
+        self._resumed = False  # the open job from before a restart was matched against the printer
+        self._lock = asyncio.Lock()
+        self._fetch: asyncio.Task[None] | None = None
+
+    # ---- start-up ---------------------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Load the open job (if any) and its analysis from the data directory."""
+        record = job_store.open_job(self.db, self.printer)
+        if record is None or not record.checkpoint:
+            self._resumed = True
+            return
+        self.job_id = record.id
+        self.job = JobCheckpoint.from_dict(record.checkpoint)
+        self.analysis = self._load_analysis(record.id)
+        log.info("%s: resuming job %s (%s) from its checkpoint", self.printer, record.id, self.job.key.name)
+
+    def _job_dir(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    def _load_analysis(self, job_id: int) -> PrintAnalysis | None:
+        path = self._job_dir(job_id) / ANALYSIS_FILE
+        try:
+            return PrintAnalysis.from_json(json.loads(path.read_text("utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError) as exc:
+            log.warning("%s: stored analysis of job %s is unreadable (%s); analysing again", self.printer, job_id, exc)
+            return None
+
+    # ---- reports ----------------------------------------------------------------------------------------
+
+    async def on_update(self, previous: Mapping[str, Any], current: Mapping[str, Any],
+                        echo: Mapping[str, Any] | None = None) -> None:
+        """A new merged state (and the ``project_file`` echo when this update is one)."""
+        async with self._lock:
+            if not self._resumed:
+                if "gcode_state" not in current:
+                    return  # wait for a report that says what the printer is doing
+                await self._resume(current)
+                previous = current  # the resume decision consumed this state
+            for event in lifecycle.derive_events(self.job, previous, current, echo):
+                await self._apply(event, current)
+            await self._observe_trays(current)
+            if self._needs_file():
+                self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
+
+    def _needs_file(self) -> bool:
+        return (self.job is not None and self.job.open and self.analysis is None
+                and self.job.lifecycle in ("downloading", "parsing")
+                and (self._fetch is None or self._fetch.done()))
+
+    async def _resume(self, current: Mapping[str, Any]) -> None:
+        self._resumed = True
+        if self.job is None or not self.job.open:
+            return
+        decision = decide_resume(self.job, current)
+        log.info("%s: after restart: %s", self.printer, type(decision).__name__)
+        step = lifecycle.apply_resume(self.job, decision, self.analysis, at=_now())
+        await self._commit(step)
+        if isinstance(decision, CloseAndStartNew) and decision.start_new:
+            for event in lifecycle.derive_events(self.job, {}, current):
+                await self._apply(event, current)
+
+    async def _apply(self, event: lifecycle.LifecycleEvent, current: Mapping[str, Any]) -> None:
+        if isinstance(event, lifecycle.JobStarted):
+            await self._start_job(event, current)
+            return
+        step = lifecycle.apply_event(self.job, event, self.analysis, printer=self.printer, at=_now())
+        await self._commit(step)
+
+    async def _start_job(self, event: lifecycle.JobStarted, current: Mapping[str, Any]) -> None:
+        self._cancel_fetch()
+        self.analysis = None
+        step = lifecycle.apply_event(None, event, None, printer=self.printer, at=_now())
+        assert step.job is not None
+        record = await asyncio.to_thread(
+            job_store.create_job, self.db, self.printer, _key_text(step.job), state=step.job.lifecycle,
+            file_name=event.subtask_name or event.file, plate=event.plate, checkpoint=step.job.to_dict(),
+            started_at=step.job.started_at,
+        )
+        self.job_id, self.job = record.id, step.job
+        log.info("%s: job %s started: %s (plate %s)", self.printer, record.id, step.job.key.name, event.plate)
+        self._announce()
+        self._start_fetch(current)
+
+    async def _observe_trays(self, current: Mapping[str, Any]) -> None:
+        if self.job is None or not self.job.open or self.job_id is None:
+            return
+        before = self.job.learned
+        job = lifecycle.observe_trays(self.job, current)
+        if job == self.job:
+            return
+        self.job = job
+        new = {f: t for f, t in job.learned.items() if before.get(f) != t and f not in job.mapping}
+        await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict())
+        released = 0
+        for filament, tray in new.items():
+            log.info("%s: learned filament %s is in tray %s", self.printer, filament, tray)
+            released += await asyncio.to_thread(ledger.on_mapping_learned, self.db, self.job_id, filament, tray)
+        if released:
+            self._wake_outbox()
+        if new:
+            self._announce()
+
+    # ---- persistence ------------------------------------------------------------------------------------
+
+    async def _commit(self, step: lifecycle.Step) -> None:
+        job = step.job
+        if job is None or self.job_id is None:
+            return
+        columns = self._columns(job)
+        if step.bills:
+            await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, list(step.bills),
+                                    self._mapping(job), checkpoint=job.to_dict(), **columns)
+            self._wake_outbox()
+        elif job != self.job:
+            await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict(), **columns)
+        changed = job != self.job
+        self.job = job
+        if changed:
+            self._announce()
+
+    def _columns(self, job: JobCheckpoint) -> dict[str, Any]:
+        columns: dict[str, Any] = {"state": job.lifecycle}
+        if job.final_state is not None:
+            columns.update(final=True, ended_at=job.ended_at or _now(), reason=job.end_reason)
+        elif job.untracked_reason:
+            columns["reason"] = job.untracked_reason
+        return columns
+
+    def _mapping(self, job: JobCheckpoint) -> dict[int, int]:
+        """Slicer filament -> tray as known now; a stated mapping wins over a learned one."""
+        return {**job.learned, **job.mapping}
+
+    def _wake_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wake()
+
+    def _announce(self) -> None:
+        job = self.job
+        self.bus.publish(Event("job", self.printer, {
+            "job_id": self.job_id,
+            "state": job.lifecycle if job else None,
+            "billed_through": job.billing.billed_through if job else None,
+        }))
+
+    # ---- the job's file ---------------------------------------------------------------------------------
+
+    def _cancel_fetch(self) -> None:
+        if self._fetch is not None and not self._fetch.done():
+            self._fetch.cancel()
+        self._fetch = None
+
+    def _start_fetch(self, current: Mapping[str, Any]) -> None:
+        if self.job_id is None or self.job is None:
+            return
+        self._cancel_fetch()
+        self._fetch = asyncio.create_task(
+            self._fetch_and_analyse(self.job_id, self.job, dict(current)), name=f"{self.printer}:job-file"
+        )
+
+    async def _fetch_and_analyse(self, job_id: int, job: JobCheckpoint, current: dict[str, Any]) -> None:
+        folder = self._job_dir(job_id)
+        try:
+            local = await self._fetch_file(job, current, folder)
+            async with self._lock:
+                await self._move(job_id, "file_fetched", file_path=str(local))
+            analysis = await asyncio.to_thread(analyze_file, local, job.plate)
+            thumbnail = await asyncio.to_thread(_save_analysis, folder, analysis, local, job.plate)
+            if thumbnail:
+                await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, thumbnail=THUMBNAIL_FILE)
+        except asyncio.CancelledError:
+            raise
+        except (PrinterError, AnalysisError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("%s: job %s is untracked: %s", self.printer, job_id, reason)
+            async with self._lock:
+                if self.job_id == job_id and self.job is not None:
+                    await self._commit(lifecycle.Step(lifecycle.mark_untracked(self.job, reason)))
+            return
+        async with self._lock:
+            if self.job_id != job_id or self.job is None:
+                return
+            self.analysis = analysis
+            job_now = lifecycle.transition(self.job, "file_analysed")
+            await self._commit(lifecycle.with_analysis(job_now, analysis))
+            log.info("%s: job %s analysed: %d layers, %d filament(s)", self.printer, job_id,
+                     analysis.layer_count, len(analysis.filaments))
+
+    async def _move(self, job_id: int, event: str, **changes: Any) -> None:
+        if self.job_id != job_id or self.job is None:
+            return
+        await self._commit(lifecycle.Step(replace(lifecycle.transition(self.job, event), **changes)))
+
+    async def _fetch_file(self, job: JobCheckpoint, current: Mapping[str, Any], folder: Path) -> Path:
+        if job.file_path and Path(job.file_path).is_file():
+            return Path(job.file_path)  # fetched before a restart
+        url = job.file_url
+        subtask = current.get("subtask_name") or job.key.name
+        gcode_file = current.get("gcode_file")
+        folder.mkdir(parents=True, exist_ok=True)
+        if is_http_url(url):
+            assert url is not None
+            return await ftps.download_url(url, folder / "job.gcode.3mf")
+        remote = await ftps.find_job_file(self.config, url=url, subtask_name=subtask, gcode_file=gcode_file,
+                                          pins=self.pins)
+        if remote is None:
+            raise JobFileNotFound(
+                f"the printer has no file for {subtask or url or 'this print'} (looked for {url or subtask})"
+            )
+        return await ftps.download(self.config, remote, folder / _safe_name(remote), pins=self.pins)
+
+    async def close(self) -> None:
+        self._cancel_fetch()
+        if self._fetch is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetch
+
+
+def _key_text(job: JobCheckpoint) -> str:
+    key = job.key
+    return "|".join(str(part) for part in (key.name, key.plate, key.task_id, key.subtask_id) if part not in (None, ""))
+
+
+def _save_analysis(folder: Path, analysis: PrintAnalysis, local: Path, plate: int | None) -> bool:
+    """Store the analysis (a restart resumes without re-reading the file) and the plate thumbnail."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ANALYSIS_FILE).write_text(json.dumps(analysis.to_json(), separators=(",", ":")), "utf-8")
+    try:
+        thumbnail = plate_thumbnail(local, plate)
+    except (AnalysisError, OSError):
+        return False
+    if thumbnail:
+        (folder / THUMBNAIL_FILE).write_bytes(thumbnail)
+    return bool(thumbnail)
