@@ -117,7 +117,19 @@ class MappingLearner:
                 learner = replace(learner, pending=(*learner.pending, (layer, tray)), last_tray=tray)
             else:
                 learner = learner._saw_tray(layer, tray)
-        return learner
+        return learner._steady(layer, tray_now)
+
+    def _steady(self, layer: int | None, tray_now: int | None) -> MappingLearner:
+        """A single-filament print away from its load: the loaded tray is the filament's.
+        This teaches a job picked up mid-print, whose load went unseen. (For several
+        filaments a merged `tray_now` left stale by a lost report could name another
+        filament's tray, so they learn from changes only.)"""
+        if len(self.filaments) != 1 or layer is None or tray_now is None or tray_now == NO_TRAY or self.learned:
+            return self
+        (load_layer, filament), *_ = self.changes or ()
+        if layer - load_layer <= LAYER_SLACK:
+            return self  # the load may be under way: the tray may still be the last print's
+        return replace(self, learned={filament: tray_now})
 
     def _saw_tray(self, layer: int | None, tray: int) -> MappingLearner:
         index = self._match(layer)

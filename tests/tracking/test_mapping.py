@@ -144,6 +144,20 @@ def test_a_single_filament_print_learns_its_tray_without_a_layer() -> None:
     assert learner.mapping() == {0: 3}
 
 
+def test_a_single_filament_print_picked_up_mid_print_learns_its_loaded_tray() -> None:
+    learner = feed(changes((0, 0)), (12, 3, 3), (13, 3, 3))
+    assert learner.mapping() == {0: 3}
+    # Right at the load the tray may still be the last print's: no conclusion yet.
+    assert feed(changes((0, 0)), (None, 6, 6), (1, 6, 6)).mapping() == {}
+
+
+def test_a_multi_filament_print_picked_up_mid_print_waits_for_a_change() -> None:
+    learner = feed(changes((0, 0), (8, 1)), (12, 0, 0), (13, 0, 0))
+    assert learner.mapping() == {}
+    assert feed(learner, (13, 0, 3), (13, 3, 3)).mapping() == {}  # no change of the analysis at 13
+    assert feed(changes((0, 0), (8, 1), (14, 0)), (12, 0, 0), (14, 0, 3), (14, 3, 3)).mapping() == {0: 3}
+
+
 def test_a_multi_filament_print_learns_nothing_without_a_layer() -> None:
     learner = feed(changes((0, 0), (8, 1)), (None, None, None), (None, None, 3))
     assert learner.mapping() == {}

@@ -21,12 +21,13 @@ import pytest
 from server.analysis import PrintAnalysis, analyze_file
 from server.printer.state import merge_report
 from server.tracking.billing import BillLine, billed_total
-from server.tracking.jobs import JobCheckpoint
+from server.tracking.jobs import JobCheckpoint, decide_resume
 from server.tracking.lifecycle import (
     JobStarted,
     LifecycleEvent,
     Step,
     apply_event,
+    apply_resume,
     derive_events,
     observe_trays,
     with_analysis,
@@ -152,3 +153,38 @@ def test_lost_reports_leave_a_tray_unknown_never_wrong(name: str) -> None:
                 replay.feed(message)
         learned = dict(replay.job.learned) if replay.job else {}
         assert all(expected[f] == tray for f, tray in learned.items()), (seed, learned)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_restart_mid_print_resumes_and_still_bills_the_whole_print_once(name: str) -> None:
+    """Layerwise goes down for 40 reports at several points (or the print starts while
+    it is down); the checkpoint goes through its dict form, the printer's state comes
+    back whole (pushall) and the resume decision picks up. The print is billed whole,
+    each (layer, filament) once, and the mapping is still learned."""
+    analysis = analysis_of(CASES[name])
+    reports = messages(name)
+    expected = expected_mapping(name)
+    for down_at in range(60, len(reports) - 60, 90):
+        replay = Replay(analysis)
+        printer_state: dict[str, Any] = {}
+        for index, message in enumerate(reports):
+            if isinstance(message.get("print"), dict) and message["print"].get("command") != "project_file":
+                printer_state = merge_report(printer_state, message)
+            if down_at <= index < down_at + 40:
+                continue  # Layerwise is down; the printer carries on
+            if index == down_at + 40 and replay.job is not None:
+                stored = JobCheckpoint.from_dict(json.loads(json.dumps(replay.job.to_dict())))
+                replay.state = dict(printer_state)  # the full report after reconnecting
+                replay.job = stored
+                if stored.open:
+                    replay.take(apply_resume(stored, decide_resume(stored, printer_state), analysis, at=NOW))
+                continue
+            replay.feed(message)
+        job = replay.job
+        assert job is not None and job.final_state == "finished", down_at
+        total = analysis.used_through(analysis.layer_count)
+        billed = billed_total(replay.bills)
+        assert all(billed.get(f, 0.0) == pytest.approx(mm, abs=0.01) for f, mm in total.items()), down_at
+        pairs = [(line.layer, line.filament_index) for line in replay.bills]
+        assert len(pairs) == len(set(pairs)), down_at
+        assert job.learned == expected, (down_at, job.learned)
