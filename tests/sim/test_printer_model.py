@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
+from cryptography import x509
 from printer_clients import FIXTURES
 
 from server.sim import cli
 from server.sim.printer import AmsUnit, Tray
+from server.sim.printer.certs import ensure_certificates
 from server.sim.printer.gcode import FilamentChange, Progress, plan_from_file, plan_from_gcode
 from server.sim.printer.model import global_tray_id, mapping_code, model_family
 from server.sim.printer.report import ams_report, delta_report, units_from_report
@@ -90,3 +93,19 @@ def test_cli_refuses_bad_input_before_starting(capsys: pytest.CaptureFixture[str
     assert cli.run(parser.parse_args(["--file", str(MQTT / "testqube-a1-4colour-bs2.04.gcode.3mf"),
                                       "--plate", "7"])) == 2
     assert "plate_7.gcode" in capsys.readouterr().err
+
+
+def test_certificates_are_cached_per_serial_and_regenerated_when_inconsistent(tmp_path: Path) -> None:
+    first = ensure_certificates(tmp_path, "01P00A000000001")
+    ca = first.ca_cert.read_bytes()
+    assert ensure_certificates(tmp_path, "01P00A000000001").ca_cert.read_bytes() == ca
+    leaf = x509.load_pem_x509_certificates(first.chain.read_bytes())[0]
+    assert leaf.subject.rfc4514_string() == "CN=01P00A000000001"
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+    ensure_certificates(tmp_path, "03919D4A2404685")  # another serial: a new chain
+    assert first.ca_cert.read_bytes() != ca
+    ca = first.ca_cert.read_bytes()
+    first.key.write_bytes(b"not a key")  # damaged: regenerated
+    ensure_certificates(tmp_path, "03919D4A2404685")
+    assert first.ca_cert.read_bytes() != ca

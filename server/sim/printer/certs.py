@@ -8,6 +8,7 @@ own, generated once per (cert_dir, serial) and reused on later starts because ke
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import tempfile
 from dataclasses import dataclass
@@ -37,9 +38,16 @@ def default_cert_dir(serial: str) -> Path:
 def ensure_certificates(cert_dir: Path, serial: str) -> PrinterCertificates:
     """Return the chain in ``cert_dir``, generating it if missing, for another serial, or near expiry."""
     certs = PrinterCertificates(cert_dir / CA_FILE_NAME, cert_dir / "server-chain.pem", cert_dir / "server.key")
-    if _usable(certs, serial):
-        return certs
     cert_dir.mkdir(parents=True, exist_ok=True)
+    # Several processes (parallel test runs, a demo) may share the default folder: one generates at a time.
+    with open(cert_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _usable(certs, serial):
+            _generate(certs, serial)
+    return certs
+
+
+def _generate(certs: PrinterCertificates, serial: str) -> None:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _ca_certificate(ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
@@ -49,15 +57,18 @@ def ensure_certificates(cert_dir: Path, serial: str) -> PrinterCertificates:
                                                serialization.NoEncryption()), private=True)
     _write(certs.chain, server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
     _write(certs.ca_cert, ca_cert.public_bytes(pem))
-    return certs
 
 
 def _usable(certs: PrinterCertificates, serial: str) -> bool:
     if not (certs.ca_cert.exists() and certs.chain.exists() and certs.key.exists()):
         return False
     try:
-        leaf = x509.load_pem_x509_certificates(certs.chain.read_bytes())[0]
+        leaf, *issuers = x509.load_pem_x509_certificates(certs.chain.read_bytes())
+        ca = x509.load_pem_x509_certificate(certs.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(certs.key.read_bytes(), password=None)
     except ValueError:
+        return False
+    if leaf.public_key() != key.public_key() or issuers != [ca]:
         return False
     names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     fresh = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=30)
