@@ -19,6 +19,7 @@ from server.spoolman import SpoolmanClient
 from server.supervise import supervise
 from server.tracking.outbox import Outbox
 from server.tracking.printer_task import PrinterTask
+from server.tracking.rfid_service import RfidService
 from server.tracking.slots import SlotService
 from server.tracking.spools import SpoolDirectory
 
@@ -41,6 +42,7 @@ class Runtime:
     slots: SlotService
     printers: dict[str, PrinterTask]
     outbox: Outbox | None = None
+    rfid: RfidService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -57,16 +59,19 @@ class Runtime:
         if spoolman is not None:
             outbox = Outbox(db, spoolman, on_change=lambda spool_id: _spool_changed(spools, bus, spool_id))
         data_dir = settings.server.data_dir
+        names = [p.name for p in settings.printers]
+        slots = SlotService(db, spools, bus, names, outbox=outbox)
+        rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
-            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox) for p in settings.printers
+            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid)
+            for p in settings.printers
         }
         for printer in settings.printers:
             repo.upsert_printer(db, printer.name, printer.serial, printer.model)
             seed = settings.seed_mappings.get(printer.name)
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 log.info("seeded %d slot assignment(s) for %s from LAYERWISE_AMS_MAPPINGS", len(seed), printer.name)
-        slots = SlotService(db, spools, bus, list(printers), outbox=outbox)
-        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox)
+        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid)
 
     async def start(self) -> None:
         if self.outbox is not None:
@@ -81,6 +86,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.rfid is not None:
+            await self.rfid.aclose()
         for printer in self.printers.values():
             await asyncio.to_thread(printer.persist)
         if self.spoolman is not None:

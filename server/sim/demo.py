@@ -32,8 +32,8 @@ DEMO_ACCESS_CODE = "demo1234"
 DEMO_FILE = "/cache/layerwise-demo.gcode.3mf"
 # Slicer filament index -> global tray (the job's ams_mapping).
 DEMO_MAPPING = [0, 1, 2, 3]
-# Trays whose spools the demo assigns at first start (the RFID-tagged trays 0 and 3 are matched by tag).
-DEMO_ASSIGNMENTS = {0: 1, 1: 3, 2: 4, 3: 2, 254: 6}
+# Trays whose spools the demo assigns at first start; the RFID-tagged trays 0 and 3 are matched by their tags.
+DEMO_ASSIGNMENTS = {1: 3, 2: 4, 254: 6}
 
 
 def demo_ams() -> tuple[list[AmsUnit], Tray]:

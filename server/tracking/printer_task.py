@@ -17,11 +17,12 @@ from server.config import PrinterConfig
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.printer.link import LinkStatus, PrinterLink
-from server.printer.state import merge_report
+from server.printer.state import OnceLog, merge_report
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
 from server.tracking.job_tracker import JobTracker
 from server.tracking.outbox import Outbox
+from server.tracking.rfid_service import RfidService
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most t
 
 class PrinterTask:
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path,
-                 outbox: Outbox | None = None) -> None:
+                 outbox: Outbox | None = None, rfid: RfidService | None = None) -> None:
         self.config = config
         self.name = config.name
         self.db = db
@@ -45,6 +46,8 @@ class PrinterTask:
         self.link: PrinterLink | None = None
         self.version: dict[str, Any] | None = None
         self.project_file: dict[str, Any] | None = None
+        self.rfid = rfid
+        self.once = OnceLog(config.name)
         self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins)
         self.jobs.restore()
 
@@ -74,6 +77,8 @@ class PrinterTask:
         elif command in (None, "push_status"):
             self.state = merge_report(self.state, body)
             await self._track(previous, self.state, None)
+            if self.rfid is not None:
+                await self.rfid.on_view(self.name, self.view())
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
@@ -89,7 +94,7 @@ class PrinterTask:
             log.exception("%s: tracking failed on a report", self.name)
 
     def view(self) -> PrinterView:
-        return printer_view(self.state, self.version, self.project_file)
+        return printer_view(self.state, self.version, self.project_file, once=self.once)
 
     async def _on_status(self, status: LinkStatus) -> None:
         was_online = self.online
@@ -97,6 +102,8 @@ class PrinterTask:
         self.link_error = None if status.online or status.state == "connecting" else status.detail
         if was_online != self.online:
             log.info("printer %s is %s", self.name, "online" if self.online else "offline")
+            if self.online and self.rfid is not None:
+                self.rfid.reset(self.name)  # look at every tray again after a reconnect
         self.bus.publish(Event("printer", self.name, {"online": self.online}))
 
     def persist(self) -> None:

@@ -22,7 +22,9 @@ async def test_demo_runs_a_print_with_spools_assigned(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=urls[0]) as client:
                 while True:
                     printers = (await client.get("/api/v1/printers")).json()
-                    if printers[0]["online"] and printers[0]["job"]["state"] == "RUNNING":
+                    slots = printers[0]["units"][0]["slots"] if printers[0]["units"] else []
+                    rfid_done = all(s["spool_id"] for s in slots[:4]) if len(slots) == 4 else False
+                    if printers[0]["online"] and printers[0]["job"]["state"] == "RUNNING" and rfid_done:
                         break
                     await asyncio.sleep(0.2)
                 page = await client.get("/")
@@ -30,7 +32,8 @@ async def test_demo_runs_a_print_with_spools_assigned(tmp_path: Path) -> None:
         assert printer["name"] == DEMO_PRINTER
         slots = printer["units"][0]["slots"]
         assert [s["spool_id"] for s in slots] == [1, 3, 4, 2]
-        assert sum(1 for s in slots if s["tray_uuid"]) == 2  # two RFID-tagged spools
+        # The two RFID-tagged trays were matched to their spools by tag.
+        assert [s["source"] for s in slots] == ["rfid", "env", "env", "rfid"]
         assert printer["external"][0]["spool_id"] == 6
         assert page.status_code == 200 and DEMO_PRINTER in page.text
     finally:
