@@ -66,3 +66,15 @@ async def test_simulate_starts_from_a_recorded_state(tmp_path: Path) -> None:
     assert full["subtask_name"] == "Garden Hose Healer: Male fitting"
     assert full["gcode_state"] == "FINISH"
     assert [unit["id"] for unit in full["ams"]["ams"]] == ["0", "1", "2", "128"]
+
+
+async def test_simulate_loop_prints_again(tmp_path: Path) -> None:
+    async with simulate("--cert-dir", str(tmp_path), "--file", str(TESTQUBE), "--layer-seconds", "0.005",
+                        "--loop", "--lan") as details, connect(details) as reports:
+        def finishes() -> int:
+            return sum(1 for p in reports.prints() if p.get("gcode_state") == "FINISH")
+
+        await reports.wait_for(lambda m: finishes() >= 2, 30)
+    starts = [p for p in reports.prints() if p.get("gcode_state") == "PREPARE"]
+    assert starts  # the second print was started while we listened
+    assert not any(p.get("command") == "project_file" for p in reports.prints())
