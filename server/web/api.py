@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Request, Response, Router, delete, get, put
+from litestar import Request, Response, Router, delete, get, post, put
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import Parameter
+from litestar.response import File
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.tracking import job_store
+from server.tracking.job_tracker import THUMBNAIL_FILE
 from server.tracking.printer_task import PrinterTask
+from server.tracking.rfid_service import RfidConflict, RfidService, TagOffer
 from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
@@ -111,6 +114,60 @@ async def backlog(runtime: Runtime) -> dict[str, Any]:
     return (await runtime.outbox.backlog()).to_dict()
 
 
+@get("/jobs/{job_id:int}/thumbnail.png", media_type="image/png")
+async def job_thumbnail(runtime: Runtime, job_id: int) -> File:
+    """The plate thumbnail from the job's sliced file."""
+    path = runtime.settings.server.data_dir / "jobs" / str(job_id) / THUMBNAIL_FILE
+    if not path.is_file():
+        raise NotFoundException(f"job {job_id} has no thumbnail")
+    return File(path, media_type="image/png", content_disposition_type="inline")
+
+
+@dataclass
+class ResolveIn:
+    use: Literal["tag", "manual"]
+
+
+@dataclass
+class RememberTagIn:
+    spool_id: int
+
+
+@get("/printers/{name:str}/rfid/conflicts")
+async def rfid_conflicts(runtime: Runtime, name: str) -> list[RfidConflict]:
+    """Trays whose RFID tag names another spool than the one assigned by hand: the user decides."""
+    _task(runtime, name)
+    return await _rfid(runtime).conflicts(name)
+
+
+@post("/printers/{name:str}/slots/{tray:int}/rfid/resolve", status_code=200)
+async def rfid_resolve(runtime: Runtime, name: str, tray: int, data: ResolveIn) -> SlotOut:
+    """Settle a conflict: ``tag`` assigns the tag's spool, ``manual`` keeps the hand-picked one."""
+    _task(runtime, name)
+    await _rfid(runtime).resolve_conflict(name, tray, data.use)
+    return await _slot_after(runtime, name, tray)
+
+
+@get("/printers/{name:str}/slots/{tray:int}/rfid/offer")
+async def rfid_offer(runtime: Runtime, name: str, tray: int) -> TagOffer | None:
+    """When a tray's tag is on no spool yet: offer to remember it on the spool assigned by hand."""
+    _task(runtime, name)
+    return await _rfid(runtime).tag_offer(name, tray)
+
+
+@post("/printers/{name:str}/slots/{tray:int}/rfid/remember", status_code=204)
+async def rfid_remember(runtime: Runtime, name: str, tray: int, data: RememberTagIn) -> None:
+    """Store the tray's tag on the spool, so the next time it matches by itself."""
+    _task(runtime, name)
+    await _rfid(runtime).remember_tag(name, tray, data.spool_id)
+
+
+def _rfid(runtime: Runtime) -> RfidService:
+    if runtime.rfid is None:
+        raise HTTPException(status_code=503, detail="RFID matching is not running")
+    return runtime.rfid
+
+
 def _error(status: int, message: str) -> Response[dict[str, str]]:
     return Response({"message": message}, status_code=status)
 
@@ -137,6 +194,6 @@ exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error}
 router = Router(
     path="/api/v1",
     route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools, list_jobs,
-                    backlog],
+                    backlog, job_thumbnail, rfid_conflicts, rfid_resolve, rfid_offer, rfid_remember],
     tags=["layerwise"],
 )

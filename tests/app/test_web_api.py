@@ -121,3 +121,12 @@ async def test_jobs_and_backlog_start_empty(stack: Stack) -> None:
     assert (await stack.client.get("/api/v1/jobs")).json() == []
     backlog = (await stack.client.get("/api/v1/backlog")).json()
     assert backlog["backlog"]["count"] == 0
+
+
+async def test_rfid_endpoints_answer(stack: Stack) -> None:
+    await stack.wait_online()
+    assert (await stack.client.get(f"{BASE}/rfid/conflicts")).json() == []
+    offer = await stack.client.get(f"{BASE}/slots/0/rfid/offer")
+    assert offer.status_code == 200 and offer.json() is None  # the virtual P1S's trays carry no tag
+    missing = await stack.client.get("/api/v1/jobs/99/thumbnail.png")
+    assert missing.status_code == 404
