@@ -1,0 +1,241 @@
+"""End-to-end stacks: virtual printers, the Spoolman stand-in and a whole Layerwise on a real SQLite file.
+
+(Helpers, imported by the test modules; the ``make_stack`` fixture itself is in conftest.py.)
+
+``make_stack`` builds one: each printer gets its own spools (one per tray, ``used_weight`` 0) seeded
+as its slot assignments, so a spool's ``used_length`` in the stand-in is exactly what Layerwise billed
+to that tray. Expected values always come from the analysis of the sliced file, never from Layerwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from server.analysis import PrintAnalysis, analyze_file
+from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
+from server.runtime import Runtime
+from server.sim.printer import VirtualPrinter
+from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
+from server.tracking import ledger
+from server.tracking.jobs import JobCheckpoint
+from server.tracking.printer_task import PrinterTask
+from server.web.app import create_app
+from server.web.embedded import EmbeddedServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PRINT_FILES = FIXTURES / "print-files"
+SEQUENCES = FIXTURES / "sequences"
+XMAS = "xmas-pud-x1c-4colour.gcode.3mf"  # X1C, 192 layers, filaments 0, 1, 2 and 9
+CUBE_4 = "testqube-a1-4colour-bs2.04.gcode.3mf"  # A1, 50 layers, filaments 0-3
+CUBE_1 = "testqube-a1-1colour-bs2.04.gcode.3mf"  # A1, 50 layers, filament 0
+# The X1C file's filaments each in their own tray of AMS 0 (filament index -> tray; -1 unused).
+XMAS_MAPPING = [0, 1, 2, -1, -1, -1, -1, -1, -1, 3]
+ACCESS_CODE = "e2eC0de1"
+TIMEOUT = 30.0  # seconds any single awaited condition may take on a busy two-core machine
+TOLERANCE = 0.01  # mm
+
+Usage = dict[int, float]
+
+
+@cache
+def analysis_of(name: str) -> PrintAnalysis:
+    return analyze_file(PRINT_FILES / name)
+
+
+def per_tray(usage: Mapping[int, float], mapping: Mapping[int, int]) -> dict[int, float]:
+    """mm per tray from mm per slicer filament, through ``mapping`` (filament -> tray)."""
+    out: dict[int, float] = {}
+    for filament, mm in usage.items():
+        tray = mapping[filament]
+        out[tray] = out.get(tray, 0.0) + mm
+    return out
+
+
+def add(*usages: Mapping[int, float]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for usage in usages:
+        for key, mm in usage.items():
+            out[key] = out.get(key, 0.0) + mm
+    return out
+
+
+def cancelled_usage(analysis: PrintAnalysis, layer: int, mc_percent: int) -> Usage:
+    """What a print cancelled during ``layer`` at ``mc_percent`` used: the layers before it whole, then pro rata."""
+    return add(analysis.used_through(layer - 1), analysis.layer_at_percent(layer, mc_percent))
+
+
+def mapping_of(ams_mapping: list[int]) -> dict[int, int]:
+    return {filament: tray for filament, tray in enumerate(ams_mapping) if tray >= 0}
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> None:
+    """Poll ``condition`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@dataclass
+class Rig:
+    """One virtual printer and the spools seeded into its trays."""
+
+    name: str
+    printer: VirtualPrinter
+    spools: dict[int, int]  # tray -> spool id
+
+    def config(self) -> PrinterConfig:
+        return PrinterConfig(name=self.name, host=self.printer.host, serial=self.printer.serial,
+                             access_code=SecretStr(ACCESS_CODE), mqtt_port=self.printer.mqtt_port,
+                             ftps_port=self.printer.ftps_port, ca_file=self.printer.ca_cert_path,
+                             model=self.printer.model)
+
+
+@dataclass
+class Stack:
+    runtime: Runtime
+    client: httpx.AsyncClient
+    spoolman: SpoolmanStandin
+    rigs: dict[str, Rig]
+    data_dir: Path
+    seen_jobs: set[int] = field(default_factory=set)
+
+    @property
+    def store(self) -> SpoolmanStore:
+        return self.spoolman.store
+
+    def task(self, name: str) -> PrinterTask:
+        return self.runtime.printers[name]
+
+    def job(self, name: str) -> JobCheckpoint | None:
+        return self.task(name).jobs.job
+
+    # ---- waiting for Layerwise ----------------------------------------------------------------------
+
+    async def wait_ready(self, name: str) -> None:
+        """Online, with a full report (trays) merged."""
+        task = self.task(name)
+        await until(lambda: task.online and task.state.get("ams") and "gcode_state" in task.state,
+                    f"{name} online")
+
+    async def wait_layer(self, name: str, layer: int | None = None) -> None:
+        """Layerwise has merged the printer's current ``layer_num`` (or ``layer``)."""
+        task, printer = self.task(name), self.rigs[name].printer
+        want = printer.layer if layer is None else layer
+        await until(lambda: task.state.get("layer_num") == want, f"{name} at layer {want}")
+
+    async def wait_state(self, name: str, gcode_state: str) -> None:
+        task = self.task(name)
+        await until(lambda: task.state.get("gcode_state") == gcode_state, f"{name} {gcode_state}")
+
+    async def wait_analysed(self, name: str) -> None:
+        tracker = self.task(name).jobs
+        await until(lambda: tracker.analysis is not None and tracker.job is not None
+                    and tracker.job.lifecycle not in ("downloading", "parsing"), f"{name} job analysed")
+
+    async def wait_billed(self, name: str, layer: int) -> None:
+        """The open job is billed (in the ledger) through ``layer``."""
+        await until(lambda: (job := self.job(name)) is not None and job.billing.billed_through >= layer,
+                    f"{name} billed through layer {layer}")
+
+    async def wait_ended(self, name: str, final_state: str) -> None:
+        await until(lambda: (job := self.job(name)) is not None and job.final_state is not None,
+                    f"{name} job ended")
+        job = self.job(name)
+        assert job is not None and job.final_state == final_state, job
+
+    async def wait_delivered(self) -> None:
+        """Every ledger entry reached Spoolman: nothing queued, nothing waiting, nothing doubtful."""
+        outbox = self.runtime.outbox
+        assert outbox is not None
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    status = await outbox.backlog()
+                    if status.backlog.count == 0 and status.backlog.doubtful == 0:
+                        break
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            pytest.fail(f"backlog not empty: {await outbox.backlog()}")
+        assert status.backlog.rejected == 0
+
+    # ---- reading what was billed --------------------------------------------------------------------
+
+    def used_length(self, spool_id: int) -> float:
+        return float(self.store.get_spool(spool_id)["used_length"])
+
+    def used_per_tray(self, name: str) -> dict[int, float]:
+        return {tray: self.used_length(spool) for tray, spool in self.rigs[name].spools.items()}
+
+    def assert_billed(self, name: str, expected_per_tray: Mapping[int, float]) -> None:
+        """Every spool of ``name`` holds exactly what the analysis says for its tray (to 0.01 mm)."""
+        used = self.used_per_tray(name)
+        for tray, mm in used.items():
+            want = expected_per_tray.get(tray, 0.0)
+            assert abs(mm - want) <= TOLERANCE, f"{name} tray {tray}: billed {mm:.4f} mm, expected {want:.4f} mm"
+
+    def assert_no_duplicate_bills(self) -> None:
+        keys = [(e.job_id, e.layer, e.filament_index) for e in ledger.entries(self.runtime.db)]
+        twice = [key for key, n in Counter(keys).items() if n > 1]
+        assert not twice, f"ledger entries billed twice: {twice}"
+
+
+StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
+
+
+def seed_spools(store: SpoolmanStore, trays: list[int]) -> dict[int, int]:
+    """One fresh spool per tray (nothing used yet)."""
+    vendor = store.create_vendor({"name": "E2E"})["id"]
+    filament = store.create_filament({"vendor_id": vendor, "name": "PLA", "material": "PLA",
+                                      "density": 1.24, "diameter": 1.75, "weight": 1000.0})["id"]
+    return {tray: int(store.create_spool({"filament_id": filament})["id"]) for tray in trays}
+
+
+def stack_factory(tmp_path: Path) -> StackFactory:
+    """``async with make_stack(("P1S",)) as stack``: one printer per model given, named ``p0``, ``p1``, ..."""
+
+    @contextlib.asynccontextmanager
+    async def build(models: tuple[str, ...] = ("P1S",), trays: tuple[int, ...] = (0, 1, 2, 3),
+                    seed_state: Mapping[str, dict[str, Any]] | None = None) -> AsyncIterator[Stack]:
+        store = SpoolmanStore()
+        async with contextlib.AsyncExitStack() as stack:
+            spoolman = await stack.enter_async_context(SpoolmanStandin(store))
+            rigs: dict[str, Rig] = {}
+            for index, model in enumerate(models):
+                name = f"p{index}"
+                printer = VirtualPrinter(serial=f"01S00E2E{index:07d}", access_code=ACCESS_CODE, model=model,
+                                         cert_dir=tmp_path / "certs" / name)
+                if seed_state and name in seed_state:
+                    printer.load_state(seed_state[name])
+                await stack.enter_async_context(printer)
+                rigs[name] = Rig(name, printer, seed_spools(store, list(trays)))
+            data_dir = tmp_path / "data"
+            settings = Settings(
+                server=ServerConfig(data_dir=data_dir),
+                spoolman=SpoolmanConfig(url=spoolman.url, timeout=5),
+                printers=tuple(rig.config() for rig in rigs.values()),
+                seed_mappings={name: dict(rig.spools) for name, rig in rigs.items()},
+            )
+            runtime = Runtime.build(settings)
+            web = await stack.enter_async_context(
+                EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise"))
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=web.url, timeout=20))
+            result = Stack(runtime, client, spoolman, rigs, data_dir)
+            for name in rigs:
+                await result.wait_ready(name)
+            yield result
+
+    return build
