@@ -72,10 +72,10 @@ async def unassign_slot(runtime: Runtime, name: str, tray: int) -> None:
 @get("/spools")
 async def search_spools(
     runtime: Runtime,
-    search: Annotated[str | None, Parameter(query="search", description="words matched against id, name, "
+    search: Annotated[str | None, Parameter(description="words matched against id, name, "
                                             "material, vendor, colour, location")] = None,
-    limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
-    offset: Annotated[int, Parameter(query="offset", ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
 ) -> SpoolPage:
     """Spoolman's spools (archived hidden), for picking one for a slot."""
     if runtime.spoolman is None:
@@ -97,9 +97,9 @@ async def _slot_after(runtime: Runtime, name: str, tray: int) -> SlotOut:
 @get("/jobs")
 async def list_jobs(
     runtime: Runtime,
-    printer: Annotated[str | None, Parameter(query="printer")] = None,
-    limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50,
-    offset: Annotated[int, Parameter(query="offset", ge=0)] = 0,
+    printer: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
     """Jobs, newest first, with millimetres and grams per spool (delivered, pending, rejected)."""
     jobs = await asyncio.to_thread(job_store.list_jobs, runtime.db, printer, limit, offset)
