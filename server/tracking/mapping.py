@@ -132,35 +132,50 @@ class MappingLearner:
         return replace(self, learned={filament: tray_now})
 
     def _saw_tray(self, layer: int | None, tray: int) -> MappingLearner:
-        index = self._match(layer)
+        changes = self.changes or ()
+        candidates = self._candidates(layer)
+        if not candidates:
+            return replace(self, last_tray=tray)  # a tray move outside any change (manual load)
+        owner = {t: f for f, t in self.learned.items()}
+
+        def fits(index: int) -> bool:
+            """The change's filament comes from this tray, or is new and the tray unclaimed."""
+            filament = changes[index][1]
+            return self.learned.get(filament) == tray or (filament not in self.learned and tray not in owner)
+
+        if candidates[0] == self.next_change and fits(self.next_change):
+            index: int | None = self.next_change  # the change due next, as expected
+        else:
+            # The change due next is not the one seen: reports were lost (changes in
+            # consecutive layers make that likely). Only a fit that names one filament
+            # teaches; two possible filaments teach nothing rather than guess.
+            fitting = [i for i in candidates if fits(i)]
+            index = fitting[0] if len({changes[i][1] for i in fitting}) == 1 else None
+            if not fitting:
+                # Nothing fits what is known (an AMS backup refill, or lost reports):
+                # keep it, and record the disagreement for the page to show.
+                filament = changes[candidates[0]][1]
+                conflict = (filament, self.learned.get(filament, -1), tray)
+                return replace(self, last_tray=tray, conflicts=(*self.conflicts, conflict))
         if index is None:
             return replace(self, last_tray=tray)
-        _layer, filament = (self.changes or ())[index]
-        learned = dict(self.learned)
-        owner = next((f for f, t in learned.items() if t == tray and f != filament), None)
-        kept = learned.get(filament, tray if owner is None else None)
-        if kept != tray:
-            # A second tray for a filament (an AMS backup refill, or a change whose
-            # report was lost): keep what is known, record the disagreement to show.
-            conflicts = (*self.conflicts, (filament, kept if kept is not None else -1, tray))
-            return replace(self, next_change=index + 1, last_tray=tray, conflicts=conflicts)
-        learned[filament] = tray
+        learned = {**self.learned, changes[index][1]: tray}
         return replace(self, learned=learned, next_change=index + 1, last_tray=tray)
 
-    def _match(self, layer: int | None) -> int | None:
-        """The next unmatched change that fits the job's current layer."""
+    def _candidates(self, layer: int | None) -> list[int]:
+        """The unmatched changes that fit the job's current layer, in print order."""
         changes = self.changes or ()
         if layer is None:
             # No layer seen yet for this job: only a single-filament print is unambiguous.
             single = len(self.filaments) == 1 and self.next_change < len(changes)
-            return self.next_change if single else None
+            return [self.next_change] if single else []
+        found = []
         for index in range(self.next_change, len(changes)):
-            change_layer = changes[index][0]
-            if abs(change_layer - layer) <= LAYER_SLACK:
-                return index
-            if change_layer > layer + LAYER_SLACK:
-                return None  # not there yet: a tray move outside any change (manual load)
-        return None
+            if changes[index][0] > layer + LAYER_SLACK:
+                break  # changes are in print order, so in layer order
+            if changes[index][0] >= layer - LAYER_SLACK:
+                found.append(index)
+        return found
 
     def mapping(self) -> dict[int, int]:
         """`{slicer filament: tray}` learned so far."""

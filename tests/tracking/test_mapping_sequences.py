@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.analysis import PrintAnalysis, analyze_file
 from server.printer.state import merge_report
@@ -32,6 +34,7 @@ from server.tracking.lifecycle import (
     observe_trays,
     with_analysis,
 )
+from server.tracking.mapping import MappingLearner
 
 NOW = datetime(2025, 12, 19, 18, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -188,3 +191,50 @@ def test_a_restart_mid_print_resumes_and_still_bills_the_whole_print_once(name: 
         pairs = [(line.layer, line.filament_index) for line in replay.bills]
         assert len(pairs) == len(set(pairs)), down_at
         assert job.learned == expected, (down_at, job.learned)
+
+
+XMAS = "xmas-pud-x1c-4colour.gcode.3mf"  # 192 layers, 82 changes, one per layer from 84 on
+
+
+def simulated_reports(analysis: PrintAnalysis, trays: dict[int, int], lost: set[int], jitter: list[int]):
+    """What an X1 reports through a print: per change, target then unload then load,
+    tagged with the layer the printer shows (the change's own, or one off)."""
+    yield 0, None, None  # the job's first look: nothing loaded yet
+    loaded = None
+    for number, change in enumerate(analysis.tool_changes):
+        tray = trays[change.filament]
+        layer = max(0, change.layer + jitter[number % len(jitter)])
+        if number in lost:
+            loaded = tray
+            continue  # these reports never arrived; the merged state keeps the old values
+        yield layer, loaded, tray
+        yield layer, None, tray
+        yield layer, tray, tray
+        loaded = tray
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(range(16)), st.sets(st.integers(0, 81), max_size=30))
+def test_many_changes_with_lost_reports_are_never_misattributed(order: list[int], lost: set[int]) -> None:
+    analysis = analysis_of(XMAS)
+    filaments = sorted({change.filament for change in analysis.tool_changes})
+    trays = dict(zip(filaments, order, strict=False))
+    learner = MappingLearner.for_changes(analysis.tool_changes)
+    for layer, now, tar in simulated_reports(analysis, trays, lost, [0]):
+        learner = learner.observe(layer, now, tar)
+    assert all(trays[f] == tray for f, tray in learner.mapping().items()), (learner.mapping(), trays)
+    if not lost:
+        assert learner.mapping() == trays
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(range(16)), st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=1, max_size=8))
+def test_many_changes_reported_a_layer_early_or_late_are_all_learned(order: list[int], jitter: list[int]) -> None:
+    analysis = analysis_of(XMAS)
+    filaments = sorted({change.filament for change in analysis.tool_changes})
+    trays = dict(zip(filaments, order, strict=False))
+    learner = MappingLearner.for_changes(analysis.tool_changes)
+    for layer, now, tar in simulated_reports(analysis, trays, set(), jitter):
+        learner = learner.observe(layer, now, tar)
+    assert learner.mapping() == trays
+    assert learner.conflicts == ()
