@@ -62,10 +62,11 @@ def active_trays(printer_state: Mapping[str, Any]) -> tuple[int | None, int | No
 class MappingLearner:
     """Learns `{slicer filament: tray}` from the printer's tray reports, pure and frozen.
 
-    Each new tray the printer loads (or targets) is matched to the next filament change
-    of the analysis that lies within one layer of the job's current layer; the order of
-    changes tells apart a filament loaded several times. Until the analysis is known
-    (the file is still downloading) the evidence is kept and matched when it arrives.
+    Each new tray the printer loads (or targets) is matched to the analysis's filament
+    change due next, if it lies within one layer of the job's current layer and fits
+    what is known; after lost reports only a fit that names one filament teaches. Until
+    the analysis is known (the file is still downloading) the evidence is kept and
+    matched when it arrives. `docs/tracking.md` lists the rules and why.
     """
 
     changes: tuple[tuple[int, int], ...] | None = None  # (layer, filament) in print order; None = not known yet
