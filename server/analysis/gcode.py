@@ -31,10 +31,11 @@ Rules (each has a unit test in tests/analysis/test_gcode_rules.py):
   - Other commands with an E word (``G130 ... E12`` purge line, ``M985.1 E2``, ``M73 E50``) are not
     extrusion moves and are not counted: slicers do not count them either.
 
-Speed: per chunk the rare *event* lines are found with one compiled regex; between two events the state
-is constant, and the ``E`` values of that segment are summed with one ``findall`` and ``map(float)``.
-A chunk is processed up to its last event; the rest is carried into the next chunk, so the segments (and
-the floating-point sums) are the same however the stream is cut.
+Speed: per chunk, an *indexer* finds the rare event lines (vector.index with numpy, or regex_index
+with two compiled regexes) and, for each segment between two events (constant state), the sum and
+the last of the E values of its plain G0-G3 lines; only event lines go through Python. A chunk is
+processed up to its last event and the rest is carried into the next chunk, so the segments (and the
+floating-point sums) are the same however the stream is cut.
 """
 
 from __future__ import annotations
