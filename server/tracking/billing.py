@@ -156,11 +156,6 @@ def _bill_whole_layers(analysis: AnalysisLike, checkpoint: BillingCheckpoint, th
     return tuple(lines), replace(checkpoint, billed_through=through)
 
 
-def _within(part: float, whole: float) -> float:
-    """Never more than the layer holds (in its sign), whatever the printer's percentage says."""
-    return min(part, whole) if whole >= 0 else max(part, whole)
-
-
 def bill_progress(analysis: AnalysisLike, checkpoint: BillingCheckpoint, reported_layer: int) -> Bills:
     """The printer reports it is in `reported_layer`: every layer below it is complete.
 
@@ -194,10 +189,11 @@ def bill_stop(
     lines, after = _bill_whole_layers(analysis, checkpoint, at_layer - 1)
     partial: list[BillLine] = []
     if at_layer > after.billed_through and mc_percent is not None:
-        whole = layer_usage(analysis, at_layer)
+        # What the analysis counts up to the last progress mark passed: a prefix of the
+        # layer, which may exceed the layer's net use when the layer ends with the
+        # retraction before an unload (billed then as the next layers' negative use).
         done = analysis.layer_at_percent(at_layer, mc_percent)
-        usage = {f: _within(mm, whole.get(f, 0.0)) for f, mm in done.items()}
-        partial = _lines(analysis, at_layer, usage, estimate=True)
+        partial = _lines(analysis, at_layer, done, estimate=True)
         after = replace(after, partial_layer=at_layer)
     return lines + tuple(partial), replace(after, settled=True)
 

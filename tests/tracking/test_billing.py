@@ -102,10 +102,11 @@ def test_a_stop_without_a_known_layer_only_settles() -> None:
     assert lines == () and after.settled and after.billed_through == 1
 
 
-def test_the_pro_rata_part_never_exceeds_the_layer() -> None:
-    greedy = FakeAnalysis({0: {}, 1: {0: 1.0}}, marks={1: [(10, {0: 5.0})]})
-    lines, _ = bill_stop(greedy, BillingCheckpoint(), 1, 50)
-    assert [line.mm for line in lines] == [1.0]
+def test_the_pro_rata_part_is_the_analysis_prefix_even_above_the_layers_net_use() -> None:
+    # The layer ends with a 1.2 mm retraction before an unload: 5.0 up to the mark, 3.8 net.
+    unload = FakeAnalysis({0: {}, 1: {0: 3.8}}, marks={1: [(10, {0: 5.0})]})
+    lines, _ = bill_stop(unload, BillingCheckpoint(), 1, 50)
+    assert [line.mm for line in lines] == [5.0]
 
 
 def test_grams_come_from_density_and_diameter() -> None:
@@ -167,10 +168,8 @@ def expected_total(analysis: FakeAnalysis, operations: list[tuple]) -> dict[int,
                 return used_through(through)
             total = used_through(layer - 1)
             if percent is not None:
-                whole = analysis.prelude() if layer == 0 else analysis.layer(layer)
                 for f, mm in analysis.layer_at_percent(layer, percent).items():
-                    cap = whole.get(f, 0.0)
-                    total[f] = total.get(f, 0.0) + (min(mm, cap) if cap >= 0 else max(mm, cap))
+                    total[f] = total.get(f, 0.0) + mm
             return total
     return used_through(through)
 
