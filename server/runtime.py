@@ -63,7 +63,7 @@ class Runtime:
         slots = SlotService(db, spools, bus, names, outbox=outbox)
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
-            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid)
+            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)
             for p in settings.printers
         }
         for printer in settings.printers:

@@ -36,9 +36,12 @@ from server.printer import ftps
 from server.printer.errors import JobFileNotFound, PrinterError
 from server.printer.jobpaths import is_http_url
 from server.printer.tls import PinStore
+from server.printer.trays import PrinterView, printer_view
 from server.tracking import job_store, ledger, lifecycle
 from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume
 from server.tracking.outbox import Outbox
+from server.tracking.remain_estimates import RemainEstimator
+from server.tracking.spools import SpoolDirectory
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _safe_name(name: str) -> str:
 
 class JobTracker:
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, outbox: Outbox | None,
-                 data_dir: Path, pins: PinStore) -> None:
+                 data_dir: Path, pins: PinStore, spools: SpoolDirectory | None = None) -> None:
         self.config = config
         self.printer = config.name
         self.db = db
@@ -71,6 +74,9 @@ class JobTracker:
         self._resumed = False  # the open job from before a restart was matched against the printer
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
+        self.spools = spools
+        self._remain: RemainEstimator | None = None  # only for a job whose file could not be had
+        self._start_view: PrinterView | None = None  # the trays when the job started
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -112,6 +118,7 @@ class JobTracker:
             for event in lifecycle.derive_events(self.job, previous, current, echo):
                 await self._apply(event, current)
             await self._observe_trays(current)
+            await self._estimate_from_remain(current)
             if self._needs_file():
                 self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
 
@@ -142,6 +149,8 @@ class JobTracker:
     async def _start_job(self, event: lifecycle.JobStarted, current: Mapping[str, Any]) -> None:
         self._cancel_fetch()
         self.analysis = None
+        self._remain = None
+        self._start_view = printer_view(current)
         step = lifecycle.apply_event(None, event, None, printer=self.printer, at=_now())
         assert step.job is not None
         record = await asyncio.to_thread(
@@ -171,6 +180,26 @@ class JobTracker:
         if released:
             self._wake_outbox()
         if new:
+            self._announce()
+
+    async def _estimate_from_remain(self, current: Mapping[str, Any]) -> None:
+        """No sliced file: bill what the AMS's remaining-percent of RFID spools says went, as estimates."""
+        job = self.job
+        if job is None or not job.open or job.lifecycle != "untracked" or self.job_id is None:
+            self._remain = None
+            return
+        if self.spools is None:
+            return
+        view = printer_view(current)
+        if self._remain is None:
+            self._remain = await RemainEstimator.for_trays(self.db, self.spools, self.printer, view)
+            if self._start_view is not None:
+                self._remain.tracker.feed(self._start_view)  # the baseline is what the trays held at the start
+        lines, mapping = self._remain.bills(view, job, job.last_layer or 0)
+        if lines:
+            await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, lines, mapping,
+                                    checkpoint=job.to_dict())
+            self._wake_outbox()
             self._announce()
 
     # ---- persistence ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from server.printer.trays import PrinterView, printer_view
 from server.tracking.job_tracker import JobTracker
 from server.tracking.outbox import Outbox
 from server.tracking.rfid_service import RfidService
+from server.tracking.spools import SpoolDirectory
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most t
 
 class PrinterTask:
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path,
-                 outbox: Outbox | None = None, rfid: RfidService | None = None) -> None:
+                 outbox: Outbox | None = None, rfid: RfidService | None = None,
+                 spools: SpoolDirectory | None = None) -> None:
         self.config = config
         self.name = config.name
         self.db = db
@@ -48,7 +50,8 @@ class PrinterTask:
         self.project_file: dict[str, Any] | None = None
         self.rfid = rfid
         self.once = OnceLog(config.name)
-        self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins)
+        self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins,
+                               spools=spools)
         self.jobs.restore()
 
     async def run(self) -> None:

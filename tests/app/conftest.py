@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,10 +40,17 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with make_stack(tmp_path) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def make_stack(tmp_path: Path, **printer_options: Any) -> AsyncIterator[Stack]:
     store = SpoolmanStore()
     seed_demo(store)
     async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
-        serial="01P00A000000042", access_code=ACCESS_CODE, model="P1S", cert_dir=tmp_path / "certs"
+        serial="01P00A000000042", access_code=ACCESS_CODE, model="P1S", cert_dir=tmp_path / "certs",
+        **printer_options,
     ) as printer:
         settings = Settings(
             server=ServerConfig(data_dir=tmp_path / "data"),
