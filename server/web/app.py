@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Litestar, get
+from litestar.config.compression import CompressionConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -35,4 +36,6 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True) -> Litestar:
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema"),
         exception_handlers=api.exception_handlers,
+        # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
+        compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
     )

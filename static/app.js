@@ -1,0 +1,232 @@
+// Layerwise page behaviour: slot dialog, live updates, QR scanning, install prompt, service worker.
+// Everything else is server-rendered HTML swapped in by htmx.
+(function () {
+  "use strict";
+  const dialog = document.getElementById("slot-dialog");
+  const body = document.getElementById("dialog-body");
+  const live = document.getElementById("live");
+  const toast = document.getElementById("toast");
+  let opener = null; // id of the tile that opened the dialog, to give focus back
+
+  // ----- slot dialog ------------------------------------------------------------------------
+  const focusable = () => Array.from(dialog.querySelectorAll(
+    "a[href], button:not([disabled]), input:not([disabled]), select, textarea, [tabindex]:not([tabindex='-1'])"
+  )).filter((el) => el.offsetParent !== null);
+
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    // (An answer with HX-Reswap: none still reports a swap: nothing to show then.)
+    if (event.detail.target !== body || !body.firstElementChild) return;
+    const elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!dialog.open) {
+      // Only a tile opens the dialog; an answer to a control inside it never reopens it.
+      if (!elt || dialog.contains(elt)) return;
+      opener = elt.id || null;
+      dialog.showModal();
+    }
+    const title = body.querySelector("#dialog-title");
+    (title || focusable()[0] || dialog).focus();
+    checkCamera();
+  });
+
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab") return;
+    // Keep Tab inside the dialog: wrap from the last control to the first and back.
+    const items = focusable();
+    if (!items.length) return;
+    const first = items[0], last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault(); last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault(); first.focus();
+    }
+  });
+  dialog.addEventListener("click", (event) => {
+    if (event.target === dialog) dialog.close(); // a tap on the backdrop
+    const action = event.target.closest("[data-action]");
+    if (!action) return;
+    const name = action.dataset.action;
+    if (name === "close") dialog.close();
+    else if (name === "scan") startScan(action);
+    else if (name === "stop-scan") stopScan();
+  });
+  dialog.addEventListener("close", () => {
+    stopScan();
+    body.replaceChildren();
+    const tile = opener && document.getElementById(opener);
+    if (tile) tile.focus();
+  });
+
+  function say(message) {
+    toast.textContent = message;
+    toast.hidden = false;
+    clearTimeout(say.timer);
+    say.timer = setTimeout(() => { toast.hidden = true; }, 4000);
+  }
+
+  // The server answers a successful assign/unassign with an HX-Trigger naming this event.
+  document.body.addEventListener("layerwise:changed", (event) => {
+    if (dialog.open) dialog.close();
+    say(event.detail.message);
+    refresh(event.detail.printer);
+  });
+
+  // ----- live updates -----------------------------------------------------------------------
+  const pending = new Set();
+  function refresh(printer) {
+    pending.add(printer);
+    clearTimeout(refresh.timer);
+    refresh.timer = setTimeout(() => { // coalesce a burst of events into one request per printer
+      for (const card of document.querySelectorAll("[data-printer-card]")) {
+        if (pending.has(null) || pending.has(card.dataset.printerCard)) htmx.trigger(card, "layerwise:refresh");
+      }
+      pending.clear();
+    }, 100);
+  }
+  function setLive(state, text) { live.dataset.state = state; live.textContent = text; }
+
+  let source = null, seenHello = false, retry = 1000;
+  function connect() {
+    source = new EventSource("/events");
+    source.addEventListener("hello", () => {
+      setLive("live", "Live");
+      if (seenHello) refresh(null); // back after a restart or a network loss: catch up on what was missed
+      seenHello = true; retry = 1000;
+    });
+    for (const kind of ["printer", "slot", "job"]) {
+      source.addEventListener(kind, (event) => {
+        let printer = null;
+        try { printer = JSON.parse(event.data).printer || null; } catch (_) { /* refresh all */ }
+        refresh(printer);
+      });
+    }
+    source.addEventListener("resync", () => refresh(null));
+    source.onerror = () => {
+      setLive("lost", "Reconnecting…");
+      // EventSource retries by itself unless the server answered with an error; then we do.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, retry);
+        retry = Math.min(retry * 2, 30000);
+      }
+    };
+  }
+  if (document.querySelector("[data-printer-card]")) connect();
+
+  // ----- QR scanning --------------------------------------------------------------------------
+  const cameraHelp = "The camera only works on a secure connection: open Layerwise over https:// " +
+    "(set certificate and key under [server], or put it behind a reverse proxy with TLS) or on localhost. " +
+    "You can still search for the spool below.";
+  function cameraAvailable() {
+    return window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia;
+  }
+  function checkCamera() {
+    const help = body.querySelector("#camera-help");
+    if (help && !cameraAvailable()) { help.textContent = cameraHelp; help.hidden = false; }
+  }
+
+  let scan = null; // {stream, timer, button}
+  let jsQRLoading = null;
+  function loadJsQR() { // the fallback decoder is 250 KB: fetch it only when a scan needs it
+    jsQRLoading = jsQRLoading || new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = "/static/vendor/jsqr-1.4.0.js";
+      script.onload = () => resolve(window.jsQR);
+      script.onerror = () => { jsQRLoading = null; reject(new Error("could not load the QR decoder")); };
+      document.head.appendChild(script);
+    });
+    return jsQRLoading;
+  }
+  async function makeDecoder() {
+    if ("BarcodeDetector" in window) {
+      const formats = await window.BarcodeDetector.getSupportedFormats();
+      if (formats.includes("qr_code")) {
+        const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+        return async (video) => { const codes = await detector.detect(video); return codes.length ? codes[0].rawValue : null; };
+      }
+    }
+    const jsQR = await loadJsQR();
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    return async (video) => {
+      const scale = Math.min(1, 640 / video.videoWidth);
+      canvas.width = Math.round(video.videoWidth * scale);
+      canvas.height = Math.round(video.videoHeight * scale);
+      context.drawImage(video, 0, 0, canvas.width, canvas.height);
+      const image = context.getImageData(0, 0, canvas.width, canvas.height);
+      const code = jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+      return code ? code.data : null;
+    };
+  }
+  async function startScan(button) {
+    const help = body.querySelector("#camera-help");
+    const box = body.querySelector(".scanner");
+    if (!cameraAvailable()) { checkCamera(); return; }
+    if (scan) return;
+    help.hidden = true;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    } catch (error) {
+      help.textContent = error.name === "NotAllowedError"
+        ? "Camera access was refused. Allow the camera for this site in the browser's settings, then try again."
+        : error.name === "NotFoundError" ? "No camera was found on this device."
+        : "The camera could not be started: " + error.message;
+      help.hidden = false;
+      return;
+    }
+    const video = box.querySelector("video");
+    scan = { stream, timer: null, button };
+    video.srcObject = stream;
+    box.hidden = false;
+    button.hidden = true;
+    await video.play().catch(() => {});
+    let decode;
+    try { decode = await makeDecoder(); } catch (error) {
+      stopScan(); help.textContent = error.message; help.hidden = false; return;
+    }
+    const tick = async () => {
+      if (!scan) return;
+      let text = null;
+      if (video.readyState >= 2 && video.videoWidth) {
+        try { text = await decode(video); } catch (_) { text = null; }
+      }
+      if (text && scan) {
+        stopScan();
+        const url = button.dataset.scanUrl + "?code=" + encodeURIComponent(text);
+        htmx.ajax("GET", url, { target: "#scan-result", swap: "innerHTML" });
+      } else if (scan) {
+        scan.timer = setTimeout(tick, 150);
+      }
+    };
+    tick();
+  }
+  function stopScan() {
+    if (!scan) return;
+    clearTimeout(scan.timer);
+    for (const track of scan.stream.getTracks()) track.stop();
+    const box = body.querySelector(".scanner");
+    if (box) { box.hidden = true; box.querySelector("video").srcObject = null; }
+    scan.button.hidden = false;
+    scan = null;
+  }
+
+  // ----- install prompt and offline support -----------------------------------------------------
+  const install = document.getElementById("install");
+  let deferred = null;
+  window.addEventListener("beforeinstallprompt", (event) => {
+    event.preventDefault(); // offer it from our own button instead of an unexpected banner
+    deferred = event;
+    install.hidden = false;
+  });
+  install.addEventListener("click", async () => {
+    if (!deferred) return;
+    deferred.prompt();
+    await deferred.userChoice.catch(() => null);
+    deferred = null;
+    install.hidden = true;
+  });
+  window.addEventListener("appinstalled", () => { install.hidden = true; say("Layerwise is installed."); });
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js").catch(() => { /* the app works without it */ });
+  }
+})();

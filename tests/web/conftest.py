@@ -1,0 +1,74 @@
+"""Fixtures for the browser tests: one running stack and one Chromium for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fake_camera import write_y4m
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from web_stack import PRINTER, WebStack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+SCANNED_LABEL = "WEB+SPOOLMAN:S-3"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+DEMO_SLOTS = {0: 1, 1: 3, 2: 4, 3: 2, 254: 6}  # tray -> spool, as the demo seeds and RFID-matches them
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    running = WebStack(tmp_path_factory.mktemp("web-stack")).start()
+    yield running
+    running.stop()
+
+
+# Module scope, not session: sync Playwright keeps an event loop running in this thread while it is
+# open, which would break every asyncio test collected after the browser tests.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    video = write_y4m(tmp_path_factory.mktemp("camera") / "label.y4m", SCANNED_LABEL)
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-video-capture={video}"],
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: WebStack) -> Iterator[Page]:
+    context = browser.new_context(viewport=PHONE, base_url=stack.url, permissions=["camera"])
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def api(stack: WebStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url + "/api/v1", timeout=10) as client:
+        for tray, spool in DEMO_SLOTS.items():  # every test starts from the demo's assignments
+            client.put(f"/printers/{quote(PRINTER)}/slots/{tray}", json={"spool_id": spool, "move": True})
+        yield client
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,106 @@
+"""The real app for browser tests: virtual printer + Spoolman stand-in + Layerwise, on a background loop.
+
+Playwright's sync API runs its own event loop in the test thread, so the stack lives in a thread
+of its own; tests reach into it with ``call`` (a coroutine run there, result returned here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import SecretStr
+
+from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
+from server.runtime import Runtime
+from server.sim.demo import DEMO_ACCESS_CODE, DEMO_ASSIGNMENTS, DEMO_FILE, DEMO_SERIAL, demo_ams
+from server.sim.demo_print import demo_3mf
+from server.sim.printer import VirtualPrinter
+from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
+from server.web.app import create_app
+from server.web.embedded import EmbeddedServer
+
+PRINTER = "Demo X1C"
+T = TypeVar("T")
+
+
+class WebStack:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.loop = asyncio.new_event_loop()
+        self.url = ""
+        self.printer: VirtualPrinter | None = None
+        self.runtime: Runtime | None = None
+        self.store = SpoolmanStore()
+        seed_demo(self.store)
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="web-stack", daemon=True)
+
+    def start(self) -> WebStack:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise TimeoutError("the web stack did not start within 60 s")
+        if self._failure is not None:
+            raise self._failure
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def call(self, make: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to the test thread
+            self._failure = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        ams, external = demo_ams()
+        async with SpoolmanStandin(self.store) as spoolman, VirtualPrinter(
+            serial=DEMO_SERIAL, access_code=DEMO_ACCESS_CODE, model="X1C", ams=ams, external=external,
+            cert_dir=self.folder / "printer-certs",
+        ) as printer:
+            printer.add_file(DEMO_FILE, demo_3mf())
+            settings = Settings(
+                server=ServerConfig(host="127.0.0.1", port=1, data_dir=self.folder / "data"),
+                spoolman=SpoolmanConfig(url=spoolman.url),
+                printers=(
+                    PrinterConfig(
+                        name=PRINTER, host=printer.host, serial=DEMO_SERIAL,
+                        access_code=SecretStr(DEMO_ACCESS_CODE), mqtt_port=printer.mqtt_port,
+                        ftps_port=printer.ftps_port, model="X1C", ca_file=printer.ca_cert_path,
+                    ),
+                ),
+                seed_mappings={PRINTER: DEMO_ASSIGNMENTS},
+            )
+            runtime = Runtime.build(settings)
+            web = EmbeddedServer(create_app(runtime), "127.0.0.1", 0, lifespan="on", name="layerwise")
+            await web.start()
+            self.url, self.printer, self.runtime = web.url, printer, runtime
+            try:
+                await self._until(lambda: runtime.printers[PRINTER].online, "the printer online")
+                self._ready.set()
+                await self._stop.wait()
+            finally:
+                await web.stop()
+
+    @staticmethod
+    async def _until(condition: Callable[[], Any], what: str, timeout: float = 30) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.02)
