@@ -172,6 +172,28 @@ class Stack:
             pytest.fail(f"backlog not empty: {await outbox.backlog()}")
         assert status.backlog.rejected == 0
 
+    # ---- driving a printer --------------------------------------------------------------------------
+
+    async def start(self, name: str, file: str, ams_mapping: list[int], *, announce: bool = True) -> None:
+        """Put ``file`` on the printer, start it and wait until Layerwise has fetched and analysed it."""
+        printer = self.rigs[name].printer
+        remote = f"/cache/{file}"
+        printer.add_file(remote, PRINT_FILES / file)
+        await printer.start_print(remote, ams_mapping=ams_mapping, announce=announce)
+        await self.wait_analysed(name)
+
+    async def run_to(self, name: str, layer: int, step: int = 1) -> None:
+        """Advance ``step`` layers at a time up to ``layer``, each step seen by Layerwise and billed."""
+        printer = self.rigs[name].printer
+        while printer.layer < layer:
+            await printer.advance(min(step, layer - printer.layer))
+            await self.wait_layer(name)
+            await self.wait_billed(name, printer.layer - 1)
+
+    async def finish(self, name: str) -> None:
+        await self.rigs[name].printer.finish()
+        await self.wait_ended(name, "finished")
+
     # ---- reading what was billed --------------------------------------------------------------------
 
     def used_length(self, spool_id: int) -> float:
