@@ -194,6 +194,16 @@ class Stack:
         await self.rigs[name].printer.finish()
         await self.wait_ended(name, "finished")
 
+    async def complete(self, name: str, step: int, expected_per_tray: Mapping[int, float]) -> None:
+        """Print the rest of the open job, then check every spool and the ledger."""
+        analysis = self.task(name).jobs.analysis
+        assert analysis is not None
+        await self.run_to(name, analysis.layer_count, step=step)
+        await self.finish(name)
+        await self.wait_delivered()
+        self.assert_billed(name, expected_per_tray)
+        self.assert_no_duplicate_bills()
+
     # ---- reading what was billed --------------------------------------------------------------------
 
     def used_length(self, spool_id: int) -> float:

@@ -22,6 +22,8 @@ from e2e_stack import (
 
 MAPPING = mapping_of(XMAS_MAPPING)
 
+pytestmark = pytest.mark.slow  # each prints a whole real file; most take over 5 s on two shared cores
+
 
 @pytest.mark.parametrize(("layer", "fraction"), [(100, 0.6), (131, 0.0), (2, 1.0)])
 async def test_cancel_during_layer_k_bills_it_pro_rata(make_stack: StackFactory, layer: int, fraction: float) -> None:
@@ -60,15 +62,9 @@ async def test_pause_and_resume(make_stack: StackFactory) -> None:
         await printer.resume()
         await stack.wait_state("p0", "RUNNING")
         await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "running", "job running")
-        await stack.run_to("p0", analysis.layer_count, step=30)
-        await stack.finish("p0")
-        await stack.wait_delivered()
-
-        stack.assert_billed("p0", per_tray(analysis.totals(), MAPPING))
-        stack.assert_no_duplicate_bills()
+        await stack.complete("p0", 30, per_tray(analysis.totals(), MAPPING))
 
 
-@pytest.mark.slow
 async def test_broker_dropping_mid_print(make_stack: StackFactory) -> None:
     """Connections dropped once; later the broker is down while the printer prints 40 layers unseen."""
     analysis = analysis_of(XMAS)
@@ -89,15 +85,9 @@ async def test_broker_dropping_mid_print(make_stack: StackFactory) -> None:
         await stack.wait_ready("p0")
         await stack.wait_layer("p0", 120)  # the pushall after reconnecting
         await stack.wait_billed("p0", 119)
-        await stack.run_to("p0", analysis.layer_count, step=24)
-        await stack.finish("p0")
-        await stack.wait_delivered()
-
-        stack.assert_billed("p0", per_tray(analysis.totals(), MAPPING))
-        stack.assert_no_duplicate_bills()
+        await stack.complete("p0", 24, per_tray(analysis.totals(), MAPPING))
 
 
-@pytest.mark.slow
 async def test_spoolman_down_for_the_middle_third(make_stack: StackFactory) -> None:
     analysis = analysis_of(XMAS)
     third = analysis.layer_count // 3
@@ -116,12 +106,7 @@ async def test_spoolman_down_for_the_middle_third(make_stack: StackFactory) -> N
         assert response.status_code == 200 and response.json()["backlog"]["count"] > 0
         assert stack.used_per_tray("p0") == before
         await stack.spoolman.start()
-        await stack.run_to("p0", analysis.layer_count, step=16)
-        await stack.finish("p0")
-        await stack.wait_delivered()
-
-        stack.assert_billed("p0", per_tray(analysis.totals(), MAPPING))
-        stack.assert_no_duplicate_bills()
+        await stack.complete("p0", 16, per_tray(analysis.totals(), MAPPING))
 
 
 async def test_reassignment_mid_print_applies_from_the_next_layer(make_stack: StackFactory) -> None:
@@ -146,7 +131,6 @@ async def test_reassignment_mid_print_applies_from_the_next_layer(make_stack: St
         stack.assert_no_duplicate_bills()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("after_a_print", [False, True], ids=["fresh-printer", "after-a-print"])
 async def test_print_started_from_the_screen_learns_the_mapping(make_stack: StackFactory, after_a_print: bool) -> None:
     """No project_file echo and no mapping report (P1S): the trays are learned from the filament changes.

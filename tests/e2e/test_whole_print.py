@@ -7,8 +7,9 @@ from e2e_stack import CUBE_1, PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, add
 
 from server.tracking import job_store
 
+pytestmark = pytest.mark.slow  # each prints a whole real file; most take over 5 s on two shared cores
 
-@pytest.mark.slow
+
 async def test_complete_four_colour_print_layer_by_layer(make_stack: StackFactory) -> None:
     analysis = analysis_of(XMAS)
     async with make_stack(("P1S",)) as stack:
@@ -36,7 +37,6 @@ async def test_complete_four_colour_print_layer_by_layer(make_stack: StackFactor
         assert listed["mm"] == pytest.approx(sum(analysis.totals().values()), abs=0.01)
 
 
-@pytest.mark.slow
 async def test_a_second_print_straight_after_the_first(make_stack: StackFactory) -> None:
     """The 4-colour print finishes and a 1-colour print starts at once, in steps of several layers."""
     xmas, cube = analysis_of(XMAS), analysis_of(CUBE_1)
