@@ -23,7 +23,7 @@ import logging
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,17 @@ from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
 from server.tracking import job_store, ledger, lifecycle
 from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume
+from server.tracking.mapping import active_trays
 from server.tracking.outbox import Outbox
 from server.tracking.remain_estimates import RemainEstimator
 from server.tracking.spools import SpoolDirectory
+from server.tracking.switches import TraySwitch, TraySwitchTracker
 
 log = logging.getLogger(__name__)
 
 ANALYSIS_FILE = "analysis.json"
 THUMBNAIL_FILE = "thumbnail.png"
+SWITCHES_FILE = "tray-switches.json"
 
 
 def _now() -> datetime:
@@ -77,6 +80,8 @@ class JobTracker:
         self.spools = spools
         self._remain: RemainEstimator | None = None  # only for a job whose file could not be had
         self._start_view: PrinterView | None = None  # the trays when the job started
+        self._switches = TraySwitchTracker.for_job()  # auto-refill / swapped trays during this job
+        self._feeding: int | None = None  # the slicer filament the loaded tray feeds
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -89,6 +94,7 @@ class JobTracker:
         self.job_id = record.id
         self.job = JobCheckpoint.from_dict(record.checkpoint)
         self.analysis = self._load_analysis(record.id)
+        self._switches = self._load_switches(record.id)
         log.info("%s: resuming job %s (%s) from its checkpoint", self.printer, record.id, self.job.key.name)
 
     def _job_dir(self, job_id: int) -> Path:
@@ -118,6 +124,7 @@ class JobTracker:
             for event in lifecycle.derive_events(self.job, previous, current, echo):
                 await self._apply(event, current)
             await self._observe_trays(current)
+            await self._watch_tray_switches(current)
             await self._estimate_from_remain(current)
             if self._needs_file():
                 self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
@@ -150,6 +157,8 @@ class JobTracker:
         self._cancel_fetch()
         self.analysis = None
         self._remain = None
+        self._switches = TraySwitchTracker.for_job()
+        self._feeding = None
         self._start_view = printer_view(current)
         step = lifecycle.apply_event(None, event, None, printer=self.printer, at=_now())
         assert step.job is not None
@@ -182,6 +191,40 @@ class JobTracker:
         if new:
             self._announce()
 
+    async def _watch_tray_switches(self, current: Mapping[str, Any]) -> None:
+        """A filament continuing from another tray (runout with a backup spool, a swap): its later
+        layers go to the new tray's spool. The switch is saved before any layer is billed with it."""
+        job = self.job
+        if job is None or not job.open or self.analysis is None or job.last_layer is None or self.job_id is None:
+            return
+        if self._switches.filaments is None:
+            self._switches = replace(self._switches, filaments=frozenset(self.analysis.filaments))
+        tray_now, _ = active_trays(current)
+        mapping = self._mapping(job)
+        # Which filament is feeding: the one mapped to the loaded tray. A tray no filament maps to is
+        # a backup spool, and the AMS only continues from one holding the same material and colour,
+        # so that is the filament it stands in for (the gcode shows no change: the firmware did it).
+        by_tray = {tray: filament for filament, tray in self._switches.current(mapping).items()}
+        if tray_now in by_tray:
+            self._feeding = by_tray[tray_now]
+        elif tray_now is not None:
+            stand_in = _stands_in_for(printer_view(current), tray_now, by_tray)
+            self._feeding = self._feeding if stand_in is None else stand_in
+        switches, switch = self._switches.feed(job.last_layer, tray_now, mapping, self._feeding)
+        self._switches = switches
+        if switch is not None:
+            log.info("%s: filament %s switched from tray %s to tray %s at layer %s", self.printer,
+                     switch.filament, switch.old_tray, switch.new_tray, switch.from_layer)
+            await asyncio.to_thread(_save_switches, self._job_dir(self.job_id), switches)
+            self._announce()
+
+    def _load_switches(self, job_id: int) -> TraySwitchTracker:
+        try:
+            data = json.loads((self._job_dir(job_id) / SWITCHES_FILE).read_text("utf-8"))
+        except FileNotFoundError:
+            return TraySwitchTracker.for_job()
+        return TraySwitchTracker.for_job().with_switches(TraySwitch(**item) for item in data)
+
     async def _estimate_from_remain(self, current: Mapping[str, Any]) -> None:
         """No sliced file: bill what the AMS's remaining-percent of RFID spools says went, as estimates."""
         job = self.job
@@ -210,8 +253,10 @@ class JobTracker:
             return
         columns = self._columns(job)
         if step.bills:
+            base = self._mapping(job)
             await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, list(step.bills),
-                                    self._mapping(job), checkpoint=job.to_dict(), **columns)
+                                    lambda layer: self._switches.mapping_at(layer, base),
+                                    checkpoint=job.to_dict(), **columns)
             self._wake_outbox()
         elif job != self.job:
             await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict(), **columns)
@@ -320,6 +365,23 @@ class JobTracker:
 def _key_text(job: JobCheckpoint) -> str:
     key = job.key
     return "|".join(str(part) for part in (key.name, key.plate, key.task_id, key.subtask_id) if part not in (None, ""))
+
+
+def _stands_in_for(view: PrinterView, backup: int, by_tray: Mapping[int, int]) -> int | None:
+    """The filament whose tray holds the same material and colour as ``backup``, if exactly one does."""
+    spare = view.tray(backup)
+    if spare is None or not spare.material:
+        return None
+    same = [filament for tray, filament in by_tray.items()
+            if (t := view.tray(tray)) is not None and (t.material, t.color_hex) == (spare.material, spare.color_hex)]
+    return same[0] if len(same) == 1 else None
+
+
+def _save_switches(folder: Path, switches: TraySwitchTracker) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{SWITCHES_FILE}.part"
+    part.write_text(json.dumps([asdict(s) for s in switches.switches]), "utf-8")
+    part.replace(folder / SWITCHES_FILE)  # atomic: a crash leaves the old list or the new one
 
 
 def _save_analysis(folder: Path, analysis: PrintAnalysis, local: Path, plate: int | None) -> bool:

@@ -12,7 +12,7 @@ waits for :func:`on_mapping_learned`; one whose tray has no spool waits for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -134,14 +134,15 @@ def record_bills(
     db: Database,
     job_id: int,
     lines: Sequence[BillLine],
-    mapping: Mapping[int, int],
+    mapping: Mapping[int, int] | Callable[[int], Mapping[int, int]],
     *,
     checkpoint: dict[str, Any] | None = None,
     **job_changes: Any,
 ) -> list[EntryData]:
     """Write the bill lines of one job, resolving tray and spool now.
 
-    ``mapping`` is the job's slicer filament index → global tray as known at this moment.
+    ``mapping`` is the job's slicer filament index → global tray as known at this moment, or a
+    function of the layer giving it (a tray switch mid-print changes it from a layer on).
     The job's checkpoint (and columns such as ``state``) is saved in the same transaction,
     so after a crash either both the bills and the "billed through" mark exist or neither:
     a layer is never written twice nor skipped.
@@ -153,7 +154,7 @@ def record_bills(
             raise LookupError(f"no job {job_id}")
         rows = []
         for line in lines:
-            tray = resolve_tray(dict(mapping), line.filament_index)
+            tray = resolve_tray(dict(mapping(line.layer) if callable(mapping) else mapping), line.filament_index)
             spool_id = _assigned_spool(session, job.printer, tray)
             row = LedgerEntry(
                 job_id=job_id,

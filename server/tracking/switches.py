@@ -19,7 +19,7 @@ The switch takes effect from the layer it was first seen at.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 
@@ -53,6 +53,10 @@ class TraySwitchTracker:
     def for_job(cls, filaments: Collection[int] | None = None, *, confirm: int = 2,
                 slack_layers: int = 1) -> TraySwitchTracker:
         return cls(frozenset(filaments) if filaments is not None else None, confirm, slack_layers)
+
+    def with_switches(self, switches: Iterable[TraySwitch]) -> TraySwitchTracker:
+        """The tracker with switches found before (restored after a restart)."""
+        return replace(self, switches=(*self.switches, *switches))
 
     def mapping_at(self, layer: int, mapping: Mapping[int, int]) -> dict[int, int]:
         """The filament-to-tray mapping in effect at ``layer``: the job's, with switches applied."""

@@ -587,6 +587,24 @@ class VirtualPrinter:
         self.state["print"]["ams"] = self._ams_block()
         self.state["print"]["vt_tray"] = tray_report(self.external, tray_id=EXTERNAL_SPOOL_ID)
 
+    async def runout(self, filament: int, backup_ams_id: int, backup_slot: int) -> None:
+        """The spool feeding ``filament`` runs out and the AMS continues from a backup tray holding the
+        same filament (auto-refill): the firmware unloads the empty tray and loads the backup, and from
+        then on prints that filament from the backup."""
+        job = self._require_job()
+        backup = global_tray_id(backup_ams_id, backup_slot)
+        while len(job.ams_mapping) <= filament:
+            job.ams_mapping.append(-1)
+        old = job.tray_for(filament)
+        job.ams_mapping[filament] = backup
+        if old != EXTERNAL_SPOOL_ID:
+            self._update_tray(old // 4, old % 4, {"remain": 0})
+        if job.filament == filament:
+            await self._set_trays(tar=backup, mc_print_sub_stage=4)
+            await self._set_trays(now=NO_TRAY)
+            await self._set_trays(now=backup, mc_print_sub_stage=2)
+            await self._set_trays(pre=backup, mc_print_sub_stage=0)
+
     async def push_tray_change(self, ams_id: int, slot: int, **fields: Any) -> None:
         """Change a tray and report it (an RFID tag appearing, changing or removed; a spool swapped)."""
         self._update_tray(ams_id, slot, fields)
