@@ -217,6 +217,9 @@ def machine_event(event: LifecycleEvent) -> str | None:
     return names.get(type(event))
 
 
+_LAYER_STATES = ("RUNNING", "PAUSE")  # states whose layer_num is the print's (not PREPARE's leftovers)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -344,7 +347,10 @@ def derive_events(
             return [CancelConfirmed(error)]
         if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
             events.append(_started(current, None))
-            if new.layer is not None and new.layer != old.layer and new.gcode_state != "PREPARE":
+            # Picked up while already printing (the previous state was active too), the
+            # layer is this print's; entering from idle, only a changed one is.
+            trusted = new.layer != old.layer or old.active
+            if new.layer is not None and trusted and new.gcode_state in _LAYER_STATES:
                 events.append(LayerReached(new.layer, new.percent))
         return events
 
@@ -368,7 +374,10 @@ def derive_events(
         stated = known_mapping(None, current_body)
         if stated and stated != known_mapping(None, dict(previous.get("print", previous))):
             events.append(MappingStated(stated))
-    if new.layer is not None and new.layer != old.layer and new.gcode_state in ("RUNNING", "PAUSE"):
+    # A layer_num of 0 that did not change is no stale danger: it says "prelude", which
+    # a job that has seen no layer yet needs for learning its first load.
+    first = open_job.last_layer is None and new.layer == 0
+    if new.layer is not None and (new.layer != old.layer or first) and new.gcode_state in _LAYER_STATES:
         events.append(LayerReached(new.layer, new.percent))
     if new.gcode_state == "PAUSE" and old.gcode_state != "PAUSE":
         events.append(Paused(new.print_error))

@@ -143,6 +143,23 @@ def test_a_lan_print_starts_on_leaving_idle_and_ignores_the_last_prints_layer() 
     assert derive_events(job, running, step(running, layer_num=1, mc_percent=37)) == [LayerReached(1, 37)]
 
 
+def test_a_printer_that_already_showed_layer_0_still_tells_a_new_job_it_is_in_the_prelude() -> None:
+    fresh = {"gcode_state": "IDLE", "layer_num": 0, "mc_percent": 0, "subtask_name": "Cube", "gcode_file": ""}
+    prepare = step(fresh, gcode_state="PREPARE")
+    assert [type(e) for e in derive_events(None, fresh, prepare)] == [JobStarted]
+    running = step(prepare, gcode_state="RUNNING")
+    assert derive_events(open_job(), prepare, running) == [LayerReached(0, 0)]
+    assert derive_events(open_job(last_layer=0), running, step(running, mc_percent=3)) == []
+
+
+def test_a_job_picked_up_while_printing_takes_the_printers_layer_even_unchanged() -> None:
+    # Layerwise restarted without a checkpoint; the persisted state already showed layer 20.
+    running = step(LAST_PRINT, gcode_state="RUNNING", layer_num=20, mc_percent=55, subtask_name="Cube")
+    events = derive_events(None, running, step(running, mc_percent=56))
+    assert [type(e) for e in events] == [JobStarted, LayerReached]
+    assert events[1] == LayerReached(20, 56)
+
+
 def test_the_same_state_again_says_nothing() -> None:
     running = step(LAST_PRINT, gcode_state="RUNNING", layer_num=7, subtask_name="Cube")
     assert derive_events(open_job(), running, dict(running)) == []
