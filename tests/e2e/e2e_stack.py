@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,10 +81,15 @@ def mapping_of(ams_mapping: list[int]) -> dict[int, int]:
 
 
 async def until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``condition`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    """Poll ``condition`` (plain or async) until it is true; fail with ``what`` after ``timeout`` seconds."""
+
+    async def holds() -> bool:
+        result = condition()
+        return bool(await result if inspect.isawaitable(result) else result)
+
     try:
         async with asyncio.timeout(timeout):
-            while not condition():
+            while not await holds():
                 await asyncio.sleep(0.01)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
