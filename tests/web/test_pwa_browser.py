@@ -59,6 +59,8 @@ def test_dashboard_shows_printer_ams_and_seeded_spools(page: Page, api: httpx.Cl
     page.keyboard.press("Escape")
     page.set_viewport_size(DESKTOP)
     page.screenshot(path=artifacts / "dashboard-desktop.png", full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=artifacts / "dashboard-desktop-dark.png", full_page=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name in ("dashboard-phone.png", "slot-dialog-phone.png"):
         shutil.copyfile(artifacts / name, SCREENSHOTS / name)
@@ -260,3 +262,56 @@ def test_manifest_describes_the_app(stack: WebStack) -> None:
         assert httpx.get(stack.url + icon["src"]).headers["content-type"] == "image/png"
     worker = httpx.get(stack.url + "/sw.js")
     assert worker.headers["content-type"].startswith("text/javascript")
+
+
+def test_page_reconnects_after_a_server_restart(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    live = page.locator("#live")
+    expect(live).to_have_attribute("data-state", "live")
+    web, runtime = stack.web, stack.runtime
+    assert web is not None and runtime is not None
+    stack.call(web.stop)
+    expect(live).to_have_attribute("data-state", "lost")
+    # A change made while the page could not listen is caught up on once it reconnects.
+    stack.call(lambda: runtime.slots.unassign(PRINTER, 2))
+    stack.call(web.start)
+    expect(live).to_have_attribute("data-state", "live", timeout=20_000)
+    expect(tile(page, 2)).to_have_attribute("data-spool", "")
+    api.put(f"/printers/{quote(PRINTER)}/slots/2", json={"spool_id": 4})
+    expect(tile(page, 2)).to_have_attribute("data-spool", "4")
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_spoolman_unreachable_is_said_in_plain_words(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    spoolman, runtime = stack.spoolman, stack.runtime
+    assert spoolman is not None and runtime is not None
+    page.goto("/")
+    stack.call(spoolman.stop)
+
+    async def forget_cached_spools() -> None:
+        runtime.spools.invalidate()
+
+    stack.call(forget_cached_spools)
+    try:
+        open_dialog(page, 1)
+        expect(page.locator("#spool-results .notice.error")).to_contain_text("Spoolman cannot be reached")
+        page.goto(f"/printers/{quote(PRINTER)}/slots/1/scan?code=" + quote("WEB+SPOOLMAN:S-5"))
+        expect(page.locator(".notice.error")).to_contain_text("Spoolman cannot be reached")
+    finally:
+        stack.call(spoolman.start)
+
+
+def test_printer_offline_and_back_appear_live(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    printer = stack.printer
+    assert printer is not None
+    page.goto("/")
+    status = page.locator(f'[data-printer-card="{PRINTER}"] .status')
+    expect(status).to_have_text("Online")
+    stack.call(printer.stop_broker)
+    try:
+        expect(status).to_have_text("Offline", timeout=30_000)
+        expect(page.locator(f'[data-printer-card="{PRINTER}"] .notice.warn')).to_contain_text("Printer offline")
+    finally:
+        stack.call(printer.start_broker)
+    expect(status).to_have_text("Online", timeout=30_000)

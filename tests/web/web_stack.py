@@ -34,6 +34,8 @@ class WebStack:
         self.url = ""
         self.printer: VirtualPrinter | None = None
         self.runtime: Runtime | None = None
+        self.web: EmbeddedServer | None = None
+        self.spoolman: SpoolmanStandin | None = None
         self.store = SpoolmanStore()
         seed_demo(self.store)
         self._ready = threading.Event()
@@ -89,15 +91,19 @@ class WebStack:
                 seed_mappings={PRINTER: DEMO_ASSIGNMENTS},
             )
             runtime = Runtime.build(settings)
-            web = EmbeddedServer(create_app(runtime), "127.0.0.1", 0, lifespan="on", name="layerwise")
-            await web.start()
-            self.url, self.printer, self.runtime = web.url, printer, runtime
+            # The runtime outlives the web server here, so a test can restart the server alone.
+            web = EmbeddedServer(create_app(runtime, manage_lifespan=False), "127.0.0.1", 0, name="layerwise")
+            await runtime.start()
             try:
+                await web.start()
+                self.url, self.printer, self.runtime, self.web, self.spoolman = (
+                    web.url, printer, runtime, web, spoolman)
                 await self._until(lambda: runtime.printers[PRINTER].online, "the printer online")
                 self._ready.set()
                 await self._stop.wait()
             finally:
                 await web.stop()
+                await runtime.stop()
 
     @staticmethod
     async def _until(condition: Callable[[], Any], what: str, timeout: float = 30) -> None:
