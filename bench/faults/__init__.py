@@ -1,0 +1,1 @@
+"""Fault campaign: randomized kills, broker drops and Spoolman outages during real prints."""

@@ -1,0 +1,1 @@
+"""Latency from a layer-change report to Spoolman's use."""
