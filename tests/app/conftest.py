@@ -48,9 +48,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 async def make_stack(tmp_path: Path, **printer_options: Any) -> AsyncIterator[Stack]:
     store = SpoolmanStore()
     seed_demo(store)
+    printer_options.setdefault("model", "P1S")
     async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
-        serial="01P00A000000042", access_code=ACCESS_CODE, model="P1S", cert_dir=tmp_path / "certs",
-        **printer_options,
+        serial="01P00A000000042", access_code=ACCESS_CODE, cert_dir=tmp_path / "certs", **printer_options,
     ) as printer:
         settings = Settings(
             server=ServerConfig(data_dir=tmp_path / "data"),
