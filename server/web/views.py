@@ -14,6 +14,7 @@ from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
 from server.tracking.printer_task import PrinterTask
+from server.tracking.remain import drift
 
 
 @dataclass
@@ -66,6 +67,9 @@ class SlotOut:
     source: str | None
     spool: SpoolOut | None = None
     spool_missing: bool = False  # assigned id that Spoolman does not know (deleted spool)
+    # For a tagged tray: Spoolman's remaining grams minus the AMS's own estimate (remain % of the net
+    # weight); positive when Spoolman thinks more is left. None when either side is unknown.
+    drift_g: float | None = None
 
 
 @dataclass
@@ -129,7 +133,15 @@ def _slot(printer: str, tray: TrayView, assignment: repo.SlotAssignmentData | No
         source=assignment.source if assignment else None,
         spool=SpoolOut.of(spool) if spool is not None else None,
         spool_missing=spool_id is not None and spool_id in spools and spools[spool_id] is None,
+        drift_g=_drift(tray, spool),
     )
+
+
+def _drift(tray: TrayView, spool: Spool | None) -> float | None:
+    if spool is None or not (tray.tray_uuid or tray.tag_uid):
+        return None
+    net = spool.initial_weight or (spool.filament.weight if spool.filament else None)
+    return drift(spool.remaining_weight, tray.remain_percent, net)
 
 
 async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:

@@ -35,6 +35,11 @@ async def test_demo_runs_a_print_with_spools_assigned(tmp_path: Path) -> None:
         # The two RFID-tagged trays were matched to their spools by tag.
         assert [s["source"] for s in slots] == ["rfid", "env", "env", "rfid"]
         assert printer["external"][0]["spool_id"] == 6
+        # Tagged trays show how far Spoolman and the AMS's remaining estimate are apart.
+        black = slots[0]
+        assert black["drift_g"] is not None
+        assert abs(black["drift_g"] - (black["spool"]["remaining_weight"] - black["remain_percent"] / 100 * 1000)) < 0.2
+        assert slots[1]["drift_g"] is None  # no tag
         assert page.status_code == 200 and DEMO_PRINTER in page.text
     finally:
         task.cancel()
