@@ -31,7 +31,9 @@ def open_dialog(page: Page, tray: int) -> None:
     expect(page.locator("#dialog-title")).to_contain_text(PRINTER)
 
 
-def test_dashboard_shows_printer_ams_and_seeded_spools(page: Page, api: httpx.Client, artifacts: Path) -> None:
+def test_dashboard_shows_printer_ams_and_seeded_spools(
+    page: Page, api: httpx.Client, stack: WebStack, artifacts: Path
+) -> None:
     page.emulate_media(reduced_motion="reduce")  # also: screenshots without the dialog's entry animation
     page.goto("/")
     card = page.locator(f'[data-printer-card="{PRINTER}"]')
@@ -52,6 +54,14 @@ def test_dashboard_shows_printer_ams_and_seeded_spools(page: Page, api: httpx.Cl
     api.put(f"/printers/{quote(PRINTER)}/slots/2", json={"spool_id": 4})
     expect(tile(page, 2)).to_have_attribute("data-spool", "4")
 
+    # A print under way, for the screenshots: progress, layers, time left and the plate preview.
+    printer = stack.printer
+    assert printer is not None
+    stack.call(lambda: printer.start_print(DEMO_FILE, ams_mapping=DEMO_MAPPING, subtask_name="Calibration cube"))
+    stack.call(lambda: printer.goto_layer(14))
+    card_job = page.locator(f'[data-printer-card="{PRINTER}"] .job')
+    expect(card_job.locator(".layer")).to_contain_text("layer 14 of")
+    expect(card_job.locator("img.plate")).to_be_visible(timeout=30_000)
     page.screenshot(path=artifacts / "dashboard-phone.png", full_page=True)
     open_dialog(page, 1)
     expect(page.locator(".spool-pick").first).to_be_visible()
@@ -61,6 +71,7 @@ def test_dashboard_shows_printer_ams_and_seeded_spools(page: Page, api: httpx.Cl
     page.screenshot(path=artifacts / "dashboard-desktop.png", full_page=True)
     page.emulate_media(color_scheme="dark")
     page.screenshot(path=artifacts / "dashboard-desktop-dark.png", full_page=True)
+    stack.call(printer.cancel)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name in ("dashboard-phone.png", "slot-dialog-phone.png"):
         shutil.copyfile(artifacts / name, SCREENSHOTS / name)
