@@ -70,6 +70,17 @@
     refresh(event.detail.printer);
   });
 
+  // htmx swaps nothing on an error status or a lost connection: say what happened instead of doing nothing.
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    let detail = "";
+    try { detail = JSON.parse(xhr.responseText).detail || ""; } catch (_) { /* not JSON */ }
+    say(detail ? "Not done: " + detail : "Not done: the server answered " + xhr.status + ". Reload the page and try again.");
+  });
+  document.body.addEventListener("htmx:sendError", () => {
+    say("Layerwise cannot be reached. Check the network and try again.");
+  });
+
   // ----- live updates -----------------------------------------------------------------------
   const pending = new Set();
   function refresh(printer) {

@@ -329,3 +329,12 @@ def test_printer_offline_and_back_appear_live(page: Page, api: httpx.Client, sta
     finally:
         stack.call(printer.start_broker)
     expect(status).to_have_text("Online", timeout=30_000)
+
+
+def test_a_refused_post_is_explained_in_the_page(page: Page, api: httpx.Client) -> None:
+    page.goto("/")
+    page.context.clear_cookies()  # as if the browser dropped the CSRF cookie
+    open_dialog(page, 1)
+    page.locator('[data-action="unassign"]').click()
+    expect(page.locator("#toast")).to_contain_text("reload the page")
+    expect(tile(page, 1)).to_have_attribute("data-spool", "3")
