@@ -7,7 +7,10 @@ Progress is read from the SQLite file the process writes (WAL: readers never blo
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from e2e_stack import (
 )
 from pydantic import SecretStr
 
+from server.analysis import PrintAnalysis
 from server.config import PrinterConfig
 from server.db import Database, open_database
 from server.sim.printer import VirtualPrinter
@@ -59,8 +63,44 @@ async def backlog_empty(client: httpx.AsyncClient) -> bool:
     return backlog["count"] == 0 and backlog["doubtful"] == 0
 
 
-async def test_sigkill_mid_print_and_restart(tmp_path: Path) -> None:
-    analysis = analysis_of(XMAS)
+@dataclass
+class Killable:
+    """A virtual printer, the Spoolman stand-in and Layerwise as a separate process on one SQLite file."""
+
+    printer: VirtualPrinter
+    store: SpoolmanStore
+    spools: dict[int, int]  # tray -> spool id
+    layerwise: LayerwiseProcess
+    client: httpx.AsyncClient
+    db: Database
+
+    async def run_to(self, layer: int, step: int) -> None:
+        """Advance ``step`` layers at a time, each step billed (as the SQLite file shows) before the next."""
+        while self.printer.layer < layer:
+            await self.printer.advance(min(step, layer - self.printer.layer))
+            await self.wait_billed(self.printer.layer - 1)
+
+    async def wait_billed(self, layer: int) -> None:
+        await until(lambda: billed_through(self.db) >= layer, f"billed through layer {layer}", 60)
+
+    async def restart(self) -> None:
+        await self.layerwise.restart()
+        await until(lambda: printer_seen(self.client), "the printer online again", 60)
+
+    async def check_billed_whole(self, analysis: PrintAnalysis) -> None:
+        await until(lambda: checkpoint(self.db).get("final_state") == "finished", "the job finished", 60)
+        await until(lambda: backlog_empty(self.client), "every bill delivered", 60)
+        expected = per_tray(analysis.totals(), mapping_of(XMAS_MAPPING))
+        for tray, spool in self.spools.items():
+            used = float(self.store.get_spool(spool)["used_length"])
+            assert abs(used - expected[tray]) <= TOLERANCE, (tray, used, expected[tray])
+        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger.entries(self.db))
+        assert not [key for key, n in keys.items() if n > 1]
+        assert len(job_store.list_jobs(self.db, NAME)) == 1
+
+
+@contextlib.asynccontextmanager
+async def killable(tmp_path: Path) -> AsyncIterator[Killable]:
     store = SpoolmanStore()
     spools = seed_spools(store, [0, 1, 2, 3])
     async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
@@ -74,43 +114,46 @@ async def test_sigkill_mid_print_and_restart(tmp_path: Path) -> None:
                                     seed_mappings={NAME: spools}) as layerwise, \
                 httpx.AsyncClient(base_url=layerwise.url, timeout=10) as client:
             db = open_database(data_dir)
-            await until(lambda: printer_seen(client), "the printer online", 60)
-            printer.add_file("/cache/xmas.gcode.3mf", PRINT_FILES / XMAS)
-            await printer.start_print("/cache/xmas.gcode.3mf", ams_mapping=XMAS_MAPPING)
-            await until(lambda: checkpoint(db).get("lifecycle") == "running", "the job analysed", 60)
+            try:
+                await until(lambda: printer_seen(client), "the printer online", 60)
+                printer.add_file("/cache/xmas.gcode.3mf", PRINT_FILES / XMAS)
+                await printer.start_print("/cache/xmas.gcode.3mf", ams_mapping=XMAS_MAPPING)
+                await until(lambda: checkpoint(db).get("lifecycle") == "running", "the job analysed", 60)
+                yield Killable(printer, store, spools, layerwise, client, db)
+            finally:
+                db.close()
 
-            async def run_to(layer: int, step: int) -> None:
-                while printer.layer < layer:
-                    await printer.advance(min(step, layer - printer.layer))
-                    await until(lambda: billed_through(db) >= printer.layer - 1, f"billed through {printer.layer - 1}")
 
-            await run_to(60, 20)
-            # Killed right after a layer change: the bill for it may or may not have been written.
-            await printer.advance(5)
-            await layerwise.kill()
-            first_kill = billed_through(db)
-            await printer.advance(30)  # printed while Layerwise is down
-            await printer.progress_within_layer(0.5)
-            await layerwise.restart()
-            await until(lambda: printer_seen(client, printer.layer), "the printer online again", 60)
-            await until(lambda: billed_through(db) >= printer.layer - 1, "the missed layers billed", 60)
-            await run_to(150, 30)
-            # Killed again as the outbox may be delivering: a request in the air is settled, not re-sent.
-            await printer.advance(10)
-            await layerwise.kill()
-            await layerwise.restart()
-            await run_to(analysis.layer_count, 30)
-            await printer.finish()
-            await until(lambda: checkpoint(db).get("final_state") == "finished", "the job finished", 60)
+async def test_sigkill_mid_print_and_restart(tmp_path: Path) -> None:
+    analysis = analysis_of(XMAS)
+    async with killable(tmp_path) as rig:
+        await rig.run_to(60, 20)
+        # Killed right after a layer change: the bill for it may or may not have been written.
+        await rig.printer.advance(5)
+        await rig.layerwise.kill()
+        first_kill = billed_through(rig.db)
+        await rig.printer.advance(30)  # printed while Layerwise is down
+        await rig.printer.progress_within_layer(0.5)
+        await rig.restart()
+        await rig.wait_billed(rig.printer.layer - 1)
+        assert first_kill <= 64  # so layers 65-94 were billed by the restarted process
+        await rig.run_to(150, 30)
+        # Killed again as the outbox may be delivering: a request in the air is settled, not re-sent.
+        await rig.printer.advance(10)
+        await rig.layerwise.kill()
+        await rig.restart()
+        await rig.run_to(analysis.layer_count, 30)
+        await rig.printer.finish()
+        await rig.check_billed_whole(analysis)
+        assert rig.layerwise.starts == 3
 
-            await until(lambda: backlog_empty(client), "every bill delivered", 60)
-            assert first_kill <= 64  # so layers 65-94 were billed by the restarted process
 
-            expected = per_tray(analysis.totals(), mapping_of(XMAS_MAPPING))
-            for tray, spool in spools.items():
-                used = float(store.get_spool(spool)["used_length"])
-                assert abs(used - expected[tray]) <= TOLERANCE, (tray, used, expected[tray])
-            keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger.entries(db))
-            assert not [key for key, n in keys.items() if n > 1]
-            assert layerwise.starts == 3
-            db.close()
+async def test_print_finished_while_layerwise_was_down(tmp_path: Path) -> None:
+    """Killed at layer 100; the printer finishes the job before Layerwise is back: it is settled as finished."""
+    analysis = analysis_of(XMAS)
+    async with killable(tmp_path) as rig:
+        await rig.run_to(100, 50)
+        await rig.layerwise.kill()
+        await rig.printer.finish()
+        await rig.restart()
+        await rig.check_billed_whole(analysis)
