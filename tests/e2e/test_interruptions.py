@@ -127,7 +127,7 @@ async def test_reassignment_mid_print_applies_from_the_next_layer(make_stack: St
         before = analysis.used_through(119)
         after = {f: mm - before.get(f, 0.0) for f, mm in analysis.totals().items()}
         stack.rigs["p0"].spools[1] = new  # tray 1 now holds the new spool
-        stack.assert_billed("p0", per_tray(add(before, after), MAPPING) | {1: after[1]})
+        stack.assert_billed("p0", per_tray(analysis.totals(), MAPPING) | {1: after[1]})
         assert stack.used_length(old) == pytest.approx(before[1], abs=0.01)
         stack.assert_no_duplicate_bills()
 

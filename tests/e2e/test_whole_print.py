@@ -31,9 +31,13 @@ async def test_complete_four_colour_print_layer_by_layer(make_stack: StackFactor
         stack.assert_no_duplicate_bills()
         jobs = job_store.list_jobs(stack.runtime.db, "p0")
         assert [(j.job.state, j.job.final) for j in jobs] == [("finished", True)]
+        # The job history in the API: millimetres per spool, all delivered.
         response = await stack.client.get("/api/v1/jobs")
         assert response.status_code == 200
         (listed,) = response.json()
+        trays = {spool: tray for tray, spool in stack.rigs["p0"].spools.items()}
+        expected = per_tray(analysis.totals(), mapping_of(XMAS_MAPPING))
+        assert {trays[u["spool_id"]]: u["mm_delivered"] for u in listed["usage"]} == pytest.approx(expected, abs=0.01)
         assert listed["mm"] == pytest.approx(sum(analysis.totals().values()), abs=0.01)
 
 
