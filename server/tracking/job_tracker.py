@@ -113,12 +113,15 @@ class JobTracker:
     # ---- reports ----------------------------------------------------------------------------------------
 
     async def on_update(self, previous: Mapping[str, Any], current: Mapping[str, Any],
-                        echo: Mapping[str, Any] | None = None) -> None:
-        """A new merged state (and the ``project_file`` echo when this update is one)."""
+                        echo: Mapping[str, Any] | None = None, *, full: bool = False) -> None:
+        """A new merged state (and the ``project_file`` echo when this update is one); ``full`` when
+        the report carried the printer's whole state (``msg: 0``, e.g. the answer to ``pushall``)."""
         async with self._lock:
             if not self._resumed:
-                if "gcode_state" not in current:
-                    return  # wait for a report that says what the printer is doing
+                if not full:
+                    # The merged state still holds the snapshot from before the restart: only a full
+                    # report says what the printer is doing now.
+                    return
                 await self._resume(current)
                 previous = current  # the resume decision consumed this state
             for event in lifecycle.derive_events(self.job, previous, current, echo):

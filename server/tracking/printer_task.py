@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most this much display state
 
 
+def is_full_report(body: dict[str, Any]) -> bool:
+    """A report with the printer's whole state: ``msg: 0`` (P1/A1 answer ``pushall`` so), or, from
+    printers that always report everything (X1, H2), one with the job and AMS fields."""
+    msg = body.get("msg")
+    return msg == 0 or (msg is None and "gcode_state" in body and "ams" in body)
+
+
 class PrinterTask:
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path,
                  outbox: Outbox | None = None, rfid: RfidService | None = None,
@@ -79,7 +86,7 @@ class PrinterTask:
             await self._track(previous, self.state, body)
         elif command in (None, "push_status"):
             self.state = merge_report(self.state, body)
-            await self._track(previous, self.state, None)
+            await self._track(previous, self.state, None, full=is_full_report(body))
             if self.rfid is not None:
                 await self.rfid.on_view(self.name, self.view())
         else:
@@ -88,9 +95,10 @@ class PrinterTask:
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
             self.persist()
 
-    async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None) -> None:
+    async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
+                     *, full: bool = False) -> None:
         try:
-            await self.jobs.on_update(previous, current, echo)
+            await self.jobs.on_update(previous, current, echo, full=full)
         except Exception:
             # A tracking bug must not take the printer link down with it; the checkpoint
             # is intact, so the next report retries from where billing stood.
