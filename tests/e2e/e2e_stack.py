@@ -73,7 +73,8 @@ def add(*usages: Mapping[int, float]) -> dict[int, float]:
 
 def cancelled_usage(analysis: PrintAnalysis, layer: int, mc_percent: int) -> Usage:
     """What a print cancelled during ``layer`` at ``mc_percent`` used: the layers before it whole, then pro rata."""
-    return add(analysis.used_through(layer - 1), analysis.layer_at_percent(layer, mc_percent))
+    before = analysis.used_through(layer - 1) if layer > 0 else {}  # layer 0: the prelude
+    return add(before, analysis.layer_at_percent(layer, mc_percent))
 
 
 def mapping_of(ams_mapping: list[int]) -> dict[int, int]:

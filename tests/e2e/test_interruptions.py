@@ -25,7 +25,7 @@ MAPPING = mapping_of(XMAS_MAPPING)
 pytestmark = pytest.mark.slow  # each prints a whole real file; most take over 5 s on two shared cores
 
 
-@pytest.mark.parametrize(("layer", "fraction"), [(100, 0.6), (131, 0.0), (2, 1.0)])
+@pytest.mark.parametrize(("layer", "fraction"), [(100, 0.6), (131, 0.0), (2, 1.0), (1, 0.5), (0, 0.5)])
 async def test_cancel_during_layer_k_bills_it_pro_rata(make_stack: StackFactory, layer: int, fraction: float) -> None:
     analysis = analysis_of(XMAS)
     async with make_stack() as stack:
@@ -34,6 +34,7 @@ async def test_cancel_during_layer_k_bills_it_pro_rata(make_stack: StackFactory,
         await stack.run_to("p0", layer, step=23)
         await printer.progress_within_layer(fraction)
         percent = printer.state["print"]["mc_percent"]
+        await stack.wait_layer("p0")
         await until(lambda: stack.task("p0").state.get("mc_percent") == percent, f"mc_percent {percent} seen")
         await printer.cancel()
         await stack.wait_ended("p0", "cancelled")
@@ -158,3 +159,40 @@ async def test_print_started_from_the_screen_learns_the_mapping(make_stack: Stac
 
         stack.assert_billed("p0", add(expected, per_tray(analysis.totals(), MAPPING)))
         stack.assert_no_duplicate_bills()
+
+
+async def test_cancel_while_paused(make_stack: StackFactory) -> None:
+    analysis = analysis_of(XMAS)
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.run_to("p0", 128, step=32)
+        await printer.progress_within_layer(0.7)
+        percent = printer.state["print"]["mc_percent"]
+        await printer.pause()
+        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused")
+        await printer.cancel()
+        await stack.wait_ended("p0", "cancelled")
+        await stack.wait_delivered()
+
+        stack.assert_billed("p0", per_tray(cancelled_usage(analysis, 128, percent), MAPPING))
+        stack.assert_no_duplicate_bills()
+
+
+async def test_tray_emptied_mid_print_keeps_its_bills_until_a_spool_is_assigned(make_stack: StackFactory) -> None:
+    """Tray 0's spool is unassigned at layer 60; its bills wait (visibly) until a new spool is assigned."""
+    analysis = analysis_of(XMAS)
+    async with make_stack() as stack:
+        old = stack.rigs["p0"].spools[0]
+        new = int(stack.store.create_spool({"filament_id": stack.store.get_spool(old)["filament"]["id"]})["id"])
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.run_to("p0", 60, step=30)
+        assert (await stack.client.delete("/api/v1/printers/p0/slots/0")).status_code == 204
+        await stack.run_to("p0", 120, step=30)
+        backlog = (await stack.client.get("/api/v1/backlog")).json()["backlog"]
+        assert [(w["tray"], w["state"]) for w in backlog["waiting"]] == [(0, "waiting_spool")]
+        assert (await stack.client.put("/api/v1/printers/p0/slots/0", json={"spool_id": new})).status_code == 200
+        before = analysis.used_through(59)[0]
+        stack.rigs["p0"].spools[0] = new
+        await stack.complete("p0", 36, per_tray(analysis.totals(), MAPPING) | {0: analysis.totals()[0] - before})
+        assert stack.used_length(old) == pytest.approx(before, abs=0.01)
