@@ -211,6 +211,16 @@ class Stack:
         self.assert_billed(name, expected_per_tray)
         self.assert_no_duplicate_bills()
 
+    async def put_new_spool(self, name: str, tray: int) -> tuple[int, int]:
+        """Assign a fresh spool (same filament) to ``tray`` through the API; (old spool, new spool)."""
+        rig = self.rigs[name]
+        old = rig.spools[tray]
+        new = int(self.store.create_spool({"filament_id": self.store.get_spool(old)["filament"]["id"]})["id"])
+        response = await self.client.put(f"/api/v1/printers/{name}/slots/{tray}", json={"spool_id": new})
+        assert response.status_code == 200, response.text
+        rig.spools[tray] = new
+        return old, new
+
     # ---- reading what was billed --------------------------------------------------------------------
 
     def used_length(self, spool_id: int) -> float:

@@ -115,22 +115,12 @@ async def test_reassignment_mid_print_applies_from_the_next_layer(make_stack: St
     """Tray 1 (filament 1) gets a new spool while layer 120 prints: layers 1-119 stay on the old spool."""
     analysis = analysis_of(XMAS)
     async with make_stack() as stack:
-        old = stack.rigs["p0"].spools[1]
-        new = int(stack.store.create_spool({"filament_id": stack.store.get_spool(old)["filament"]["id"]})["id"])
         await stack.start("p0", XMAS, XMAS_MAPPING)
         await stack.run_to("p0", 120, step=40)
-        response = await stack.client.put("/api/v1/printers/p0/slots/1", json={"spool_id": new})
-        assert response.status_code == 200, response.text
-        await stack.run_to("p0", analysis.layer_count, step=40)
-        await stack.finish("p0")
-        await stack.wait_delivered()
-
-        before = analysis.used_through(119)
-        after = {f: mm - before.get(f, 0.0) for f, mm in analysis.totals().items()}
-        stack.rigs["p0"].spools[1] = new  # tray 1 now holds the new spool
-        stack.assert_billed("p0", per_tray(analysis.totals(), MAPPING) | {1: after[1]})
-        assert stack.used_length(old) == pytest.approx(before[1], abs=0.01)
-        stack.assert_no_duplicate_bills()
+        old, _new = await stack.put_new_spool("p0", 1)
+        before = analysis.used_through(119)[1]
+        await stack.complete("p0", 40, per_tray(analysis.totals(), MAPPING) | {1: analysis.totals()[1] - before})
+        assert stack.used_length(old) == pytest.approx(before, abs=0.01)
 
 
 @pytest.mark.parametrize("after_a_print", [False, True], ids=["fresh-printer", "after-a-print"])
@@ -183,16 +173,13 @@ async def test_tray_emptied_mid_print_keeps_its_bills_until_a_spool_is_assigned(
     """Tray 0's spool is unassigned at layer 60; its bills wait (visibly) until a new spool is assigned."""
     analysis = analysis_of(XMAS)
     async with make_stack() as stack:
-        old = stack.rigs["p0"].spools[0]
-        new = int(stack.store.create_spool({"filament_id": stack.store.get_spool(old)["filament"]["id"]})["id"])
         await stack.start("p0", XMAS, XMAS_MAPPING)
         await stack.run_to("p0", 60, step=30)
         assert (await stack.client.delete("/api/v1/printers/p0/slots/0")).status_code == 204
         await stack.run_to("p0", 120, step=30)
         backlog = (await stack.client.get("/api/v1/backlog")).json()["backlog"]
         assert [(w["tray"], w["state"]) for w in backlog["waiting"]] == [(0, "waiting_spool")]
-        assert (await stack.client.put("/api/v1/printers/p0/slots/0", json={"spool_id": new})).status_code == 200
+        old, _new = await stack.put_new_spool("p0", 0)
         before = analysis.used_through(59)[0]
-        stack.rigs["p0"].spools[0] = new
         await stack.complete("p0", 36, per_tray(analysis.totals(), MAPPING) | {0: analysis.totals()[0] - before})
         assert stack.used_length(old) == pytest.approx(before, abs=0.01)
