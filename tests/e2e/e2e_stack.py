@@ -14,7 +14,7 @@ import contextlib
 import inspect
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -114,11 +114,11 @@ class Rig:
 @dataclass
 class Stack:
     runtime: Runtime
+    web: EmbeddedServer
     client: httpx.AsyncClient
     spoolman: SpoolmanStandin
     rigs: dict[str, Rig]
     data_dir: Path
-    seen_jobs: set[int] = field(default_factory=set)
 
     @property
     def store(self) -> SpoolmanStore:
@@ -129,6 +129,15 @@ class Stack:
 
     def job(self, name: str) -> JobCheckpoint | None:
         return self.task(name).jobs.job
+
+    async def restart(self) -> None:
+        """Layerwise stops (cleanly) and starts again on the same SQLite file and port."""
+        await self.web.stop()  # the lifespan stops the runtime
+        self.runtime = Runtime.build(self.runtime.settings)
+        self.web = EmbeddedServer(create_app(self.runtime), port=self.web.port, lifespan="on", name="layerwise")
+        await self.web.start()
+        for name in self.rigs:
+            await self.wait_ready(name)
 
     # ---- waiting for Layerwise ----------------------------------------------------------------------
 
@@ -279,10 +288,11 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                 seed_mappings={name: dict(rig.spools) for name, rig in rigs.items()},
             )
             runtime = Runtime.build(settings)
-            web = await stack.enter_async_context(
-                EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise"))
-            client = await stack.enter_async_context(httpx.AsyncClient(base_url=web.url, timeout=20))
-            result = Stack(runtime, client, spoolman, rigs, data_dir)
+            web = EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise")
+            await web.start()
+            result = Stack(runtime, web, httpx.AsyncClient(base_url=web.url, timeout=20), spoolman, rigs, data_dir)
+            stack.push_async_callback(lambda: result.web.stop())  # the one running then (see restart)
+            await stack.enter_async_context(result.client)
             for name in rigs:
                 await result.wait_ready(name)
             yield result

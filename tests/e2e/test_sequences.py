@@ -19,6 +19,7 @@ from e2e_stack import CUBE_1, CUBE_4, PRINT_FILES, SEQUENCES, Stack, StackFactor
 from litestar import Litestar, get
 from litestar.response import Response
 
+from server.tracking import job_store
 from server.web.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.slow
@@ -75,8 +76,18 @@ async def cloud_files() -> AsyncIterator[dict[str, str]]:
         yield {CUBE_4: four.url, CUBE_1: one.url}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-async def test_replayed_a1_sequence(make_stack: StackFactory, cloud_files: dict[str, str], name: str) -> None:
+RESTART_CASES = [(name, False) for name in sorted(CASES)] + [
+    ("a1-fw01.07-Testqube_Multicolor_local", True),
+    ("a1-fw01.07-Testqube_Multicolor_cloud", True),
+]
+
+
+@pytest.mark.parametrize(("name", "restart"), RESTART_CASES,
+                         ids=[f"{name}{'-restarted' if restart else ''}" for name, restart in RESTART_CASES])
+async def test_replayed_a1_sequence(make_stack: StackFactory, cloud_files: dict[str, str], name: str,
+                                    restart: bool) -> None:
+    """``restarted``: Layerwise is down for 40 reports from the middle of the print (its checkpoint and the
+    printer's full report after reconnecting carry the job on)."""
     file = CASES[name]
     analysis = analysis_of(file)
     reports = [localised(m, cloud_files[file]) for m in messages(name)]
@@ -86,7 +97,16 @@ async def test_replayed_a1_sequence(make_stack: StackFactory, cloud_files: dict[
         for body in (m["print"] for m in reports if isinstance(m.get("print"), dict)):
             if body.get("gcode_file") and not cloud:  # the name a LAN print reports; the file is stored under it
                 printer.add_file(f"/cache/{body['gcode_file']}", PRINT_FILES / file)
-        await replay(stack, reports[1:])
+        if restart:
+            middle = len(reports) // 2
+            await replay(stack, reports[1:middle])
+            await stack.web.stop()
+            for message in reports[middle:middle + 40]:
+                await printer.publish_report(message)  # to nobody
+            await stack.restart()
+            await replay(stack, reports[middle + 40:])
+        else:
+            await replay(stack, reports[1:])
         await stack.wait_ended("p0", "finished")
         job = stack.job("p0")
         assert job is not None
@@ -99,5 +119,6 @@ async def test_replayed_a1_sequence(make_stack: StackFactory, cloud_files: dict[
             assert dict(job.learned) == expected
         await stack.wait_delivered()
 
+        assert len(job_store.list_jobs(stack.runtime.db, "p0")) == 1  # a restart carried the same job on
         stack.assert_billed("p0", per_tray(analysis.totals(), expected))
         stack.assert_no_duplicate_bills()
