@@ -5,8 +5,6 @@ const SHELL_CACHE = "layerwise-shell-" + VERSION;
 const STATIC_CACHE = "layerwise-static-" + VERSION;
 const SHELL = {{ shell | tojson }};
 const OFFLINE_URL = "/offline";
-const OFFLINE_PARTIAL = '<p class="notice error" role="alert">Layerwise cannot be reached right now. ' +
-  "Check the network and try again.</p>";
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -30,11 +28,9 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(fetch(request).catch(async () => (await caches.match(OFFLINE_URL)) || Response.error()));
   } else if (url.pathname.startsWith("/static/")) {
     event.respondWith(fromCache(request));
-  } else if (request.headers.get("HX-Request")) {
-    event.respondWith(fetch(request).catch(() => new Response(OFFLINE_PARTIAL, {
-      headers: { "Content-Type": "text/html; charset=utf-8" },
-    })));
   }
+  // Partials (htmx) go to the network untouched: when it fails, htmx leaves the page as it is and
+  // the page says the server cannot be reached; swapping in an error would replace a printer card.
 });
 
 // Static files carry a version in their URL (or never change), so a cached copy is always right.

@@ -45,12 +45,8 @@ SHELL_FILES = (
 def asset_version() -> str:
     """Changes whenever a shell file changes, so browsers and the service worker drop stale copies."""
     digest = hashlib.sha256(__version__.encode())
-    for path in (
-        static_dir() / "app.css",
-        static_dir() / "app.js",
-        templates_dir() / "sw.js",
-        manifest_path(),
-    ):
+    icons = sorted((static_dir() / "icons").glob("*.png"))
+    for path in (static_dir() / "app.css", static_dir() / "app.js", templates_dir() / "sw.js", manifest_path(), *icons):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
