@@ -183,3 +183,25 @@ async def test_tray_emptied_mid_print_keeps_its_bills_until_a_spool_is_assigned(
         before = analysis.used_through(59)[0]
         await stack.complete("p0", 36, per_tray(analysis.totals(), MAPPING) | {0: analysis.totals()[0] - before})
         assert stack.used_length(old) == pytest.approx(before, abs=0.01)
+
+
+async def test_screen_print_after_a_cancel_with_its_first_filament_still_loaded(make_stack: StackFactory) -> None:
+    """A cancelled job leaves tray 0 loaded; the next print, started from the screen, begins with the filament
+    in tray 0, so its first load makes no tray report at all. The mapping is learned from the later changes."""
+    analysis = analysis_of(XMAS)
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.run_to("p0", 50, step=25)
+        percent = printer.state["print"]["mc_percent"]
+        await printer.cancel()
+        await stack.wait_ended("p0", "cancelled")
+        first = per_tray(cancelled_usage(analysis, 50, percent), MAPPING)
+        await stack.start("p0", XMAS, XMAS_MAPPING, announce=False)
+        await stack.run_to("p0", analysis.layer_count, step=12)
+        await stack.finish("p0")
+        job = stack.job("p0")
+        assert job is not None and dict(job.learned) == MAPPING  # checked first: otherwise every bill waits
+        await stack.wait_delivered()
+        stack.assert_billed("p0", add(first, per_tray(analysis.totals(), MAPPING)))
+        stack.assert_no_duplicate_bills()
