@@ -338,3 +338,28 @@ def test_a_refused_post_is_explained_in_the_page(page: Page, api: httpx.Client) 
     page.locator('[data-action="unassign"]').click()
     expect(page.locator("#toast")).to_contain_text("reload the page")
     expect(tile(page, 1)).to_have_attribute("data-spool", "3")
+
+
+def test_rfid_and_tray_changes_appear_live(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    printer = stack.printer
+    assert printer is not None
+    page.goto("/")
+    page.evaluate("window.notReloaded = true")
+    badge = tile(page, 3).locator(".badge.rfid")
+    expect(badge).to_be_visible()
+    tray = printer.ams[0].trays[3]
+    tag = {"tray_uuid": tray.tray_uuid, "tag_uid": tray.tag_uid}
+    stack.call(lambda: printer.push_tray_change(0, 3, tray_uuid="0" * 32, tag_uid="0" * 16))
+    try:
+        expect(badge).to_have_count(0)
+    finally:
+        stack.call(lambda: printer.push_tray_change(0, 3, **tag))
+    expect(badge).to_be_visible()
+    stack.call(lambda: printer.push_tray_change(0, 1, type="PETG", color="1F4E9EFF"))
+    try:
+        expect(tile(page, 1).locator(".material")).to_have_text("PETG")
+        expect(tile(page, 1).locator(".swatch")).to_have_attribute("style", "--swatch:#1f4e9e")
+    finally:
+        stack.call(lambda: printer.push_tray_change(0, 1, type="PLA", color="FFFFFFFF"))
+    expect(tile(page, 1).locator(".material")).to_have_text("PLA")
+    assert page.evaluate("window.notReloaded") is True
