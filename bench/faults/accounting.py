@@ -61,9 +61,16 @@ def count_layers(owed: Owed, bills: Iterable[Bill]) -> LayerCounts:
         filaments = set(owes) | {f for (key, f) in billed_mm if key == layer}
         if any((layer, f) in billed_times for f in filaments):
             counts.billed += 1
-        short = any(billed_mm.get((layer, f), 0.0) < owes.get(f, 0.0) - TOLERANCE_MM for f in filaments)
+        # Per filament: owed but never billed, or billed short, is lost; billed more than once, or more
+        # than owed, is twice. (A layer's net use can be negative: a missing bill is still a loss.)
+        short = any(
+            ((layer, f) not in billed_times and abs(owes.get(f, 0.0)) > TOLERANCE_MM)
+            or billed_mm.get((layer, f), 0.0) < owes.get(f, 0.0) - TOLERANCE_MM
+            for f in filaments
+        )
         over = any(
-            billed_times.get((layer, f), 0) > 1 or billed_mm.get((layer, f), 0.0) > owes.get(f, 0.0) + TOLERANCE_MM
+            (layer, f) in billed_times
+            and (billed_times[layer, f] > 1 or billed_mm[layer, f] > owes.get(f, 0.0) + TOLERANCE_MM)
             for f in filaments
         )
         if short:

@@ -76,13 +76,14 @@ class Plan:
 class Outcome:
     plan: Plan
     counts: LayerCounts
-    spool_diff: dict[int, float]
+    spool_diff: dict[int, float]  # spool -> Spoolman's total minus the ledger's delivered total, when off
     drained: bool
     seconds: float
     drain_seconds: float
     cancelled_at: tuple[int, int] | None = None  # (layer, mc_percent) the printer stopped at
     jobs: list[tuple[int, str, str | None]] = field(default_factory=list)
     pushalls: int = 0  # pushall requests the printer answered during the run (for a run that did not drain)
+    owed_spools: dict[int, float] = field(default_factory=dict)  # mm the analysis owes each spool for this run
 
     @property
     def ok(self) -> bool:
@@ -197,7 +198,6 @@ async def run_one(bench: Rig, injector: FaultInjector, plan: Plan, layer_seconds
                   drain_timeout: float) -> Outcome:
     started = time.monotonic()
     last_job = bench.read_db("SELECT coalesce(max(id), 0) FROM jobs")[0][0]
-    before = bench.store.used_mm()
     requests = len(bench.printer.requests)
     faults = [asyncio.create_task(injector.apply(fault, started)) for fault in plan.faults]
     try:
@@ -213,13 +213,16 @@ async def run_one(bench: Rig, injector: FaultInjector, plan: Plan, layer_seconds
     )
     bills = [Bill(*row) for row in rows]
     owed = owed_layers(plan.file.analysis, cancelled_at)
-    after = bench.store.used_mm()
-    gained = {spool: mm - before.get(spool, 0.0) for spool, mm in after.items()}
-    owed_spools = owed_per_spool(owed, plan.file.mapping, bench.spool_for_tray)
+    # Delivery check, cumulative over the campaign (a run that did not drain delivers into the next one):
+    # what Spoolman applied to each spool against what the ledger says was delivered to it.
+    ledger = dict(bench.read_db(
+        "SELECT spool_id, sum(mm) FROM ledger_entries WHERE state IN ('delivered', 'doubtful') GROUP BY spool_id"
+    ))
     jobs = bench.read_db("SELECT id, state, reason FROM jobs WHERE id > ?", (last_job,))
     pushalls = sum(1 for request in bench.printer.requests[requests:] if "pushing" in request)
-    return Outcome(plan, count_layers(owed, bills), spool_differences(owed_spools, gained), ok,
-                   time.monotonic() - started, time.monotonic() - printed, cancelled_at, jobs, pushalls)
+    return Outcome(plan, count_layers(owed, bills), spool_differences(ledger, bench.store.used_mm()), ok,
+                   time.monotonic() - started, time.monotonic() - printed, cancelled_at, jobs, pushalls,
+                   owed_per_spool(owed, plan.file.mapping, bench.spool_for_tray))
 
 
 def describe(outcome: Outcome) -> str:
@@ -234,7 +237,12 @@ def describe(outcome: Outcome) -> str:
     return line
 
 
-def summary(outcomes: list[Outcome], seconds: float, seed: int) -> str:
+def summary(outcomes: list[Outcome], spoolman: dict[int, float], seconds: float, seed: int) -> str:
+    owed: dict[int, float] = {}
+    for outcome in outcomes:
+        for spool, mm in outcome.owed_spools.items():
+            owed[spool] = owed.get(spool, 0.0) + mm
+    totals = " ".join(f"#{spool} {spoolman.get(spool, 0.0):.2f}/{mm:.2f}" for spool, mm in sorted(owed.items()))
     rows = [
         ("runs", len(outcomes)),
         ("  finished / cancelled", f"{sum(1 for o in outcomes if not o.cancelled_at)} / "
@@ -244,7 +252,9 @@ def summary(outcomes: list[Outcome], seconds: float, seed: int) -> str:
         ("layers billed", sum(o.counts.billed for o in outcomes)),
         ("layers lost", sum(o.counts.lost for o in outcomes)),
         ("layers billed twice", sum(o.counts.twice for o in outcomes)),
-        ("spools off by > 0.01 mm", sum(len(o.spool_diff) for o in outcomes)),
+        ("Spoolman vs ledger, off > 0.01 mm", sum(len(o.spool_diff) for o in outcomes)),
+        ("Spoolman vs analysis (mm, spool: got/owed)", totals),
+        ("  off by > 0.01 mm", len(spool_differences(owed, spoolman))),
         ("runs not drained", sum(1 for o in outcomes if not o.drained)),
         ("wall time", f"{seconds:.0f} s"),
     ]
@@ -255,7 +265,7 @@ def summary(outcomes: list[Outcome], seconds: float, seed: int) -> str:
     return "\n".join(lines)
 
 
-async def campaign(args: argparse.Namespace, workdir: Path) -> list[Outcome]:
+async def campaign(args: argparse.Namespace, workdir: Path) -> tuple[list[Outcome], dict[int, float]]:
     files = load_files()
     runs = [args.run] if args.run is not None else list(range(1, args.runs + 1))
     outcomes = []
@@ -268,7 +278,7 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> list[Outcome]:
             outcome = await run_one(bench, injector, plan, args.layer_seconds, args.drain_timeout)
             print(describe(outcome), flush=True)
             outcomes.append(outcome)
-    return outcomes
+        return outcomes, bench.store.used_mm()
 
 
 def _file_bytes(name: str) -> bytes:
@@ -281,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="RNG seed of the schedules (default 1)")
     parser.add_argument("--run", type=int, default=None, help="only this run of the seed's schedule")
     parser.add_argument("--layer-seconds", type=float, default=0.04, help="time per layer (default 0.04)")
-    parser.add_argument("--drain-timeout", type=float, default=90.0, help="seconds a run may take to drain")
+    # Longer than the printer link's 180 s silence timeout, after which it asks for pushall again.
+    parser.add_argument("--drain-timeout", type=float, default=240.0, help="seconds a run may take to drain")
     parser.add_argument("--workdir", type=Path, default=None, help="keep Layerwise's data and log here")
     parser.add_argument("--log-level", default="WARNING", help="Layerwise's log level (default WARNING)")
     args = parser.parse_args(argv)
@@ -290,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("WARNING")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="layerwise-faults-"))
     started = time.monotonic()
-    outcomes = asyncio.run(campaign(args, workdir))
-    print(summary(outcomes, time.monotonic() - started, args.seed))
+    outcomes, spoolman = asyncio.run(campaign(args, workdir))
+    print(summary(outcomes, spoolman, time.monotonic() - started, args.seed))
     ok = all(o.ok for o in outcomes)
     if ok and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)

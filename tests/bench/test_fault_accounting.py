@@ -74,3 +74,9 @@ def test_mapping_puts_used_filaments_on_trays_in_order() -> None:
     assert ams_mapping([0, 3]) == [0, -1, -1, 1]
     with pytest.raises(ValueError):
         ams_mapping([0, 1, 2, 3, 4])
+
+
+def test_a_missing_layer_with_negative_net_use_is_lost_not_twice() -> None:
+    owed = {0: {0: 5.0}, 1: {0: -2.0, 1: 3.0}}
+    counts = count_layers(owed, [Bill(0, 0, 5.0, 1, "delivered")])
+    assert (counts.lost_keys, counts.twice_keys) == ([1], [])
