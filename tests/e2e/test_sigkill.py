@@ -100,7 +100,7 @@ class Killable:
 
 
 @contextlib.asynccontextmanager
-async def killable(tmp_path: Path) -> AsyncIterator[Killable]:
+async def killable(tmp_path: Path, *, announce: bool = True) -> AsyncIterator[Killable]:
     store = SpoolmanStore()
     spools = seed_spools(store, [0, 1, 2, 3])
     async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
@@ -117,7 +117,7 @@ async def killable(tmp_path: Path) -> AsyncIterator[Killable]:
             try:
                 await until(lambda: printer_seen(client), "the printer online", 60)
                 printer.add_file("/cache/xmas.gcode.3mf", PRINT_FILES / XMAS)
-                await printer.start_print("/cache/xmas.gcode.3mf", ams_mapping=XMAS_MAPPING)
+                await printer.start_print("/cache/xmas.gcode.3mf", ams_mapping=XMAS_MAPPING, announce=announce)
                 await until(lambda: checkpoint(db).get("lifecycle") == "running", "the job analysed", 60)
                 yield Killable(printer, store, spools, layerwise, client, db)
             finally:
@@ -157,3 +157,20 @@ async def test_print_finished_while_layerwise_was_down(tmp_path: Path) -> None:
         await rig.printer.finish()
         await rig.restart()
         await rig.check_billed_whole(analysis)
+
+
+async def test_sigkill_during_a_print_started_from_the_screen(tmp_path: Path) -> None:
+    """What the mapping learner knew (filaments 0 and 1) survives the kill; 2 and 9 are learned after it."""
+    analysis = analysis_of(XMAS)
+    async with killable(tmp_path, announce=False) as rig:
+        await rig.run_to(110, 55)
+        await rig.layerwise.kill()
+        learned = checkpoint(rig.db)["learner"]["learned"]
+        assert {int(f): t for f, t in learned.items()} == {0: 0, 1: 1}
+        await rig.printer.advance(5)
+        await rig.restart()
+        await rig.run_to(analysis.layer_count, 40)
+        await rig.printer.finish()
+        await rig.check_billed_whole(analysis)
+        learned = checkpoint(rig.db)["learner"]["learned"]
+        assert {int(f): t for f, t in learned.items()} == mapping_of(XMAS_MAPPING)
