@@ -20,6 +20,8 @@ from e2e_stack import (
     until,
 )
 
+from server.tracking import job_store
+
 MAPPING = mapping_of(XMAS_MAPPING)
 
 pytestmark = pytest.mark.slow  # each prints a whole real file; most take over 5 s on two shared cores
@@ -64,6 +66,22 @@ async def test_pause_and_resume(make_stack: StackFactory) -> None:
         await stack.wait_state("p0", "RUNNING")
         await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "running", "job running")
         await stack.complete("p0", 30, per_tray(analysis.totals(), MAPPING))
+
+
+async def test_layerwise_restarted_while_the_print_is_paused(make_stack: StackFactory) -> None:
+    analysis = analysis_of(XMAS)
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.run_to("p0", 90, step=45)
+        await printer.pause()
+        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused")
+        await stack.restart()
+        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused again")
+        await printer.resume()
+        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "running", "job running")
+        await stack.complete("p0", 34, per_tray(analysis.totals(), MAPPING))
+        assert len(job_store.list_jobs(stack.runtime.db, "p0")) == 1
 
 
 async def test_broker_dropping_mid_print(make_stack: StackFactory) -> None:
