@@ -157,6 +157,11 @@ class Stack:
         task = self.task(name)
         await until(lambda: task.state.get("gcode_state") == gcode_state, f"{name} {gcode_state}")
 
+    async def wait_lifecycle(self, name: str, lifecycle: str) -> None:
+        """The open job's lifecycle state is ``lifecycle`` (e.g. "paused", "running")."""
+        await until(lambda: (job := self.job(name)) is not None and job.lifecycle == lifecycle,
+                    f"{name} job {lifecycle}")
+
     async def wait_analysed(self, name: str) -> None:
         tracker = self.task(name).jobs
         await until(lambda: tracker.analysis is not None and tracker.job is not None

@@ -59,12 +59,12 @@ async def test_pause_and_resume(make_stack: StackFactory) -> None:
         await printer.progress_within_layer(0.5)
         await printer.pause()
         await stack.wait_state("p0", "PAUSE")
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused")
+        await stack.wait_lifecycle("p0", "paused")
         await stack.wait_billed("p0", 89)
         assert stack.job("p0").billing.billed_through == 89  # type: ignore[union-attr]  # a pause bills nothing more
         await printer.resume()
         await stack.wait_state("p0", "RUNNING")
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "running", "job running")
+        await stack.wait_lifecycle("p0", "running")
         await stack.complete("p0", 30, per_tray(analysis.totals(), MAPPING))
 
 
@@ -75,11 +75,11 @@ async def test_layerwise_restarted_while_the_print_is_paused(make_stack: StackFa
         await stack.start("p0", XMAS, XMAS_MAPPING)
         await stack.run_to("p0", 90, step=45)
         await printer.pause()
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused")
+        await stack.wait_lifecycle("p0", "paused")
         await stack.restart()
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused again")
+        await stack.wait_lifecycle("p0", "paused")
         await printer.resume()
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "running", "job running")
+        await stack.wait_lifecycle("p0", "running")
         await stack.complete("p0", 34, per_tray(analysis.totals(), MAPPING))
         assert len(job_store.list_jobs(stack.runtime.db, "p0")) == 1
 
@@ -178,7 +178,7 @@ async def test_cancel_while_paused(make_stack: StackFactory) -> None:
         await printer.progress_within_layer(0.7)
         percent = printer.state["print"]["mc_percent"]
         await printer.pause()
-        await until(lambda: (job := stack.job("p0")) is not None and job.lifecycle == "paused", "job paused")
+        await stack.wait_lifecycle("p0", "paused")
         await printer.cancel()
         await stack.wait_ended("p0", "cancelled")
         await stack.wait_delivered()
