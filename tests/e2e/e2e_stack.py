@@ -157,6 +157,15 @@ class Stack:
         task = self.task(name)
         await until(lambda: task.state.get("gcode_state") == gcode_state, f"{name} {gcode_state}")
 
+    async def wait_report_handled(self, name: str) -> None:
+        """The printer publishes its full state twice; once the second has arrived, Layerwise has handled
+        the first (and everything before it: the printer task takes one report at a time, in order)."""
+        task, printer = self.task(name), self.rigs[name].printer
+        for _ in range(2):
+            before = task.last_seen
+            await printer.push_full_state()
+            await until(lambda: task.last_seen != before, f"{name} report received")  # noqa: B023
+
     async def wait_lifecycle(self, name: str, lifecycle: str) -> None:
         """The open job's lifecycle state is ``lifecycle`` (e.g. "paused", "running")."""
         await until(lambda: (job := self.job(name)) is not None and job.lifecycle == lifecycle,

@@ -77,7 +77,9 @@ async def test_layerwise_restarted_while_the_print_is_paused(make_stack: StackFa
         await printer.pause()
         await stack.wait_lifecycle("p0", "paused")
         await stack.restart()
-        await stack.wait_lifecycle("p0", "paused")
+        await stack.wait_report_handled("p0")  # the resume decision is made on the first report
+        job = stack.job("p0")
+        assert job is not None and job.lifecycle == "paused"
         await printer.resume()
         await stack.wait_lifecycle("p0", "running")
         await stack.complete("p0", 34, per_tray(analysis.totals(), MAPPING))
