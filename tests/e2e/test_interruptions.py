@@ -86,6 +86,27 @@ async def test_layerwise_restarted_while_the_print_is_paused(make_stack: StackFa
         assert len(job_store.list_jobs(stack.runtime.db, "p0")) == 1
 
 
+async def test_cancelled_while_layerwise_was_stopped(make_stack: StackFactory) -> None:
+    """The cancel happens while Layerwise is down: after the restart the job is settled from the printer's
+    state (FAILED with the cancel code, its layer and mc_percent) and layer 100 is billed pro rata."""
+    analysis = analysis_of(XMAS)
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.run_to("p0", 90, step=45)
+        await stack.web.stop()
+        await printer.advance(10)
+        await printer.progress_within_layer(0.6)
+        percent = printer.state["print"]["mc_percent"]
+        await printer.cancel()
+        await stack.restart()
+        await stack.wait_ended("p0", "cancelled")
+        await stack.wait_delivered()
+
+        stack.assert_billed("p0", per_tray(cancelled_usage(analysis, 100, percent), MAPPING))
+        stack.assert_no_duplicate_bills()
+
+
 async def test_broker_dropping_mid_print(make_stack: StackFactory) -> None:
     """Connections dropped once; later the broker is down while the printer prints 40 layers unseen."""
     analysis = analysis_of(XMAS)
