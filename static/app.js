@@ -70,6 +70,12 @@
     refresh(event.detail.printer);
   });
 
+  // Done, but the dialog has a follow-up question (remember an RFID tag): refresh and keep it open.
+  document.body.addEventListener("layerwise:refresh", (event) => {
+    say(event.detail.message);
+    refresh(event.detail.printer);
+  });
+
   // htmx swaps nothing on an error status or a lost connection: say what happened instead of doing nothing.
   document.body.addEventListener("htmx:responseError", (event) => {
     const xhr = event.detail.xhr;

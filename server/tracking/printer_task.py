@@ -55,6 +55,7 @@ class PrinterTask:
         self.link: PrinterLink | None = None
         self.version: dict[str, Any] | None = None
         self.project_file: dict[str, Any] | None = None
+        self._live_state = False  # the state holds reports received by this process
         self.rfid = rfid
         self.once = OnceLog(config.name)
         self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins,
@@ -86,6 +87,7 @@ class PrinterTask:
             await self._track(previous, self.state, body)
         elif command in (None, "push_status"):
             self.state = merge_report(self.state, body)
+            self._live_state = True
             await self._track(previous, self.state, None, full=is_full_report(body))
             if self.rfid is not None:
                 await self.rfid.on_view(self.name, self.view())
@@ -113,8 +115,12 @@ class PrinterTask:
         self.link_error = None if status.online or status.state == "connecting" else status.detail
         if was_online != self.online:
             log.info("printer %s is %s", self.name, "online" if self.online else "offline")
-            if self.online and self.rfid is not None:
-                self.rfid.reset(self.name)  # look at every tray again after a reconnect
+            if self.online and self.rfid is not None and self._live_state:
+                # Look at every tray again after a reconnect, starting with what this process saw last
+                # (never the snapshot from before a restart): the printer's next full report may be a
+                # while away, as pushall is rate-limited.
+                self.rfid.reset(self.name)
+                await self.rfid.on_view(self.name, self.view())
         self.bus.publish(Event("printer", self.name, {"online": self.online}))
 
     def persist(self) -> None:

@@ -207,7 +207,8 @@ async def slot_dialog(runtime: Runtime, request: Request, name: str, tray: int) 
     if printer is None or slot is None:
         return _notice(request, f"{name} has no tray {tray} right now. Reload the page.")
     results = await _search(runtime, "", 0)
-    return _partial(request, "partials/slot_dialog.html", printer=printer, slot=slot, results=results)
+    offer = await runtime.rfid.tag_offer(name, tray) if runtime.rfid is not None else None
+    return _partial(request, "partials/slot_dialog.html", printer=printer, slot=slot, results=results, offer=offer)
 
 
 @get("/printers/{name:str}/slots/{tray:int}/spools", include_in_schema=False)
@@ -270,7 +271,57 @@ async def assign(
         )
     except SlotError as exc:
         return _notice(request, str(exc).capitalize() + ".")
+    offer = await runtime.rfid.tag_offer(name, tray) if runtime.rfid is not None else None
+    if offer is not None and offer.spool_id == data.spool_id:
+        # A tagged tray whose tag no spool carries: offer to remember it, so it matches by itself next time.
+        template = _partial(request, "partials/tag_offer.html", printer_name=name, tray=tray, offer=offer,
+                            assigned=True)
+        template.headers["HX-Trigger"] = json.dumps(
+            {"layerwise:refresh": {"printer": name, "message": f"Spool #{data.spool_id} assigned."}})
+        return template
     return _changed(request, name, f"Spool #{data.spool_id} assigned.")
+
+
+@dataclass
+class ResolveForm:
+    use: str
+
+
+@post("/printers/{name:str}/slots/{tray:int}/rfid/resolve", include_in_schema=False, guards=[csrf.csrf_guard])
+async def resolve_rfid_conflict(
+    runtime: Runtime,
+    request: Request,
+    name: str,
+    tray: int,
+    data: Annotated[ResolveForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    if runtime.rfid is None or data.use not in ("tag", "manual"):
+        return _notice(request, "RFID matching is not running.")
+    try:
+        await runtime.rfid.resolve_conflict(name, tray, data.use)
+    except (SlotError, SpoolmanError) as exc:
+        return _notice(request, str(exc).capitalize() + ".")
+    message = "The tag's spool is assigned." if data.use == "tag" else "Kept the spool assigned by hand."
+    return _changed(request, name, message)
+
+
+@post("/printers/{name:str}/slots/{tray:int}/rfid/remember", include_in_schema=False, guards=[csrf.csrf_guard])
+async def remember_rfid_tag(
+    runtime: Runtime,
+    request: Request,
+    name: str,
+    tray: int,
+    data: Annotated[AssignForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    if runtime.rfid is None:
+        return _notice(request, "RFID matching is not running.")
+    try:
+        await runtime.rfid.remember_tag(name, tray, data.spool_id)
+    except SpoolmanError as exc:
+        return _notice(request, _spoolman_problem(exc))
+    except SlotError as exc:
+        return _notice(request, str(exc).capitalize() + ".")
+    return _changed(request, name, f"Spool #{data.spool_id} now carries this tray's RFID tag.")
 
 
 @post("/printers/{name:str}/slots/{tray:int}/unassign", include_in_schema=False, guards=[csrf.csrf_guard])
@@ -291,6 +342,8 @@ def _changed(request: Request, printer: str, message: str) -> Template:
 
 
 handlers = [
+    resolve_rfid_conflict,
+    remember_rfid_tag,
     dashboard,
     offline,
     manifest,

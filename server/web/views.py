@@ -70,6 +70,8 @@ class SlotOut:
     # For a tagged tray: Spoolman's remaining grams minus the AMS's own estimate (remain % of the net
     # weight); positive when Spoolman thinks more is left. None when either side is unknown.
     drift_g: float | None = None
+    # The tray's RFID tag names this spool, but another one was assigned by hand: the user decides.
+    rfid_conflict_spool_id: int | None = None
 
 
 @dataclass
@@ -165,6 +167,10 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         for unit in view.units
     ]
     external = [_slot(task.name, t, assignments.get(t.global_index), spools) for t in view.external]
+    if runtime.rfid is not None:
+        conflicts = {c.tray: c.tag_spool_id for c in await runtime.rfid.conflicts(task.name)}
+        for slot in [s for u in units for s in u.slots] + external:
+            slot.rfid_conflict_spool_id = conflicts.get(slot.tray)
     return PrinterOut(
         name=task.name,
         model=task.config.model,
