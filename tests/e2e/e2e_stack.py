@@ -1,8 +1,7 @@
 """End-to-end stacks: virtual printers, the Spoolman stand-in and a whole Layerwise on a real SQLite file.
 
-(Helpers, imported by the test modules; the ``make_stack`` fixture itself is in conftest.py.)
-
-``make_stack`` builds one: each printer gets its own spools (one per tray, ``used_weight`` 0) seeded
+Helpers imported by the test modules (the ``make_stack`` fixture in conftest.py wraps ``stack_factory``).
+A stack gives each printer gets its own spools (one per tray, ``used_weight`` 0) seeded
 as its slot assignments, so a spool's ``used_length`` in the stand-in is exactly what Layerwise billed
 to that tray. Expected values always come from the analysis of the sliced file, never from Layerwise.
 """
