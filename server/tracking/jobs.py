@@ -208,6 +208,7 @@ class ContinueSameJob:
 
     layer: int | None
     mc_percent: int | None
+    paused: bool = False  # the printer reports PAUSE now
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> 
             # Before RUNNING the printer still shows the previous print's layer.
             return ContinueSameJob(None, None)
         # The same file printed again from the start is a new job, not this one.
-        return CloseAndStartNew(start_new=True) if behind else ContinueSameJob(layer, percent)
+        return CloseAndStartNew(start_new=True) if behind else ContinueSameJob(layer, percent, state == "PAUSE")
     if state in ("FINISH", "FAILED") and unconfirmed:
         return CloseAndStartNew(start_new=False)
     if state == "FINISH":

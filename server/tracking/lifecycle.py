@@ -504,7 +504,7 @@ def apply_resume(job: JobCheckpoint, decision: ResumeDecision, analysis: Analysi
     if isinstance(decision, ContinueSameJob):
         job = job.seen(decision.layer, decision.mc_percent)
         if job.lifecycle not in _WAITING_FOR_FILE:
-            job = replace(job, lifecycle="running")
+            job = replace(job, lifecycle="paused" if decision.paused else "running")
     elif isinstance(decision, SettleEndedJob):
         job = _end(job.seen(decision.at_layer, decision.mc_percent), decision.final, at, None)
     else:

@@ -76,6 +76,8 @@ class MappingLearner:
     seen_now: int | None = None  # the last `tray_now` / `tray_tar` observed, so that only
     seen_tar: int | None = None  # their changes count (a merged state keeps stale values)
     primed: bool = False  # the baseline observation has been made
+    start_tray: int | None = None  # the tray loaded at the baseline (what the job started with)
+    start_layer: int | None = None  # the layer of the baseline (None: before any layer)
     pending: tuple[tuple[int | None, int], ...] = ()  # (layer, tray) loads seen before `changes` was known
     conflicts: tuple[tuple[int, int, int], ...] = ()  # (filament, tray kept, other tray seen)
 
@@ -108,7 +110,8 @@ class MappingLearner:
         if not self.primed:
             # The first look only sets the baseline: what is loaded when a job starts is
             # the previous print's tray, not evidence about this one.
-            return learner
+            return replace(learner, start_tray=tray_now, start_layer=layer)
+        learner = learner._first_load_unseen(self.seen_now, layer, tray_now, tray_tar)
         # The target is announced first (at the start of the change block), the loaded
         # tray follows; a change of either tells which tray the upcoming filament is in.
         for tray, before in ((tray_tar, self.seen_tar), (tray_now, self.seen_now)):
@@ -119,6 +122,23 @@ class MappingLearner:
             else:
                 learner = learner._saw_tray(layer, tray)
         return learner._steady(layer, tray_now)
+
+    def _first_load_unseen(self, before: int | None, layer: int | None, tray_now: int | None,
+                           tray_tar: int | None) -> MappingLearner:
+        """The print began with the filament already loaded (left in by the last print), so its
+        first load moved no tray. When the next change starts, well past the first load, with
+        the start tray still loaded until then, that tray was the first filament's. (Only for a
+        job seen from its start: one picked up mid-print started with whatever was loaded then.)"""
+        changes = self.changes
+        if (not changes or len(changes) < 2 or self.next_change != 0 or self.last_tray is not None
+                or layer is None or layer <= changes[0][0] + LAYER_SLACK
+                or (self.start_layer is not None and self.start_layer > changes[0][0] + LAYER_SLACK)
+                or self.start_tray in (None, NO_TRAY) or before != self.start_tray
+                or (tray_now in (before, None) and tray_tar in (before, None, NO_TRAY))
+                or changes[0][1] in self.learned or self.start_tray in self.learned.values()):
+            return self
+        return replace(self, learned={**self.learned, changes[0][1]: self.start_tray}, next_change=1,
+                       last_tray=self.start_tray)
 
     def _steady(self, layer: int | None, tray_now: int | None) -> MappingLearner:
         """A single-filament print away from its load: the loaded tray is the filament's.
@@ -191,6 +211,8 @@ class MappingLearner:
             "seen_now": self.seen_now,
             "seen_tar": self.seen_tar,
             "primed": self.primed,
+            "start_tray": self.start_tray,
+            "start_layer": self.start_layer,
             "pending": [list(p) for p in self.pending],
             "conflicts": [list(c) for c in self.conflicts],
         }
@@ -206,6 +228,8 @@ class MappingLearner:
             seen_now=as_int(data.get("seen_now")),
             seen_tar=as_int(data.get("seen_tar")),
             primed=bool(data.get("primed", False)),
+            start_tray=as_int(data.get("start_tray")),
+            start_layer=as_int(data.get("start_layer")),
             pending=tuple((as_int(a), int(b)) for a, b in data.get("pending", ())),
             conflicts=tuple((int(a), int(b), int(c)) for a, b, c in data.get("conflicts", ())),
         )

@@ -123,7 +123,7 @@ def test_progress_never_moves_backwards_in_the_checkpoint() -> None:
 def test_the_same_print_still_running_continues() -> None:
     assert decide_resume(checkpoint(), printer()) == ContinueSameJob(24, 61)
     assert decide_resume(checkpoint(), printer(layer_num=20)) == ContinueSameJob(20, 61)
-    assert decide_resume(checkpoint(), printer(gcode_state="PAUSE")) == ContinueSameJob(24, 61)
+    assert decide_resume(checkpoint(), printer(gcode_state="PAUSE")) == ContinueSameJob(24, 61, paused=True)
 
 
 def test_a_job_still_preparing_takes_no_layer_from_the_last_print() -> None:

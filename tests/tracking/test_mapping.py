@@ -205,3 +205,13 @@ def test_the_learner_round_trips_through_a_dict(known: bool) -> None:
     start = changes((0, 0), (8, 1), (13, 0)) if known else MappingLearner()
     learner = feed(start, *A1_PRELUDE_LOAD, *A1_CHANGE_AT_8)
     assert MappingLearner.from_dict(json.loads(json.dumps(learner.to_dict()))) == learner
+
+
+def test_a_first_filament_left_loaded_by_the_last_print_is_learned_at_the_next_change() -> None:
+    # The job starts with tray 2 already loaded, so its first load moves nothing; at the change in
+    # layer 10 the tray that fed layers 1-9 is known to be the first filament's.
+    learner = feed(changes((0, 0), (10, 1)), (None, 2, 2), (1, 2, 2), (5, 2, 2), (10, 2, 5), (10, 5, 5))
+    assert learner.mapping() == {0: 2, 1: 5}
+    # Picked up mid-print (the baseline is past the first change), the loaded tray proves nothing.
+    picked_up = feed(changes((0, 0), (10, 1)), (6, 2, 2), (7, 2, 2), (10, 2, 5), (10, 5, 5))
+    assert picked_up.mapping() == {1: 5}
