@@ -157,8 +157,11 @@ class PrinterLink:
     async def _pushall_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if self.online:
+            # Send it now, without asking the limiter again: a timer may wake a hair early (uvloop),
+            # and this task is the one waiting, so asking again would drop the pushall.
+            self.pushall_limit.record(time.monotonic())
             with contextlib.suppress(PrinterError):
-                await self.request_pushall()
+                await self.publish(PUSHALL)
 
     async def run(self, on_message: Callable[[dict[str, Any]], Awaitable[None]],
                   on_status: Callable[[LinkStatus], Awaitable[None]]) -> None:

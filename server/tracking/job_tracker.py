@@ -33,7 +33,7 @@ from server.config import PrinterConfig
 from server.db import Database
 from server.events import Event, EventBus
 from server.printer import ftps
-from server.printer.errors import JobFileNotFound, PrinterError
+from server.printer.errors import JobFileNotFound, PrinterError, PrinterTLSError, PrinterUnreachable
 from server.printer.jobpaths import is_http_url
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 ANALYSIS_FILE = "analysis.json"
 THUMBNAIL_FILE = "thumbnail.png"
 SWITCHES_FILE = "tray-switches.json"
+FETCH_RETRY_DELAYS = (2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # seconds between attempts to fetch the file
 
 
 def _now() -> datetime:
@@ -133,9 +134,16 @@ class JobTracker:
                 self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
 
     def _needs_file(self) -> bool:
-        return (self.job is not None and self.job.open and self.analysis is None
-                and self.job.lifecycle in ("downloading", "parsing")
-                and (self._fetch is None or self._fetch.done()))
+        """The job's file is still to be read: while it prints, and also when it ended before its
+        file was read (Layerwise was down), since billing it needs the analysis."""
+        job = self.job
+        if job is None or self.analysis is not None or job.untracked_reason is not None:
+            return False
+        if self._fetch is not None and not self._fetch.done():
+            return False
+        if job.open:
+            return job.lifecycle in ("downloading", "parsing")
+        return not job.billing.settled
 
     async def _resume(self, current: Mapping[str, Any]) -> None:
         self._resumed = True
@@ -271,7 +279,7 @@ class JobTracker:
     def _columns(self, job: JobCheckpoint) -> dict[str, Any]:
         columns: dict[str, Any] = {"state": job.lifecycle}
         if job.final_state is not None:
-            columns.update(final=True, ended_at=job.ended_at or _now(), reason=job.end_reason)
+            columns.update(final=True, ended_at=job.ended_at or _now(), reason=job.end_reason or job.untracked_reason)
         elif job.untracked_reason:
             columns["reason"] = job.untracked_reason
         return columns
@@ -310,7 +318,7 @@ class JobTracker:
     async def _fetch_and_analyse(self, job_id: int, job: JobCheckpoint, current: dict[str, Any]) -> None:
         folder = self._job_dir(job_id)
         try:
-            local = await self._fetch_file(job, current, folder)
+            local = await self._fetch_with_retries(job, current, folder)
             async with self._lock:
                 await self._move(job_id, "file_fetched", file_path=str(local))
             analysis = await asyncio.to_thread(analyze_file, local, job.plate)
@@ -334,6 +342,19 @@ class JobTracker:
             await self._commit(lifecycle.with_analysis(job_now, analysis))
             log.info("%s: job %s analysed: %d layers, %d filament(s)", self.printer, job_id,
                      analysis.layer_count, len(analysis.filaments))
+
+    async def _fetch_with_retries(self, job: JobCheckpoint, current: Mapping[str, Any], folder: Path) -> Path:
+        """A dropped connection or a printer busy rebooting is retried for about two minutes; a file
+        that is not there, a refused access code or a broken file is final at once."""
+        for delay in (*FETCH_RETRY_DELAYS, None):
+            try:
+                return await self._fetch_file(job, current, folder)
+            except (PrinterUnreachable, PrinterTLSError) as exc:
+                if delay is None:
+                    raise
+                log.info("%s: fetching the job's file failed (%s); retrying in %.0f s", self.printer, exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _move(self, job_id: int, event: str, **changes: Any) -> None:
         if self.job_id != job_id or self.job is None:

@@ -1,0 +1,68 @@
+"""Faults around fetching the job's file, found by the fault campaign (bench/faults)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from e2e_stack import PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
+
+from server.printer.errors import PrinterUnreachable
+from server.tracking import job_tracker
+
+MAPPING = mapping_of(XMAS_MAPPING)
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_dropped_ftps_connection_is_retried_not_fatal(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analysis = analysis_of(XMAS)
+    failures = [PrinterUnreachable("printer p0: connection refused"), PrinterUnreachable("printer p0: EOF")]
+    real_fetch = job_tracker.JobTracker._fetch_file
+
+    async def flaky_fetch(self, *args, **kwargs):
+        if failures:
+            raise failures.pop(0)
+        return await real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", flaky_fetch)
+    monkeypatch.setattr(job_tracker, "FETCH_RETRY_DELAYS", (0.1, 0.1, 0.1))
+    async with make_stack() as stack:
+        await stack.start("p0", XMAS, XMAS_MAPPING)
+        await stack.wait_analysed("p0")
+        assert not failures
+        await stack.complete("p0", step=64, expected_per_tray=per_tray(
+            analysis.used_through(analysis.layer_count), MAPPING))
+
+
+async def test_a_job_that_ended_before_its_file_was_read_is_billed_after_the_restart(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Layerwise stops while the file is still being fetched; the print finishes meanwhile."""
+    analysis = analysis_of(XMAS)
+    blocked = asyncio.Event()
+    real_fetch = job_tracker.JobTracker._fetch_file
+
+    async def stuck_fetch(self, *args, **kwargs):
+        blocked.set()
+        await asyncio.Event().wait()  # never returns: cancelled when Layerwise stops
+        return await real_fetch(self, *args, **kwargs)
+
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", stuck_fetch)
+        printer.add_file(f"/cache/{XMAS}", PRINT_FILES / XMAS)
+        await printer.start_print(f"/cache/{XMAS}", ams_mapping=XMAS_MAPPING)
+        await asyncio.wait_for(blocked.wait(), 20)
+        await stack.web.stop()
+        monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", real_fetch)
+        await printer.goto_layer(analysis.layer_count)
+        await printer.finish()
+        await stack.restart()
+        await stack.wait_ended("p0", "finished")
+        await stack.wait_billed("p0", analysis.layer_count)  # the file is fetched and read after the restart
+        await stack.wait_delivered()
+        stack.assert_billed("p0", per_tray(analysis.used_through(analysis.layer_count), MAPPING))
+        stack.assert_no_duplicate_bills()
