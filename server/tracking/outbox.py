@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # entries per request while draining a backlog
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+ANSWER_FRESH_SECONDS = 60.0  # how long our last use's answer stands in for a fresh GET of the spool
 SETTLE_GRACE = 15.0  # > the client's timeout: a late request has landed before we read the spool
 
 
@@ -69,6 +71,13 @@ class OutboxStatus:
         return jsonable(data)
 
 
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 def _reading(spool: Spool) -> SpoolReading:
     return SpoolReading(spool.used_weight, spool.last_used)
 
@@ -96,6 +105,7 @@ class Outbox:
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
         self.retry_at: datetime | None = None
+        self._answers: dict[int, tuple[float, Spool]] = {}  # spool -> (when, Spoolman's answer to our last use)
 
     def wake(self) -> None:
         """New bills, a new assignment or a learned mapping: look at the ledger now."""
@@ -126,11 +136,18 @@ class Outbox:
 
         Raises ``SpoolmanUnreachable`` when Spoolman cannot be reached: the caller backs off.
         """
-        busy = False
         self._settle_due = None
-        for spool_id in await asyncio.to_thread(ledger.spools_with_work, self.db):
-            busy = await self._serve_spool(spool_id) or busy
-        return busy
+        spools = await asyncio.to_thread(ledger.spools_with_work, self.db)
+        # Spools are served side by side (one request in flight per spool still holds: each spool is
+        # served by one task). If Spoolman is unreachable the group cancels the rest; a request cut
+        # off that way stays "sending" and is settled like any other with an unknown outcome.
+        try:
+            async with asyncio.TaskGroup() as group:
+                served = [group.create_task(self._serve_spool(spool_id)) for spool_id in spools]
+        except BaseExceptionGroup as group:
+            # Spoolman unreachable: the caller backs off as usual. Anything else goes up as itself.
+            raise _first(group.subgroup(SpoolmanUnreachable) or group) from None
+        return any(task.result() for task in served)
 
     async def drain(self) -> None:
         """Deliver until nothing more can be done now (tests, shutdown); raises if Spoolman is unreachable."""
@@ -189,7 +206,7 @@ class Outbox:
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> None:
         try:
-            spool = await self.client.get_spool(spool_id)
+            spool = self._fresh_answer(spool_id) or await self.client.get_spool(spool_id)
         except (SpoolmanNotFound, SpoolmanRejected) as error:
             await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
             return
@@ -216,6 +233,16 @@ class Outbox:
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
+        self._answers[spool_id] = (time.monotonic(), used)
+
+    def _fresh_answer(self, spool_id: int) -> Spool | None:
+        """The spool as our last ``use`` left it, if that was a moment ago: the "before" reading of the
+        next request without a GET. Should someone else have used the spool in between, a request
+        with a lost answer would settle as doubtful, never as applied twice."""
+        answer = self._answers.pop(spool_id, None)
+        if answer is None or time.monotonic() - answer[0] > ANSWER_FRESH_SECONDS:
+            return None
+        return answer[1]
 
     async def _reject_unsent(self, spool_id: int, batch: list[ledger.EntryData], note: str) -> None:
         # Nothing was sent; the entries leave the queue visibly and wait to be re-pointed.
