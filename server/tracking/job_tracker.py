@@ -96,6 +96,9 @@ class JobTracker:
         self.job = JobCheckpoint.from_dict(record.checkpoint)
         self.analysis = self._load_analysis(record.id)
         self._switches = self._load_switches(record.id)
+        # A crash between saving a learned tray and releasing its waiting bills: release them now.
+        for filament, tray in self.job.learned.items():
+            ledger.on_mapping_learned(self.db, record.id, filament, tray)
         log.info("%s: resuming job %s (%s) from its checkpoint", self.printer, record.id, self.job.key.name)
 
     def _job_dir(self, job_id: int) -> Path:
@@ -192,6 +195,8 @@ class JobTracker:
             return
         self.job = job
         new = {f: t for f, t in job.learned.items() if before.get(f) != t and f not in job.mapping}
+        if not new:
+            return  # only the learner's view of the trays moved: saved with the next checkpoint
         await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict())
         released = 0
         for filament, tray in new.items():

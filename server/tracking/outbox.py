@@ -160,8 +160,15 @@ class Outbox:
 
     # --- one spool ------------------------------------------------------------------------------
 
+    def _work_for(self, spool_id: int) -> tuple[ledger.DeliveryData | None, list[ledger.EntryData]]:
+        """The spool's open delivery, or else its ready entries: one thread hop instead of two."""
+        in_flight = ledger.open_delivery(self.db, spool_id)
+        if in_flight is not None:
+            return in_flight, []
+        return None, ledger.ready_entries(self.db, spool_id, self.max_batch)
+
     async def _serve_spool(self, spool_id: int) -> bool:
-        in_flight = await asyncio.to_thread(ledger.open_delivery, self.db, spool_id)
+        in_flight, batch = await asyncio.to_thread(self._work_for, spool_id)
         if in_flight is not None:
             wait = self._settle_wait(in_flight)
             if wait > 0:
@@ -169,7 +176,6 @@ class Outbox:
                 return False
             await self._settle(in_flight)
             return True
-        batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, self.max_batch)
         if not batch:
             return False
         try:

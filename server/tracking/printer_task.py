@@ -7,6 +7,7 @@ dashboard has something to show right after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ class PrinterTask:
         self.last_seen: datetime | None = last_seen
         self.link_error: str | None = None
         self._persisted_at = 0.0
+        self._persisting: asyncio.Task[None] | None = None
         self.link: PrinterLink | None = None
         self.version: dict[str, Any] | None = None
         self.project_file: dict[str, Any] | None = None
@@ -95,7 +97,11 @@ class PrinterTask:
             return
         self.bus.publish(Event("printer", self.name, {}))
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
-            self.persist()
+            self._persisted_at = time.monotonic()
+            # In a worker thread, off the path of the next report; a snapshot of the state is taken now.
+            snapshot = dict(self.state)
+            self._persisting = asyncio.create_task(asyncio.to_thread(
+                repo.save_printer_state, self.db, self.name, snapshot, self.online, self.last_seen))
 
     async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
                      *, full: bool = False) -> None:
