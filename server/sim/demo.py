@@ -48,6 +48,32 @@ def demo_ams() -> tuple[list[AmsUnit], Tray]:
     return [AmsUnit(0, "ams", trays, humidity=3, temp=24.5)], Tray(254, "PETG", "1F4E9EFF", remain=-1)
 
 
+def demo_printer(cert_dir: Path) -> VirtualPrinter:
+    """The demo's virtual X1C with its AMS and external spool, holding the demo print file."""
+    ams, external = demo_ams()
+    printer = VirtualPrinter(serial=DEMO_SERIAL, access_code=DEMO_ACCESS_CODE, model="X1C", ams=ams,
+                             external=external, cert_dir=cert_dir)
+    printer.add_file(DEMO_FILE, demo_3mf())
+    return printer
+
+
+def demo_settings(printer: VirtualPrinter, spoolman_url: str, data_dir: Path, *, host: str = "127.0.0.1",
+                  port: int = 7913) -> Settings:
+    """Layerwise's settings for the demo: the virtual printer (trusting its own CA) and the stand-in."""
+    return Settings(
+        server=ServerConfig(host=host, port=port, data_dir=data_dir),
+        spoolman=SpoolmanConfig(url=spoolman_url),
+        printers=(
+            PrinterConfig(
+                name=DEMO_PRINTER, host=printer.host, serial=DEMO_SERIAL,
+                access_code=SecretStr(DEMO_ACCESS_CODE), mqtt_port=printer.mqtt_port,
+                ftps_port=printer.ftps_port, model="X1C", ca_file=printer.ca_cert_path,
+            ),
+        ),
+        seed_mappings={DEMO_PRINTER: DEMO_ASSIGNMENTS},
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address for the web app (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7913, help="port for the web app (default 7913)")
@@ -78,26 +104,10 @@ async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | N
 
     store = SpoolmanStore()
     seed_demo(store)
-    ams, external = demo_ams()
     with tempfile.TemporaryDirectory(prefix="layerwise-demo-") as tmp:
         data = data_dir or Path(tmp) / "data"
-        async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
-            serial=DEMO_SERIAL, access_code=DEMO_ACCESS_CODE, model="X1C", ams=ams, external=external,
-            cert_dir=Path(tmp) / "printer-certs",
-        ) as printer:
-            printer.add_file(DEMO_FILE, demo_3mf())
-            settings = Settings(
-                server=ServerConfig(host=host, port=port or 7913, data_dir=data),  # 0: any free port
-                spoolman=SpoolmanConfig(url=spoolman.url),
-                printers=(
-                    PrinterConfig(
-                        name=DEMO_PRINTER, host=printer.host, serial=DEMO_SERIAL,
-                        access_code=SecretStr(DEMO_ACCESS_CODE), mqtt_port=printer.mqtt_port,
-                        ftps_port=printer.ftps_port, model="X1C", ca_file=printer.ca_cert_path,
-                    ),
-                ),
-                seed_mappings={DEMO_PRINTER: DEMO_ASSIGNMENTS},
-            )
+        async with SpoolmanStandin(store) as spoolman, demo_printer(Path(tmp) / "printer-certs") as printer:
+            settings = demo_settings(printer, spoolman.url, data, host=host, port=port or 7913)
             runtime = Runtime.build(settings)
             web = EmbeddedServer(create_app(runtime), host, port, lifespan="on", name="layerwise")
             printing = asyncio.create_task(_print_forever(printer, layer_seconds))

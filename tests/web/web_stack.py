@@ -12,12 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import SecretStr
-
-from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.runtime import Runtime
-from server.sim.demo import DEMO_ACCESS_CODE, DEMO_ASSIGNMENTS, DEMO_FILE, DEMO_SERIAL, demo_ams
-from server.sim.demo_print import demo_3mf
+from server.sim.demo import demo_printer, demo_settings
 from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web.app import create_app
@@ -72,24 +68,8 @@ class WebStack:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        ams, external = demo_ams()
-        async with SpoolmanStandin(self.store) as spoolman, VirtualPrinter(
-            serial=DEMO_SERIAL, access_code=DEMO_ACCESS_CODE, model="X1C", ams=ams, external=external,
-            cert_dir=self.folder / "printer-certs",
-        ) as printer:
-            printer.add_file(DEMO_FILE, demo_3mf())
-            settings = Settings(
-                server=ServerConfig(host="127.0.0.1", port=1, data_dir=self.folder / "data"),
-                spoolman=SpoolmanConfig(url=spoolman.url),
-                printers=(
-                    PrinterConfig(
-                        name=PRINTER, host=printer.host, serial=DEMO_SERIAL,
-                        access_code=SecretStr(DEMO_ACCESS_CODE), mqtt_port=printer.mqtt_port,
-                        ftps_port=printer.ftps_port, model="X1C", ca_file=printer.ca_cert_path,
-                    ),
-                ),
-                seed_mappings={PRINTER: DEMO_ASSIGNMENTS},
-            )
+        async with SpoolmanStandin(self.store) as spoolman, demo_printer(self.folder / "printer-certs") as printer:
+            settings = demo_settings(printer, spoolman.url, self.folder / "data", port=1)
             runtime = Runtime.build(settings)
             # The runtime outlives the web server here, so a test can restart the server alone.
             web = EmbeddedServer(create_app(runtime, manage_lifespan=False), "127.0.0.1", 0, name="layerwise")
