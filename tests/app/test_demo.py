@@ -45,3 +45,26 @@ async def test_demo_runs_a_print_with_spools_assigned(tmp_path: Path) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_slot_dialog_shows_the_drift_of_a_tagged_spool(tmp_path: Path) -> None:
+    urls: list[str] = []
+    task = asyncio.create_task(demo("127.0.0.1", 0, layer_seconds=0.2, data_dir=tmp_path / "data",
+                                    on_ready=urls.append))
+    try:
+        async with asyncio.timeout(60):
+            while not urls:
+                await asyncio.sleep(0.05)
+            async with httpx.AsyncClient(base_url=urls[0]) as client:
+                while True:
+                    slot = (await client.get("/api/v1/printers")).json()[0]["units"][0]["slots"][0]
+                    if slot["drift_g"] is not None:
+                        break
+                    await asyncio.sleep(0.2)
+                dialog = (await client.get("/printers/Demo%20X1C/slots/0/dialog")).text
+        assert f"The AMS reads {slot['remain_percent']} % left on this RFID spool" in dialog
+        assert f"Spoolman has {abs(slot['drift_g']):.0f} g" in dialog
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
