@@ -171,8 +171,13 @@ async def drive_print(bench: Rig, plan: Plan, layer_seconds: float) -> tuple[int
 
 
 async def drained(bench: Rig, after_job: int) -> bool:
-    jobs = bench.read_db("SELECT final FROM jobs WHERE id > ?", (after_job,))
-    if not jobs or not all(final for (final,) in jobs):
+    jobs = bench.read_db(
+        "SELECT final, json_extract(checkpoint_json, '$.file_path') IS NOT NULL"
+        " OR json_extract(checkpoint_json, '$.untracked_reason') IS NOT NULL FROM jobs WHERE id > ?",
+        (after_job,),
+    )
+    # Closed, and done with its file: analysed or given up on (a fetch may still be retrying after the end).
+    if not jobs or not all(final and settled_file for final, settled_file in jobs):
         return False
     pending = bench.read_db(
         f"SELECT count(*) FROM ledger_entries WHERE job_id > ? AND state NOT IN {FINAL_ENTRY_STATES!r}",
