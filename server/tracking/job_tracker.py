@@ -78,6 +78,7 @@ class JobTracker:
         self._resumed = False  # the open job from before a restart was matched against the printer
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
+        self._detached: set[asyncio.Task[None]] = set()  # files of ended jobs still being read
         self.spools = spools
         self._remain: RemainEstimator | None = None  # only for a job whose file could not be had
         self._start_view: PrinterView | None = None  # the trays when the job started
@@ -168,7 +169,11 @@ class JobTracker:
         await self._commit(step)
 
     async def _start_job(self, event: lifecycle.JobStarted, current: Mapping[str, Any]) -> None:
-        self._cancel_fetch()
+        if self._needs_file() or (self._fetch is not None and not self._fetch.done() and self.job is not None
+                                  and not self.job.open):
+            self._detach_last_job()
+        else:
+            self._cancel_fetch()
         self.analysis = None
         self._remain = None
         self._switches = TraySwitchTracker.for_job()
@@ -307,6 +312,38 @@ class JobTracker:
 
     # ---- the job's file ---------------------------------------------------------------------------------
 
+    def _detach_last_job(self) -> None:
+        """The last job ended before its file was read, and a new print starts: its file is still
+        fetched and read on the side, and the ended job billed from its own checkpoint."""
+        assert self.job_id is not None and self.job is not None
+        task = self._fetch if self._fetch is not None and not self._fetch.done() else asyncio.create_task(
+            self._fetch_and_analyse(self.job_id, self.job, {}), name=f"{self.printer}:job-file-{self.job_id}")
+        self._fetch = None
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
+        log.info("%s: job %s ended before its file was read; reading it beside the next job", self.printer,
+                 self.job_id)
+
+    async def _settle_detached(self, job_id: int, analysis: PrintAnalysis | None, reason: str | None) -> None:
+        """Bill (or mark untracked) an ended job that is no longer the current one."""
+        record = await asyncio.to_thread(job_store.get_job, self.db, job_id)
+        if record is None or not record.checkpoint:
+            return
+        job = JobCheckpoint.from_dict(record.checkpoint)
+        if analysis is None:
+            step = lifecycle.Step(replace(job, untracked_reason=reason))
+        else:
+            step = lifecycle.with_analysis(lifecycle.transition(job, "file_analysed"), analysis)
+        assert step.job is not None
+        columns = self._columns(step.job)
+        if step.bills:
+            await asyncio.to_thread(ledger.record_bills, self.db, job_id, list(step.bills), self._mapping(step.job),
+                                    checkpoint=step.job.to_dict(), **columns)
+            self._wake_outbox()
+        else:
+            await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, step.job.to_dict(), **columns)
+        log.info("%s: ended job %s settled from its file: %d bill line(s)", self.printer, job_id, len(step.bills))
+
     def _cancel_fetch(self) -> None:
         if self._fetch is not None and not self._fetch.done():
             self._fetch.cancel()
@@ -338,9 +375,12 @@ class JobTracker:
             async with self._lock:
                 if self.job_id == job_id and self.job is not None:
                     await self._commit(lifecycle.Step(lifecycle.mark_untracked(self.job, reason)))
+                else:
+                    await self._settle_detached(job_id, None, reason)
             return
         async with self._lock:
             if self.job_id != job_id or self.job is None:
+                await self._settle_detached(job_id, analysis, None)
                 return
             self.analysis = analysis
             job_now = lifecycle.transition(self.job, "file_analysed")
@@ -385,10 +425,13 @@ class JobTracker:
         return await ftps.download(self.config, remote, folder / _safe_name(remote), pins=self.pins)
 
     async def close(self) -> None:
-        self._cancel_fetch()
-        if self._fetch is not None:
+        tasks = [t for t in (self._fetch, *self._detached) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._fetch
+                await task
+        self._fetch = None
 
 
 def _key_text(job: JobCheckpoint) -> str:

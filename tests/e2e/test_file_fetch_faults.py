@@ -5,10 +5,20 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from e2e_stack import PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
+from e2e_stack import (
+    PRINT_FILES,
+    XMAS,
+    XMAS_MAPPING,
+    StackFactory,
+    add,
+    analysis_of,
+    cancelled_usage,
+    mapping_of,
+    per_tray,
+)
 
 from server.printer.errors import PrinterUnreachable
-from server.tracking import job_tracker
+from server.tracking import job_store, job_tracker
 
 MAPPING = mapping_of(XMAS_MAPPING)
 
@@ -66,3 +76,42 @@ async def test_a_job_that_ended_before_its_file_was_read_is_billed_after_the_res
         await stack.wait_delivered()
         stack.assert_billed("p0", per_tray(analysis.used_through(analysis.layer_count), MAPPING))
         stack.assert_no_duplicate_bills()
+
+
+async def test_a_new_print_does_not_drop_the_last_job_whose_file_is_still_being_read(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch of job A's file keeps failing for a moment; A is cancelled and B starts meanwhile.
+    A is still read and billed (pro rata), and B is billed whole (found by the fault campaign)."""
+    analysis = analysis_of(XMAS)
+    real_fetch = job_tracker.JobTracker._fetch_file
+    failing_for = {XMAS: 3}
+
+    async def flaky_fetch(self, job, *args, **kwargs):
+        if failing_for.get(XMAS, 0) > 0 and "xmas" in (job.file_url or job.key.name).lower():
+            failing_for[XMAS] -= 1
+            raise PrinterUnreachable("printer p0: connection dropped")
+        return await real_fetch(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", flaky_fetch)
+    monkeypatch.setattr(job_tracker, "FETCH_RETRY_DELAYS", (0.5, 0.5, 0.5, 0.5))
+    async with make_stack() as stack:
+        printer = stack.rigs["p0"].printer
+        printer.add_file(f"/cache/{XMAS}", PRINT_FILES / XMAS)
+        await printer.start_print(f"/cache/{XMAS}", ams_mapping=XMAS_MAPPING)
+        await printer.goto_layer(6)
+        await printer.progress_within_layer(0.5)
+        percent = printer.state["print"]["mc_percent"]
+        await stack.wait_layer("p0", 6)
+        await printer.cancel()
+        await stack.wait_ended("p0", "cancelled")
+        assert failing_for[XMAS] > 0  # A's file is not read yet
+        first_job = stack.job("p0")
+
+        await stack.start("p0", XMAS, XMAS_MAPPING)  # B: the same file printed again
+        assert stack.job("p0") != first_job
+        await stack.complete("p0", step=64, expected_per_tray=add(
+            per_tray(cancelled_usage(analysis, 6, percent), MAPPING),
+            per_tray(analysis.used_through(analysis.layer_count), MAPPING)))
+        jobs = {job.job.state for job in job_store.list_jobs(stack.runtime.db, "p0")}
+        assert jobs == {"cancelled", "finished"}
