@@ -137,13 +137,13 @@ class Outbox:
         Raises ``SpoolmanUnreachable`` when Spoolman cannot be reached: the caller backs off.
         """
         self._settle_due = None
-        spools = await asyncio.to_thread(ledger.spools_with_work, self.db)
+        work = await asyncio.to_thread(self._all_work)
         # Spools are served side by side (one request in flight per spool still holds: each spool is
         # served by one task). If Spoolman is unreachable the group cancels the rest; a request cut
         # off that way stays "sending" and is settled like any other with an unknown outcome.
         try:
             async with asyncio.TaskGroup() as group:
-                served = [group.create_task(self._serve_spool(spool_id)) for spool_id in spools]
+                served = [group.create_task(self._serve_spool(spool_id, *found)) for spool_id, found in work.items()]
         except BaseExceptionGroup as group:
             # Spoolman unreachable: the caller backs off as usual. Anything else goes up as itself.
             raise _first(group.subgroup(SpoolmanUnreachable) or group) from None
@@ -160,15 +160,17 @@ class Outbox:
 
     # --- one spool ------------------------------------------------------------------------------
 
-    def _work_for(self, spool_id: int) -> tuple[ledger.DeliveryData | None, list[ledger.EntryData]]:
-        """The spool's open delivery, or else its ready entries: one thread hop instead of two."""
-        in_flight = ledger.open_delivery(self.db, spool_id)
-        if in_flight is not None:
-            return in_flight, []
-        return None, ledger.ready_entries(self.db, spool_id, self.max_batch)
+    def _all_work(self) -> dict[int, tuple[ledger.DeliveryData | None, list[ledger.EntryData]]]:
+        """Per spool with work, its open delivery or else its ready entries, read in one thread hop
+        (each hop costs the billing path a few milliseconds on a busy machine)."""
+        work: dict[int, tuple[ledger.DeliveryData | None, list[ledger.EntryData]]] = {}
+        for spool_id in ledger.spools_with_work(self.db):
+            in_flight = ledger.open_delivery(self.db, spool_id)
+            work[spool_id] = (in_flight, [] if in_flight else ledger.ready_entries(self.db, spool_id, self.max_batch))
+        return work
 
-    async def _serve_spool(self, spool_id: int) -> bool:
-        in_flight, batch = await asyncio.to_thread(self._work_for, spool_id)
+    async def _serve_spool(self, spool_id: int, in_flight: ledger.DeliveryData | None,
+                           batch: list[ledger.EntryData]) -> bool:
         if in_flight is not None:
             wait = self._settle_wait(in_flight)
             if wait > 0:
