@@ -172,12 +172,13 @@ async def drive_print(bench: Rig, plan: Plan, layer_seconds: float) -> tuple[int
 
 async def drained(bench: Rig, after_job: int) -> bool:
     jobs = bench.read_db(
-        "SELECT final, json_extract(checkpoint_json, '$.file_path') IS NOT NULL"
+        "SELECT final, json_extract(checkpoint_json, '$.billing.settled')"
         " OR json_extract(checkpoint_json, '$.untracked_reason') IS NOT NULL FROM jobs WHERE id > ?",
         (after_job,),
     )
-    # Closed, and done with its file: analysed or given up on (a fetch may still be retrying after the end).
-    if not jobs or not all(final and settled_file for final, settled_file in jobs):
+    # Closed, and billed to the end (settled) or given up on with a reason: a job can close before its
+    # file is read (it ended while Layerwise was down, or while a fetch is retried) and be billed later.
+    if not jobs or not all(final and done for final, done in jobs):
         return False
     pending = bench.read_db(
         f"SELECT count(*) FROM ledger_entries WHERE job_id > ? AND state NOT IN {FINAL_ENTRY_STATES!r}",
