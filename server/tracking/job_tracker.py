@@ -118,7 +118,8 @@ class JobTracker:
     # ---- reports ----------------------------------------------------------------------------------------
 
     async def on_update(self, previous: Mapping[str, Any], current: Mapping[str, Any],
-                        echo: Mapping[str, Any] | None = None, *, full: bool = False) -> None:
+                        echo: Mapping[str, Any] | None = None, *, full: bool = False,
+                        view: PrinterView | None = None) -> None:
         """A new merged state (and the ``project_file`` echo when this update is one); ``full`` when
         the report carried the printer's whole state (``msg: 0``, e.g. the answer to ``pushall``)."""
         async with self._lock:
@@ -131,9 +132,10 @@ class JobTracker:
                 previous = current  # the resume decision consumed this state
             for event in lifecycle.derive_events(self.job, previous, current, echo):
                 await self._apply(event, current)
-            await self._observe_trays(current)
-            await self._watch_tray_switches(current)
-            await self._estimate_from_remain(current)
+            view = view or printer_view(current)  # one tray view per report, shared by the checks below
+            await self._observe_trays(current, view)
+            await self._watch_tray_switches(current, view)
+            await self._estimate_from_remain(view)
             if self._needs_file():
                 self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
 
@@ -191,11 +193,11 @@ class JobTracker:
         self._announce()
         self._start_fetch(current)
 
-    async def _observe_trays(self, current: Mapping[str, Any]) -> None:
+    async def _observe_trays(self, current: Mapping[str, Any], view: PrinterView) -> None:
         if self.job is None or not self.job.open or self.job_id is None:
             return
         before = self.job.learned
-        job = lifecycle.observe_trays(self.job, current)
+        job = lifecycle.observe_trays(self.job, current, view)
         if job == self.job:
             return
         self.job = job
@@ -212,7 +214,7 @@ class JobTracker:
         if new:
             self._announce()
 
-    async def _watch_tray_switches(self, current: Mapping[str, Any]) -> None:
+    async def _watch_tray_switches(self, current: Mapping[str, Any], view: PrinterView) -> None:
         """A filament continuing from another tray (runout with a backup spool, a swap): its later
         layers go to the new tray's spool. The switch is saved before any layer is billed with it."""
         job = self.job
@@ -220,7 +222,7 @@ class JobTracker:
             return
         if self._switches.filaments is None:
             self._switches = replace(self._switches, filaments=frozenset(self.analysis.filaments))
-        tray_now, _ = active_trays(current)
+        tray_now, _ = active_trays(current, view)
         mapping = self._mapping(job)
         # Which filament is feeding: the one mapped to the loaded tray. A tray no filament maps to is
         # a backup spool, and the AMS only continues from one holding the same material and colour,
@@ -229,7 +231,7 @@ class JobTracker:
         if tray_now in by_tray:
             self._feeding = by_tray[tray_now]
         elif tray_now is not None:
-            stand_in = _stands_in_for(printer_view(current), tray_now, by_tray)
+            stand_in = _stands_in_for(view, tray_now, by_tray)
             self._feeding = self._feeding if stand_in is None else stand_in
         switches, switch = self._switches.feed(job.last_layer, tray_now, mapping, self._feeding)
         self._switches = switches
@@ -246,7 +248,7 @@ class JobTracker:
             return TraySwitchTracker.for_job()
         return TraySwitchTracker.for_job().with_switches(TraySwitch(**item) for item in data)
 
-    async def _estimate_from_remain(self, current: Mapping[str, Any]) -> None:
+    async def _estimate_from_remain(self, view: PrinterView) -> None:
         """No sliced file: bill what the AMS's remaining-percent of RFID spools says went, as estimates."""
         job = self.job
         if job is None or not job.open or job.lifecycle != "untracked" or self.job_id is None:
@@ -254,7 +256,6 @@ class JobTracker:
             return
         if self.spools is None:
             return
-        view = printer_view(current)
         if self._remain is None:
             self._remain = await RemainEstimator.for_trays(self.db, self.spools, self.printer, view)
             if self._start_view is not None:

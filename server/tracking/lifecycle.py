@@ -23,6 +23,7 @@ from statemachine import State, StateChart
 from statemachine.contrib.diagram import formatter
 
 from server.printer.state import as_int
+from server.printer.trays import PrinterView
 from server.tracking.billing import AnalysisLike, BillLine, bill_finish, bill_progress, bill_stop
 from server.tracking.jobs import (
     ACTIVE_STATES,
@@ -439,11 +440,15 @@ def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
     return bills_due(replace(job, learner=job.learner.with_changes(analysis.tool_changes)), analysis)
 
 
-def observe_trays(job: JobCheckpoint, printer_state: Mapping[str, Any]) -> JobCheckpoint:
-    """Feed the printer's active-tray report to the job's mapping learner."""
+def observe_trays(
+    job: JobCheckpoint, printer_state: Mapping[str, Any], view: PrinterView | None = None
+) -> JobCheckpoint:
+    """Feed the printer's active-tray report to the job's mapping learner (``view``: the state's
+    tray view, when the caller has it already)."""
     if not job.open:
         return job
-    learner = job.learner.observe(job.last_layer, *active_trays(dict(printer_state.get("print", printer_state))))
+    state = printer_state.get("print", printer_state)
+    learner = job.learner.observe(job.last_layer, *active_trays(state, view))
     return job if learner == job.learner else replace(job, learner=learner)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server.printer.state import OnceLog, as_int, value_at
-from server.printer.trays import EXTERNAL_IDS, decode_legacy, printer_view
+from server.printer.trays import EXTERNAL_IDS, PrinterView, decode_legacy, printer_view
 from server.tracking.billing import ToolChangeLike
 
 NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
@@ -42,13 +42,13 @@ def known_mapping(echo: Mapping[str, Any] | None, printer_state: Mapping[str, An
     return {index: tray for index, tray in enumerate(view.job_mapping) if tray is not None}
 
 
-def active_trays(printer_state: Mapping[str, Any]) -> tuple[int | None, int | None]:
+def active_trays(printer_state: Mapping[str, Any], view: PrinterView | None = None) -> tuple[int | None, int | None]:
     """(tray loaded now, tray being loaded) from a merged `print` state; None = nothing.
 
     Printers that report extruders (`device.extruder.info[].snow`: H2D, P2S, H2S, A2L)
     keep `ams.tray_tar` at a stale value, so only the loaded tray counts there.
     """
-    view = printer_view(printer_state, once=_ONCE)
+    view = view or printer_view(printer_state, once=_ONCE)  # the caller's, when it has one for this state
     if isinstance(value_at(printer_state, ("device", "extruder", "info")), list):
         return view.active_tray, None
     tar = as_int(value_at(printer_state, ("ams", "tray_tar")))

@@ -90,9 +90,10 @@ class PrinterTask:
         elif command in (None, "push_status"):
             self.state = merge_report(self.state, body)
             self._live_state = True
-            await self._track(previous, self.state, None, full=is_full_report(body))
+            view = self.view()  # once per report: the tracker and RFID matching share it
+            await self._track(previous, self.state, None, full=is_full_report(body), view=view)
             if self.rfid is not None:
-                await self.rfid.on_view(self.name, self.view())
+                await self.rfid.on_view(self.name, view)
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
@@ -104,9 +105,9 @@ class PrinterTask:
                 repo.save_printer_state, self.db, self.name, snapshot, self.online, self.last_seen))
 
     async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
-                     *, full: bool = False) -> None:
+                     *, full: bool = False, view: PrinterView | None = None) -> None:
         try:
-            await self.jobs.on_update(previous, current, echo, full=full)
+            await self.jobs.on_update(previous, current, echo, full=full, view=view)
         except Exception:
             # A tracking bug must not take the printer link down with it; the checkpoint
             # is intact, so the next report retries from where billing stood.
