@@ -57,8 +57,9 @@ async def test_slot_dialog_shows_the_drift_of_a_tagged_spool(tmp_path: Path) -> 
                 await asyncio.sleep(0.05)
             async with httpx.AsyncClient(base_url=urls[0]) as client:
                 while True:
-                    slot = (await client.get("/api/v1/printers")).json()[0]["units"][0]["slots"][0]
-                    if slot["drift_g"] is not None:
+                    units = (await client.get("/api/v1/printers")).json()[0]["units"]  # [] until the first report
+                    slot = units[0]["slots"][0] if units else None
+                    if slot is not None and slot["drift_g"] is not None:
                         break
                     await asyncio.sleep(0.2)
                 dialog = (await client.get("/printers/Demo%20X1C/slots/0/dialog")).text
