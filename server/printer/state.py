@@ -148,13 +148,12 @@ _MISSING: Any = object()
 
 
 def _finite_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
+    kind = type(value)  # exact types: JSON gives nothing else, and bool is not a number here
+    if kind is int:
         return -_MAX_INT < value < _MAX_INT
-    if isinstance(value, float):
+    if kind is float:
         return math.isfinite(value)
-    if isinstance(value, str) and len(value) <= 64:
+    if kind is str and len(value) <= 64:
         number = as_float(value)
         return number is not None and math.isfinite(number)
     return False
@@ -163,6 +162,11 @@ def _finite_number(value: Any) -> bool:
 def _clean(value: Any, spec: Any, path: str, job: _Cleaning) -> Any:
     if value is None or (value == "" and not isinstance(spec, Text | Scalar)):
         return _MISSING  # printers say "not set" so (``"ams_mapping": ""``)
+    if isinstance(spec, Number):
+        if _finite_number(value):
+            return value
+        job.problem(path, value, "a number")
+        return _MISSING
     if isinstance(spec, Text):
         if not isinstance(value, str):
             job.problem(path, value, "a string")
@@ -171,11 +175,6 @@ def _clean(value: Any, spec: Any, path: str, job: _Cleaning) -> Any:
             job.problem(path, value, f"at most {spec.limit} characters (cut)", f"{len(value)} characters long")
             return value[: spec.limit]
         return value
-    if isinstance(spec, Number):
-        if _finite_number(value):
-            return value
-        job.problem(path, value, "a number")
-        return _MISSING
     if isinstance(spec, Word):
         if (isinstance(value, str) and len(value) <= 64) or (_finite_number(value) and isinstance(value, int)):
             return value
@@ -203,7 +202,7 @@ def _clean(value: Any, spec: Any, path: str, job: _Cleaning) -> Any:
 
 
 def _clean_object(value: Any, fields: Mapping[str, Any], path: str, job: _Cleaning) -> Any:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):  # not Mapping: JSON gives dicts, and the ABC check is slow here
         job.problem(path, value, "an object")
         return _MISSING
     out: dict[str, Any] = {}
@@ -223,7 +222,7 @@ def _clean_entries(value: Any, spec: Entries, path: str, job: _Cleaning) -> Any:
     out: list[dict[str, Any]] = []
     for i, entry in enumerate(value):
         where = f"{path}[{i}]"
-        if not isinstance(entry, Mapping) or entry.get("id") is None:
+        if not isinstance(entry, dict) or entry.get("id") is None:
             job.problem(where, entry, "an object with an id")
             continue
         cleaned = _clean_object(entry, spec.fields, where, job)
@@ -243,14 +242,14 @@ def clean_report(body: Mapping[str, Any], fields: Mapping[str, Any] = STATE_FIEL
     """What Layerwise reads of a report's ``print`` object (or an echo, a version answer, a stored state),
     with only well-typed values, and the problems met; pure, and never deeper than ``fields``."""
     job = _Cleaning(full=body.get("msg") == 0)
-    cleaned = _clean_object(body, fields, "", job)
+    cleaned = _clean_object(dict(body), fields, "", job)
     return ({} if cleaned is _MISSING else cleaned), job.problems
 
 
 def clean_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """A stored state (from before this allow-list, or another version) cut to what Layerwise reads."""
     job = _Cleaning(full=True)
-    cleaned = _clean_object(state, STATE_FIELDS, "", job)
+    cleaned = _clean_object(dict(state), STATE_FIELDS, "", job)
     return {} if cleaned is _MISSING else cleaned
 
 
@@ -290,14 +289,24 @@ def _merge(old: Any, new: Any, *, full: bool) -> Any:
 
 
 def merge_clean(state: Mapping[str, Any], body: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
-    """The state after a cleaned report body (``clean_report``); inputs are untouched.
+    """The state after a cleaned report body (``clean_report``) on a clean state (``merge_clean``'s or
+    ``clean_state``'s); inputs are untouched.
 
-    A clean full report replaces the state; anything else merges. The result is cleaned again, which
-    bounds lists that deltas grew (new ids accumulate) to the allow-list's limits."""
+    A clean full report replaces the state; anything else merges. The parts holding id-keyed lists are
+    cleaned again, which bounds lists that deltas grew (new ids accumulate) to the allow-list's limits."""
     if body.get("msg") == 0 and not problems:
         return copy.deepcopy(dict(body))
     merged = _merge(dict(state), body, full=False)
-    return clean_state(merged)
+    job = _Cleaning(full=True)
+    for key in body:
+        spec = STATE_FIELDS.get(key)
+        if isinstance(spec, dict | Entries):
+            cleaned = _clean(merged[key], spec, key, job)
+            if cleaned is _MISSING:
+                del merged[key]
+            else:
+                merged[key] = cleaned
+    return merged
 
 
 def merge_report(state: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, Any]:
