@@ -11,6 +11,7 @@ import pytest
 from printer_captures import CAPTURES, load_capture
 
 from server.config import PrinterConfig, ServerConfig, Settings
+from server.db import repo
 from server.printer.link import decode_payload
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, clean_report, merge_report
 from server.printer.trays import printer_view, version_modules
@@ -134,3 +135,25 @@ def test_echo_examples_clean_without_problems() -> None:
             assert problems == []
             assert printer_view({}, project_file=echo).job_mapping == printer_view(
                 {}, project_file=example["print"]).job_mapping
+
+
+def test_a_stored_state_from_before_is_cleaned_at_start(tmp_path: Path) -> None:
+    """A snapshot saved by an older version may hold the issue's report and junk: the task starts clean."""
+    task = _task(tmp_path)
+    stored = merge_report({}, load_capture(FULL))
+    stored["ams"]["ams"][0]["tray"] = 5
+    stored["junk"] = "x" * 100_000
+    repo.save_printer_state(task.db, "p", stored, False, None)
+    again = PrinterTask(task.config, db=task.db, bus=task.bus, data_dir=tmp_path)
+    assert "junk" not in again.state and "tray" not in again.state["ams"]["ams"][0]
+    assert again.view().gcode_state == "FAILED"
+
+
+def test_once_log_stays_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    once = OnceLog("p")
+    with caplog.at_level(logging.WARNING):
+        for i in range(1000):
+            once.warn(f"kind-{i}-" + "k" * 1000, "odd value %s", "v" * 10_000)
+    assert len(once.seen) <= OnceLog.MAX_KINDS + 1
+    assert len(caplog.records) == OnceLog.MAX_KINDS + 1  # the last says no more are logged
+    assert max(len(r.getMessage()) for r in caplog.records) < 600
