@@ -60,6 +60,7 @@ async def test_bad_reports_mid_print_never_stop_billing(tmp_path: Path) -> None:
         await stack.printer.advance(3)
         await _until(lambda: tracker.job is not None and tracker.job.last_layer == 3, "layer 3 tracked")
         good_units = task.view().units
+        assert task.last_report_error is None  # the printer's own reports are all understood
 
         # The report: dropped, the trays stay as they were, the problem is shown.
         await stack.printer._broker.publish(ITEM_9)  # type: ignore[union-attr]
