@@ -116,8 +116,9 @@ class PrinterTask:
             if self.rfid is not None:
                 try:
                     await self.rfid.on_view(self.name, view)
-                except Exception:
-                    log.exception("%s: RFID matching failed on a report", self.name)
+                except Exception as exc:  # a matching bug must not take the link down: once per kind
+                    self.once.warn(f"rfid:{type(exc).__name__}", "RFID matching failed on a report (%s)",
+                                   type(exc).__name__, exc_info=exc)
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
