@@ -21,3 +21,12 @@ class PrinterUnreachable(PrinterError):
 
 class JobFileNotFound(PrinterError):
     """The job's file is not on the printer (or not yet)."""
+
+
+class BadReport(ValueError):
+    """A report that cannot be understood (too big, too deep, not a JSON object): it is skipped, the link
+    stays up (so not a ``PrinterError``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # the same for every report with this problem: logged once

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ import aiomqtt
 
 from server.config import PrinterConfig
 from server.printer.backoff import Backoff, RateLimiter
-from server.printer.errors import PrinterAuthError, PrinterError, PrinterTLSError, PrinterUnreachable
+from server.printer.errors import BadReport, PrinterAuthError, PrinterError, PrinterTLSError, PrinterUnreachable
 from server.printer.state import OnceLog
 from server.printer.tls import PinStore, client_ssl_context
 
@@ -57,18 +58,56 @@ def request_topic(serial: str) -> str:
     return f"device/{serial}/request"
 
 
-def decode_payload(raw: bytes | bytearray | str, once: OnceLog) -> dict[str, Any] | None:
-    """The JSON object in a report, or None (each kind of bad payload logged once per printer)."""
+MAX_REPORT_BYTES = 1 << 20  # the largest real report seen is 26 KB (an H2D with two AMS HT)
+MAX_REPORT_DEPTH = 32  # real reports nest 8 deep; json and copy recurse, so refuse before decoding
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def nesting_depth(raw: bytes, limit: int = MAX_REPORT_DEPTH) -> int:
+    """How deep the JSON text ``raw`` nests (brackets inside strings do not count), up to ``limit + 1``:
+    linear, and without building anything."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    depth = peak = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > peak:
+            peak = depth
+            if peak > limit:
+                break
+    return peak
+
+
+def decode_report(raw: bytes | bytearray | str) -> dict[str, Any]:
+    """The JSON object in a report; ``BadReport`` when it is too big, too deep, not JSON or not an object."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if len(data) > MAX_REPORT_BYTES:
+        raise BadReport("payload:size", f"report of {len(data):,} bytes is larger than {MAX_REPORT_BYTES:,}; skipped")
+    if nesting_depth(data) > MAX_REPORT_DEPTH:
+        raise BadReport("payload:depth", f"report nests deeper than {MAX_REPORT_DEPTH} levels; skipped")
     try:
-        value = json.loads(raw)
+        value = json.loads(data)
     except (UnicodeDecodeError, ValueError):
-        once.warn("payload:json", "report is not valid JSON; skipped")
-        return None
+        raise BadReport("payload:json", "report is not valid JSON; skipped") from None
+    except RecursionError:  # the depth check should have caught it; never a traceback per message
+        raise BadReport("payload:depth", f"report nests deeper than {MAX_REPORT_DEPTH} levels; skipped") from None
     if not isinstance(value, dict):
-        once.warn(f"payload:{type(value).__name__}", "report is JSON %s, not an object; skipped",
-                  type(value).__name__)
-        return None
+        name = type(value).__name__
+        raise BadReport(f"payload:{name}", f"report is JSON {name}, not an object; skipped")
     return value
+
+
+def decode_payload(raw: bytes | bytearray | str, once: OnceLog,
+                   on_bad: Callable[[BadReport], None] | None = None) -> dict[str, Any] | None:
+    """The JSON object in a report, or None (each kind of bad payload logged once per printer, and
+    passed to ``on_bad``)."""
+    try:
+        return decode_report(raw)
+    except BadReport as bad:
+        once.warn(bad.kind, "%s", str(bad))
+        if on_bad is not None:
+            on_bad(bad)
+        return None
 
 
 def mqtt_error(cfg: PrinterConfig, exc: BaseException) -> PrinterError:
@@ -111,7 +150,8 @@ class PrinterLink:
 
     def __init__(self, cfg: PrinterConfig, pins: PinStore | None = None, *, backoff: Backoff | None = None,
                  pushall_interval: float = 30.0, timeout: float = 10.0,
-                 silence_timeout: float = 180.0) -> None:
+                 silence_timeout: float = 180.0,
+                 on_bad_report: Callable[[BadReport], None] | None = None) -> None:
         self.cfg = cfg
         self.pins = pins
         self.backoff = backoff or Backoff(first=1.0, cap=60.0)
@@ -124,6 +164,7 @@ class PrinterLink:
         # kick each other off the printer's broker.
         self.client_id = f"layerwise-{uuid.uuid4().hex[:12]}"
         self.once = OnceLog(cfg.name, log)
+        self.on_bad_report = on_bad_report  # told of every report refused before decoding
         self._client: aiomqtt.Client | None = None
         self._pending_pushall: asyncio.Task[None] | None = None
         self._last_error: str | None = None
@@ -219,7 +260,7 @@ class PrinterLink:
                         await self.request_pushall()
                         continue
                     message, waiting, quiet_periods = waiting.result(), None, 0
-                    payload = decode_payload(message.payload, self.once)  # type: ignore[arg-type]
+                    payload = decode_payload(message.payload, self.once, self.on_bad_report)  # type: ignore[arg-type]
                     if payload is None:
                         continue
                     self.backoff.reset()  # a report arrived: this connection works

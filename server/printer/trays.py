@@ -200,7 +200,8 @@ def version_modules(version: Mapping[str, Any] | None) -> dict[int, tuple[str, s
     for module in modules if isinstance(modules, list) else []:
         if not isinstance(module, Mapping):
             continue
-        prefix, _, unit = str(module.get("name", "")).partition("/")
+        name = module.get("name")
+        prefix, _, unit = (name if isinstance(name, str) else "").partition("/")
         unit_id = as_int(unit)
         if prefix in _KIND_BY_MODULE and unit_id is not None:
             serial = module.get("sn")
@@ -291,13 +292,14 @@ def _units(state: Mapping[str, Any], version: Mapping[str, Any] | None, active: 
         unit_id = as_int(raw.get("id")) if isinstance(raw, Mapping) else None
         if unit_id is None or global_index(unit_id, 0) is None or unit_id in EXTERNAL_IDS:
             if once is not None:
-                once.warn(f"unit:{raw.get('id') if isinstance(raw, Mapping) else raw!r}",
-                          "unknown AMS unit %r ignored", raw.get("id") if isinstance(raw, Mapping) else raw)
+                shown = repr(raw.get("id") if isinstance(raw, Mapping) else raw)[:40]
+                once.warn(f"unit:{shown}", "unknown AMS unit %s ignored", shown)
             continue
         kind_from_version, serial = modules.get(unit_id, (None, None))
         kind = unit_kind(unit_id, raw.get("info"), kind_from_version)
         trays: list[TrayView] = []
-        for tray in raw.get("tray") or []:
+        raw_trays = raw.get("tray")
+        for tray in raw_trays if isinstance(raw_trays, list) else []:  # any other shape: no trays known
             slot = as_int(tray.get("id")) if isinstance(tray, Mapping) else None
             index = None if slot is None else global_index(unit_id, slot)
             if slot is None or index is None:

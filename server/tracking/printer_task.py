@@ -8,6 +8,7 @@ dashboard has something to show right after a restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -17,8 +18,9 @@ from typing import Any
 from server.config import PrinterConfig
 from server.db import Database, repo
 from server.events import Event, EventBus
+from server.printer.errors import BadReport
 from server.printer.link import LinkStatus, PrinterLink
-from server.printer.state import OnceLog, merge_report
+from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
 from server.tracking.job_tracker import JobTracker
@@ -29,6 +31,8 @@ from server.tracking.spools import SpoolDirectory
 log = logging.getLogger(__name__)
 
 PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most this much display state
+REPORT_SAMPLE_CHARS = 4096  # the last raw report kept for diagnostics, cut to this
+_NO_VIEW = PrinterView(units=[], external=[], active_tray=None)
 
 
 def is_full_report(body: dict[str, Any]) -> bool:
@@ -48,7 +52,8 @@ class PrinterTask:
         self.bus = bus
         self.pins = PinStore(data_dir)
         state, _online, last_seen = repo.load_printer_state(db, self.name)
-        self.state: dict[str, Any] = state or {}
+        # Cleaned: a snapshot saved by an older version may hold anything a printer once sent.
+        self.state: dict[str, Any] = clean_state(state or {})
         self.online = False
         self.last_seen: datetime | None = last_seen
         self.link_error: str | None = None
@@ -60,12 +65,17 @@ class PrinterTask:
         self._live_state = False  # the state holds reports received by this process
         self.rfid = rfid
         self.once = OnceLog(config.name)
+        # The last report that could not be (wholly) understood, for the printer card and the API.
+        self.last_report_error: str | None = None
+        self.last_report_error_at: datetime | None = None
+        self.last_report = ""  # the last report as received, cut to REPORT_SAMPLE_CHARS: for diagnostics
+        self._last_view: PrinterView | None = None
         self.jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=self.pins,
                                spools=spools)
         self.jobs.restore()
 
     async def run(self) -> None:
-        self.link = PrinterLink(self.config, self.pins)
+        self.link = PrinterLink(self.config, self.pins, on_bad_report=self._refused)
         try:
             await self.link.run(self._on_message, self._on_status)
         finally:
@@ -73,9 +83,10 @@ class PrinterTask:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         self.last_seen = datetime.now(UTC)
+        self.last_report = _sample(message)
         info = message.get("info")
         if isinstance(info, dict) and info.get("command") == "get_version":
-            self.version = info
+            self.version = self._cleaned(info, VERSION_FIELDS)
             self.bus.publish(Event("printer", self.name, {}))
             return
         body = message.get("print")
@@ -85,15 +96,29 @@ class PrinterTask:
         previous = self.state
         if command == "project_file":
             # The print command's echo describes the job; it is not printer state.
-            self.project_file = body
-            await self._track(previous, self.state, body)
+            self.project_file = self._cleaned(body, ECHO_FIELDS)
+            await self._track(previous, self.state, self.project_file)
         elif command in (None, "push_status"):
-            self.state = merge_report(self.state, body)
+            try:
+                report, problems = clean_report(body)
+                state = merge_clean(self.state, report, problems)
+                view = printer_view(state, self.version, self.project_file, once=self.once)
+            except Exception as exc:
+                # Cleaning should make this impossible; should it happen, the report is dropped and the
+                # last good state stays, so tracking goes on with the next report.
+                self._problem(f"report:{type(exc).__name__}", f"a report could not be read ({type(exc).__name__}); "
+                              "skipped", exc)
+                return
+            self._note(problems)
+            self.state, self._last_view = state, view
             self._live_state = True
-            view = self.view()  # once per report: the tracker and RFID matching share it
-            await self._track(previous, self.state, None, full=is_full_report(body), view=view)
+            await self._track(previous, state, None, full=is_full_report(report), view=view)
             if self.rfid is not None:
-                await self.rfid.on_view(self.name, view)
+                try:
+                    await self.rfid.on_view(self.name, view)
+                except Exception as exc:  # a matching bug must not take the link down: once per kind
+                    self.once.warn(f"rfid:{type(exc).__name__}", "RFID matching failed on a report (%s)",
+                                   type(exc).__name__, exc_info=exc)
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
@@ -103,6 +128,28 @@ class PrinterTask:
             snapshot = dict(self.state)
             self._persisting = asyncio.create_task(asyncio.to_thread(
                 repo.save_printer_state, self.db, self.name, snapshot, self.online, self.last_seen))
+
+    def _cleaned(self, body: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        cleaned, problems = clean_report(body, fields)
+        self._note(problems)
+        return cleaned
+
+    def _note(self, problems: list[Problem]) -> None:
+        """Parts of a report that were ignored: logged once per kind, the latest shown on the printer."""
+        for problem in problems:
+            self.once.warn(problem.kind, "%s", problem.text)
+        if problems:
+            self.last_report_error = "; ".join(p.text for p in problems[:3])[:300]
+            self.last_report_error_at = datetime.now(UTC)
+
+    def _problem(self, kind: str, text: str, exc: BaseException | None = None) -> None:
+        self.once.warn(kind, "%s", text, exc_info=exc)
+        self.last_report_error, self.last_report_error_at = text, datetime.now(UTC)
+
+    def _refused(self, bad: BadReport) -> None:
+        """A report the link refused before decoding (the link has logged it once)."""
+        self.last_report_error, self.last_report_error_at = str(bad), datetime.now(UTC)
+        self.bus.publish(Event("printer", self.name, {}))
 
     async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
                      *, full: bool = False, view: PrinterView | None = None) -> None:
@@ -114,7 +161,15 @@ class PrinterTask:
             log.exception("%s: tracking failed on a report", self.name)
 
     def view(self) -> PrinterView:
-        return printer_view(self.state, self.version, self.project_file, once=self.once)
+        """The tray and job view of the current state; never raises (the web and RFID matching rely on it)."""
+        try:
+            view = printer_view(self.state, self.version, self.project_file, once=self.once)
+        except Exception as exc:
+            self._problem(f"view:{type(exc).__name__}", f"the printer's state could not be shown "
+                          f"({type(exc).__name__})", exc)
+            return self._last_view or _NO_VIEW
+        self._last_view = view
+        return view
 
     async def _on_status(self, status: LinkStatus) -> None:
         was_online = self.online
@@ -133,3 +188,11 @@ class PrinterTask:
     def persist(self) -> None:
         self._persisted_at = time.monotonic()
         repo.save_printer_state(self.db, self.name, self.state, self.online, self.last_seen)
+
+
+def _sample(message: dict[str, Any]) -> str:
+    try:
+        text = json.dumps(message, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return "(not JSON)"
+    return text if len(text) <= REPORT_SAMPLE_CHARS else text[:REPORT_SAMPLE_CHARS] + "..."

@@ -104,6 +104,8 @@ class PrinterOut:
     units: list[UnitOut] = field(default_factory=list)
     external: list[SlotOut] = field(default_factory=list)
     spoolman_error: str | None = None
+    report_error: str | None = None  # the last printer report that was (partly) skipped, and why
+    report_error_at: datetime | None = None
 
 
 def tray_label(tray: TrayView) -> str:
@@ -188,6 +190,8 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         units=units,
         external=external,
         spoolman_error=spoolman_error,
+        report_error=task.last_report_error,
+        report_error_at=task.last_report_error_at,
     )
 
 

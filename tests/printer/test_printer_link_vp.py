@@ -61,13 +61,13 @@ async def test_deltas_merge_through_the_link(vp: VirtualPrinter, tmp_path: Path)
     async with running_link(link) as rec:
         await rec.wait_for(lambda: "ams" in rec.state)
         await vp.publish_report({"print": {"command": "push_status", "msg": 1, "sequence_id": "9",
-                                           "layer_num": 7, "bed_temper": 55.5}})
+                                           "layer_num": 7, "mc_percent": 55}})
         await rec.wait_for(lambda: rec.state.get("layer_num") == 7)
         await vp.push_tray_change(0, 3, type="PLA-CF", color="00FF00FF")
         await rec.wait_for(lambda: (printer_view(rec.state).tray(3) or object()).__dict__.get("material")
                            == "PLA-CF")
     view = printer_view(rec.state)
-    assert rec.state["bed_temper"] == 55.5 and rec.state["gcode_state"] == "IDLE"
+    assert rec.state["mc_percent"] == 55 and rec.state["gcode_state"] == "IDLE"
     assert [t.material for t in view.units[0].trays] == ["PLA", None, "PETG", "PLA-CF"]
 
 
