@@ -105,7 +105,7 @@ class SpoolmanProxy:
         self._match = match
         self._server: asyncio.Server | None = None
         self._armed: list[_Armed] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.StreamWriter] = set()  # both ends of every open connection
         self.fired: list[tuple[ProxyFault, str]] = []  # every fault that acted, with its request line
 
     @property
@@ -119,15 +119,20 @@ class SpoolmanProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def pause(self) -> None:
-        """Refuse connections (the port stays reserved for :meth:`start`) and cut the open ones."""
+        """Refuse connections until :meth:`start` (on the same port) and cut the open ones.
+
+        Cut by closing their sockets, not by cancelling their tasks: each ends as on any closed
+        connection (a slow request already held still goes through once its hold is over).
+        """
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for task in list(self._connections):
-            task.cancel()
-        for task in list(self._connections):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        closing = list(self._streams)
+        for writer in closing:
+            _close(writer)
+        for writer in closing:  # closed for good (FIN sent) before Spoolman is taken down behind us
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
         if server is not None:
             await server.wait_closed()
 
@@ -165,14 +170,12 @@ class SpoolmanProxy:
         return None
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
+        self._streams.add(client_writer)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         armed: _Armed | None = None
         line = ""
         try:
-            upstream = await asyncio.open_connection(*self._upstream)
+            upstream = await self._connect()
             while True:
                 request = await self._next_request(client_reader, upstream[0])
                 line = request.split(b"\r\n", 1)[0].decode("latin-1") + " "
@@ -183,8 +186,8 @@ class SpoolmanProxy:
                     return
                 if armed is not None and armed.kind is ProxyFault.SLOW:
                     await asyncio.sleep(armed.hold)
-                    _close(upstream[1])  # idle meanwhile, the stand-in may have closed it: a fresh one
-                    upstream = await asyncio.open_connection(*self._upstream)
+                    self._forget(upstream[1])  # idle meanwhile, the stand-in may have closed it: a fresh one
+                    upstream = await self._connect()
                 upstream[1].write(request)
                 await upstream[1].drain()
                 response = await read_message(upstream[0], response_to=line.split(" ", 1)[0])
@@ -202,10 +205,18 @@ class SpoolmanProxy:
             if armed is not None and not armed.done.done():  # cut short (pause, stop): it acted as far as it got
                 self.fired.append((armed.kind, line.strip() + " (cut)"))
                 armed.fire(line.strip() + " (cut)")
-            _close(client_writer)
+            self._forget(client_writer)
             if upstream is not None:
-                _close(upstream[1])
-            self._connections.discard(task)
+                self._forget(upstream[1])
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection(*self._upstream)
+        self._streams.add(writer)
+        return reader, writer
+
+    def _forget(self, writer: asyncio.StreamWriter) -> None:
+        _close(writer)
+        self._streams.discard(writer)
 
     @staticmethod
     async def _next_request(client: asyncio.StreamReader, upstream: asyncio.StreamReader) -> bytes:
