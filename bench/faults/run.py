@@ -126,7 +126,7 @@ class Plan:
 class Outcome:
     plan: Plan
     counts: LayerCounts
-    spool_diff: dict[int, float]  # spool -> Spoolman's total minus the ledger's delivered total, when off
+    spool_diff: dict[int, float]  # spool -> used_length in Spoolman minus (ledger delivered + foreign), when off
     drained: bool
     seconds: float
     drain_seconds: float
