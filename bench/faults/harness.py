@@ -164,6 +164,16 @@ class Rig:
                         return
                 await asyncio.sleep(0.1)
 
+    async def unassign(self, tray: int, timeout: float = 120.0) -> None:
+        """Empty a tray's slot through Layerwise's API (tried again while Layerwise is down)."""
+        url = f"{self.layerwise.url}/api/v1/printers/{PRINTER}/slots/{tray}"
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await self.client.delete(url)).status_code == 204:
+                        return
+                await asyncio.sleep(0.1)
+
     async def wait_online(self, timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
             while True:

@@ -11,7 +11,8 @@ demo file) while a seeded RNG schedules 2-4 faults at random moments of the prin
 * ``spoolman``: the stand-in stops ("connection refused") for a while;
 * ``delete``: the spool of one of the print's trays is deleted in Spoolman; a while later a new
   spool is assigned to that tray through Layerwise's API;
-* ``reassign``: a new spool is assigned to one of the print's trays while its layers are billed;
+* ``reassign``: a new spool is assigned to one of the print's trays while its layers are billed
+  (half the time the slot is emptied first, and the new spool assigned after a while);
 * ``foreign``: someone else calls ``use`` on the spool of one of the print's trays (50-500 mm);
 * ``lost_answer`` / ``lost_request``: the proxy loses the answer to, or the request of, the next
   ``use`` (the client cannot tell which);
@@ -97,12 +98,15 @@ class Fault:
     tray: int = 0  # delete, reassign, foreign: which of the print's trays
     mm: float = 0.0  # foreign: how much someone else uses
     layer: int = 0  # late_mapping: the layer that states the mapping
+    emptied: bool = False  # reassign: the slot is emptied first, the new spool assigned ``hold`` s later
 
     def __str__(self) -> str:
         if self.kind == "late_mapping":
             return f"late_mapping@L{self.layer}"
         if self.kind == "foreign":
             return f"foreign@{self.at:.1f}s/t{self.tray}/{self.mm:.0f}mm"
+        if self.kind == "reassign" and self.emptied:
+            return f"reassign@{self.at:.1f}s/{self.hold:.1f}s/t{self.tray}/emptied"
         if self.kind == "reassign":
             return f"reassign@{self.at:.1f}s/t{self.tray}"
         if self.kind == "delete":
@@ -175,9 +179,10 @@ def plan_run(seed: int, run: int, files: list[PrintFile], layer_seconds: float,
         kind = rng.choices(kinds, weights)[0]
         at, hold = rng.uniform(0, duration), rng.uniform(0.1, 1.5)
         tray, mm, layer = rng.choice(trays), round(rng.uniform(50, 500), 2), rng.randint(1, 5)
+        emptied = rng.random() < 0.5
         if kind == "late_mapping" and any(f.kind == kind for f in faults):
             continue  # a print states its mapping once
-        faults.append(Fault(kind, at, hold, tray, mm, layer))
+        faults.append(Fault(kind, at, hold, tray, mm, layer, emptied and kind == "reassign"))
     return Plan(run, file, cancel, tuple(sorted(faults, key=lambda fault: fault.at)))
 
 
@@ -226,13 +231,16 @@ class FaultInjector:
         if fault.kind == "foreign":
             bench.store.foreign_use(spool, fault.mm)
             return None
-        if fault.kind == "delete":
-            bench.store.delete_spool(spool)
-            await asyncio.sleep(fault.hold)
         try:
+            if fault.kind == "delete":
+                bench.store.delete_spool(spool)
+                await asyncio.sleep(fault.hold)
+            elif fault.emptied:  # bills meanwhile wait for a spool in the tray
+                await bench.unassign(tray)
+                await asyncio.sleep(fault.hold)
             await bench.assign(tray, new_spool(bench.store))
         except TimeoutError:
-            return f"{fault}: Layerwise did not take the new spool's assignment"
+            return f"{fault}: Layerwise did not take the slot change"
         return None
 
     async def _proxy_fault(self, fault: Fault, ended: asyncio.Event) -> str | None:

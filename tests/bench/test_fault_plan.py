@@ -53,3 +53,9 @@ def test_the_kinds_option_names_known_kinds_only() -> None:
         _kinds("kill,meteor")
     with pytest.raises(argparse.ArgumentTypeError):
         _kinds(",")
+
+
+def test_a_reassignment_sometimes_empties_the_slot_first() -> None:
+    faults = [fault for n in range(1, 60) for fault in plan_run(1, n, FILES, 0.04, ("reassign", "kill")).faults]
+    assert {fault.emptied for fault in faults if fault.kind == "reassign"} == {True, False}
+    assert not any(fault.emptied for fault in faults if fault.kind != "reassign")
