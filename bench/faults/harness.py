@@ -2,7 +2,9 @@
 
 Shared by ``bench.faults`` and ``bench.latency``. The stand-in's store records every
 ``use`` it applies (time, spool, mm), so a benchmark knows exactly what reached Spoolman
-and when, on this process's monotonic clock.
+and when, on this process's monotonic clock; uses by "someone else" (the campaign's foreign
+uses) are kept apart, and a deleted spool's last ``used_length`` is kept for the accounting.
+With ``proxy=True`` Layerwise talks to the stand-in through ``bench.faults.proxy``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.faults.proxy import SpoolmanProxy
 from server.config import PrinterConfig
 from server.db.engine import database_path
 from server.sim.printer import VirtualPrinter
@@ -45,28 +48,67 @@ class RecordingStore(SpoolmanStore):
         super().__init__()
         self.uses: list[Use] = []
         self.arrived = asyncio.Event()  # set on every use; waiters clear it
+        self.foreign: dict[int, float] = {}  # spool -> mm used by someone else (not Layerwise)
+        self.floored: dict[int, float] = {}  # spool -> mm of Layerwise's uses Spoolman did not apply (floor at 0)
+        self.deleted: dict[int, float] = {}  # spool -> its used_length when it was deleted
 
     def use_spool(self, spool_id: int, *, use_weight: float | None = None, use_length: float | None = None) -> Any:
-        item = super().use_spool(spool_id, use_weight=use_weight, use_length=use_length)
-        self.uses.append(Use(time.monotonic(), spool_id, float(use_length or 0.0)))
+        with self._lock:
+            before = self.get_spool(spool_id)["used_length"]
+            item = super().use_spool(spool_id, use_weight=use_weight, use_length=use_length)
+        mm = float(use_length or 0.0)
+        lost = mm - (item["used_length"] - before)
+        if abs(lost) > 1e-6:
+            self.floored[spool_id] = self.floored.get(spool_id, 0.0) + lost
+        self.uses.append(Use(time.monotonic(), spool_id, mm))
         self.arrived.set()
         return item
 
+    def foreign_use(self, spool_id: int, mm: float) -> None:
+        """Someone else (a print elsewhere, a hand edit) calls ``use`` on the spool: not Layerwise's."""
+        SpoolmanStore.use_spool(self, spool_id, use_length=mm)
+        self.foreign[spool_id] = self.foreign.get(spool_id, 0.0) + mm
+
+    def delete_spool(self, spool_id: int) -> None:
+        with self._lock:
+            used = float(self.get_spool(spool_id)["used_length"])
+            super().delete_spool(spool_id)
+            self.deleted[spool_id] = used
+
     def used_mm(self) -> dict[int, float]:
+        """mm of the ``use`` requests Layerwise made that Spoolman applied (as asked, before any floor)."""
         totals: dict[int, float] = {}
         for use in self.uses:
             totals[use.spool_id] = totals.get(use.spool_id, 0.0) + use.mm
         return totals
 
+    def used_length(self) -> dict[int, float]:
+        """What Spoolman shows as each spool's ``used_length`` (a deleted spool: as it was when deleted)."""
+        with self._lock:
+            shown = {int(item["id"]): float(item["used_length"])
+                     for item in self.list_spools({"allow_archived": "true"})[0]}
+        return {**self.deleted, **shown}
+
+
+def bench_filament(store: SpoolmanStore) -> int:
+    """The one filament every bench spool is of (created on first call)."""
+    found, _ = store.list_filaments({"name": "Bench PLA"})
+    if found:
+        return int(found[0]["id"])
+    vendor = store.create_vendor({"name": "Bench"})["id"]
+    return int(store.create_filament(
+        {"vendor_id": vendor, "name": "Bench PLA", "material": "PLA", "density": 1.24, "diameter": 1.75,
+         "weight": 1000.0}
+    )["id"])
+
+
+def new_spool(store: SpoolmanStore) -> int:
+    return int(store.create_spool({"filament_id": bench_filament(store), "used_weight": 0.0})["id"])
+
 
 def seed_spools(store: SpoolmanStore) -> dict[int, int]:
     """One PLA spool per tray; returns tray -> spool id. No RFID tags, so assignments never move."""
-    vendor = store.create_vendor({"name": "Bench"})["id"]
-    filament = store.create_filament(
-        {"vendor_id": vendor, "name": "Bench PLA", "material": "PLA", "density": 1.24, "diameter": 1.75,
-         "weight": 1000.0}
-    )["id"]
-    return {tray: int(store.create_spool({"filament_id": filament, "used_weight": 0.0})["id"]) for tray in TRAYS}
+    return {tray: new_spool(store) for tray in TRAYS}
 
 
 @dataclass
@@ -75,8 +117,13 @@ class Rig:
     spoolman: SpoolmanStandin
     store: RecordingStore
     layerwise: LayerwiseProcess
-    spool_for_tray: dict[int, int]
+    spool_for_tray: dict[int, int]  # the spool assigned to each tray now
     client: httpx.AsyncClient = field(repr=False)
+    proxy: SpoolmanProxy | None = None
+    tray_of_spool: dict[int, int] = field(default_factory=dict)  # every spool ever assigned -> its tray
+
+    def __post_init__(self) -> None:
+        self.tray_of_spool.update({spool: tray for tray, spool in self.spool_for_tray.items()})
 
     @property
     def database(self) -> Path:
@@ -92,6 +139,41 @@ class Rig:
         response.raise_for_status()
         return response.json()
 
+    async def spoolman_down(self) -> None:
+        """Connections refused, as with Spoolman itself down (the proxy first: it mirrors the stand-in)."""
+        if self.proxy is not None:
+            await self.proxy.pause()
+        await self.spoolman.stop()
+
+    async def spoolman_up(self) -> None:
+        await self.spoolman.start()
+        if self.proxy is not None:
+            await self.proxy.start()
+
+    async def assign(self, tray: int, spool_id: int, timeout: float = 120.0) -> None:
+        """Assign a spool to a tray through Layerwise's API, as a person would: tried again while
+        Layerwise or Spoolman is down (an assignment is idempotent)."""
+        url = f"{self.layerwise.url}/api/v1/printers/{PRINTER}/slots/{tray}"
+        self.tray_of_spool[spool_id] = tray
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await self.client.put(url, json={"spool_id": spool_id})
+                    if response.status_code == 200:
+                        self.spool_for_tray[tray] = spool_id
+                        return
+                await asyncio.sleep(0.1)
+
+    async def unassign(self, tray: int, timeout: float = 120.0) -> None:
+        """Empty a tray's slot through Layerwise's API (tried again while Layerwise is down)."""
+        url = f"{self.layerwise.url}/api/v1/printers/{PRINTER}/slots/{tray}"
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await self.client.delete(url)).status_code == 204:
+                        return
+                await asyncio.sleep(0.1)
+
     async def wait_online(self, timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
             while True:
@@ -103,22 +185,26 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(workdir: Path, *, log_level: str = "WARNING") -> AsyncIterator[Rig]:
+async def rig(workdir: Path, *, log_level: str = "WARNING", proxy: bool = False,
+              spoolman_timeout: float = 5.0) -> AsyncIterator[Rig]:
     store = RecordingStore()
     spool_for_tray = seed_spools(store)
-    async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
-        serial=SERIAL, access_code=ACCESS_CODE, model="P1S", cert_dir=workdir / "certs"
-    ) as printer:
+    async with contextlib.AsyncExitStack() as stack:
+        spoolman = await stack.enter_async_context(SpoolmanStandin(store))
+        lossy = await stack.enter_async_context(SpoolmanProxy(spoolman.url)) if proxy else None
+        printer = await stack.enter_async_context(VirtualPrinter(
+            serial=SERIAL, access_code=ACCESS_CODE, model="P1S", cert_dir=workdir / "certs"))
         config = PrinterConfig(name=PRINTER, host=printer.host, serial=printer.serial,
                                access_code=SecretStr(ACCESS_CODE), mqtt_port=printer.mqtt_port,
                                ftps_port=printer.ftps_port, ca_file=printer.ca_cert_path)
-        async with LayerwiseProcess(
-            workdir / "layerwise", spoolman_url=spoolman.url, printers=[config],
-            seed_mappings={PRINTER: spool_for_tray}, log_level=log_level,
-        ) as layerwise, httpx.AsyncClient(timeout=10) as client:
-            bench = Rig(printer, spoolman, store, layerwise, spool_for_tray, client)
-            await bench.wait_online()
-            yield bench
+        layerwise = await stack.enter_async_context(LayerwiseProcess(
+            workdir / "layerwise", spoolman_url=(lossy or spoolman).url, printers=[config],
+            seed_mappings={PRINTER: spool_for_tray}, log_level=log_level, spoolman_timeout=spoolman_timeout,
+        ))
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        bench = Rig(printer, spoolman, store, layerwise, dict(spool_for_tray), client, lossy)
+        await bench.wait_online()
+        yield bench
 
 
 def ams_mapping(filaments: list[int]) -> list[int]:

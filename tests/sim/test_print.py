@@ -271,3 +271,36 @@ async def test_project_file_without_ams_prints_from_the_external_spool(printer: 
     await reports.wait_for(lambda m: m.get("print", {}).get("gcode_state") == "RUNNING")
     await printer.advance(1)
     assert printer.state["print"]["ams"]["tray_now"] == "254"
+
+
+async def test_a_late_mapping_is_stated_only_at_its_layer(printer: VirtualPrinter, reports: ReportCollector) -> None:
+    """A printer that states its slot mapping late (issue 9, item 1): `mapping: []` at the start, the
+    job's codes with layer 3, on a P1S LAN print too (whose firmware never states it otherwise)."""
+    printer.add_file(JOB, TESTQUBE)
+    await printer.start_print(JOB, ams_mapping=[3, 0, 2, 1], announce=False, state_mapping_at=3)
+    await printer.advance(4)
+    await reports.wait_for(lambda m: m.get("print", {}).get("layer_num") == 4)
+
+    stated = [(p.get("layer_num"), p["mapping"]) for p in reports.prints() if "mapping" in p]
+    assert stated == [(0, []), (3, [3, 0, 2, 1])]  # AMS 0: the code is the slot
+    assert printer.state["print"]["mapping"] == [3, 0, 2, 1]
+
+
+async def test_a_second_late_mapping_is_news_again(cert_dir: Path) -> None:
+    """The next job clears the last one's mapping, so the same mapping stated late is reported again."""
+
+    def changes(reports: ReportCollector) -> list[list[int]]:
+        # The X1C reports its full state every time: what counts is each change of `mapping`.
+        seen: list[list[int]] = []
+        for report in reports.prints():
+            if "mapping" in report and (not seen or report["mapping"] != seen[-1]):
+                seen.append(report["mapping"])
+        return seen
+
+    async with VirtualPrinter(model="X1C", cert_dir=cert_dir) as printer, subscribed(printer) as reports:
+        printer.add_file(JOB, TESTQUBE)
+        for _ in range(2):
+            await printer.start_print(JOB, ams_mapping=[4, 1, 2, 3], announce=False, state_mapping_at=1)
+            await printer.finish()
+        await reports.wait_for(lambda _: len(changes(reports)) >= 4)
+    assert changes(reports) == [[], [256, 1, 2, 3]] * 2  # tray 4 is AMS 1 slot 0

@@ -68,12 +68,18 @@ class _Job:
     position: int = 0  # events of the current layer already reported
     filament: int | None = None
     finished: bool = False
+    mapping_at: int | None = None  # the layer at which the printer states print.mapping (None: at start, if ever)
     resumed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def tray_for(self, filament: int) -> int:
         if 0 <= filament < len(self.ams_mapping) and self.ams_mapping[filament] >= 0:
             return self.ams_mapping[filament]
         return EXTERNAL_SPOOL_ID
+
+    def mapping_codes(self) -> list[int]:
+        """``print.mapping`` as X1/H2/P2 firmware reports it: one code per slicer filament."""
+        filaments = max(self.plan.filaments_used(), default=0) + 1
+        return [mapping_code(self.tray_for(f)) for f in range(filaments)]
 
 
 class VirtualPrinter:
@@ -299,19 +305,23 @@ class VirtualPrinter:
 
     async def start_print(self, remote_path: str, *, plate: int = 1, ams_mapping: list[int] | None = None,
                           announce: bool = True, subtask_name: str | None = None, url: str | None = None,
-                          task_id: str | None = None) -> None:
+                          task_id: str | None = None, state_mapping_at: int | None = None) -> None:
         """Start a job from a file on the printer's storage: PREPARE, then RUNNING at layer 0.
 
         ``announce=True`` publishes the ``project_file`` echo first (like a cloud/slicer print on X1 or a
         print sent by a LAN client); ``False`` is an A1 LAN print started from the screen: only
         gcode_state / gcode_file / subtask_name change.
+
+        ``state_mapping_at=N`` is a printer that states ``print.mapping`` late: it reports ``mapping: []``
+        as the job starts and the job's mapping only with layer N (0: at the start), whatever the model
+        (P1/A1 firmware never states it otherwise). Trackers must bill the layers before it all the same.
         """
         data = self._local_path(remote_path).read_bytes()
         plan = await asyncio.to_thread(plan_from_file, data, plate)
         filaments = max(plan.filaments_used(), default=0) + 1
         if ams_mapping is None:
             ams_mapping = [self._default_tray(i) for i in range(filaments)]
-        job = _Job(remote_path, plate, plan, list(ams_mapping))
+        job = _Job(remote_path, plate, plan, list(ams_mapping), mapping_at=state_mapping_at)
         job.resumed.set()
         if self._job is not None and not self._job.finished:
             # A new job replaces one still under way: its paced runner, if any, stops at its next step.
@@ -340,8 +350,11 @@ class VirtualPrinter:
                          if isinstance(e, Progress) and e.remaining_minutes is not None), None)
         if estimate is not None:  # the firmware reports the slicer's estimate as the job starts
             running["mc_remaining_time"] = estimate
-        if self.family.reports_mapping:
-            running["mapping"] = [mapping_code(job.tray_for(f)) for f in range(filaments)]
+        if job.mapping_at is not None:
+            # Stated late: the last print's mapping is cleared now, so the late statement is news.
+            running["mapping"] = job.mapping_codes() if job.mapping_at <= 0 else []
+        elif self.family.reports_mapping:
+            running["mapping"] = job.mapping_codes()
         await self._change(always=("mc_percent", "layer_num"), **running)
 
     def _default_tray(self, filament: int) -> int:
@@ -398,7 +411,10 @@ class VirtualPrinter:
                 break
             job.layer += 1
             job.position = 0
-            await self._change(layer_num=job.layer, stg_cur=0)
+            fields: dict[str, Any] = {"layer_num": job.layer, "stg_cur": 0}
+            if job.mapping_at == job.layer:
+                fields["mapping"] = job.mapping_codes()
+            await self._change(**fields)
 
     async def goto_layer(self, n: int) -> None:
         job = self._require_job()
