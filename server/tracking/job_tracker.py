@@ -38,7 +38,7 @@ from server.printer.jobpaths import is_http_url
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, locate, printer_view
 from server.tracking import job_store, ledger, lifecycle
-from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume, text
+from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume, newly_known, text
 from server.tracking.mapping import LAYER_SLACK, active_trays
 from server.tracking.outbox import Outbox
 from server.tracking.remain_estimates import RemainEstimator
@@ -285,7 +285,7 @@ class JobTracker:
         if job is None or self.job_id is None:
             return
         columns = self._columns(job)
-        before = self._mapping(self.job) if self.job is not None else {}
+        before = self.job
         if step.bills:
             base = self._mapping(job)
             await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, list(step.bills),
@@ -298,7 +298,7 @@ class JobTracker:
         self.job = job
         # A mapping stated (or taken from the printer's report) after bills were written with no tray
         # known: they wait for it. Saved in the checkpoint first, so a crash here is redone by restore().
-        stated = {f: t for f, t in self._mapping(job).items() if before.get(f) != t}
+        stated = newly_known(before, job)
         released = 0
         for filament, tray in stated.items():
             released += await asyncio.to_thread(ledger.on_mapping_learned, self.db, self.job_id, filament, tray)

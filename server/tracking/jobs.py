@@ -221,6 +221,13 @@ class JobCheckpoint:
         )
 
 
+def newly_known(before: JobCheckpoint | None, after: JobCheckpoint) -> dict[int, int]:
+    """The filaments whose tray became known (or changed) from one checkpoint to the next: their bills
+    written while the tray was unknown wait for it, whoever said it (printer, learner or person)."""
+    known = before.known if before is not None else {}
+    return {filament: tray for filament, tray in after.known.items() if known.get(filament) != tray}
+
+
 def is_cancel(print_error: int | None) -> bool:
     return print_error in CANCEL_ERRORS
 

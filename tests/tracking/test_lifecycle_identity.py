@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,3 +183,23 @@ def test_a_cloud_task_renamed_is_the_same_print_even_without_a_subtask_id() -> N
     job = open_job(key=JobKey("Cube", None, "11", None))
     assert derive_events(job, cloud, {**cloud, "subtask_name": "Renamed", "layer_num": 21}) == [LayerReached(21, 40)]
     assert isinstance(derive_events(job, cloud, {**cloud, "task_id": "12", "layer_num": 21})[0], JobChanged)
+
+
+# ---- item 1: what a step makes known ---------------------------------------------------------------------
+
+
+def test_a_mapping_stated_after_the_start_makes_its_trays_known_for_release() -> None:
+    from server.tracking.jobs import newly_known
+
+    job = open_job()
+    (event,) = derive_events(job, LAN_RUNNING, {**LAN_RUNNING, "mapping": [256, 257]})  # AMS 1, slots 0 and 1
+    assert event == MappingStated({0: 4, 1: 5})
+    after = apply_event(job, event, ANALYSIS, printer="a1", at=AT).job
+    assert after is not None
+    assert newly_known(job, after) == dict(after.mapping) and after.mapping
+    assert newly_known(after, after) == {}
+    assert newly_known(None, replace(job, manual={3: 9})) == {3: 9}
+    # A stated tray that replaces a learned one is news too; the same tray again is not.
+    learned = replace(job, mapping={0: 1})
+    assert newly_known(learned, replace(learned, manual={0: 1})) == {}
+    assert newly_known(learned, replace(learned, manual={0: 2})) == {0: 2}
