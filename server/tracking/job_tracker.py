@@ -77,7 +77,7 @@ class JobTracker:
         self.job: JobCheckpoint | None = None
         self.job_id: int | None = None
         self.analysis: PrintAnalysis | None = None
-        self._resumed = False  # the open job from before a restart was matched against the printer
+        self._resumed = False  # the first full report was seen (an open job matched against the printer)
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
         self._detached: set[asyncio.Task[None]] = set()  # files of ended jobs still being read
@@ -94,7 +94,9 @@ class JobTracker:
         """Load the open job (if any) and its analysis from the data directory."""
         record = job_store.open_job(self.db, self.printer)
         if record is None or not record.checkpoint:
-            self._resumed = True
+            # Nothing to resume, but the first full report still stands alone: the merged state before
+            # it is a snapshot from before the start, and a print already under way was joined, not
+            # seen starting (so its `mapping` report is its own, not the last print's).
             return
         self.job_id = record.id
         self.job = JobCheckpoint.from_dict(record.checkpoint)

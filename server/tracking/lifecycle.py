@@ -487,7 +487,7 @@ def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
     if the file agrees with it, and everything already due is billed."""
     job = replace(job, learner=job.learner.with_changes(analysis.tool_changes))
     if not job.mapping and job.reported and reported_agrees(job.reported, analysis):
-        job = replace(job, mapping=dict(job.reported))
+        job = replace(job, mapping={f: t for f, t in job.reported.items() if f in analysis.filaments})
     return bills_due(job, analysis)
 
 
