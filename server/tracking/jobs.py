@@ -266,6 +266,20 @@ class CloseAndStartNew:
 ResumeDecision = ContinueSameJob | SettleEndedJob | CloseAndStartNew
 
 
+_PLATE_ONLY = re.compile(r"plate_\d+", re.IGNORECASE)
+
+
+def _renamed(checkpoint: JobCheckpoint, now: JobKey, print_state: Mapping[str, Any]) -> bool:
+    """Only the print's name changed (a rename is cosmetic): the same task ids and plate, and the
+    printer still prints the job's own file. An X1's `gcode_file` names only the plate, which
+    identifies nothing."""
+    key = checkpoint.key
+    if (key.task_id, key.subtask_id, key.plate) != (now.task_id, now.subtask_id, now.plate):
+        return False
+    file_now, file_then = job_name(print_state.get("gcode_file")), job_name(checkpoint.file_url)
+    return bool(file_now) and file_now == file_then and not _PLATE_ONLY.fullmatch(file_now)
+
+
 def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> ResumeDecision:
     """What to do with an open job's checkpoint given the printer's merged state now."""
     state = str(print_state.get("gcode_state") or "").upper()
@@ -274,7 +288,10 @@ def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> 
     now_printing = state in ACTIVE_STATES
     now_key = JobKey.from_state(print_state)
     named = text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))
-    same = bool(named) and checkpoint.key.same_print(now_key)
+    # A rename only counts as the same print while it prints: settling an ended job on the file's
+    # word alone could bill a print that was another one.
+    renamed = now_printing and _renamed(checkpoint, now_key, print_state)
+    same = bool(named) and (checkpoint.key.same_print(now_key) or renamed)
     if not same:
         return CloseAndStartNew(start_new=now_printing)
     # A job that never reached a layer, facing a FINISH/FAILED that only its name ties

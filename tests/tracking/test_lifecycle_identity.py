@@ -203,3 +203,15 @@ def test_a_mapping_stated_after_the_start_makes_its_trays_known_for_release() ->
     learned = replace(job, mapping={0: 1})
     assert newly_known(learned, replace(learned, manual={0: 1})) == {}
     assert newly_known(learned, replace(learned, manual={0: 2})) == {0: 2}
+
+
+def test_a_rename_while_layerwise_was_down_resumes_the_same_job() -> None:
+    from server.tracking.jobs import CloseAndStartNew, ContinueSameJob
+
+    job = open_job(file_url="Cube.3mf")
+    renamed = {**LAN_RUNNING, "subtask_name": "Cube v2", "layer_num": 25}
+    assert decide_resume(job, renamed) == ContinueSameJob(25, 40)
+    # Another file is another print; on an X1 the file names only the plate, so a new name is too.
+    assert decide_resume(job, {**renamed, "gcode_file": "Vase.3mf"}) == CloseAndStartNew(start_new=True)
+    x1 = open_job(file_url="/data/Metadata/plate_1.gcode")
+    assert decide_resume(x1, {**renamed, "gcode_file": "/data/Metadata/plate_1.gcode"}) == CloseAndStartNew(True)

@@ -257,3 +257,22 @@ async def test_a_tray_loaded_while_a_filament_of_unknown_tray_prints_is_no_tray_
     await rig.report(gcode_state="FINISH")
     assert rig.tracker._switches.switches == ()
     assert {e.tray for e in rig.entries() if e.filament_index == 0} == {4}
+
+
+# ---- item 10: the job's identity survives what subtask_name turns into ------------------------------------
+
+
+async def test_a_subtask_name_renamed_or_of_the_wrong_type_keeps_the_job(rig: Rig,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    await rig.start(CUBE_4)
+    await rig.report(gcode_state="RUNNING", layer_num=0, mapping=packed([0, 1, 2, 3]))
+    job_id = rig.tracker.job_id
+    names: list[Any] = [5, None, ["x"], {"a": 1}, "Renamed", 3.5, "", True, CUBE_4]
+    for layer, name in enumerate(names, start=1):
+        await rig.report(layer_num=layer, subtask_name=name)
+    job = rig.tracker.job
+    assert rig.tracker.job_id == job_id and job is not None and job.open
+    assert job.key.name == "testqube-a1-4colour-bs2.04"
+    assert job.billing.billed_through == len(names) - 1
+    assert len(job_store.list_jobs(rig.db, NAME)) == 1
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("server.tracking")] == []
