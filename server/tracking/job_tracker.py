@@ -327,19 +327,21 @@ class JobTracker:
 
     async def state_tray(self, job_id: int, filament_index: int, tray: int) -> int:
         """A person says which tray printed a slicer filament of a job (the dashboard asks when the tray
-        is not known: Layerwise never bills a guessed spool). For the open job it is recorded in the
-        checkpoint, like a stated mapping, and bills from then on use it; the filament's bills waiting
-        for a tray go to that tray's spool. Returns how many bills were released."""
-        if resolve_tray({filament_index: tray}, filament_index) is None or locate(tray) is None:
-            raise ValueError(f"{tray} is not a tray")
+        is not known: Layerwise never bills a guessed spool). It is recorded in the job's checkpoint
+        (``manual``), like a stated mapping, so bills written from then on use it (a job whose file is
+        still being read included); the filament's bills waiting for a tray go to that tray's spool.
+        Returns how many bills were released. Raises ValueError for a number that is no tray."""
+        if isinstance(tray, bool) or resolve_tray({filament_index: tray}, filament_index) is None \
+                or locate(tray) is None:
+            raise ValueError(f"{tray!r} is not a tray")
         async with self._lock:
-            job = self.job
-            if job_id == self.job_id and job is not None:
-                job = replace(job, manual={**job.manual, filament_index: tray})
-                await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, job.to_dict())
-                self.job = job
-                log.info("%s: job %s: filament %s is in tray %s (stated by a person)", self.printer, job_id,
-                         filament_index, tray)
+            if job_id == self.job_id and self.job is not None:
+                self.job = replace(self.job, manual={**self.job.manual, filament_index: tray})
+                await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, self.job.to_dict())
+            else:
+                await asyncio.to_thread(_record_manual_tray, self.db, self.printer, job_id, filament_index, tray)
+            log.info("%s: job %s: filament %s is in tray %s (stated by a person)", self.printer, job_id,
+                     filament_index, tray)
             released = await asyncio.to_thread(ledger.on_mapping_learned, self.db, job_id, filament_index, tray)
         if released:
             self._wake_outbox()
@@ -494,6 +496,18 @@ class JobTracker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task  # its own failure was logged where it happened
         self._fetch = None
+
+
+def _record_manual_tray(db: Database, printer: str, job_id: int, filament_index: int, tray: int) -> None:
+    """A person's tray for a job that is not the tracker's current one (an ended job, perhaps still to
+    be billed from its file): kept in its checkpoint all the same."""
+    record = job_store.get_job(db, job_id)
+    if record is None or record.printer != printer:
+        raise LookupError(f"printer {printer} has no job {job_id}")
+    if record.checkpoint:
+        job = JobCheckpoint.from_dict(record.checkpoint)
+        job = replace(job, manual={**job.manual, filament_index: tray})
+        job_store.save_checkpoint(db, job_id, job.to_dict())
 
 
 def _reason(exc: BaseException) -> str:

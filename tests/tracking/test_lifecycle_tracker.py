@@ -25,7 +25,9 @@ from server.events import EventBus
 from server.printer.tls import PinStore
 from server.sim.printer import VirtualPrinter
 from server.tracking import job_store, job_tracker, ledger
+from server.tracking.billing import BillLine
 from server.tracking.job_tracker import JobTracker
+from server.tracking.jobs import JobCheckpoint, JobKey
 from server.tracking.settlement import WAITING_TRAY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "print-files"
@@ -240,6 +242,22 @@ async def test_a_person_states_a_filaments_tray(rig: Rig) -> None:
     assert await rig.tracker.state_tray(job_id, 1, 3) == 0  # nothing left waiting
     with pytest.raises(ValueError, match="not a tray"):
         await rig.tracker.state_tray(job_id, 2, 77)
+    with pytest.raises(LookupError):
+        await rig.tracker.state_tray(job_id + 100, 2, 1)
+
+
+async def test_a_person_states_a_tray_for_an_earlier_job(rig: Rig) -> None:
+    """Not the tracker's current job: its bills are released and its checkpoint keeps the tray (it may
+    still be billed from its file)."""
+    job = JobCheckpoint(printer=NAME, key=JobKey("Old"), lifecycle="finished", final_state="finished")
+    old = job_store.create_job(rig.db, NAME, "Old", state="finished", checkpoint=job.to_dict()).id
+    ledger.record_bills(rig.db, old, [BillLine(0, 1, 12.5, 0.04, False)], {})
+    await rig.start(CUBE_1)
+    assert rig.tracker.job_id != old
+    assert await rig.tracker.state_tray(old, 1, 254) == 1
+    assert [(e.tray, e.state) for e in ledger.entries(rig.db, job_id=old)] == [(254, "waiting_spool")]
+    record = job_store.get_job(rig.db, old)
+    assert record is not None and record.checkpoint["manual"] == {"1": 254}
 
 
 async def test_a_tray_loaded_while_a_filament_of_unknown_tray_prints_is_no_tray_switch(rig: Rig) -> None:
