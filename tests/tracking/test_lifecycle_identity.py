@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_billing_fake_analysis import FakeAnalysis, FakeToolChange
@@ -215,3 +217,26 @@ def test_a_rename_while_layerwise_was_down_resumes_the_same_job() -> None:
     assert decide_resume(job, {**renamed, "gcode_file": "Vase.3mf"}) == CloseAndStartNew(start_new=True)
     x1 = open_job(file_url="/data/Metadata/plate_1.gcode")
     assert decide_resume(x1, {**renamed, "gcode_file": "/data/Metadata/plate_1.gcode"}) == CloseAndStartNew(True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(names=st.lists(WRONG, min_size=1, max_size=12))
+def test_a_print_whose_name_keeps_changing_stays_one_job_billed_through_its_layers(names: list[Any]) -> None:
+    """Pure replay: start from the reports, then one layer per report with whatever `subtask_name`."""
+    analysis = FakeAnalysis({n: {0: 1.0} for n in range(0, 20)})
+    idle = {**LAN_RUNNING, "gcode_state": "IDLE", "layer_num": 0, "mc_percent": 0}
+    states = [idle, {**idle, "gcode_state": "PREPARE"}, {**idle, "gcode_state": "RUNNING"}]
+    for layer, name in enumerate(names, start=1):
+        states.append({**states[-1], "layer_num": layer, "mc_percent": layer, "subtask_name": name})
+    job: JobCheckpoint | None = None
+    started_jobs = 0
+    billed = 0.0
+    for previous, current in itertools.pairwise(states):
+        for event in derive_events(job, previous, current):
+            started_jobs += isinstance(event, JobStarted)
+            step = apply_event(job, event, analysis, printer="a1", at=AT)
+            job = step.job
+            billed += sum(line.mm for line in step.bills)
+    assert started_jobs == 1 and job is not None and job.open
+    assert job.last_layer == len(names) and job.billing.billed_through == len(names) - 1
+    assert billed == pytest.approx(len(names))  # the prelude and layers 1..n-1, 1 mm each
