@@ -8,7 +8,7 @@ analysis knows them and the checkpoint says "billed through"), every bill to its
 from __future__ import annotations
 
 import pytest
-from e2e_stack import PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
+from e2e_stack import CUBE_1, PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
 
 from server.tracking import job_store, ledger
 from server.tracking.settlement import WAITING_TRAY
@@ -39,3 +39,19 @@ async def test_layerwise_started_while_an_x1c_prints_bills_the_whole_print(make_
         assert min(e.layer for e in entries) == 0
         jobs = job_store.list_jobs(stack.runtime.db, "p0")
         assert [(j.job.state, j.job.final) for j in jobs] == [("finished", True)]
+
+
+async def test_layerwise_started_while_a_p1s_prints_one_colour_learns_the_tray(make_stack: StackFactory) -> None:
+    """A P1S reports no mapping: the single filament's tray is learned from the loaded tray, and the
+    layers before the join are billed to it as well."""
+    analysis = analysis_of(CUBE_1)
+    async with make_stack(("P1S",)) as stack:
+        printer = stack.rigs["p0"].printer
+        await stack.web.stop()
+        printer.add_file(f"/cache/{CUBE_1}", PRINT_FILES / CUBE_1)
+        await printer.start_print(f"/cache/{CUBE_1}", ams_mapping=[2], announce=False)
+        await printer.goto_layer(20)
+        await stack.restart()
+        await stack.wait_analysed("p0")
+        await stack.complete("p0", 10, per_tray(analysis.totals(), {0: 2}))
+        assert [e for e in ledger.entries(stack.runtime.db) if e.tray != 2] == []
