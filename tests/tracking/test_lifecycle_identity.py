@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +242,27 @@ def test_a_print_whose_name_keeps_changing_stays_one_job_billed_through_its_laye
     assert started_jobs == 1 and job is not None and job.open
     assert job.last_layer == len(names) and job.billing.billed_through == len(names) - 1
     assert billed == pytest.approx(len(names))  # the prelude and layers 1..n-1, 1 mm each
+
+
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mqtt-captures"
+
+
+@pytest.mark.parametrize("name", ["push_status_full_H2D_RUNNING_local_rfid_vir_slot.json",
+                                  "push_status_full_H2S_RUNNING_cloud.json",
+                                  "push_status_full_P2S_RUNNING_local_rfid.json",
+                                  "push_status_full_H2D_RUNNING_cloud_extspool_active_AMSHT128_129.json"])
+def test_real_printers_joined_mid_print_report_their_mapping(name: str) -> None:
+    state = json.loads((CAPTURES / name).read_text("utf-8"))
+    event = started(derive_events(None, state, state))
+    assert set(event.reported) == {0} and event.reported[0] is not None
+    job = apply_event(None, event, None, printer="p", at=AT).job
+    assert job is not None
+    one_filament = FakeAnalysis({0: {0: 1.0}, 1: {0: 2.0}})
+    step = with_analysis(job.seen(1, 10), one_filament)
+    assert step.job is not None and step.job.mapping == event.reported
+
+
+def test_an_a2l_mapping_report_with_nothing_mapped_states_nothing() -> None:
+    state = json.loads((CAPTURES / "push_status_full_A2L_IDLE_amslite_id16.json").read_text("utf-8"))
+    running = {"print": {**state["print"], "gcode_state": "RUNNING", "subtask_name": "Cube", "layer_num": 3}}
+    assert started(derive_events(None, running, running)).reported == {}
