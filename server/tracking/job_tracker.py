@@ -36,12 +36,13 @@ from server.printer import ftps
 from server.printer.errors import JobFileNotFound, PrinterError, PrinterTLSError, PrinterUnreachable
 from server.printer.jobpaths import is_http_url
 from server.printer.tls import PinStore
-from server.printer.trays import PrinterView, printer_view
+from server.printer.trays import PrinterView, locate, printer_view
 from server.tracking import job_store, ledger, lifecycle
-from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume
-from server.tracking.mapping import active_trays
+from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume, newly_known, text
+from server.tracking.mapping import LAYER_SLACK, active_trays
 from server.tracking.outbox import Outbox
 from server.tracking.remain_estimates import RemainEstimator
+from server.tracking.settlement import resolve_tray
 from server.tracking.spools import SpoolDirectory
 from server.tracking.switches import TraySwitch, TraySwitchTracker
 
@@ -51,6 +52,7 @@ ANALYSIS_FILE = "analysis.json"
 THUMBNAIL_FILE = "thumbnail.png"
 SWITCHES_FILE = "tray-switches.json"
 FETCH_RETRY_DELAYS = (2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)  # seconds between attempts to fetch the file
+REASON_LIMIT = 300  # characters of an untracked job's reason (an exception may quote a whole file name)
 
 
 def _now() -> datetime:
@@ -75,7 +77,7 @@ class JobTracker:
         self.job: JobCheckpoint | None = None
         self.job_id: int | None = None
         self.analysis: PrintAnalysis | None = None
-        self._resumed = False  # the open job from before a restart was matched against the printer
+        self._resumed = False  # the first full report was seen (an open job matched against the printer)
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
         self._detached: set[asyncio.Task[None]] = set()  # files of ended jobs still being read
@@ -84,6 +86,7 @@ class JobTracker:
         self._start_view: PrinterView | None = None  # the trays when the job started
         self._switches = TraySwitchTracker.for_job()  # auto-refill / swapped trays during this job
         self._feeding: int | None = None  # the slicer filament the loaded tray feeds
+        self._given_up: set[int] = set()  # jobs whose file could not be read: not fetched again
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -91,14 +94,17 @@ class JobTracker:
         """Load the open job (if any) and its analysis from the data directory."""
         record = job_store.open_job(self.db, self.printer)
         if record is None or not record.checkpoint:
-            self._resumed = True
+            # Nothing to resume, but the first full report still stands alone: the merged state before
+            # it is a snapshot from before the start, and a print already under way was joined, not
+            # seen starting (so its `mapping` report is its own, not the last print's).
             return
         self.job_id = record.id
         self.job = JobCheckpoint.from_dict(record.checkpoint)
         self.analysis = self._load_analysis(record.id)
         self._switches = self._load_switches(record.id)
-        # A crash between saving a learned tray and releasing its waiting bills: release them now.
-        for filament, tray in self.job.learned.items():
+        # A crash between saving a known tray (stated, learned or given by a person) and releasing
+        # its waiting bills: release them now.
+        for filament, tray in self.job.known.items():
             ledger.on_mapping_learned(self.db, record.id, filament, tray)
         log.info("%s: resuming job %s (%s) from its checkpoint", self.printer, record.id, self.job.key.name)
 
@@ -145,6 +151,8 @@ class JobTracker:
         job = self.job
         if job is None or self.analysis is not None or job.untracked_reason is not None:
             return False
+        if self.job_id in self._given_up:
+            return False  # reading its file failed for good (even if marking it untracked did not stick)
         if self._fetch is not None and not self._fetch.done():
             return False
         if job.open:
@@ -201,7 +209,8 @@ class JobTracker:
         if job == self.job:
             return
         self.job = job
-        new = {f: t for f, t in job.learned.items() if before.get(f) != t and f not in job.mapping}
+        new = {f: t for f, t in job.learned.items()
+               if before.get(f) != t and f not in job.mapping and f not in job.manual}
         if not new:
             return  # only the learner's view of the trays moved: saved with the next checkpoint
         await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict())
@@ -230,6 +239,10 @@ class JobTracker:
         by_tray = {tray: filament for filament, tray in self._switches.current(mapping).items()}
         if tray_now in by_tray:
             self._feeding = by_tray[tray_now]
+        elif tray_now is not None and _printing_unknown_tray(self.analysis, job.last_layer, mapping):
+            # Never guess: a tray no filament maps to, while the file prints a filament whose tray is
+            # not known, may well be that filament's. Nothing is inferred; the learner (or a person) says.
+            self._feeding = None
         elif tray_now is not None:
             stand_in = _stands_in_for(view, tray_now, by_tray)
             self._feeding = self._feeding if stand_in is None else stand_in
@@ -274,6 +287,7 @@ class JobTracker:
         if job is None or self.job_id is None:
             return
         columns = self._columns(job)
+        before = self.job
         if step.bills:
             base = self._mapping(job)
             await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, list(step.bills),
@@ -284,6 +298,16 @@ class JobTracker:
             await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict(), **columns)
         changed = job != self.job
         self.job = job
+        # A mapping stated (or taken from the printer's report) after bills were written with no tray
+        # known: they wait for it. Saved in the checkpoint first, so a crash here is redone by restore().
+        stated = newly_known(before, job)
+        released = 0
+        for filament, tray in stated.items():
+            released += await asyncio.to_thread(ledger.on_mapping_learned, self.db, self.job_id, filament, tray)
+        if released:
+            log.info("%s: job %s: %d waiting bill(s) released by the stated mapping", self.printer, self.job_id,
+                     released)
+            self._wake_outbox()
         if changed:
             self._announce()
 
@@ -296,8 +320,33 @@ class JobTracker:
         return columns
 
     def _mapping(self, job: JobCheckpoint) -> dict[int, int]:
-        """Slicer filament -> tray as known now; a stated mapping wins over a learned one."""
-        return {**job.learned, **job.mapping}
+        """Slicer filament -> tray as known now: a person's word, then the printer's, then the learner's."""
+        return job.known
+
+    # ---- a person states a tray ("never guess") ---------------------------------------------------------
+
+    async def state_tray(self, job_id: int, filament_index: int, tray: int) -> int:
+        """A person says which tray printed a slicer filament of a job (the dashboard asks when the tray
+        is not known: Layerwise never bills a guessed spool). It is recorded in the job's checkpoint
+        (``manual``), like a stated mapping, so bills written from then on use it (a job whose file is
+        still being read included); the filament's bills waiting for a tray go to that tray's spool.
+        Returns how many bills were released. Raises ValueError for a number that is no tray."""
+        if isinstance(tray, bool) or resolve_tray({filament_index: tray}, filament_index) is None \
+                or locate(tray) is None:
+            raise ValueError(f"{tray!r} is not a tray")
+        async with self._lock:
+            if job_id == self.job_id and self.job is not None:
+                self.job = replace(self.job, manual={**self.job.manual, filament_index: tray})
+                await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, self.job.to_dict())
+            else:
+                await asyncio.to_thread(_record_manual_tray, self.db, self.printer, job_id, filament_index, tray)
+            log.info("%s: job %s: filament %s is in tray %s (stated by a person)", self.printer, job_id,
+                     filament_index, tray)
+            released = await asyncio.to_thread(ledger.on_mapping_learned, self.db, job_id, filament_index, tray)
+        if released:
+            self._wake_outbox()
+        self._announce()
+        return released
 
     def _wake_outbox(self) -> None:
         if self.outbox is not None:
@@ -319,6 +368,8 @@ class JobTracker:
         assert self.job_id is not None and self.job is not None
         task = self._fetch if self._fetch is not None and not self._fetch.done() else asyncio.create_task(
             self._fetch_and_analyse(self.job_id, self.job, {}), name=f"{self.printer}:job-file-{self.job_id}")
+        if task is not self._fetch:
+            task.add_done_callback(self._fetch_done)
         self._fetch = None
         self._detached.add(task)
         task.add_done_callback(self._detached.discard)
@@ -357,6 +408,14 @@ class JobTracker:
         self._fetch = asyncio.create_task(
             self._fetch_and_analyse(self.job_id, self.job, dict(current)), name=f"{self.printer}:job-file"
         )
+        self._fetch.add_done_callback(self._fetch_done)
+
+    def _fetch_done(self, task: asyncio.Task[None]) -> None:
+        """A failure after the file was read (writing its bills, say) is logged here, once: the job
+        carries on from its checkpoint with the next report."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s: reading the job's file ended in an error: %s", self.printer, _reason(exc),
+                      exc_info=exc)
 
     async def _fetch_and_analyse(self, job_id: int, job: JobCheckpoint, current: dict[str, Any]) -> None:
         folder = self._job_dir(job_id)
@@ -370,9 +429,13 @@ class JobTracker:
                 await asyncio.to_thread(job_store.save_checkpoint, self.db, job_id, thumbnail=THUMBNAIL_FILE)
         except asyncio.CancelledError:
             raise
-        except (PrinterError, AnalysisError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
-            log.warning("%s: job %s is untracked: %s", self.printer, job_id, reason)
+        except Exception as exc:
+            # Anything at all: the job is shown untracked with the reason, and never fetched again on
+            # every report. A surprise gets its traceback once (not a recursion's thousand lines).
+            reason = _reason(exc)
+            surprise = not isinstance(exc, PrinterError | AnalysisError | OSError | RecursionError)
+            log.warning("%s: job %s is untracked: %s", self.printer, job_id, reason, exc_info=surprise)
+            self._given_up.add(job_id)
             async with self._lock:
                 if self.job_id == job_id and self.job is not None:
                     await self._commit(lifecycle.Step(lifecycle.mark_untracked(self.job, reason)))
@@ -411,8 +474,8 @@ class JobTracker:
         if job.file_path and Path(job.file_path).is_file():
             return Path(job.file_path)  # fetched before a restart
         url = job.file_url
-        subtask = current.get("subtask_name") or job.key.name
-        gcode_file = current.get("gcode_file")
+        subtask = text(current.get("subtask_name")) or job.key.name
+        gcode_file = text(current.get("gcode_file"))
         folder.mkdir(parents=True, exist_ok=True)
         if is_http_url(url):
             assert url is not None
@@ -430,14 +493,47 @@ class JobTracker:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task  # its own failure was logged where it happened
         self._fetch = None
+
+
+def _record_manual_tray(db: Database, printer: str, job_id: int, filament_index: int, tray: int) -> None:
+    """A person's tray for a job that is not the tracker's current one (an ended job, perhaps still to
+    be billed from its file): kept in its checkpoint all the same."""
+    record = job_store.get_job(db, job_id)
+    if record is None or record.printer != printer:
+        raise LookupError(f"printer {printer} has no job {job_id}")
+    if record.checkpoint:
+        job = JobCheckpoint.from_dict(record.checkpoint)
+        job = replace(job, manual={**job.manual, filament_index: tray})
+        job_store.save_checkpoint(db, job_id, job.to_dict())
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a job's file could not be had, for the job page: short, whatever the exception says."""
+    text_ = str(exc) if isinstance(exc, PrinterError | AnalysisError | OSError) else f"{type(exc).__name__}: {exc}"
+    text_ = " ".join(text_.split()) or type(exc).__name__
+    return text_ if len(text_) <= REASON_LIMIT else text_[: REASON_LIMIT - 1] + "…"
 
 
 def _key_text(job: JobCheckpoint) -> str:
     key = job.key
     return "|".join(str(part) for part in (key.name, key.plate, key.task_id, key.subtask_id) if part not in (None, ""))
+
+
+def _printing_unknown_tray(analysis: PrintAnalysis, layer: int, mapping: Mapping[int, int]) -> bool:
+    """The file prints, around ``layer``, a filament whose tray is not known (the slicer's layer and the
+    printer's may differ by one at a change)."""
+    near: set[int] = set()
+    for change in analysis.tool_changes:
+        if change.layer < layer - LAYER_SLACK:
+            near = {change.filament}  # the filament loaded last before the window
+        elif change.layer <= layer + LAYER_SLACK:
+            near.add(change.filament)
+        else:
+            break
+    return any(filament not in mapping for filament in near)
 
 
 def _stands_in_for(view: PrinterView, backup: int, by_tray: Mapping[int, int]) -> int | None:

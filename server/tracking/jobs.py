@@ -24,20 +24,26 @@ ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
 CANCEL_ERRORS = frozenset({0x0300400C, 0x0500400E})
 ENDED_OFFLINE = "ended while offline"
 
-_PLATE = re.compile(r"plate_(\d+)\.gcode", re.IGNORECASE)
+# A plate number is small: a 5000-digit one would make int() raise (and is no plate).
+_PLATE = re.compile(r"plate_(\d{1,6})\.gcode", re.IGNORECASE)
 _SUFFIXES = (".gcode.3mf", ".3mf", ".gcode")
 
 
-def plate_of(path: str | None) -> int | None:
+def text(value: Any) -> str | None:
+    """A report's text field; any other type (a number, null, a list) counts as missing."""
+    return value if isinstance(value, str) and value else None
+
+
+def plate_of(path: Any) -> int | None:
     """The plate number of `Metadata/plate_2.gcode` (the echo's `param`, X1/H2 `gcode_file`)."""
-    match = _PLATE.search(path or "")
+    match = _PLATE.search(text(path) or "")
     return int(match.group(1)) if match else None
 
 
-def job_name(name: str | None) -> str:
+def job_name(name: Any) -> str:
     """A print's name without folders and slicer suffixes, so `subtask_name`,
     `gcode_file` and the echo's fields of the same print compare equal."""
-    base = (name or "").split("?", 1)[0].replace("\\", "/").rsplit("/", 1)[-1].strip()
+    base = (text(name) or "").split("?", 1)[0].replace("\\", "/").rsplit("/", 1)[-1].strip()
     for suffix in _SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)]
@@ -45,9 +51,11 @@ def job_name(name: str | None) -> str:
 
 
 def _task_id(value: Any) -> str | None:
-    """Cloud task ids; LAN prints send "0", which identifies nothing."""
-    text = str(value).strip() if value is not None else ""
-    return None if text in ("", "0") else text
+    """Cloud task ids (text or a number); LAN prints send "0", which identifies nothing."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text_ = str(value).strip()
+    return None if text_ in ("", "0") else text_
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class JobKey:
     def from_state(cls, print_state: Mapping[str, Any]) -> JobKey:
         """The print the printer's own report describes."""
         return cls(
-            name=job_name(print_state.get("subtask_name") or print_state.get("gcode_file")),
+            name=job_name(text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))),
             plate=plate_of(print_state.get("gcode_file")),
             task_id=_task_id(print_state.get("task_id")),
             subtask_id=_task_id(print_state.get("subtask_id")),
@@ -74,7 +82,7 @@ class JobKey:
         """The print a `project_file` echo announces. Only the echo's own fields count:
         the merged state still describes the previous print when it arrives."""
         return cls(
-            name=job_name(echo.get("subtask_name") or echo.get("file") or echo.get("url")),
+            name=job_name(text(echo.get("subtask_name")) or text(echo.get("file")) or text(echo.get("url"))),
             plate=plate_of(echo.get("param")),
             task_id=_task_id(echo.get("task_id")),
             subtask_id=_task_id(echo.get("subtask_id")),
@@ -95,7 +103,8 @@ class JobKey:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobKey:
-        return cls(str(data.get("name", "")), as_int(data.get("plate")), data.get("task_id"), data.get("subtask_id"))
+        return cls(text(data.get("name")) or "", as_int(data.get("plate")), _task_id(data.get("task_id")),
+                   _task_id(data.get("subtask_id")))
 
 
 def _time(value: Any) -> datetime | None:
@@ -104,6 +113,10 @@ def _time(value: Any) -> datetime | None:
 
 def _int_keys(data: Any) -> dict[int, int]:
     return {int(k): int(v) for k, v in dict(data or {}).items()}
+
+
+def _str_keys(mapping: Mapping[int, int]) -> dict[str, int]:
+    return {str(k): v for k, v in mapping.items()}
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,10 @@ class JobCheckpoint:
     file_path: str | None = None  # the local copy in the data directory
     sha256: str | None = None
     mapping: Mapping[int, int] = field(default_factory=dict)  # stated: echo or printer report
+    # The printer's `mapping` report when the job was picked up mid-print: taken as stated once the
+    # file's filament list agrees with it (`lifecycle.with_analysis`).
+    reported: Mapping[int, int] = field(default_factory=dict)
+    manual: Mapping[int, int] = field(default_factory=dict)  # stated by a person (JobTracker.state_tray)
     learner: MappingLearner = field(default_factory=MappingLearner)  # learns from tray reports
     billing: BillingCheckpoint = field(default_factory=BillingCheckpoint)
     last_layer: int | None = None  # the last `layer_num` seen while printing this job
@@ -140,9 +157,14 @@ class JobCheckpoint:
     def learned(self) -> dict[int, int]:
         return self.learner.mapping()
 
+    @property
+    def known(self) -> dict[int, int]:
+        """Slicer filament -> tray as known now: a person's word wins over the printer's, which wins
+        over a learned tray."""
+        return {**self.learned, **self.mapping, **self.manual}
+
     def tray_for(self, filament: int) -> int | None:
-        """The tray of a slicer filament: a stated mapping wins over a learned one."""
-        return self.mapping.get(filament, self.learned.get(filament))
+        return self.known.get(filament)
 
     def seen(self, layer: int | None, percent: int | None) -> JobCheckpoint:
         """Record the printer's progress; progress never moves backwards here."""
@@ -158,7 +180,9 @@ class JobCheckpoint:
             "file_url": self.file_url,
             "file_path": self.file_path,
             "sha256": self.sha256,
-            "mapping": {str(k): v for k, v in self.mapping.items()},
+            "mapping": _str_keys(self.mapping),
+            "reported": _str_keys(self.reported),
+            "manual": _str_keys(self.manual),
             "learner": self.learner.to_dict(),
             "learned": {str(k): v for k, v in self.learned.items()},  # for readers; rebuilt from "learner"
             "billing": self.billing.to_dict(),
@@ -182,6 +206,8 @@ class JobCheckpoint:
             file_path=data.get("file_path"),
             sha256=data.get("sha256"),
             mapping=_int_keys(data.get("mapping")),
+            reported=_int_keys(data.get("reported")),
+            manual=_int_keys(data.get("manual")),
             learner=MappingLearner.from_dict(data.get("learner") or {}),
             billing=BillingCheckpoint.from_dict(data.get("billing", {})),
             last_layer=as_int(data.get("last_layer")),
@@ -193,6 +219,13 @@ class JobCheckpoint:
             end_reason=data.get("end_reason"),
             untracked_reason=data.get("untracked_reason"),
         )
+
+
+def newly_known(before: JobCheckpoint | None, after: JobCheckpoint) -> dict[int, int]:
+    """The filaments whose tray became known (or changed) from one checkpoint to the next: their bills
+    written while the tray was unknown wait for it, whoever said it (printer, learner or person)."""
+    known = before.known if before is not None else {}
+    return {filament: tray for filament, tray in after.known.items() if known.get(filament) != tray}
 
 
 def is_cancel(print_error: int | None) -> bool:
@@ -233,6 +266,20 @@ class CloseAndStartNew:
 ResumeDecision = ContinueSameJob | SettleEndedJob | CloseAndStartNew
 
 
+_PLATE_ONLY = re.compile(r"plate_\d+", re.IGNORECASE)
+
+
+def _renamed(checkpoint: JobCheckpoint, now: JobKey, print_state: Mapping[str, Any]) -> bool:
+    """Only the print's name changed (a rename is cosmetic): the same task ids and plate, and the
+    printer still prints the job's own file. An X1's `gcode_file` names only the plate, which
+    identifies nothing."""
+    key = checkpoint.key
+    if (key.task_id, key.subtask_id, key.plate) != (now.task_id, now.subtask_id, now.plate):
+        return False
+    file_now, file_then = job_name(print_state.get("gcode_file")), job_name(checkpoint.file_url)
+    return bool(file_now) and file_now == file_then and not _PLATE_ONLY.fullmatch(file_now)
+
+
 def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> ResumeDecision:
     """What to do with an open job's checkpoint given the printer's merged state now."""
     state = str(print_state.get("gcode_state") or "").upper()
@@ -240,7 +287,11 @@ def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> 
     percent = as_int(print_state.get("mc_percent"))
     now_printing = state in ACTIVE_STATES
     now_key = JobKey.from_state(print_state)
-    same = bool(print_state.get("subtask_name") or print_state.get("gcode_file")) and checkpoint.key.same_print(now_key)
+    named = text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))
+    # A rename only counts as the same print while it prints: settling an ended job on the file's
+    # word alone could bill a print that was another one.
+    renamed = now_printing and _renamed(checkpoint, now_key, print_state)
+    same = bool(named) and (checkpoint.key.same_print(now_key) or renamed)
     if not same:
         return CloseAndStartNew(start_new=now_printing)
     # A job that never reached a layer, facing a FINISH/FAILED that only its name ties

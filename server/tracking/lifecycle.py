@@ -35,6 +35,8 @@ from server.tracking.jobs import (
     ResumeDecision,
     SettleEndedJob,
     is_cancel,
+    job_name,
+    text,
 )
 from server.tracking.mapping import active_trays, known_mapping
 
@@ -149,6 +151,8 @@ class JobStarted:
     plate: int | None
     mapping: Mapping[int, int] = field(default_factory=dict)  # stated mapping, {} when to be learned
     announced: bool = False  # True when a `project_file` echo started it
+    # A job picked up mid-print: the printer's `mapping` report, taken once the file agrees with it.
+    reported: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -221,8 +225,12 @@ def machine_event(event: LifecycleEvent) -> str | None:
 _LAYER_STATES = ("RUNNING", "PAUSE")  # states whose layer_num is the print's (not PREPARE's leftovers)
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _body(state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The `print` part of a merged state or a report (either form); {} for anything else."""
+    if not isinstance(state, Mapping):
+        return {}
+    body = state.get("print", state)
+    return dict(body) if isinstance(body, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -236,14 +244,14 @@ class _View:
 
     @classmethod
     def of(cls, state: Mapping[str, Any]) -> _View:
-        body = state.get("print", state)
+        body = _body(state)
         return cls(
-            gcode_state=str(body.get("gcode_state") or "").upper(),
+            gcode_state=(text(body.get("gcode_state")) or "").upper(),
             layer=as_int(body.get("layer_num")),
             percent=as_int(body.get("mc_percent")),
             print_error=as_int(body.get("print_error")),
-            subtask_name=_text(body.get("subtask_name")),
-            gcode_file=_text(body.get("gcode_file")),
+            subtask_name=text(body.get("subtask_name")),
+            gcode_file=text(body.get("gcode_file")),
         )
 
     @property
@@ -254,32 +262,63 @@ class _View:
 def _echo_body(echo: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not echo:
         return None
-    body = dict(echo.get("print", echo))
+    body = _body(echo)
     return body if body.get("command", "project_file") == "project_file" else None
 
 
-def _started(state: Mapping[str, Any], echo: dict[str, Any] | None) -> JobStarted:
-    body = dict(state.get("print", state))
+def _started(state: Mapping[str, Any], echo: dict[str, Any] | None, *, picked_up: bool = False) -> JobStarted:
+    body = _body(state)
     if echo is not None:
         key = JobKey.from_echo(echo)
         return JobStarted(
             key=key,
-            file=echo.get("url") or echo.get("file") or None,
-            subtask_name=echo.get("subtask_name") or None,
+            file=text(echo.get("url")) or text(echo.get("file")),
+            subtask_name=text(echo.get("subtask_name")),
             plate=key.plate,
             mapping=known_mapping(echo, None),
             announced=True,
         )
     key = JobKey.from_state(body)
-    # No mapping from the state here: its `mapping` report may still be the last
-    # print's. One that changes while the job runs comes as MappingStated.
+    # No stated mapping from the state here: for a job seen starting, its `mapping` report may
+    # still be the last print's (one that changes while the job runs comes as MappingStated).
+    # A print Layerwise joins while it runs has no such history: the report is this print's,
+    # kept as `reported` and taken once the file's own filament list agrees with it.
+    running = _View.of(body).gcode_state in _LAYER_STATES
     return JobStarted(
         key=key,
-        file=body.get("gcode_file") or None,
-        subtask_name=body.get("subtask_name") or None,
+        file=text(body.get("gcode_file")),
+        subtask_name=text(body.get("subtask_name")),
         plate=key.plate,
         announced=False,
+        reported=known_mapping(None, body) if picked_up and running else {},
     )
+
+
+def _file_changed(before: _View, now: _View) -> bool:
+    """The printer's file changed to another one (A1/P1 name it; X1/H2 only name the plate)."""
+    return bool(before.gcode_file and now.gcode_file and job_name(before.gcode_file) != job_name(now.gcode_file))
+
+
+def _another_print(job: JobCheckpoint, old: _View, new: _View, before: JobKey, now: JobKey) -> bool:
+    """The printer's own job fields say another print runs than the open job.
+
+    Task ids, the plate and the file identify a print; a `subtask_name` that alone changed is
+    cosmetic (a rename), unless the progress started over (the end of the job and the start of
+    the next were not seen: an X1 names only the plate, so the name is all that differs)."""
+    if now == before or job.key.same_print(now):
+        return False
+    if job.key.subtask_id and now.subtask_id:
+        return True  # same_print compared them: they differ
+    if job.key.task_id and now.task_id:
+        return job.key.task_id != now.task_id  # the same cloud task, renamed, is the same print
+    if job.key.plate is not None and now.plate is not None and job.key.plate != now.plate:
+        return True
+    if _file_changed(old, new):
+        return True
+    layer_back = new.layer is not None and job.last_layer is not None and new.layer < job.last_layer
+    percent_back = new.percent is not None and job.last_percent is not None and new.percent < job.last_percent
+    restarted = new.gcode_state in ("PREPARE", "SLICING") and bool(job.last_layer)
+    return layer_back or percent_back or restarted
 
 
 def _stop_point(old: _View, new: _View, job: JobCheckpoint | None) -> tuple[int | None, int | None]:
@@ -327,7 +366,7 @@ def derive_events(
     open_job = job if job is not None and job.open else None
     events: list[LifecycleEvent] = []
     body = _echo_body(echo)
-    current_body = dict(current.get("print", current))
+    current_body, previous_body = _body(current), _body(previous)
 
     if body is not None:
         started = _started(current, body)
@@ -347,7 +386,9 @@ def derive_events(
         if late and is_cancel(error) and job is not None and job.final_state == "failed":
             return [CancelConfirmed(error)]
         if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
-            events.append(_started(current, None))
+            # Picked up: the printer was printing before Layerwise saw it start (joined mid-print,
+            # or no earlier state at all after a restart).
+            events.append(_started(current, None, picked_up=old.active or not old.gcode_state))
             # Picked up while already printing (the previous state was active too), the
             # layer is this print's; entering from idle, only a changed one is.
             trusted = new.layer != old.layer or old.active
@@ -358,9 +399,8 @@ def derive_events(
     # A job is open. Another print only counts when the printer's own job fields
     # changed: a merged state keeps the last print's name until a report replaces it.
     if new.active and (new.subtask_name or new.gcode_file):
-        now_key = JobKey.from_state(current_body)
-        before_key = JobKey.from_state(dict(previous.get("print", previous)))
-        if now_key != before_key and not open_job.key.same_print(now_key):
+        now_key, before_key = JobKey.from_state(current_body), JobKey.from_state(previous_body)
+        if _another_print(open_job, old, new, before_key, now_key):
             return [JobChanged(open_job.key), *_ended_offline(open_job), _started(current, None)]
     if not new.active:
         # Only a change counts: an announced job waits through the previous print's
@@ -373,7 +413,7 @@ def derive_events(
         return events
     if not open_job.mapping:
         stated = known_mapping(None, current_body)
-        if stated and stated != known_mapping(None, dict(previous.get("print", previous))):
+        if stated and stated != known_mapping(None, previous_body):
             events.append(MappingStated(stated))
     # A layer_num of 0 that did not change is no stale danger: it says "prelude", which
     # a job that has seen no layer yet needs for learning its first load.
@@ -434,10 +474,21 @@ def bills_due(job: JobCheckpoint, analysis: AnalysisLike | None) -> Step:
     return Step(replace(job, billing=billing), lines)
 
 
+def reported_agrees(reported: Mapping[int, int], analysis: AnalysisLike) -> bool:
+    """The printer's mapping report fits the file: every filament the file uses has a tray in it
+    (the last print's report, for other filaments, would leave one out)."""
+    used = set(analysis.filaments)
+    return bool(used) and used <= {filament for filament, tray in reported.items() if tray is not None}
+
+
 def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
     """The job once its file is analysed: the learner gets the filament changes (and
-    matches what it saw meanwhile) and everything already due is billed."""
-    return bills_due(replace(job, learner=job.learner.with_changes(analysis.tool_changes)), analysis)
+    matches what it saw meanwhile), a mapping reported when the job was picked up is taken
+    if the file agrees with it, and everything already due is billed."""
+    job = replace(job, learner=job.learner.with_changes(analysis.tool_changes))
+    if not job.mapping and job.reported and reported_agrees(job.reported, analysis):
+        job = replace(job, mapping={f: t for f, t in job.reported.items() if f in analysis.filaments})
+    return bills_due(job, analysis)
 
 
 def observe_trays(
@@ -476,6 +527,7 @@ def apply_event(
             lifecycle="downloading",
             file_url=event.file,
             mapping=dict(event.mapping),
+            reported=dict(event.reported),
             announced=event.announced,
             started_at=at,
         )
