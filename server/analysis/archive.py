@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -27,8 +28,15 @@ from server.analysis.errors import (
 )
 
 Source = str | os.PathLike[str] | BinaryIO
-_PLATE_MEMBER = re.compile(r"Metadata/plate_([0-9]+)\.gcode")
-_PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]+)\.gcode$")
+# Plate numbers are written without leading zeros (the member of plate N is exactly plate_N.gcode) and
+# stay short: thousands of digits would not even convert to an int.
+_PLATE_MEMBER = re.compile(r"Metadata/plate_(0|[1-9][0-9]{0,8})\.gcode")
+_PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]{1,9})\.gcode$")
+_PLATE_DIGITS = re.compile(r"[0-9]{1,9}")
+# What zipfile raises on a damaged archive besides BadZipFile (bad offsets, short reads, odd names).
+_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, struct.error, OverflowError, zlib.error)
+# Methods that inflate in bounded steps; bzip2/lzma would expand a whole block at once, past the caps.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -51,11 +59,12 @@ def plate_number(plate: int | str | None) -> int | None:
     if plate is None or isinstance(plate, int):
         return plate
     text = plate.strip()
-    if text.isdigit():
+    if _PLATE_DIGITS.fullmatch(text):
         return int(text)
     match = _PLATE_REF.search(text.replace("\\", "/"))
     if not match:
-        raise PlateNotFound(f"cannot tell the plate from {plate!r} (expected N or Metadata/plate_N.gcode)")
+        shown = plate if len(plate) <= 80 else plate[:80] + "..."
+        raise PlateNotFound(f"cannot tell the plate from {shown!r} (expected N or Metadata/plate_N.gcode)")
     return int(match.group(1))
 
 
@@ -73,19 +82,20 @@ def is_zip(source: Source) -> bool:
 def _check_name(name: str) -> None:
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
-        raise UnsafeArchive(f"unsafe member name {name!r} (path traversal)")
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise UnsafeArchive(f"unsafe member name {shown!r} (path traversal)")
 
 
 @contextmanager
 def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zipfile.ZipFile]:
     try:
         archive = zipfile.ZipFile(source)
-    except zipfile.BadZipFile as err:
+    except _DAMAGE as err:
         truncated = False
-        with suppress(OSError):
+        with suppress(OSError, ValueError):
             truncated = is_zip(source)
         if truncated:
-            raise TruncatedArchive(f"archive is truncated or corrupt: {err}") from None
+            raise TruncatedArchive(f"archive is truncated or corrupt: {_short(err)}") from None
         raise NotAZip("not a zip archive (a .gcode.3mf is a zip)") from None
     except OSError as err:
         raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
@@ -96,6 +106,11 @@ def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zi
         for info in infos:
             _check_name(info.filename)
         yield archive
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 160 else text[:160] + "..."
 
 
 def plates(archive: zipfile.ZipFile) -> list[int]:
@@ -118,6 +133,8 @@ def resolve_plate(archive: zipfile.ZipFile, plate: int | str | None) -> int:
 
 def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) -> zipfile.ZipInfo:
     info = archive.getinfo(name)
+    if info.compress_type not in _METHODS:
+        raise UnsafeArchive(f"{name} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
     if info.file_size > cap:
         raise UnsafeArchive(f"{name} inflates to {info.file_size} bytes (cap {cap})")
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
@@ -152,10 +169,12 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limits: 
                 if total > ratio_cap:
                     raise UnsafeArchive(f"{info.filename} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
                 yield chunk
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {err}") from None
+    except (*_DAMAGE, OSError) as err:
+        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {_short(err)}") from None
+    except RuntimeError as err:  # zipfile's word for an encrypted member
+        raise UnsafeArchive(f"{info.filename} is encrypted (password protected): {_short(err)}") from None
     except NotImplementedError as err:
-        raise AnalysisError(f"{info.filename}: {err}") from None
+        raise UnsafeArchive(f"{info.filename}: {_short(err)}") from None
 
 
 class GcodeReader:
@@ -197,7 +216,10 @@ def file_chunks(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[byt
         raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
     try:
         while True:
-            chunk = fh.read(limits.chunk_size)
+            try:
+                chunk = fh.read(limits.chunk_size)
+            except OSError as err:
+                raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
             if not chunk:
                 return
             total += len(chunk)

@@ -11,6 +11,7 @@ the config block (``; filament_density = ...``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class ArchiveMetadata:
         if self.slice_filaments:
             return tuple(f.index for f in self.slice_filaments)
         ids = self.plate_json.get("filament_ids")
-        if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+        if isinstance(ids, list) and all(type(i) is int and 0 <= i <= MAX_FILAMENT_INDEX for i in ids):
             return tuple(ids)
         return self.header.used_filaments
 
@@ -90,13 +91,26 @@ def _xml(data: bytes, name: str) -> ET.Element:
         raise BadMetadata(f"{name} is not valid XML: {err}") from None
 
 
+MAX_FILAMENT_INDEX = 254  # T0..T254: slicer filament indices beyond are not filaments (gcode.MAX_FILAMENT_TOOL)
+
+
 def _number(text: str | None) -> float | None:
+    """A finite number, or None: metadata figures are informational, so nonsense counts as missing."""
     if text is None:
         return None
     try:
-        return float(text)
-    except ValueError:
+        value = float(text)
+    except (ValueError, TypeError):
         return None
+    return value if math.isfinite(value) else None
+
+
+def _json(data: bytes, name: str) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        text = str(err) if not isinstance(err, RecursionError) else "nested too deeply"
+        raise BadMetadata(f"{name} is not valid JSON: {text}") from None
 
 
 def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetadata]:
@@ -113,7 +127,7 @@ def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetada
         filaments = []
         for f in node.findall("filament"):
             number = _number(f.get("id"))
-            if number is None or number < 1:
+            if number is None or not 1 <= number <= MAX_FILAMENT_INDEX + 1:
                 continue
             filaments.append(
                 SliceFilament(
@@ -150,10 +164,7 @@ def parse_model_settings(data: bytes, plate: int) -> dict[str, str]:
 
 
 def parse_plate_json(data: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadMetadata(f"plate json is not valid JSON: {err}") from None
+    value = _json(data, "plate json")
     return value if isinstance(value, dict) else {}
 
 
@@ -175,7 +186,7 @@ def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
     def values(key: str) -> list[str] | None:
         raw = settings.get(key)
         if isinstance(raw, list):
-            return [str(v) for v in raw]
+            return [str(v) if isinstance(v, str | int | float) else "" for v in raw]  # nested: missing
         if isinstance(raw, str):
             return split_values(raw)
         return None
@@ -207,10 +218,7 @@ def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
 
 
 def parse_project_settings(data: bytes) -> dict[int, FilamentSpec]:
-    try:
-        settings = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadMetadata(f"project_settings.config is not valid JSON: {err}") from None
+    settings = _json(data, "project_settings.config")
     return specs_from_settings(settings) if isinstance(settings, dict) else {}
 
 
@@ -240,7 +248,7 @@ def parse_header(keys: dict[str, str], head: bytes = b"") -> GcodeHeader:
             return []
         return [v for v in (_number(x) for x in split_values(raw)) if v is not None]
 
-    used = tuple(int(v) - 1 for v in numbers("filament") if v >= 1 and v == int(v))
+    used = tuple(int(v) - 1 for v in numbers("filament") if 1 <= v <= MAX_FILAMENT_INDEX + 1 and v == int(v))
     specs = specs_from_settings(dict(keys))
     total = len(specs)
     lengths = _per_filament(numbers("total filament length [mm]"), used, total)

@@ -22,8 +22,8 @@ FORMAT = "layerwise.analysis/1"
 
 def grams(mm: float, diameter: float | None, density: float | None) -> float | None:
     """mm of filament -> g: mm · π(d/2)² [mm³] · ρ [g/cm³] / 1000."""
-    if diameter is None or density is None:
-        return None
+    if diameter is None or density is None or not (0 < diameter < 100 and 0 < density < 100):
+        return None  # a nonsense figure in the file is treated as missing
     return mm * math.pi * (diameter / 2) ** 2 * density / 1000
 
 
