@@ -34,7 +34,7 @@ _PLATE_MEMBER = re.compile(r"Metadata/plate_(0|[1-9][0-9]{0,8})\.gcode")
 _PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]{1,9})\.gcode$")
 _PLATE_DIGITS = re.compile(r"[0-9]{1,9}")
 # What zipfile raises on a damaged archive besides BadZipFile (bad offsets, short reads, odd names).
-_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, struct.error, OverflowError, zlib.error)
+_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, struct.error, OverflowError, zlib.error, NotImplementedError)
 # Methods that inflate in bounded steps; bzip2/lzma would expand a whole block at once, past the caps.
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 ZIP_MAGIC = b"PK\x03\x04"
@@ -48,6 +48,7 @@ class Limits:
     max_ratio: float = 100.0  # decompressed / compressed; real gcode deflates 4-15x
     max_metadata_bytes: int = 32 << 20  # each config/json/png member
     max_members: int = 10_000
+    max_directory_bytes: int = 4 << 20  # central directory, parsed whole by zipfile; real ones are a few KB
     chunk_size: int = 1 << 20
 
 
@@ -86,10 +87,41 @@ def _check_name(name: str) -> None:
         raise UnsafeArchive(f"unsafe member name {shown!r} (path traversal)")
 
 
+def _check_directory(fh: BinaryIO, limits: Limits) -> None:
+    """Refuse a central directory too big to parse before zipfile reads it whole and builds an entry
+    per record (memory). zipfile's own reader of the end record: private, but unchanged since Python 2."""
+    try:
+        start = fh.tell()
+        record = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+        fh.seek(start)
+    except (OSError, ValueError, EOFError, struct.error, OverflowError):
+        return  # zipfile itself reports the damage next
+    if record and record[zipfile._ECD_SIZE] > limits.max_directory_bytes:  # type: ignore[attr-defined]
+        raise UnsafeArchive(
+            f"the archive's directory is {record[zipfile._ECD_SIZE]} bytes "  # type: ignore[attr-defined]
+            f"(cap {limits.max_directory_bytes}): too many or too long member names"
+        )
+
+
 @contextmanager
 def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zipfile.ZipFile]:
     try:
-        archive = zipfile.ZipFile(source)
+        fh: BinaryIO = open(source, "rb") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
+    except OSError as err:
+        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
+    try:
+        _check_directory(fh, limits)
+        with _zip_file(fh, source, limits) as archive:
+            yield archive
+    finally:
+        if fh is not source:
+            fh.close()
+
+
+@contextmanager
+def _zip_file(fh: BinaryIO, source: Source, limits: Limits) -> Iterator[zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(fh)
     except _DAMAGE as err:
         truncated = False
         with suppress(OSError, ValueError):

@@ -260,3 +260,12 @@ def test_marks_and_tool_changes_stay_bounded() -> None:
     assert len(usage.marks[1]) <= 101
     assert usage.layers[1][0] == pytest.approx(5000)
     assert math.isfinite(usage.layers[1][0])
+
+
+def test_a_huge_central_directory_is_refused_before_parsing(tmp_path: Path) -> None:
+    # zipfile reads the directory whole and builds an entry per record: capped before it does.
+    members = {"Metadata/plate_1.gcode": GCODE} | {f"{i:05d}" + "x" * 60_000: b"" for i in range(80)}
+    path = make_zip(tmp_path / "wide.gcode.3mf", members, zipfile.ZIP_STORED)
+    with pytest.raises(UnsafeArchive, match="directory"):
+        analyze_file(path)
+    assert analyze_file(path, limits=Limits(max_directory_bytes=8 << 20)).layer_count == 2
