@@ -269,3 +269,18 @@ def test_a_huge_central_directory_is_refused_before_parsing(tmp_path: Path) -> N
     with pytest.raises(UnsafeArchive, match="directory"):
         analyze_file(path)
     assert analyze_file(path, limits=Limits(max_directory_bytes=8 << 20)).layer_count == 2
+
+
+def test_a_stored_analysis_with_infinity_or_junk_is_refused_on_load() -> None:
+    # A job checkpoint written before non-finite figures were refused must not resume billing them.
+    from server.analysis import PrintAnalysis
+
+    doc = analyze_gcode_stream([GCODE])
+    good = PrintAnalysis(layer_count=doc.layer_count, plate=1, gcode_md5="", filaments={}, tool_changes=(),
+                         layers=doc.layers, marks=doc.marks).to_json()
+    stored = json.loads(json.dumps(good).replace('"1": 1.0', '"1": Infinity').replace("2.5", "Infinity"))
+    with pytest.raises(ValueError, match="non-finite"):
+        PrintAnalysis.from_json(stored)
+    for junk in ({**good, "layers": 5}, {**good, "marks": [[None]]}, [], {**good, "filaments": [{"x": 1}]}):
+        with pytest.raises((ValueError, KeyError)):
+            PrintAnalysis.from_json(junk)  # type: ignore[arg-type]
