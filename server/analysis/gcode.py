@@ -81,7 +81,6 @@ _EVENT = re.compile(
 )
 _LINE_NUMBER = re.compile(rb"N[0-9]+[ \t]*")
 _NUMBER = re.compile(rb"[-+.0-9]*")  # a word's number: the same characters the indexers take
-_HEADER_LINE = re.compile(rb"; ([^=:]+?)\s*[=:]\s*(.*)")
 HEADER_KEYS = frozenset(
     {
         "total layer number",
@@ -411,12 +410,15 @@ class GcodeScanner:
                 self._add(e)
 
     def _comment(self, text: bytes) -> None:
-        match = _HEADER_LINE.fullmatch(text)
-        if not match:
+        """``; key = value`` or ``; key: value``: split at the first ``=`` or ``:`` (linear; a regex
+        with a lazy key backtracked quadratically on long runs of blanks)."""
+        body = text[2:]
+        cut = min((i for i in (body.find(b"="), body.find(b":")) if i >= 0), default=-1)
+        if cut <= 0:
             return
-        key = match.group(1).decode("utf-8", "replace").strip()
+        key = body[:cut].decode("utf-8", "replace").strip()
         if key in HEADER_KEYS and key not in self._header:
-            self._header[key] = match.group(2).decode("utf-8", "replace").strip()
+            self._header[key] = body[cut + 1 :].decode("utf-8", "replace").strip()
 
     # -- state -----------------------------------------------------------------------------------
     def _add(self, amount: float) -> None:

@@ -284,3 +284,12 @@ def test_a_stored_analysis_with_infinity_or_junk_is_refused_on_load() -> None:
     for junk in ({**good, "layers": 5}, {**good, "marks": [[None]]}, [], {**good, "filaments": [{"x": 1}]}):
         with pytest.raises((ValueError, KeyError)):
             PrintAnalysis.from_json(junk)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", [b"; total layer number", b"; filament", b"; filament_density"])
+def test_header_comment_with_a_long_run_of_blanks_is_read_in_linear_time(key: bytes) -> None:
+    # The header-comment regex backtracked quadratically on blanks: 32 KiB took 20 s, 200 KiB hours.
+    data = GCODE + key + b" " * 200_000 + b"x\n; model" + b" " * 200_000 + b"\n" + key + b" \t= 7 \n"
+    fast, slow = both(data)
+    assert fast == slow and not isinstance(fast[0], type)  # type: ignore[index]
+    assert analyze_gcode_stream([data]).header.get(key[2:].decode()) == "7"
