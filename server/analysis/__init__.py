@@ -174,19 +174,19 @@ def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
 
 def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  # type: ignore[no-untyped-def]
     version, meta = None, ArchiveMetadata(plate=plate)
-    data = read_member(archive, "Metadata/slice_info.config", limits)
+    data = read_member(archive, "Metadata/slice_info.config", limits, limits.max_config_bytes)
     if data is not None:
         version, meta = parse_slice_info(data, plate)
     plate_json: dict[str, object] = {}
-    data = read_member(archive, f"Metadata/plate_{plate}.json", limits)
+    data = read_member(archive, f"Metadata/plate_{plate}.json", limits, limits.max_config_bytes)
     if data is not None:
         plate_json = parse_plate_json(data)
     settings: dict[str, str] = {}
-    data = read_member(archive, "Metadata/model_settings.config", limits)
+    data = read_member(archive, "Metadata/model_settings.config", limits, limits.max_config_bytes)
     if data is not None:
         settings = parse_model_settings(data, plate)
     specs = {}
-    data = read_member(archive, "Metadata/project_settings.config", limits)
+    data = read_member(archive, "Metadata/project_settings.config", limits, limits.max_config_bytes)
     if data is not None:
         specs = parse_project_settings(data)
     thumbnail = settings.get("thumbnail_file") or f"Metadata/plate_{plate}.png"

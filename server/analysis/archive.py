@@ -46,7 +46,8 @@ class Limits:
 
     max_gcode_bytes: int = 2 << 30  # decompressed plate gcode
     max_ratio: float = 100.0  # decompressed / compressed; real gcode deflates 4-15x
-    max_metadata_bytes: int = 32 << 20  # each config/json/png member
+    max_metadata_bytes: int = 32 << 20  # each png member (thumbnail)
+    max_config_bytes: int = 4 << 20  # each XML/JSON member parsed whole; real ones are under 50 KB
     max_members: int = 10_000
     max_directory_bytes: int = 4 << 20  # central directory, parsed whole by zipfile; real ones are a few KB
     chunk_size: int = 1 << 20
@@ -174,13 +175,16 @@ def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) 
     return info
 
 
-def read_member(archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
-    """A small metadata member, capped; None if absent."""
+def read_member(
+    archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS, cap: int | None = None
+) -> bytes | None:
+    """A small metadata member, capped (``cap``, default ``max_metadata_bytes``); None if absent."""
     if name not in archive.NameToInfo:
         return None
-    info = _member_info(archive, name, limits.max_metadata_bytes, limits)
+    cap = limits.max_metadata_bytes if cap is None else cap
+    info = _member_info(archive, name, cap, limits)
     out = bytearray()
-    for chunk in _inflate(archive, info, limits.max_metadata_bytes, limits):
+    for chunk in _inflate(archive, info, cap, limits):
         out += chunk
     return bytes(out)
 

@@ -92,6 +92,7 @@ def _xml(data: bytes, name: str) -> ET.Element:
 
 
 MAX_FILAMENT_INDEX = 254  # T0..T254: slicer filament indices beyond are not filaments (gcode.MAX_FILAMENT_TOOL)
+MAX_OBJECTS = 10_000  # objects listed per plate (informational; keeps memory bounded)
 
 
 def _number(text: str | None) -> float | None:
@@ -124,11 +125,13 @@ def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetada
         meta = {m.get("key"): m.get("value") for m in node.findall("metadata")}
         if meta.get("index") != str(plate):
             continue
-        filaments = []
+        filaments: list[SliceFilament] = []
         for f in node.findall("filament"):
             number = _number(f.get("id"))
             if number is None or not 1 <= number <= MAX_FILAMENT_INDEX + 1:
                 continue
+            if any(known.index == int(number) - 1 for known in filaments):
+                continue  # listed twice: the first counts
             filaments.append(
                 SliceFilament(
                     index=int(number) - 1,
@@ -140,7 +143,7 @@ def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetada
             )
         objects = tuple(
             PlateObject(o.get("identify_id", ""), o.get("name", ""), o.get("skipped") == "true")
-            for o in node.findall("object")
+            for o in node.findall("object")[:MAX_OBJECTS]
         )
         prediction = _number(meta.get("prediction"))
         return version, ArchiveMetadata(
@@ -171,7 +174,9 @@ def parse_plate_json(data: bytes) -> dict[str, object]:
 def split_values(text: str) -> list[str]:
     """``PLA;PLA``, ``1.24,1.24``, ``"Bambu Lab";"Bambu Lab"`` or ``2586.78, 2604.14`` -> items."""
     sep = ";" if ";" in text else ","
-    return [item.strip().strip('"').strip() for item in text.split(sep)]
+    # One item per slicer filament at most (T0-T254): a longer list is nonsense, not worth the memory.
+    items = text.split(sep, MAX_FILAMENT_INDEX + 1)[: MAX_FILAMENT_INDEX + 1]
+    return [item.strip().strip('"').strip() for item in items]
 
 
 def _at(values: list[str] | None, i: int) -> str | None:
@@ -186,6 +191,7 @@ def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
     def values(key: str) -> list[str] | None:
         raw = settings.get(key)
         if isinstance(raw, list):
+            raw = raw[: MAX_FILAMENT_INDEX + 1]
             return [str(v) if isinstance(v, str | int | float) else "" for v in raw]  # nested: missing
         if isinstance(raw, str):
             return split_values(raw)

@@ -293,3 +293,31 @@ def test_header_comment_with_a_long_run_of_blanks_is_read_in_linear_time(key: by
     fast, slow = both(data)
     assert fast == slow and not isinstance(fast[0], type)  # type: ignore[index]
     assert analyze_gcode_stream([data]).header.get(key[2:].decode()) == "7"
+
+
+def test_metadata_lists_stay_bounded(tmp_path: Path) -> None:
+    # 250 000 filaments in project_settings or slice_info would be as many objects (memory by design).
+    settings = json.dumps({"filament_type": ";".join(["PLA"] * 250_000), "filament_density": ["1.2"] * 250_000})
+    slice_info = (
+        b'<config><plate><metadata key="index" value="1"/>'
+        + b'<filament id="1" type="PLA" used_m="1" used_g="3"/>' * 50_000
+        + b"</plate></config>"
+    )
+    members = {
+        "Metadata/plate_1.gcode": GCODE,
+        "Metadata/project_settings.config": settings.encode(),
+        "Metadata/slice_info.config": slice_info,
+    }
+    path = make_zip(tmp_path / "lists.gcode.3mf", members, zipfile.ZIP_STORED)
+    meta = read_metadata(path)
+    assert len(meta.specs) == 255 and meta.specs[254].type == "PLA"
+    assert [f.index for f in meta.slice_filaments] == [0]
+    assert analyze_file(path).filaments[0].density == 1.2
+
+
+def test_config_members_are_capped_smaller_than_thumbnails(tmp_path: Path) -> None:
+    big = b'{"filament_type": "' + b" " * (5 << 20) + b'"}'
+    path = make_zip(tmp_path / "big.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.json": big},
+                    zipfile.ZIP_STORED)
+    with pytest.raises(UnsafeArchive, match="cap"):
+        analyze_file(path)
