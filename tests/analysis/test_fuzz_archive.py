@@ -237,3 +237,26 @@ def test_a_declared_bomb_is_refused_before_inflating() -> None:
     lying = _patch_sizes(data, GCODE_MEMBER, 1000, None)
     with pytest.raises(TruncatedArchive, match="CRC"):
         analyze_file(io.BytesIO(lying))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(members=st.lists(MEMBER, max_size=4), method=METHODS, cut=st.one_of(st.none(), st.integers(0, 4000)))
+def test_the_cli_answers_rc_0_or_one_line_and_rc_1(members: list[tuple[str, bytes]], method: int,
+                                                    cut: int | None) -> None:
+    import contextlib
+    import tempfile
+
+    from server.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.gcode.3mf"
+        path.write_bytes(_zip(dict(members), method)[:cut])
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(["analyze", str(path), "--json"])
+    if rc == 0:
+        assert err.getvalue() == "" and json.loads(out.getvalue())["layer_count"] >= 1
+    else:
+        lines = err.getvalue().splitlines()
+        assert rc == 1 and len(lines) == 1 and lines[0].startswith("layerwise analyze: ")
+        assert "cannot analyse the file" not in lines[0]  # AnalysisFailed: a surprise
