@@ -30,6 +30,13 @@ Rules (each has a unit test in tests/analysis/test_gcode_rules.py):
     never counted.
   - Other commands with an E word (``G130 ... E12`` purge line, ``M985.1 E2``, ``M73 E50``) are not
     extrusion moves and are not counted: slicers do not count them either.
+* A word's number is the ``[-+.0-9]`` characters after its letter, on every line (``E1e5`` is 1, as the
+  indexers read plain moves); ``nan``/``inf`` spelled out are malformed, hence ignored.
+* Bad input is a file error (AnalysisError), never a bogus figure or a runaway: an extrusion that makes a
+  layer's figure non-finite (an E of 400 digits is ``inf``) or beyond MAX_LAYER_MM is AbsurdExtrusion
+  naming the line and layer; a line longer than MAX_LINE_BYTES is LineTooLong; more than
+  MAX_TOOL_CHANGES loads or MAX_CELLS per-layer figures is GcodeTooComplex. Progress marks within a layer
+  rise (a repeat replaces, a step back is ignored), so a layer keeps at most 101.
 
 Speed: per chunk, an *indexer* finds the rare event lines (vector.index with numpy, or regex_index
 with two compiled regexes) and, for each segment between two events (constant state), the sum and
