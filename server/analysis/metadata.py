@@ -89,6 +89,8 @@ def _xml(data: bytes, name: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as err:
         raise BadMetadata(f"{name} is not valid XML: {err}") from None
+    except (LookupError, ValueError) as err:  # an unknown or multi-byte encoding in the XML declaration
+        raise BadMetadata(f"{name} is not readable XML: {err}") from None
 
 
 MAX_FILAMENT_INDEX = 254  # T0..T254: slicer filament indices beyond are not filaments (gcode.MAX_FILAMENT_TOOL)

@@ -321,3 +321,13 @@ def test_config_members_are_capped_smaller_than_thumbnails(tmp_path: Path) -> No
                     zipfile.ZIP_STORED)
     with pytest.raises(UnsafeArchive, match="cap"):
         analyze_file(path)
+
+
+@pytest.mark.parametrize("encoding", [b"TTF-8", b"cp932", b"utf-16"])
+def test_xml_metadata_with_an_odd_encoding_is_bad_metadata(tmp_path: Path, encoding: bytes) -> None:
+    # Found by the archive fuzz: one flipped bit in the XML declaration raised LookupError.
+    xml = b'<?xml version="1.0" encoding="' + encoding + b'"?><config><plate/></config>'
+    members = {"Metadata/plate_1.gcode": GCODE, "Metadata/model_settings.config": xml}
+    path = make_zip(tmp_path / "enc.gcode.3mf", members)
+    with pytest.raises(BadMetadata):
+        analyze_file(path)
