@@ -45,10 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from server.datadir import DataDirInUse
+
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except DataDirInUse as err:  # serve/demo on a data directory another process runs on
+        print(f"layerwise: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

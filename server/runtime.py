@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from server.config import Settings
+from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
 from server.spoolman import SpoolmanClient
@@ -43,10 +44,12 @@ class Runtime:
     printers: dict[str, PrinterTask]
     outbox: Outbox | None = None
     rfid: RfidService | None = None
+    data_lock: DataDirLock | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
+        data_lock = lock_data_dir(settings.server.data_dir)  # first: one process per data dir (DataDirInUse)
         db = open_database(settings.server.data_dir)
         spoolman = (
             SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout)
@@ -71,7 +74,7 @@ class Runtime:
             seed = settings.seed_mappings.get(printer.name)
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 log.info("seeded %d slot assignment(s) for %s from LAYERWISE_AMS_MAPPINGS", len(seed), printer.name)
-        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid)
+        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
 
     async def start(self) -> None:
         if self.outbox is not None:
@@ -93,6 +96,8 @@ class Runtime:
         if self.spoolman is not None:
             await self.spoolman.aclose()
         self.db.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:

@@ -6,17 +6,19 @@ Public API (the tracking engine relies on these names):
     analyze_gcode_stream(chunks) -> GcodeUsage
     read_metadata(source, plate) -> ArchiveMetadata
     plate_thumbnail(source, plate) -> bytes | None
-    AnalysisError and its subclasses
+    AnalysisError and its subclasses: every failure of these four is one (never ValueError, KeyError,
+    RecursionError, ...), with a one-line message for people
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import BinaryIO
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from server.analysis.archive import (
     DEFAULT_LIMITS,
@@ -32,9 +34,15 @@ from server.analysis.archive import (
     resolve_plate,
 )
 from server.analysis.errors import (
+    AbsurdExtrusion,
     AnalysisError,
+    AnalysisFailed,
+    BadGcode,
     BadMetadata,
     ChecksumMismatch,
+    GcodeTooComplex,
+    LineTooLong,
+    NoLayers,
     NotAZip,
     PlateNotFound,
     TruncatedArchive,
@@ -52,13 +60,19 @@ from server.analysis.metadata import (
 from server.analysis.result import FilamentUsage, PrintAnalysis, grams
 
 __all__ = [
+    "AbsurdExtrusion",
     "AnalysisError",
+    "AnalysisFailed",
     "ArchiveMetadata",
+    "BadGcode",
     "BadMetadata",
     "ChecksumMismatch",
     "FilamentUsage",
+    "GcodeTooComplex",
     "GcodeUsage",
     "Limits",
+    "LineTooLong",
+    "NoLayers",
     "NotAZip",
     "PlateNotFound",
     "PrintAnalysis",
@@ -73,6 +87,25 @@ __all__ = [
 
 Source = str | os.PathLike[str] | BinaryIO
 HEAD_BYTES = 1 << 20  # the gcode header and config block sit in the first few hundred KB
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _file_errors_only(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The public readers raise AnalysisError and nothing else: the tracker shows the message and the CLI
+    prints it. Known bad input has its own class; a surprise becomes AnalysisFailed, cause chained."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except AnalysisError:
+            raise
+        except Exception as err:
+            text = " ".join(str(err).split())[:160]
+            raise AnalysisFailed(f"cannot analyse the file ({type(err).__name__}: {text})") from err
+
+    return wrapper
 
 
 def _source_name(source: Source) -> str:
@@ -126,28 +159,34 @@ def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
                 return
     finally:
         stop.set()
-        while worker.is_alive():
+        pending: object = None
+        while worker.is_alive() or not q.empty():
             try:
-                q.get_nowait()
+                kind, item = q.get_nowait()
             except queue.Empty:
                 worker.join(0.05)
+                continue
+            if kind == "error":
+                pending = item
+        if isinstance(pending, AnalysisError):  # closed early, but the file was damaged: say so
+            raise pending
 
 
 def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  # type: ignore[no-untyped-def]
     version, meta = None, ArchiveMetadata(plate=plate)
-    data = read_member(archive, "Metadata/slice_info.config", limits)
+    data = read_member(archive, "Metadata/slice_info.config", limits, limits.max_config_bytes)
     if data is not None:
         version, meta = parse_slice_info(data, plate)
     plate_json: dict[str, object] = {}
-    data = read_member(archive, f"Metadata/plate_{plate}.json", limits)
+    data = read_member(archive, f"Metadata/plate_{plate}.json", limits, limits.max_config_bytes)
     if data is not None:
         plate_json = parse_plate_json(data)
     settings: dict[str, str] = {}
-    data = read_member(archive, "Metadata/model_settings.config", limits)
+    data = read_member(archive, "Metadata/model_settings.config", limits, limits.max_config_bytes)
     if data is not None:
         settings = parse_model_settings(data, plate)
     specs = {}
-    data = read_member(archive, "Metadata/project_settings.config", limits)
+    data = read_member(archive, "Metadata/project_settings.config", limits, limits.max_config_bytes)
     if data is not None:
         specs = parse_project_settings(data)
     thumbnail = settings.get("thumbnail_file") or f"Metadata/plate_{plate}.png"
@@ -177,6 +216,7 @@ def _header_keys(chunks: Iterator[bytes]) -> tuple[dict[str, str], bytes]:
     return scanner.finish().header, first
 
 
+@_file_errors_only
 def read_metadata(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> ArchiveMetadata:
     """Everything the file says about itself (slice_info, plate json, model and project settings, gcode
     header), without parsing the gcode body."""
@@ -193,6 +233,7 @@ def read_metadata(source: Source, plate: int | str | None = None, *, limits: Lim
         return _with_header(meta, keys, first)
 
 
+@_file_errors_only
 def plate_thumbnail(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> bytes | None:
     """The plate's PNG thumbnail (``Metadata/plate_N.png``) for the web app, or None."""
     limits = limits or DEFAULT_LIMITS
@@ -255,10 +296,24 @@ class _FirstBytes:
             yield chunk
 
 
-def _analyze(reader: GcodeReader, meta: ArchiveMetadata) -> PrintAnalysis:
+def _analyze(reader: GcodeReader, meta: ArchiveMetadata, *, verify: bool = False) -> PrintAnalysis:
     used = meta.used_filaments()
     tap = _FirstBytes(iter(reader))
-    usage = analyze_gcode_stream(_threaded(iter(tap)), default_filament=used[0] if used else 0)
+    stream = iter(tap)
+    chunks = _threaded(stream)
+    try:
+        usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0)
+    except BadGcode:
+        chunks.close()  # stops the reader thread before this one takes over the stream
+        if verify:  # garbage may be damage: read on, so a bad CRC or MD5 is reported as what it is
+            for _chunk in stream:
+                pass
+        raise
+    if not usage.layer_count:
+        raise NoLayers(
+            f"the plate's gcode has no layers ({usage.size} bytes, no M73 L layer marker): "
+            "empty, or not a gcode sliced for a Bambu Lab printer"
+        )
     meta = _with_header(meta, usage.header, tap.first)
     return PrintAnalysis(
         layer_count=usage.layer_count,
@@ -275,6 +330,7 @@ def _analyze(reader: GcodeReader, meta: ArchiveMetadata) -> PrintAnalysis:
     )
 
 
+@_file_errors_only
 def analyze_file(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> PrintAnalysis:
     """Analyse one plate of a .gcode.3mf (path or binary file object), or a plain .gcode file.
 
@@ -288,4 +344,4 @@ def analyze_file(source: Source, plate: int | str | None = None, *, limits: Limi
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
         meta = _archive_metadata(archive, number, limits)
-        return _analyze(plate_gcode(archive, number, limits), meta)
+        return _analyze(plate_gcode(archive, number, limits), meta, verify=True)

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -27,8 +28,15 @@ from server.analysis.errors import (
 )
 
 Source = str | os.PathLike[str] | BinaryIO
-_PLATE_MEMBER = re.compile(r"Metadata/plate_([0-9]+)\.gcode")
-_PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]+)\.gcode$")
+# Plate numbers are written without leading zeros (the member of plate N is exactly plate_N.gcode) and
+# stay short: thousands of digits would not even convert to an int.
+_PLATE_MEMBER = re.compile(r"Metadata/plate_(0|[1-9][0-9]{0,8})\.gcode")
+_PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]{1,9})\.gcode$")
+_PLATE_DIGITS = re.compile(r"[0-9]{1,9}")
+# What zipfile raises on a damaged archive besides BadZipFile (bad offsets, short reads, odd names).
+_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, struct.error, OverflowError, zlib.error, NotImplementedError)
+# Methods that inflate in bounded steps; bzip2/lzma would expand a whole block at once, past the caps.
+_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -38,8 +46,10 @@ class Limits:
 
     max_gcode_bytes: int = 2 << 30  # decompressed plate gcode
     max_ratio: float = 100.0  # decompressed / compressed; real gcode deflates 4-15x
-    max_metadata_bytes: int = 32 << 20  # each config/json/png member
+    max_metadata_bytes: int = 32 << 20  # each png member (thumbnail)
+    max_config_bytes: int = 4 << 20  # each XML/JSON member parsed whole; real ones are under 50 KB
     max_members: int = 10_000
+    max_directory_bytes: int = 4 << 20  # central directory, parsed whole by zipfile; real ones are a few KB
     chunk_size: int = 1 << 20
 
 
@@ -51,11 +61,12 @@ def plate_number(plate: int | str | None) -> int | None:
     if plate is None or isinstance(plate, int):
         return plate
     text = plate.strip()
-    if text.isdigit():
+    if _PLATE_DIGITS.fullmatch(text):
         return int(text)
     match = _PLATE_REF.search(text.replace("\\", "/"))
     if not match:
-        raise PlateNotFound(f"cannot tell the plate from {plate!r} (expected N or Metadata/plate_N.gcode)")
+        shown = plate if len(plate) <= 80 else plate[:80] + "..."
+        raise PlateNotFound(f"cannot tell the plate from {shown!r} (expected N or Metadata/plate_N.gcode)")
     return int(match.group(1))
 
 
@@ -73,19 +84,51 @@ def is_zip(source: Source) -> bool:
 def _check_name(name: str) -> None:
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
-        raise UnsafeArchive(f"unsafe member name {name!r} (path traversal)")
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise UnsafeArchive(f"unsafe member name {shown!r} (path traversal)")
+
+
+def _check_directory(fh: BinaryIO, limits: Limits) -> None:
+    """Refuse a central directory too big to parse before zipfile reads it whole and builds an entry
+    per record (memory). zipfile's own reader of the end record: private, but unchanged since Python 2."""
+    try:
+        start = fh.tell()
+        record = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+        fh.seek(start)
+    except (OSError, ValueError, EOFError, struct.error, OverflowError):
+        return  # zipfile itself reports the damage next
+    if record and record[zipfile._ECD_SIZE] > limits.max_directory_bytes:  # type: ignore[attr-defined]
+        raise UnsafeArchive(
+            f"the archive's directory is {record[zipfile._ECD_SIZE]} bytes "  # type: ignore[attr-defined]
+            f"(cap {limits.max_directory_bytes}): too many or too long member names"
+        )
 
 
 @contextmanager
 def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zipfile.ZipFile]:
     try:
-        archive = zipfile.ZipFile(source)
-    except zipfile.BadZipFile as err:
+        fh: BinaryIO = open(source, "rb") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
+    except OSError as err:
+        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
+    try:
+        _check_directory(fh, limits)
+        with _zip_file(fh, source, limits) as archive:
+            yield archive
+    finally:
+        if fh is not source:
+            fh.close()
+
+
+@contextmanager
+def _zip_file(fh: BinaryIO, source: Source, limits: Limits) -> Iterator[zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(fh)
+    except _DAMAGE as err:
         truncated = False
-        with suppress(OSError):
+        with suppress(OSError, ValueError):
             truncated = is_zip(source)
         if truncated:
-            raise TruncatedArchive(f"archive is truncated or corrupt: {err}") from None
+            raise TruncatedArchive(f"archive is truncated or corrupt: {_short(err)}") from None
         raise NotAZip("not a zip archive (a .gcode.3mf is a zip)") from None
     except OSError as err:
         raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
@@ -96,6 +139,11 @@ def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zi
         for info in infos:
             _check_name(info.filename)
         yield archive
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 160 else text[:160] + "..."
 
 
 def plates(archive: zipfile.ZipFile) -> list[int]:
@@ -118,6 +166,8 @@ def resolve_plate(archive: zipfile.ZipFile, plate: int | str | None) -> int:
 
 def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) -> zipfile.ZipInfo:
     info = archive.getinfo(name)
+    if info.compress_type not in _METHODS:
+        raise UnsafeArchive(f"{name} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
     if info.file_size > cap:
         raise UnsafeArchive(f"{name} inflates to {info.file_size} bytes (cap {cap})")
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
@@ -125,13 +175,16 @@ def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) 
     return info
 
 
-def read_member(archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
-    """A small metadata member, capped; None if absent."""
+def read_member(
+    archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS, cap: int | None = None
+) -> bytes | None:
+    """A small metadata member, capped (``cap``, default ``max_metadata_bytes``); None if absent."""
     if name not in archive.NameToInfo:
         return None
-    info = _member_info(archive, name, limits.max_metadata_bytes, limits)
+    cap = limits.max_metadata_bytes if cap is None else cap
+    info = _member_info(archive, name, cap, limits)
     out = bytearray()
-    for chunk in _inflate(archive, info, limits.max_metadata_bytes, limits):
+    for chunk in _inflate(archive, info, cap, limits):
         out += chunk
     return bytes(out)
 
@@ -152,10 +205,12 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limits: 
                 if total > ratio_cap:
                     raise UnsafeArchive(f"{info.filename} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
                 yield chunk
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {err}") from None
+    except (*_DAMAGE, OSError) as err:
+        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {_short(err)}") from None
+    except RuntimeError as err:  # zipfile's word for an encrypted member
+        raise UnsafeArchive(f"{info.filename} is encrypted (password protected): {_short(err)}") from None
     except NotImplementedError as err:
-        raise AnalysisError(f"{info.filename}: {err}") from None
+        raise UnsafeArchive(f"{info.filename}: {_short(err)}") from None
 
 
 class GcodeReader:
@@ -197,7 +252,10 @@ def file_chunks(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[byt
         raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
     try:
         while True:
-            chunk = fh.read(limits.chunk_size)
+            try:
+                chunk = fh.read(limits.chunk_size)
+            except OSError as err:
+                raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
             if not chunk:
                 return
             total += len(chunk)

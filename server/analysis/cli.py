@@ -53,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"layerwise analyze: {err.strerror or err}", file=sys.stderr)
         return 1
     if args.json:
-        json.dump(analysis.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        # The analysis refuses non-finite figures; allow_nan=False keeps "Infinity" out of the JSON regardless.
+        try:
+            text = json.dumps(analysis.to_json(), indent=1, allow_nan=False)
+        except ValueError as err:
+            print(f"layerwise analyze: {err}", file=sys.stderr)
+            return 1
+        sys.stdout.write(text + "\n")
     else:
         print(render(analysis))
     return 0

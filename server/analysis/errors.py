@@ -29,3 +29,30 @@ class ChecksumMismatch(AnalysisError):
 
 class BadMetadata(AnalysisError):
     """A metadata file (slice_info.config, project_settings.config, ...) cannot be parsed."""
+
+
+class BadGcode(AnalysisError):
+    """The gcode itself is not something a printer could print: see the subclasses."""
+
+
+class AbsurdExtrusion(BadGcode):
+    """A non-finite E value, or more filament in one layer than any printer could use (``gcode.MAX_LAYER_MM``)."""
+
+
+class LineTooLong(BadGcode):
+    """A line longer than ``gcode.MAX_LINE_BYTES``: no real gcode line comes near it."""
+
+
+class NoLayers(BadGcode):
+    """No ``M73 L`` layer marker at all: an empty file, or not gcode sliced for a Bambu Lab printer."""
+
+
+class GcodeTooComplex(BadGcode):
+    """More filament changes or per-layer figures than any real print has (memory stays bounded)."""
+
+
+class AnalysisFailed(AnalysisError):
+    """Last resort at the API boundary: an unexpected error while reading or analysing the file.
+
+    Every known kind of bad input has its own class above; this one only keeps a surprise from escaping
+    as a bare exception (the cause stays chained for the log). The archive fuzz test fails on it."""

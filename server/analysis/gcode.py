@@ -30,6 +30,13 @@ Rules (each has a unit test in tests/analysis/test_gcode_rules.py):
     never counted.
   - Other commands with an E word (``G130 ... E12`` purge line, ``M985.1 E2``, ``M73 E50``) are not
     extrusion moves and are not counted: slicers do not count them either.
+* A word's number is the ``[-+.0-9]`` characters after its letter, on every line (``E1e5`` is 1, as the
+  indexers read plain moves); ``nan``/``inf`` spelled out are malformed, hence ignored.
+* Bad input is a file error (AnalysisError), never a bogus figure or a runaway: an extrusion that makes a
+  layer's figure non-finite (an E of 400 digits is ``inf``) or beyond MAX_LAYER_MM is AbsurdExtrusion
+  naming the line and layer; a line longer than MAX_LINE_BYTES is LineTooLong; more than
+  MAX_TOOL_CHANGES loads or MAX_CELLS per-layer figures is GcodeTooComplex. Progress marks within a layer
+  rise (a repeat replaces, a step back is ignored), so a layer keeps at most 101.
 
 Speed: per chunk, an *indexer* finds the rare event lines (vector.index with numpy, or regex_index
 with two compiled regexes) and, for each segment between two events (constant state), the sum and
@@ -40,10 +47,13 @@ floating-point sums) are the same however the stream is cut.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex, LineTooLong
 
 try:  # the vectorised indexer needs numpy; the regex indexer gives the same result without it
     import numpy  # noqa: F401
@@ -56,6 +66,13 @@ UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at
 UNLOAD_TOOLS = frozenset({255, 65535, 65279})
 MAX_FILAMENT_TOOL = 254
 MAX_LAYER = 200_000  # a marker beyond this is garbage, not a layer (keeps memory bounded)
+# Bounds that make hostile or broken gcode a file error instead of a bogus bill or a runaway (docs/analysis.md):
+# the real files' busiest layer uses 0.33 m of one filament and their longest line (the start gcode in the
+# config block) is 21 KiB.
+MAX_LAYER_MM = 100_000.0  # 100 m of one filament in one layer (or one move): about 300 g, no printer can
+MAX_LINE_BYTES = 256 << 10
+MAX_TOOL_CHANGES = 100_000  # a real multi-colour print has hundreds to a few thousand
+MAX_CELLS = 2_000_000  # per-layer figures kept (layers x filaments, marks, cumulative): ~100+ MB at most
 DEFAULT_MAX_CARRY = 4 << 20
 PADDING = b"\n" * 32
 
@@ -70,7 +87,7 @@ _EVENT = re.compile(
     rb"|[ \t]++(?:[^; \t\r\n]|;V))"
 )
 _LINE_NUMBER = re.compile(rb"N[0-9]+[ \t]*")
-_HEADER_LINE = re.compile(rb"; ([^=:]+?)\s*[=:]\s*(.*)")
+_NUMBER = re.compile(rb"[-+.0-9]*")  # a word's number: the same characters the indexers take
 HEADER_KEYS = frozenset(
     {
         "total layer number",
@@ -168,11 +185,28 @@ def regex_index(buf: bytes, end: int) -> Index:
     return events, sums, lasts, counts
 
 
+def _count_newlines(buf: bytes, lo: int, hi: int) -> int:
+    return buf.count(b"\n", lo, hi)
+
+
 def _word(words: list[bytes], letter: bytes) -> float | None:
     for word in words[1:]:
         if word[:1].upper() == letter:
-            return _float(word[1:])
+            return _float(_NUMBER.match(word, 1).group())  # type: ignore[union-attr]
     return None
+
+
+class _Refused(Exception):
+    """An addition that would make a layer's figure non-finite or absurd; _scan names the line."""
+
+    def __init__(self, amount: float, total: float, layer: int, filament: int) -> None:
+        super().__init__()
+        self.amount, self.total, self.layer, self.filament = amount, total, layer, filament
+
+
+def _excerpt(line: bytes) -> str:
+    text = line.strip().decode("utf-8", "replace")
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 class GcodeScanner:
@@ -186,6 +220,7 @@ class GcodeScanner:
         if vectorised and _vector is None:
             raise RuntimeError("numpy is not installed")
         self._index = _vector.index if vectorised and _vector is not None else regex_index
+        self._count_newlines = _vector.count_newlines if vectorised and _vector is not None else _count_newlines
         self._default = default_filament
         self._max_carry = max_carry
         self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
@@ -200,6 +235,8 @@ class GcodeScanner:
         self._tool_changes: list[ToolChange] = []
         self._header: dict[str, str] = {}
         self._size = 0
+        self._lines = 0  # lines before the current buffer (for messages)
+        self._cells = 0  # per-layer figures kept, against MAX_CELLS
         self._done = False
 
     # -- streaming -------------------------------------------------------------------------------
@@ -212,7 +249,12 @@ class GcodeScanner:
         buf = b"".join((self._carry, data, PADDING))
         limit = len(buf) - len(PADDING)
         end = buf.rfind(b"\n", 0, limit)  # buf[end:limit] is an incomplete line (or just the newline)
-        self._carry = buf[self._scan(buf, end) : limit]
+        if limit - end - 1 > MAX_LINE_BYTES:  # checked before the carry can grow with it
+            raise self._too_long(buf, end)
+        self._check_lines(buf, end)
+        cut = self._scan(buf, end)
+        self._lines += self._count_newlines(buf, 1, cut + 1)
+        self._carry = buf[cut:limit]
 
     def finish(self) -> GcodeUsage:
         if self._done:
@@ -223,19 +265,65 @@ class GcodeScanner:
         self._carry = b""
         return self._result()
 
+    def _check_lines(self, buf: bytes, end: int) -> None:
+        """Refuse a complete line in ``buf[:end]`` longer than MAX_LINE_BYTES. Such a line holds a whole
+        window of half that size aligned on the half: a few ``find`` calls per chunk, exact after."""
+        half = MAX_LINE_BYTES // 2
+        for k in range(1, end - half + 1, half):
+            if buf.find(b"\n", k, k + half) < 0:
+                start = buf.rfind(b"\n", 0, k)
+                if buf.find(b"\n", k, end + 1) - start - 1 > MAX_LINE_BYTES:
+                    raise self._too_long(buf, start)
+
+    def _line_number(self, buf: bytes, newline: int) -> int:
+        """1-based number of the line that starts after ``buf[newline]``."""
+        return self._lines + buf.count(b"\n", 1, newline + 1) + 1
+
+    def _too_long(self, buf: bytes, newline: int) -> LineTooLong:
+        return LineTooLong(
+            f"line {self._line_number(buf, newline)} is longer than {MAX_LINE_BYTES >> 10} KiB "
+            "(real gcode lines are far shorter): not a gcode file"
+        )
+
     def _scan(self, buf: bytes, end: int, final: bool = False) -> int:
         """Process segments and events in ``buf[:end]``; return where the unprocessed rest starts.
         The tail after the last event is kept for the next chunk unless ``final`` or too long."""
         events, sums, lasts, counts = self._index(buf, end)
         pos = 0
-        for i, (start, line_end) in enumerate(events):
-            if counts[i]:
-                self._segment(sums[i], lasts[i])
-            self._line(buf[start + 1 : line_end])
-            pos = line_end
-        if (final or end - pos > self._max_carry) and counts[-1]:
-            self._segment(sums[-1], lasts[-1])
+        span = (0, 0)  # what is being added: a segment of plain moves, or one event line
+        try:
+            for i, (start, line_end) in enumerate(events):
+                if counts[i]:
+                    span = (pos, start)
+                    self._segment(sums[i], lasts[i])
+                span = (start, line_end)
+                self._line(buf[start + 1 : line_end])
+                pos = line_end
+            if (final or end - pos > self._max_carry) and counts[-1]:
+                span = (pos, end)
+                self._segment(sums[-1], lasts[-1])
+        except _Refused as refused:
+            raise self._absurd(refused, buf, *span) from None
         return end if final or end - pos > self._max_carry else pos
+
+    def _absurd(self, refused: _Refused, buf: bytes, lo: int, hi: int) -> AbsurdExtrusion:
+        """Name the line: the first move in ``buf[lo:hi]`` with a non-finite or absurd E, else the last
+        move there (many moves adding up past the bound)."""
+        at = lo
+        for match in _MOVE_E.finditer(buf, lo, hi):
+            at = match.start()
+            value = _float(match.group(1))
+            if value is not None and not abs(value) <= MAX_LAYER_MM:
+                break
+        number = self._line_number(buf, at)
+        line = buf[at + 1 : buf.find(b"\n", at + 1)]
+        where = f"line {number} (layer {refused.layer}): {_excerpt(line)}"
+        if not math.isfinite(refused.amount) or not math.isfinite(refused.total):
+            return AbsurdExtrusion(f"{where} extrudes a non-finite amount of filament: not a real print")
+        return AbsurdExtrusion(
+            f"{where} brings filament {refused.filament} to {refused.total / 1000:.0f} m in one layer "
+            f"(the limit is {MAX_LAYER_MM / 1000:.0f} m): not a real print"
+        )
 
     def _segment(self, total: float, last: float | None) -> None:
         if self._absolute:
@@ -253,7 +341,7 @@ class GcodeScanner:
     def _line(self, line: bytes) -> None:
         if line[:5] == b"M73 L":  # the most frequent event: one per layer
             words = line.split(b";", 1)[0].split()
-            if len(words) == 2 and words[1][1:].isdigit():
+            if len(words) == 2 and len(words[1]) <= 10 and words[1][1:].isdigit():
                 self._set_layer(int(words[1][1:]))
                 return
         text = line.strip()
@@ -295,12 +383,12 @@ class GcodeScanner:
             self._absolute = True
         elif cmd == b"M73":
             layer = _word(words, b"L")
-            if layer is not None and layer == int(layer):
+            if layer is not None and math.isfinite(layer) and layer == int(layer):
                 self._set_layer(int(layer))
             percent = _word(words, b"P")
-            if percent is not None:
-                self._marks[self._layer].append((int(percent), dict(self._layers[self._layer])))
-        elif cmd[:1] == b"T" and cmd[1:].isdigit():
+            if percent is not None and 0 <= percent <= 100:
+                self._mark(int(percent))
+        elif cmd[:1] == b"T" and len(cmd) <= 6 and cmd[1:].isdigit():
             self._load(int(cmd[1:]))
         elif cmd == b"M620.11":
             e = _word(words, b"E")
@@ -329,18 +417,45 @@ class GcodeScanner:
                 self._add(e)
 
     def _comment(self, text: bytes) -> None:
-        match = _HEADER_LINE.fullmatch(text)
-        if not match:
+        """``; key = value`` or ``; key: value``: split at the first ``=`` or ``:`` (linear; a regex
+        with a lazy key backtracked quadratically on long runs of blanks)."""
+        body = text[2:]
+        cut = min((i for i in (body.find(b"="), body.find(b":")) if i >= 0), default=-1)
+        if cut <= 0:
             return
-        key = match.group(1).decode("utf-8", "replace").strip()
+        key = body[:cut].decode("utf-8", "replace").strip()
         if key in HEADER_KEYS and key not in self._header:
-            self._header[key] = match.group(2).decode("utf-8", "replace").strip()
+            self._header[key] = body[cut + 1 :].decode("utf-8", "replace").strip()
 
     # -- state -----------------------------------------------------------------------------------
     def _add(self, amount: float) -> None:
         if amount:
             layer = self._layers[self._layer]
-            layer[self._active] = layer.get(self._active, 0.0) + amount
+            total = layer.get(self._active, 0.0) + amount
+            if not (abs(amount) <= MAX_LAYER_MM and abs(total) <= MAX_LAYER_MM):  # NaN fails both
+                raise _Refused(amount, total, self._layer, self._active)
+            if self._active not in layer:
+                self._spend(1)
+            layer[self._active] = total
+
+    def _spend(self, cells: int) -> None:
+        self._cells += cells
+        if self._cells > MAX_CELLS:
+            raise GcodeTooComplex(
+                f"more than {MAX_CELLS} per-layer figures (layers x filaments x progress marks): not a real print"
+            )
+
+    def _mark(self, percent: int) -> None:
+        """Progress marks within a layer rise; one repeated keeps the latest usage (what ``bisect`` in
+        layer_at_percent would pick) and one going back is ignored, so a layer keeps at most 101."""
+        marks = self._marks[self._layer]
+        usage = dict(self._layers[self._layer])
+        if marks and marks[-1][0] >= percent:
+            if marks[-1][0] == percent:
+                marks[-1] = (percent, usage)
+            return
+        self._spend(len(usage) + 1)
+        marks.append((percent, usage))
 
     def _set_layer(self, n: int) -> None:
         if n < 0 or n > MAX_LAYER:
@@ -356,11 +471,15 @@ class GcodeScanner:
         if self._first_loaded is None:
             self._first_loaded = n
         if n != self._active:
+            if len(self._tool_changes) >= MAX_TOOL_CHANGES:
+                raise GcodeTooComplex(f"more than {MAX_TOOL_CHANGES} filament changes: not a real print")
             self._tool_changes.append(ToolChange(self._layer, n))
             self._active = n
 
     def _result(self) -> GcodeUsage:
         target = self._first_loaded if self._first_loaded is not None else self._default
+        filaments = {f for layer in self._layers for f in layer}
+        self._spend(len(self._layers) * len(filaments))  # the cumulative figures PrintAnalysis keeps
         return GcodeUsage(
             layers=tuple(_resolve(layer, target) for layer in self._layers),
             marks=tuple(tuple((p, _resolve(u, target)) for p, u in marks) for marks in self._marks),

@@ -11,6 +11,7 @@ the config block (``; filament_density = ...``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class ArchiveMetadata:
         if self.slice_filaments:
             return tuple(f.index for f in self.slice_filaments)
         ids = self.plate_json.get("filament_ids")
-        if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+        if isinstance(ids, list) and all(type(i) is int and 0 <= i <= MAX_FILAMENT_INDEX for i in ids):
             return tuple(ids)
         return self.header.used_filaments
 
@@ -88,15 +89,31 @@ def _xml(data: bytes, name: str) -> ET.Element:
         return ET.fromstring(data)
     except ET.ParseError as err:
         raise BadMetadata(f"{name} is not valid XML: {err}") from None
+    except (LookupError, ValueError) as err:  # an unknown or multi-byte encoding in the XML declaration
+        raise BadMetadata(f"{name} is not readable XML: {err}") from None
+
+
+MAX_FILAMENT_INDEX = 254  # T0..T254: slicer filament indices beyond are not filaments (gcode.MAX_FILAMENT_TOOL)
+MAX_OBJECTS = 10_000  # objects listed per plate (informational; keeps memory bounded)
 
 
 def _number(text: str | None) -> float | None:
+    """A finite number, or None: metadata figures are informational, so nonsense counts as missing."""
     if text is None:
         return None
     try:
-        return float(text)
-    except ValueError:
+        value = float(text)
+    except (ValueError, TypeError):
         return None
+    return value if math.isfinite(value) else None
+
+
+def _json(data: bytes, name: str) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        text = str(err) if not isinstance(err, RecursionError) else "nested too deeply"
+        raise BadMetadata(f"{name} is not valid JSON: {text}") from None
 
 
 def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetadata]:
@@ -110,11 +127,13 @@ def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetada
         meta = {m.get("key"): m.get("value") for m in node.findall("metadata")}
         if meta.get("index") != str(plate):
             continue
-        filaments = []
+        filaments: list[SliceFilament] = []
         for f in node.findall("filament"):
             number = _number(f.get("id"))
-            if number is None or number < 1:
+            if number is None or not 1 <= number <= MAX_FILAMENT_INDEX + 1:
                 continue
+            if any(known.index == int(number) - 1 for known in filaments):
+                continue  # listed twice: the first counts
             filaments.append(
                 SliceFilament(
                     index=int(number) - 1,
@@ -126,7 +145,7 @@ def parse_slice_info(data: bytes, plate: int) -> tuple[str | None, ArchiveMetada
             )
         objects = tuple(
             PlateObject(o.get("identify_id", ""), o.get("name", ""), o.get("skipped") == "true")
-            for o in node.findall("object")
+            for o in node.findall("object")[:MAX_OBJECTS]
         )
         prediction = _number(meta.get("prediction"))
         return version, ArchiveMetadata(
@@ -150,17 +169,16 @@ def parse_model_settings(data: bytes, plate: int) -> dict[str, str]:
 
 
 def parse_plate_json(data: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadMetadata(f"plate json is not valid JSON: {err}") from None
+    value = _json(data, "plate json")
     return value if isinstance(value, dict) else {}
 
 
 def split_values(text: str) -> list[str]:
     """``PLA;PLA``, ``1.24,1.24``, ``"Bambu Lab";"Bambu Lab"`` or ``2586.78, 2604.14`` -> items."""
     sep = ";" if ";" in text else ","
-    return [item.strip().strip('"').strip() for item in text.split(sep)]
+    # One item per slicer filament at most (T0-T254): a longer list is nonsense, not worth the memory.
+    items = text.split(sep, MAX_FILAMENT_INDEX + 1)[: MAX_FILAMENT_INDEX + 1]
+    return [item.strip().strip('"').strip() for item in items]
 
 
 def _at(values: list[str] | None, i: int) -> str | None:
@@ -175,7 +193,8 @@ def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
     def values(key: str) -> list[str] | None:
         raw = settings.get(key)
         if isinstance(raw, list):
-            return [str(v) for v in raw]
+            raw = raw[: MAX_FILAMENT_INDEX + 1]
+            return [str(v) if isinstance(v, str | int | float) else "" for v in raw]  # nested: missing
         if isinstance(raw, str):
             return split_values(raw)
         return None
@@ -207,10 +226,7 @@ def specs_from_settings(settings: dict[str, object]) -> dict[int, FilamentSpec]:
 
 
 def parse_project_settings(data: bytes) -> dict[int, FilamentSpec]:
-    try:
-        settings = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadMetadata(f"project_settings.config is not valid JSON: {err}") from None
+    settings = _json(data, "project_settings.config")
     return specs_from_settings(settings) if isinstance(settings, dict) else {}
 
 
@@ -240,7 +256,7 @@ def parse_header(keys: dict[str, str], head: bytes = b"") -> GcodeHeader:
             return []
         return [v for v in (_number(x) for x in split_values(raw)) if v is not None]
 
-    used = tuple(int(v) - 1 for v in numbers("filament") if v >= 1 and v == int(v))
+    used = tuple(int(v) - 1 for v in numbers("filament") if 1 <= v <= MAX_FILAMENT_INDEX + 1 and v == int(v))
     specs = specs_from_settings(dict(keys))
     total = len(specs)
     lengths = _per_filament(numbers("total filament length [mm]"), used, total)

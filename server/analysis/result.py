@@ -22,8 +22,8 @@ FORMAT = "layerwise.analysis/1"
 
 def grams(mm: float, diameter: float | None, density: float | None) -> float | None:
     """mm of filament -> g: mm · π(d/2)² [mm³] · ρ [g/cm³] / 1000."""
-    if diameter is None or density is None:
-        return None
+    if diameter is None or density is None or not (0 < diameter < 100 and 0 < density < 100):
+        return None  # a nonsense figure in the file is treated as missing
     return mm * math.pi * (diameter / 2) ** 2 * density / 1000
 
 
@@ -47,7 +47,10 @@ def _keys_to_str(usage: Usage) -> dict[str, float]:
 
 
 def _keys_to_int(usage: dict[str, float]) -> Usage:
-    return {int(k): float(v) for k, v in usage.items()}
+    out = {int(k): float(v) for k, v in usage.items()}
+    if not all(math.isfinite(v) for v in out.values()):  # e.g. "Infinity" stored before analysis refused it
+        raise ValueError("non-finite figure in a stored analysis")
+    return out
 
 
 def _add(a: Usage, b: Usage) -> Usage:
@@ -127,7 +130,15 @@ class PrintAnalysis:
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> PrintAnalysis:
-        if doc.get("format") != FORMAT:
+        """The document ``to_json`` wrote; ValueError (or KeyError) for anything else."""
+        try:
+            return cls._from_json(doc)
+        except (TypeError, AttributeError, OverflowError) as err:
+            raise ValueError(f"malformed {FORMAT} document: {err}") from None
+
+    @classmethod
+    def _from_json(cls, doc: dict[str, object]) -> PrintAnalysis:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
         filaments = [FilamentUsage(**f) for f in doc["filaments"]]  # type: ignore[union-attr]
         layers = [doc["prelude"], *doc["layers"]]  # type: ignore[misc]

@@ -166,6 +166,11 @@ def _values(a: np.ndarray, buf: bytes, ep: np.ndarray, end: int) -> tuple[np.nda
     return ep[keep], values[keep]
 
 
+def count_newlines(buf: bytes, lo: int, hi: int) -> int:
+    """``buf.count(b"\\n", lo, hi)``, several times faster (kept per chunk for line numbers in messages)."""
+    return int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, count=hi - lo, offset=lo) == NL)) if hi > lo else 0
+
+
 def index(buf: bytes, end: int) -> tuple[list[tuple[int, int]], list[float], list[float | None], list[int]]:
     if len(buf) < end + 1 + len(PADDING):  # callers normally leave the padding in place
         buf = buf[: end + 1] + PADDING

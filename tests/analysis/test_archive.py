@@ -148,7 +148,7 @@ def test_path_file_object_and_bytesio_agree() -> None:
 def test_multi_plate_archive_picks_the_plate(tmp_path: Path) -> None:
     path = make_zip(
         tmp_path / "two.gcode.3mf",
-        {"Metadata/plate_1.gcode": b"T0\nG1 E1\n", "Metadata/plate_2.gcode": b"T1\nG1 E2\n"},
+        {"Metadata/plate_1.gcode": b"T0\nM73 L1\nG1 E1\n", "Metadata/plate_2.gcode": b"T1\nM73 L1\nG1 E2\n"},
     )
     assert analyze_file(path).filaments[0].mm == 1.0
     assert analyze_file(path, "Metadata/plate_2.gcode").filaments[1].mm == 2.0

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.analysis import analyze_gcode_stream
+from server.analysis import AnalysisError, analyze_gcode_stream
 from server.analysis.gcode import PADDING, regex_index
 from server.analysis.vector import index
 
@@ -106,6 +106,15 @@ LINES = st.sampled_from(
         b"G2 X1 I1 E.3",
         b"",
         b"\r",
+        # Hostile forms (issue 9): both indexers refuse or ignore them alike.
+        b"G1 X1 E" + b"9" * 400,
+        b"  G1 E-" + b"9" * 400,
+        b"G1 E60000",
+        b"G92 E" + b"9" * 400,
+        b"M73 L" + b"9" * 5000,
+        b"M73 P" + b"9" * 400,
+        b"T" + b"9" * 5000,
+        b"G1 Enan",
     ]
 )
 
@@ -119,8 +128,16 @@ def test_arbitrary_input_never_crashes_and_engines_agree(lines: list[bytes], cut
     data = b"\n".join(lines)
     points = sorted({c % (len(data) + 1) for c in cuts})
     pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
-    fast = analyze_gcode_stream(pieces, vectorised=True)
-    slow = analyze_gcode_stream(pieces, vectorised=False)
+    outcomes = []
+    for vectorised in (True, False):
+        try:
+            outcomes.append(analyze_gcode_stream(pieces, vectorised=vectorised))
+        except AnalysisError as err:  # refused (absurd extrusion, ...): by both, with the same message
+            outcomes.append((type(err), str(err)))
+    fast, slow = outcomes
+    if isinstance(fast, tuple) or isinstance(slow, tuple):
+        assert fast == slow
+        return
     assert fast.tool_changes == slow.tool_changes
     assert fast.header == slow.header
     assert [sorted(layer) for layer in fast.layers] == [sorted(layer) for layer in slow.layers]
