@@ -49,8 +49,8 @@ def tray_label(tray: int | None) -> str | None:
     """The name a person reads on the printer (A1..D4, HT1, External) for a global tray index."""
     if tray is None:
         return None
-    if tray in (254, 255):
-        return "External" if tray == 254 else "External L"
+    if tray in (254, 255):  # as the dashboard names them (server.web.views.tray_label)
+        return "External" if tray == 255 else "External L"
     if 0 <= tray < 16:
         return f"{chr(ord('A') + tray // 4)}{tray % 4 + 1}"
     if 24 <= tray < 32:  # AMS Lite units of the A2L (ids 16..)
@@ -384,7 +384,7 @@ def reason_in_words(state: str, *, job: str, printer: str, filament: int | None,
             return f"{because}Waiting for another spool: pick the spool to send it to."
         return f"{because}Waiting for a spool in tray {label} of {printer}."
     if state == REJECTED:
-        return f"Spoolman rejected it: {error or 'no reason given'}."
+        return f"Spoolman rejected it: {(error or 'no reason given').rstrip('.')}."
     if state == DOUBTFUL:
         return (f"Doubtful: someone else changed spool #{spool_id} while our request's outcome was unknown. "
                 "It is counted as applied; check the spool in Spoolman, then confirm it or send it again.")
