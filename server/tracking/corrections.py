@@ -132,13 +132,13 @@ def plan(move: Movable, job_id: int, from_spool_id: int, to_spool_id: int, old: 
         message = (f"Spoolman has no spool #{from_spool_id} any more: nothing can be refunded to it. "
                    f"Spool #{to_spool_id} is charged {move.mm:.1f} mm.")
     elif floored:
-        message = (f"Spool #{from_spool_id} has only {used:.1f} g used in Spoolman, less than the "
-                   f"{move.mm * per_mm:.1f} g {name} put on it: Spoolman would stop at 0. Refund only "
-                   f"{limit:.1f} mm ({limit * per_mm:.1f} g), what it has; spool #{to_spool_id} is charged "
+        message = (f"Spool #{from_spool_id} has only {used:.2f} g used in Spoolman, less than the "
+                   f"{move.mm * per_mm:.2f} g {name} put on it: Spoolman would stop at 0. Refund only "
+                   f"{limit:.1f} mm ({limit * per_mm:.2f} g), what it has; spool #{to_spool_id} is charged "
                    f"all {move.mm:.1f} mm.")
     else:
         message = (f"{move.mm:.1f} mm of {name} move from spool #{from_spool_id} to spool #{to_spool_id}: a refund "
-                   f"of {refund * per_mm:.1f} g on #{from_spool_id}, a charge of {charge_g:.1f} g on #{to_spool_id}.")
+                   f"of {refund * per_mm:.2f} g on #{from_spool_id}, a charge of {charge_g:.2f} g on #{to_spool_id}.")
     return CorrectionPlan(job_id, name, from_spool_id, to_spool_id, move.mm, move.grams, refund, refund * per_mm,
                           limit, used, floored, move.mm, charge_g, message)
 

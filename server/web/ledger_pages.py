@@ -42,11 +42,12 @@ REASON_TITLES = {
 }
 
 
-def _page(request: Request, name: str, **values: Any) -> Template:
+def _page(request: Request, name: str, *, status: int = 200, **values: Any) -> Template:
     """A full page whose forms may POST: it carries the CSRF token (cookie + header), like the dashboard."""
     token = csrf.usable_token(request.cookies.get(csrf.COOKIE_NAME)) or csrf.new_token()
     return Template(
         name,
+        status_code=status,
         context=_context(request, page_token=token, reason_titles=REASON_TITLES, **values),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
@@ -227,7 +228,8 @@ async def attention_confirm(runtime: Runtime, request: Request,
 async def spool_ledger_page(runtime: Runtime, request: Request, spool_id: int,
                             offset: Annotated[int, Parameter(ge=0)] = 0, job: int | None = None) -> Template:
     view = await ledger_actions.spool_log(runtime, spool_id, limit=LOG_PAGE, offset=offset, job_id=job)
-    return _page(request, "spool_ledger.html", spool_id=spool_id, view=view, job_filter=job)
+    return _page(request, "spool_ledger.html", status=404 if view is None else 200, spool_id=spool_id, view=view,
+                 job_filter=job)
 
 
 @get("/jobs/{job_id:int}", include_in_schema=False)
@@ -237,7 +239,8 @@ async def job_page(runtime: Runtime, request: Request, job_id: int) -> Template:
     if detail is not None:
         found = await runtime.spools.get_many(p.spool_id for p in detail.parts if p.spool_id is not None)
         spools = {spool_id: SpoolOut.of(spool) for spool_id, spool in found.items() if spool is not None}
-    return _page(request, "job.html", job=detail, job_id=job_id, spools=spools)
+    return _page(request, "job.html", status=404 if detail is None else 200, job=detail, job_id=job_id,
+                 spools=spools)
 
 
 # ----- corrections -------------------------------------------------------------------------------
@@ -258,8 +261,8 @@ async def correct_page(runtime: Runtime, request: Request, job_id: int, from_spo
         part = next((p for p in detail.parts if p.spool_id == from_spool), None)
     results = await _search(runtime, "", 0) if part is not None else None
     picker = _correction_picker(job_id, from_spool) if part is not None and from_spool is not None else None
-    return _page(request, "correct.html", job=detail, job_id=job_id, part=part, from_spool=from_spool,
-                 results=results, picker=picker)
+    return _page(request, "correct.html", status=404 if part is None else 200, job=detail, job_id=job_id, part=part,
+                 from_spool=from_spool, results=results, picker=picker)
 
 
 @get("/jobs/{job_id:int}/correct/spools", include_in_schema=False)
