@@ -48,7 +48,7 @@ def _page(request: Request, name: str, *, status: int = 200, **values: Any) -> T
     return Template(
         name,
         status_code=status,
-        context=_context(request, page_token=token, reason_titles=REASON_TITLES, **values),
+        context=_context(request, page_token=token, **values),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )
@@ -90,7 +90,7 @@ async def _attention_context(runtime: Runtime) -> dict[str, Any]:
     found = await asyncio.to_thread(attention.attention, runtime.db)
     asking = {g.printer for g in found.groups if g.reason == "waiting_tray"}
     return {"attention": found, "trays": await _tray_choices(runtime, asking), "vals": selector_vals,
-            "known_printers": set(runtime.printers)}
+            "known_printers": set(runtime.printers), "reason_titles": REASON_TITLES}
 
 
 @get("/attention", include_in_schema=False)

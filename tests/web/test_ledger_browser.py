@@ -76,7 +76,7 @@ def test_a_waiting_bill_is_listed_the_user_assigns_a_spool_and_it_is_delivered(
     page: Page, api: httpx.Client, stack: WebStack, artifacts: Path
 ) -> None:
     api.delete(f"/printers/{quote(PRINTER)}/slots/2")  # tray A3 has no spool
-    job, *ids = bill(stack, "Cable clip.gcode.3mf", {0: 2}, 0, range(0, 4), 25.0)
+    _job, *ids = bill(stack, "Cable clip.gcode.3mf", {0: 2}, 0, range(0, 4), 25.0)
     page.goto("/")
     badge = page.locator(".attention-link")
     expect(badge.locator(".count")).to_have_text("1")
