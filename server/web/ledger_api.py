@@ -172,7 +172,7 @@ def _bad(_request: Request, exc: Exception) -> Response[dict[str, str]]:
 
 
 def _missing(_request: Request, exc: Exception) -> Response[dict[str, str]]:
-    return _message(HTTP_404_NOT_FOUND, exc.args[0] if exc.args else exc)  # type: ignore[arg-type]
+    return _message(HTTP_404_NOT_FOUND, exc)
 
 
 def _conflict(_request: Request, exc: Exception) -> Response[dict[str, str]]:

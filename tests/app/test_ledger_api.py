@@ -242,3 +242,11 @@ async def test_correction_bad_input(stack: Stack) -> None:
             response = await stack.client.post("/api/v1/corrections", json={**body, "confirm": confirm})
             assert response.status_code == status, (body, confirm, response.text)
     assert (await stack.client.post("/api/v1/corrections", content=b"[1,")).status_code == 400
+
+
+async def test_the_ledger_routes_are_in_the_openapi_document(stack: Stack) -> None:
+    paths = (await stack.client.get("/api/v1/schema/openapi.json")).json()["paths"]
+    for path in ("/api/v1/spools/{spool_id}/ledger", "/api/v1/jobs/{job_id}", "/api/v1/attention",
+                 "/api/v1/attention/tray", "/api/v1/attention/repoint", "/api/v1/attention/retry",
+                 "/api/v1/attention/confirm", "/api/v1/corrections"):
+        assert path in paths, path

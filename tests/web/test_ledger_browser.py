@@ -4,6 +4,7 @@ and a correction. This module runs its own stack, so its bills never meet the ot
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from test_pwa_browser import tile
+from test_pwa_browser import open_dialog, tile
 from web_stack import PRINTER, WebStack
 
 from server.tracking import job_store, ledger
@@ -180,6 +181,9 @@ def test_an_archived_spool_says_so_on_its_slot_and_in_its_log(page: Page, api: h
     assert api.put(f"/printers/{quote(PRINTER)}/slots/2", json={"spool_id": 8, "move": True}).status_code == 200
     page.goto("/")
     expect(tile(page, 2).locator(".archived-note")).to_have_text("Archived in Spoolman")
-    page.goto("/spools/8/ledger")
+    open_dialog(page, 2)
+    expect(page.locator("#dialog-body .archived-note")).to_contain_text("keeps billing")
+    page.locator('[data-action="usage-log"]').click()  # the spool's log is one tap from its slot
+    expect(page).to_have_url(re.compile(r"/spools/8/ledger$"))
     expect(page.locator(".archived-note")).to_contain_text("archived in Spoolman")
     expect(page.locator(".archived-note")).to_contain_text("keeps billing")
