@@ -199,6 +199,8 @@ def record(db: Database, job_id: int, from_spool_id: int, to_spool_id: int, refu
     """Write the refund and the charge in one transaction; re-checks that the usage is still there."""
     now = utcnow()
     with db.session() as session:
+        # Take the write lock before reading: two people confirming the same correction at once write it once.
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         job = session.get(JobRow, job_id)
         if job is None:
             raise UnknownJob(f"no job {job_id}")

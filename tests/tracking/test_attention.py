@@ -138,3 +138,30 @@ def test_a_refund_never_takes_the_spool_below_zero(mm: float, used: float, per_m
         assert refund == mm
     else:
         assert mm * per_mm > used and refund * per_mm > used - (MM_STEP * 1.0001 + 1e-9) * per_mm
+
+
+def test_a_correction_is_written_once_even_when_confirmed_twice(tmp_path: Path) -> None:
+    from server.tracking import corrections, ledger
+    from tests.tracking.ledger_helpers import Line, new_job
+
+    db = open_db(tmp_path)
+    job = new_job(db)
+    [row] = ledger.record_bills(db, job, [Line(1, 0, 40.0, 0.12)], {})
+    ledger.on_mapping_learned(db, job, 0, 0)
+    with db.session() as session:  # as if delivered to spool 3
+        stored = session.get(LedgerEntry, row.id)
+        assert stored is not None
+        stored.spool_id, stored.state = 3, DELIVERED
+        session.add(stored)
+        session.commit()
+    refund, charge = corrections.record(db, job, 3, 4, 40.0, 0.12, 40.0, 0.12)
+    assert refund is not None and charge > refund
+    try:
+        corrections.record(db, job, 3, 4, 40.0, 0.12, 40.0, 0.12)
+    except corrections.CorrectionConflict as conflict:
+        assert "changed meanwhile" in str(conflict)
+    else:
+        raise AssertionError("the second correction was written")
+    kinds = [(e.kind, e.spool_id, e.mm) for e in attention.spool_log(db, 3).items]
+    assert kinds == [("refund", 3, -40.0), ("bill", 3, 40.0)]
+    db.close()
