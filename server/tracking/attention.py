@@ -446,11 +446,12 @@ class Attention:
         return sum(g.count for g in self.groups)
 
 
-def attention(db: Database) -> Attention:
+def attention(db: Database, states: Sequence[str] = ATTENTION_STATES) -> Attention:
+    """What needs a person (``states`` narrows it, e.g. to the open questions about trays)."""
     statement = (
         select(LedgerEntry, JobRow)
         .join(JobRow, col(JobRow.id) == col(LedgerEntry.job_id))
-        .where(col(LedgerEntry.state).in_(ATTENTION_STATES))
+        .where(col(LedgerEntry.state).in_([s for s in states if s in ATTENTION_STATES]))
         .order_by(col(LedgerEntry.id))
     )
     with db.session() as session:

@@ -11,8 +11,9 @@ from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.tracking import attention, corrections, job_store, ledger
 from server.tracking.attention import Selector
+from server.tracking.settlement import WAITING_TRAY
 from server.tracking.slots import validate_tray
-from server.web.views import SpoolOut
+from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
 
 
 class NotConfigured(RuntimeError):
@@ -139,3 +140,24 @@ async def correct(runtime: Runtime, job_id: int, from_spool_id: int, to_spool_id
     _wake(runtime)
     _announce(runtime, None, job_id=job_id)
     return done
+
+
+async def tray_choices(runtime: Runtime, printers: set[str]) -> dict[str, list[SlotOut]]:
+    """The trays a person can pick from, per printer (for "which tray fed filament n?")."""
+    choices = {}
+    for name in sorted(printers):
+        task = runtime.printers.get(name)
+        if task is not None:
+            choices[name] = all_slots(await printer_out(runtime, task))
+    return choices
+
+
+async def badge_context(runtime: Runtime) -> dict[str, object]:
+    """The dashboard's badge (how many groups need a person) and its open questions: Layerwise never
+    guesses a tray, it asks there, one tap to answer."""
+    count = await asyncio.to_thread(attention.attention_groups_count, runtime.db)
+    questions = []
+    if count:
+        questions = (await asyncio.to_thread(attention.attention, runtime.db, (WAITING_TRAY,))).groups
+    return {"attention_count": count, "questions": questions,
+            "trays": await tray_choices(runtime, {g.printer for g in questions})}

@@ -27,7 +27,7 @@ from server.tracking.slots import SlotError
 from server.web import csrf, ledger_actions
 from server.web.ledger_actions import NotConfigured
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
-from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
+from server.web.views import SpoolOut
 
 LOG_PAGE = 50
 # What a person can be told when an action cannot be done (anything else is a bug and goes up).
@@ -77,19 +77,10 @@ def selector_vals(selector: Selector) -> dict[str, Any]:
 # ----- needs attention ---------------------------------------------------------------------------
 
 
-async def _tray_choices(runtime: Runtime, printers: set[str]) -> dict[str, list[SlotOut]]:
-    choices = {}
-    for name in sorted(printers):
-        task = runtime.printers.get(name)
-        if task is not None:
-            choices[name] = all_slots(await printer_out(runtime, task))
-    return choices
-
-
 async def _attention_context(runtime: Runtime) -> dict[str, Any]:
     found = await asyncio.to_thread(attention.attention, runtime.db)
     asking = {g.printer for g in found.groups if g.reason == "waiting_tray"}
-    return {"attention": found, "trays": await _tray_choices(runtime, asking), "vals": selector_vals,
+    return {"attention": found, "trays": await ledger_actions.tray_choices(runtime, asking), "vals": selector_vals,
             "known_printers": set(runtime.printers), "reason_titles": REASON_TITLES}
 
 
@@ -105,8 +96,7 @@ async def attention_list(runtime: Runtime, request: Request) -> Template:
 
 @get("/attention/badge", include_in_schema=False)
 async def attention_badge(runtime: Runtime, request: Request) -> Template:
-    count = await asyncio.to_thread(attention.attention_groups_count, runtime.db)
-    return _partial(request, "partials/attention_badge.html", attention_count=count)
+    return _partial(request, "partials/attention_badge.html", **await ledger_actions.badge_context(runtime))
 
 
 @dataclass

@@ -24,9 +24,9 @@ from server import __version__
 from server.assets import manifest_path, static_dir, templates_dir
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import attention, job_store
+from server.tracking import job_store
 from server.tracking.slots import SlotError, SpoolElsewhere
-from server.web import csrf
+from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
@@ -170,11 +170,11 @@ async def _slot(runtime: Runtime, name: str, tray: int) -> tuple[PrinterOut | No
 async def dashboard(runtime: Runtime, request: Request) -> Template:
     token = csrf.usable_token(request.cookies.get(csrf.COOKIE_NAME)) or csrf.new_token()
     printers = [await printer_out(runtime, task) for task in runtime.printers.values()]
-    attention_count = await asyncio.to_thread(attention.attention_groups_count, runtime.db)
+    badge = await ledger_actions.badge_context(runtime)
     return Template(
         "dashboard.html",
         context=_context(request, printers=printers, thumbnails=await _thumbnails(runtime, printers), page_token=token,
-                         attention_count=attention_count, job_links=await _open_jobs(runtime, printers)),
+                         job_links=await _open_jobs(runtime, printers), **badge),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )

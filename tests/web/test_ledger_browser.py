@@ -93,6 +93,7 @@ def test_a_waiting_bill_is_listed_the_user_assigns_a_spool_and_it_is_delivered(
     waiting.locator('[data-action="assign-spool"]').click()  # the slot dialog's own spool picker
     expect(page.locator("#dialog-title")).to_contain_text("A3")
     page.get_by_label("Find a spool").fill("polyterra")
+    expect(page.locator("#spool-results .spool-pick")).to_have_count(1)  # the search has answered
     page.locator('.spool-pick[data-spool-id="5"]').click()
     expect(page.locator("#slot-dialog")).to_be_hidden()
     expect(waiting).to_have_count(0)  # the list reloads by itself
@@ -123,6 +124,7 @@ def test_bills_for_a_deleted_spool_are_sent_to_another_spool_from_the_list(
     listed.locator('[data-action="repoint"]').click()
     expect(page.locator("#dialog-title")).to_have_text("Send to another spool")
     page.get_by_label("Find a spool").fill("red")
+    expect(page.locator("#picker-results .spool-pick")).to_have_count(1)  # the search has answered
     page.locator('#picker-results .spool-pick[data-spool-id="4"]').click()
     expect(page.locator("#slot-dialog")).to_be_hidden()
     expect(page.locator("#toast")).to_contain_text("3 bills sent to spool #4")
@@ -132,17 +134,27 @@ def test_bills_for_a_deleted_spool_are_sent_to_another_spool_from_the_list(
 
 
 def test_never_guess_the_user_taps_the_tray_of_an_unknown_filament(
-    page: Page, api: httpx.Client, stack: WebStack
+    page: Page, api: httpx.Client, stack: WebStack, artifacts: Path
 ) -> None:
     job, *ids = bill(stack, "Gear set.gcode.3mf", {}, 1, range(0, 5), 8.0)
-    page.goto("/attention")
-    asking = page.locator(f'#attention-list .group[data-job="{job}"]')
-    expect(asking).to_contain_text("Which tray fed filament 2 of Gear set?")
+    page.goto("/")  # the dashboard asks, one tap answers
+    question = page.locator(f'#attention-badge .question[data-job="{job}"]')
+    expect(question).to_contain_text("which tray fed filament 2 of Gear set?")
+    page.screenshot(path=artifacts / "dashboard-question-phone.png", full_page=True)
     before = used_mm(stack, 3)  # tray A2 holds spool 3
-    asking.locator('[data-action="pick-tray"][data-tray="1"]').click()
-    expect(asking).to_have_count(0)
+    question.locator('[data-action="pick-tray"][data-tray="1"]').click()
+    expect(question).to_have_count(0)
+    expect(page.locator(".attention-link")).to_have_count(0)
     wait_for(lambda: entry_states(stack, ids) == {DELIVERED})
     assert used_mm(stack, 3) - before == pytest.approx(40.0, abs=0.01)
+
+    job, *ids = bill(stack, "Knob.gcode.3mf", {}, 0, range(0, 2), 5.0)  # the same, from the list
+    page.goto("/attention")
+    asking = page.locator(f'#attention-list .group[data-job="{job}"]')
+    expect(asking).to_contain_text("Which tray fed filament 1 of Knob?")
+    asking.locator('[data-action="pick-tray"][data-tray="0"]').click()
+    expect(asking).to_have_count(0)
+    wait_for(lambda: entry_states(stack, ids) == {DELIVERED})
 
 
 def test_usage_log_job_page_and_a_correction(page: Page, api: httpx.Client, stack: WebStack, artifacts: Path) -> None:
@@ -162,7 +174,6 @@ def test_usage_log_job_page_and_a_correction(page: Page, api: httpx.Client, stac
     old_before, new_before = used_mm(stack, 1), used_mm(stack, 7)
     page.goto(f"/jobs/{job}")
     page.locator('[data-action="correct"]').click()
-    page.get_by_label("Which spool was really used?").fill("7")
     page.locator('#picker-results .spool-pick[data-spool-id="7"]').click()
     expect(page.locator(".preview")).to_contain_text("120.0 mm of Vase move from spool #1 to spool #7")
     page.screenshot(path=artifacts / "correction-phone.png", full_page=True)
