@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
 
 from server.events import Event
 from server.runtime import Runtime
@@ -15,6 +18,11 @@ from server.tracking.settlement import WAITING_TRAY
 from server.tracking.slots import validate_tray
 from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
 
+# Ids and indexes as SQLite can hold them: a larger number is bad input (400), never a 500 from the driver.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Meta(ge=0, le=MAX_ID)]
+OptionalId = Annotated[int, Meta(ge=0, le=MAX_ID)] | None
+
 
 class NotConfigured(RuntimeError):
     """Spoolman is not configured: nothing can be read or sent."""
@@ -24,12 +32,12 @@ class NotConfigured(RuntimeError):
 class SelectorIn:
     """A group of bills, as ``GET /attention`` hands it out in each group's ``selector``."""
 
-    job_id: int
+    job_id: Id
     state: str
-    filament_index: int | None = None
-    tray: int | None = None
-    spool_id: int | None = None
-    delivery_id: int | None = None
+    filament_index: OptionalId = None
+    tray: OptionalId = None
+    spool_id: OptionalId = None
+    delivery_id: OptionalId = None
 
     def selector(self) -> Selector:
         return Selector(self.job_id, self.state, self.filament_index, self.tray, self.spool_id, self.delivery_id)

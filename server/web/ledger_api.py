@@ -19,16 +19,16 @@ from server.runtime import Runtime
 from server.tracking import attention, corrections
 from server.tracking.job_store import jsonable
 from server.web import ledger_actions
-from server.web.ledger_actions import SelectorIn
+from server.web.ledger_actions import MAX_ID, Id, OptionalId, SelectorIn
 
 
 @get("/spools/{spool_id:int}/ledger")
 async def spool_ledger(
     runtime: Runtime,
-    spool_id: int,
+    spool_id: Annotated[int, Parameter(ge=0, le=MAX_ID)],
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
-    job: Annotated[int | None, Parameter(description="only this job's entries")] = None,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
+    job: Annotated[int | None, Parameter(ge=0, le=MAX_ID, description="only this job's entries")] = None,
 ) -> dict[str, Any]:
     """Every ledger entry billed to the spool, newest first: job, plate, layer, filament (1-based), mm, g,
     state, when delivered. Corrections are ``kind`` refund/charge, with ``pair_id`` naming the other half."""
@@ -61,7 +61,7 @@ def job_json(detail: attention.JobDetail) -> dict[str, Any]:
 
 
 @get("/jobs/{job_id:int}")
-async def get_job(runtime: Runtime, job_id: int) -> dict[str, Any]:
+async def get_job(runtime: Runtime, job_id: Annotated[int, Parameter(ge=0, le=MAX_ID)]) -> dict[str, Any]:
     """One job with what it billed per spool (delivered, queued, stuck, corrected); layers are summed."""
     detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
     if detail is None:
@@ -85,22 +85,22 @@ async def get_attention(runtime: Runtime) -> dict[str, Any]:
 
 @dataclass
 class TrayIn:
-    job_id: int
-    filament_index: int  # 0-based, as in the group's selector (the group also shows ``filament``, 1-based)
-    tray: int
+    job_id: Id
+    filament_index: Id  # 0-based, as in the group's selector (the group also shows ``filament``, 1-based)
+    tray: Id
 
 
 @dataclass
 class RepointIn:
     """A group's ``selector`` fields plus the spool to send its bills to."""
 
-    to_spool_id: int
-    job_id: int
+    to_spool_id: Id
+    job_id: Id
     state: str
-    filament_index: int | None = None
-    tray: int | None = None
-    spool_id: int | None = None
-    delivery_id: int | None = None
+    filament_index: OptionalId = None
+    tray: OptionalId = None
+    spool_id: OptionalId = None
+    delivery_id: OptionalId = None
 
     def selector(self) -> attention.Selector:
         return SelectorIn(self.job_id, self.state, self.filament_index, self.tray, self.spool_id,
@@ -143,9 +143,9 @@ async def attention_confirm(runtime: Runtime, data: SelectorIn) -> Done:
 
 @dataclass
 class CorrectionIn:
-    job_id: int
-    from_spool_id: int
-    to_spool_id: int
+    job_id: Id
+    from_spool_id: Id
+    to_spool_id: Id
     confirm: bool = False
     refund_mm: float | None = None  # default: everything, or (preview) what the old spool can give back
 

@@ -25,11 +25,12 @@ from server.tracking import attention, corrections
 from server.tracking.attention import Selector
 from server.tracking.slots import SlotError
 from server.web import csrf, ledger_actions
-from server.web.ledger_actions import NotConfigured
+from server.web.ledger_actions import MAX_ID, Id, NotConfigured, OptionalId
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
 from server.web.views import SpoolOut
 
 LOG_PAGE = 50
+PathId = Annotated[int, Parameter(ge=0, le=MAX_ID)]
 # What a person can be told when an action cannot be done (anything else is a bug and goes up).
 _EXPECTED = (attention.AttentionError, attention.NothingToDo, corrections.CorrectionError, corrections.UnknownJob,
              corrections.UnknownSpool, SlotError, NotConfigured)
@@ -101,12 +102,12 @@ async def attention_badge(runtime: Runtime, request: Request) -> Template:
 
 @dataclass
 class SelectorForm:
-    job_id: int
+    job_id: Id
     state: str
-    filament_index: int | None = None
-    tray: int | None = None
-    spool_id: int | None = None
-    delivery_id: int | None = None
+    filament_index: OptionalId = None
+    tray: OptionalId = None
+    spool_id: OptionalId = None
+    delivery_id: OptionalId = None
 
     def selector(self) -> Selector:
         return Selector(self.job_id, self.state, self.filament_index, self.tray, self.spool_id, self.delivery_id)
@@ -115,7 +116,10 @@ class SelectorForm:
 def _selector_from_query(query: dict[str, str]) -> Selector | None:
     try:
         def number(key: str) -> int | None:
-            return int(query[key]) if query.get(key) not in (None, "") else None
+            value = int(query[key]) if query.get(key) not in (None, "") else None
+            if value is not None and not 0 <= value <= MAX_ID:
+                raise ValueError(key)
+            return value
 
         job_id = number("job_id")
         if job_id is None or not query.get("state"):
@@ -157,9 +161,9 @@ async def attention_spools(runtime: Runtime, request: Request, q: str = "",
 
 @dataclass
 class TrayForm:
-    job_id: int
-    filament_index: int
-    tray: int
+    job_id: Id
+    filament_index: Id
+    tray: Id
 
 
 @post("/attention/tray", include_in_schema=False, guards=[csrf.csrf_guard])
@@ -215,15 +219,16 @@ async def attention_confirm(runtime: Runtime, request: Request,
 
 
 @get("/spools/{spool_id:int}/ledger", include_in_schema=False)
-async def spool_ledger_page(runtime: Runtime, request: Request, spool_id: int,
-                            offset: Annotated[int, Parameter(ge=0)] = 0, job: int | None = None) -> Template:
+async def spool_ledger_page(runtime: Runtime, request: Request, spool_id: PathId,
+                            offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
+                            job: Annotated[int | None, Parameter(ge=0, le=MAX_ID)] = None) -> Template:
     view = await ledger_actions.spool_log(runtime, spool_id, limit=LOG_PAGE, offset=offset, job_id=job)
     return _page(request, "spool_ledger.html", status=404 if view is None else 200, spool_id=spool_id, view=view,
                  job_filter=job)
 
 
 @get("/jobs/{job_id:int}", include_in_schema=False)
-async def job_page(runtime: Runtime, request: Request, job_id: int) -> Template:
+async def job_page(runtime: Runtime, request: Request, job_id: PathId) -> Template:
     detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
     spools: dict[int, SpoolOut] = {}
     if detail is not None:
@@ -244,7 +249,8 @@ def _correction_picker(job_id: int, from_spool: int) -> dict[str, Any]:
 
 
 @get("/jobs/{job_id:int}/correct", include_in_schema=False)
-async def correct_page(runtime: Runtime, request: Request, job_id: int, from_spool: int | None = None) -> Template:
+async def correct_page(runtime: Runtime, request: Request, job_id: PathId,
+                       from_spool: Annotated[int | None, Parameter(ge=0, le=MAX_ID)] = None) -> Template:
     detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
     part = None
     if detail is not None and from_spool is not None:
@@ -256,7 +262,7 @@ async def correct_page(runtime: Runtime, request: Request, job_id: int, from_spo
 
 
 @get("/jobs/{job_id:int}/correct/spools", include_in_schema=False)
-async def correct_spools(runtime: Runtime, request: Request, job_id: int, from_spool: int, q: str = "",
+async def correct_spools(runtime: Runtime, request: Request, job_id: PathId, from_spool: PathId, q: str = "",
                          offset: Annotated[int, Parameter(ge=0)] = 0) -> Template:
     results = await _search(runtime, q.strip(), offset)
     return _partial(request, "partials/spool_results.html", picker=_correction_picker(job_id, from_spool),
@@ -264,8 +270,8 @@ async def correct_spools(runtime: Runtime, request: Request, job_id: int, from_s
 
 
 @get("/jobs/{job_id:int}/correct/preview", include_in_schema=False)
-async def correct_preview(runtime: Runtime, request: Request, job_id: int, from_spool: int,
-                          pick_spool_id: int) -> Template:
+async def correct_preview(runtime: Runtime, request: Request, job_id: PathId, from_spool: PathId,
+                          pick_spool_id: PathId) -> Template:
     try:
         plan = await ledger_actions.preview(runtime, job_id, from_spool, pick_spool_id)
     except (*_EXPECTED, SpoolmanError) as exc:
@@ -275,13 +281,13 @@ async def correct_preview(runtime: Runtime, request: Request, job_id: int, from_
 
 @dataclass
 class CorrectionForm:
-    from_spool: int
-    to_spool: int
+    from_spool: Id
+    to_spool: Id
     refund_mm: float | None = None
 
 
 @post("/jobs/{job_id:int}/correct", include_in_schema=False, guards=[csrf.csrf_guard])
-async def correct_confirm(runtime: Runtime, request: Request, job_id: int,
+async def correct_confirm(runtime: Runtime, request: Request, job_id: PathId,
                           data: Annotated[CorrectionForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Template:
     try:

@@ -250,3 +250,24 @@ async def test_the_ledger_routes_are_in_the_openapi_document(stack: Stack) -> No
                  "/api/v1/attention/tray", "/api/v1/attention/repoint", "/api/v1/attention/retry",
                  "/api/v1/attention/confirm", "/api/v1/corrections"):
         assert path in paths, path
+
+
+async def test_numbers_too_large_for_the_ledger_are_bad_input_never_a_500(stack: Stack) -> None:
+    big = 10**20
+    posts = [
+        ("/api/v1/attention/tray", {"job_id": big, "filament_index": 0, "tray": 0}),
+        ("/api/v1/attention/retry", {"job_id": big, "state": "rejected", "spool_id": big}),
+        ("/api/v1/attention/confirm", {"job_id": 1, "state": "doubtful", "delivery_id": big}),
+        ("/api/v1/attention/repoint", {"job_id": 1, "state": "rejected", "to_spool_id": big}),
+        ("/api/v1/corrections", {"job_id": big, "from_spool_id": 1, "to_spool_id": 2}),
+        ("/api/v1/corrections", {"job_id": 1, "from_spool_id": -1, "to_spool_id": 2}),
+    ]
+    for path, body in posts:
+        response = await stack.client.post(path, json=body)
+        assert response.status_code == 400, (path, body, response.text)
+    for path in (f"/api/v1/spools/{big}/ledger", f"/api/v1/jobs/{big}", f"/api/v1/spools/1/ledger?job={big}",
+                 f"/jobs/{big}", f"/spools/{big}/ledger", f"/jobs/1/correct?from_spool={big}"):
+        response = await stack.client.get(path)
+        assert response.status_code in (400, 404), (path, response.status_code)
+    picker = await stack.client.get(f"/attention/pick-spool?job_id={big}&state=rejected")
+    assert picker.status_code == 200 and "not known" in picker.text
