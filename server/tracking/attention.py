@@ -100,9 +100,11 @@ class EntryOut:
     pair_id: int | None
     created_at: datetime
     delivered_at: datetime | None
+    pair_spool_id: int | None = None  # a correction's other spool (refund: moved to; charge: moved from)
 
 
-def _entry_out(row: LedgerEntry, job: JobRow | None, settled_at: datetime | None) -> EntryOut:
+def _entry_out(row: LedgerEntry, job: JobRow | None, settled_at: datetime | None,
+               pair_spool_id: int | None = None) -> EntryOut:
     assert row.id is not None
     correction = row.kind != BILL
     return EntryOut(
@@ -125,6 +127,7 @@ def _entry_out(row: LedgerEntry, job: JobRow | None, settled_at: datetime | None
         pair_id=row.pair_id,
         created_at=row.created_at,
         delivered_at=_utc(settled_at) if row.state in APPLIED_STATES else None,
+        pair_spool_id=pair_spool_id,
     )
 
 
@@ -138,7 +141,13 @@ def _entries_with_context(session: Session, statement: Any) -> list[EntryOut]:
                           .where(col(SpoolDelivery.id).in_(delivery_ids))).all())
         if delivery_ids else {}
     )
-    return [_entry_out(row, jobs.get(row.job_id), settled.get(row.delivery_id)) for row in rows]
+    pair_ids = {row.pair_id for row in rows if row.pair_id is not None}
+    pairs = (
+        dict(session.exec(select(LedgerEntry.id, LedgerEntry.spool_id).where(col(LedgerEntry.id).in_(pair_ids))).all())
+        if pair_ids else {}
+    )
+    return [_entry_out(row, jobs.get(row.job_id), settled.get(row.delivery_id), pairs.get(row.pair_id))
+            for row in rows]
 
 
 # --- per-spool usage log ---------------------------------------------------------------------------
@@ -184,7 +193,8 @@ def _totals(rows: Iterable[tuple[str, float | None, float | None]]) -> Totals:
             values["pg"] += grams
         else:
             values["sm"] += mm
-    return Totals(values["dm"], values["dg"], values["pm"], values["pg"], values["sm"])
+    # Rounded so that a refund that cancels a bill shows 0, not -0.00.
+    return Totals(*(round(values[k], 9) + 0.0 for k in ("dm", "dg", "pm", "pg", "sm")))
 
 
 def spool_log(db: Database, spool_id: int, *, limit: int = 50, offset: int = 0, job_id: int | None = None) -> SpoolLog:

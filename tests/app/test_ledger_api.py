@@ -218,6 +218,7 @@ async def test_correction_moves_a_jobs_usage_and_never_floors_the_old_spool(stac
     assert (old_log[0]["kind"], old_log[0]["pair_id"], old_log[0]["mm"]) == ("refund", charge_id,
                                                                              pytest.approx(-plan["refund_mm"]))
     assert (new_log[0]["kind"], new_log[0]["pair_id"], new_log[0]["layer"]) == ("charge", refund_id, None)
+    assert (old_log[0]["pair_spool_id"], new_log[0]["pair_spool_id"]) == (4, 3)
     # What is left of the job on spool 3 is what the refund could not take back; moving it again is refused.
     again = await stack.client.post("/api/v1/corrections", json={**body, "confirm": True})
     assert again.status_code == 409

@@ -191,9 +191,11 @@ def test_usage_log_job_page_and_a_correction(page: Page, api: httpx.Client, stac
     assert used_mm(stack, 7) - new_before == pytest.approx(120.0, abs=0.01)
     assert old_before - used_mm(stack, 1) == pytest.approx(120.0, abs=0.01)
     page.goto("/spools/7/ledger")
-    expect(page.locator('.entry[data-kind="charge"]')).to_contain_text("Charge")
+    expect(page.locator('.entry[data-kind="charge"]')).to_contain_text("Charge: correction, moved from spool #1")
     page.goto("/spools/1/ledger")
-    expect(page.locator('.entry[data-kind="refund"]')).to_contain_text("−120.00 mm".replace("−", "-"))
+    expect(page.locator('.entry[data-kind="refund"]')).to_contain_text("-120.00 mm")
+    expect(page.locator('.entry[data-kind="refund"]')).to_contain_text("Refund: correction, moved to spool #7")
+    page.screenshot(path=artifacts / "spool-log-correction-phone.png")
 
 
 def test_an_archived_spool_says_so_on_its_slot_and_in_its_log(page: Page, api: httpx.Client) -> None:
