@@ -91,20 +91,10 @@ class TrayIn:
 
 
 @dataclass
-class RepointIn:
-    """A group's ``selector`` fields plus the spool to send its bills to."""
+class RepointIn(SelectorIn):
+    """A group's ``selector`` fields plus ``to_spool_id``, the spool to send its bills to (required)."""
 
-    to_spool_id: Id
-    job_id: Id
-    state: str
-    filament_index: OptionalId = None
-    tray: OptionalId = None
-    spool_id: OptionalId = None
-    delivery_id: OptionalId = None
-
-    def selector(self) -> attention.Selector:
-        return SelectorIn(self.job_id, self.state, self.filament_index, self.tray, self.spool_id,
-                          self.delivery_id).selector()
+    to_spool_id: OptionalId = None
 
 
 @dataclass
@@ -123,6 +113,8 @@ async def attention_tray(runtime: Runtime, data: TrayIn) -> Done:
 @post("/attention/repoint", status_code=200)
 async def attention_repoint(runtime: Runtime, data: RepointIn) -> Done:
     """Send a group's rejected or waiting bills to another spool."""
+    if data.to_spool_id is None:
+        raise attention.AttentionError("to_spool_id is required: the spool to send the bills to")
     changed, message = await ledger_actions.repoint(runtime, data.selector(), data.to_spool_id)
     return Done(changed, message)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -25,7 +26,7 @@ from server.tracking import attention, corrections
 from server.tracking.attention import Selector
 from server.tracking.slots import SlotError
 from server.web import csrf, ledger_actions
-from server.web.ledger_actions import MAX_ID, Id, NotConfigured, OptionalId
+from server.web.ledger_actions import MAX_ID, Id, NotConfigured, SelectorIn
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
 from server.web.views import SpoolOut
 
@@ -70,6 +71,15 @@ def _done(request: Request, message: str, printer: str | None = None) -> Templat
     return template
 
 
+async def _act(request: Request, action: Awaitable[tuple[int, str]]) -> Template:
+    """Run a person's decision: done (the page reloads its lists), or why not, in words."""
+    try:
+        _count, message = await action
+    except (*_EXPECTED, SpoolmanError) as exc:
+        return _problem(request, exc)
+    return _done(request, message)
+
+
 def selector_vals(selector: Selector) -> dict[str, Any]:
     """A group's selector as form values (None left out: a form has no null)."""
     return {k: v for k, v in asdict(selector).items() if v is not None}
@@ -98,19 +108,6 @@ async def attention_list(runtime: Runtime, request: Request) -> Template:
 @get("/attention/badge", include_in_schema=False)
 async def attention_badge(runtime: Runtime, request: Request) -> Template:
     return _partial(request, "partials/attention_badge.html", **await ledger_actions.badge_context(runtime))
-
-
-@dataclass
-class SelectorForm:
-    job_id: Id
-    state: str
-    filament_index: OptionalId = None
-    tray: OptionalId = None
-    spool_id: OptionalId = None
-    delivery_id: OptionalId = None
-
-    def selector(self) -> Selector:
-        return Selector(self.job_id, self.state, self.filament_index, self.tray, self.spool_id, self.delivery_id)
 
 
 def _selector_from_query(query: dict[str, str]) -> Selector | None:
@@ -169,11 +166,7 @@ class TrayForm:
 @post("/attention/tray", include_in_schema=False, guards=[csrf.csrf_guard])
 async def attention_tray(runtime: Runtime, request: Request,
                          data: Annotated[TrayForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response[Any]:
-    try:
-        _count, message = await ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray)
-    except _EXPECTED as exc:
-        return _problem(request, exc)
-    return _done(request, message)
+    return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray))
 
 
 @post("/attention/repoint", include_in_schema=False, guards=[csrf.csrf_guard])
@@ -184,35 +177,23 @@ async def attention_repoint(
     selector = _selector_from_query(data)
     # The picked spool travels as ``pick_spool_id``: ``spool_id`` is part of the group's selector.
     target = data.get("pick_spool_id")
-    if selector is None or not target or not target.isdigit():
+    if selector is None or not target or not target.isdigit() or int(target) > MAX_ID:
         return _notice(request, "That request was incomplete. Reload the page and try again.")
-    try:
-        _count, message = await ledger_actions.repoint(runtime, selector, int(target))
-    except (*_EXPECTED, SpoolmanError) as exc:
-        return _problem(request, exc)
-    return _done(request, message)
+    return await _act(request, ledger_actions.repoint(runtime, selector, int(target)))
 
 
 @post("/attention/retry", include_in_schema=False, guards=[csrf.csrf_guard])
 async def attention_retry(runtime: Runtime, request: Request,
-                          data: Annotated[SelectorForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
+                          data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Response[Any]:
-    try:
-        _count, message = await ledger_actions.retry(runtime, data.selector())
-    except _EXPECTED as exc:
-        return _problem(request, exc)
-    return _done(request, message)
+    return await _act(request, ledger_actions.retry(runtime, data.selector()))
 
 
 @post("/attention/confirm", include_in_schema=False, guards=[csrf.csrf_guard])
 async def attention_confirm(runtime: Runtime, request: Request,
-                            data: Annotated[SelectorForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
+                            data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                             ) -> Response[Any]:
-    try:
-        _count, message = await ledger_actions.confirm(runtime, data.selector())
-    except _EXPECTED as exc:
-        return _problem(request, exc)
-    return _done(request, message)
+    return await _act(request, ledger_actions.confirm(runtime, data.selector()))
 
 
 # ----- usage log and job -------------------------------------------------------------------------

@@ -142,6 +142,7 @@ async def test_bills_for_a_spool_spoolman_does_not_know_are_sent_to_another(stac
     selector = group["selector"]
     unknown = await stack.client.post("/api/v1/attention/repoint", json={**selector, "to_spool_id": 999})
     assert unknown.status_code == 404
+    assert (await stack.client.post("/api/v1/attention/repoint", json=selector)).status_code == 400
     no_state = await stack.client.post("/api/v1/attention/repoint", json={**selector, "state": "nonsense",
                                                                           "to_spool_id": 4})
     assert no_state.status_code == 400
