@@ -198,6 +198,19 @@ def test_usage_log_job_page_and_a_correction(page: Page, api: httpx.Client, stac
     page.screenshot(path=artifacts / "spool-log-correction-phone.png")
 
 
+def test_the_usage_log_shows_new_deliveries_without_a_reload(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    page.goto("/spools/6/ledger")  # the external spool (tray 254)
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    rows = page.locator(".entries .entry")
+    already = rows.count()
+    _job, *ids = bill(stack, "Peg.gcode.3mf", {0: 254}, 0, range(0, 2), 4.0)
+    wait_for(lambda: entry_states(stack, ids) == {DELIVERED})
+    expect(rows).to_have_count(already + 2)
+    expect(rows.first).to_contain_text("Peg")
+    assert page.evaluate("window.notReloaded") is True
+
+
 def test_an_archived_spool_says_so_on_its_slot_and_in_its_log(page: Page, api: httpx.Client) -> None:
     assert api.put(f"/printers/{quote(PRINTER)}/slots/2", json={"spool_id": 8, "move": True}).status_code == 200
     page.goto("/")
