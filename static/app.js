@@ -99,6 +99,13 @@
       pending.clear();
     }, 100);
   }
+  // Ledger views (the needs-attention list, the dashboard's badge) reload on ledger, job, slot and spool events.
+  function refreshLedger() {
+    clearTimeout(refreshLedger.timer);
+    refreshLedger.timer = setTimeout(() => {
+      for (const view of document.querySelectorAll("[data-ledger-live]")) htmx.trigger(view, "layerwise:ledger");
+    }, 150);
+  }
   function setLive(state, text) { live.dataset.state = state; live.textContent = text; }
 
   let source = null, seenHello = false, retry = 1000;
@@ -106,7 +113,7 @@
     source = new EventSource("/events");
     source.addEventListener("hello", () => {
       setLive("live", "Live");
-      if (seenHello) refresh(null); // back after a restart or a network loss: catch up on what was missed
+      if (seenHello) { refresh(null); refreshLedger(); } // back after a restart or a network loss: catch up
       seenHello = true; retry = 1000;
     });
     for (const kind of ["printer", "slot", "job"]) {
@@ -116,7 +123,8 @@
         refresh(printer);
       });
     }
-    source.addEventListener("resync", () => refresh(null));
+    for (const kind of ["job", "slot", "spool", "ledger"]) source.addEventListener(kind, refreshLedger);
+    source.addEventListener("resync", () => { refresh(null); refreshLedger(); });
     source.onerror = () => {
       setLive("lost", "Reconnecting…");
       // EventSource retries by itself unless the server answered with an error; then we do.
@@ -126,7 +134,8 @@
       }
     };
   }
-  if (document.querySelector("[data-printer-card]")) connect();
+  if (document.querySelector("[data-printer-card], [data-ledger-live]")) connect();
+  else live.hidden = true; // a page that does not update live: no "Connecting…" that never ends
 
   // ----- QR scanning --------------------------------------------------------------------------
   const cameraHelp = "The camera only works on a secure connection: open Layerwise over https:// " +

@@ -81,3 +81,8 @@ class LedgerEntry(SQLModel, table=True):
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Added in schema version 4 (hence last: ADD COLUMN appends). "bill" is a layer's usage; a
+    # correction is a "refund" (negative mm) on the spool that was wrongly billed and a "charge" on
+    # the right one, each naming the other in ``pair_id``.
+    kind: str = Field(default="bill", sa_column_kwargs={"server_default": "bill"})
+    pair_id: int | None = None

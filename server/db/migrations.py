@@ -135,6 +135,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_ledger_entries_state ON ledger_entries (state)",
         ),
     ),
+    Migration(
+        4,
+        "ledger entries say what they are (bill, or a correction's refund/charge) and name their pair",
+        (
+            "ALTER TABLE ledger_entries ADD COLUMN kind VARCHAR DEFAULT 'bill' NOT NULL",
+            "ALTER TABLE ledger_entries ADD COLUMN pair_id INTEGER",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version

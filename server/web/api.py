@@ -19,6 +19,7 @@ from server.tracking.job_tracker import THUMBNAIL_FILE
 from server.tracking.printer_task import PrinterTask
 from server.tracking.rfid_service import RfidConflict, RfidService, TagOffer
 from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
+from server.web import ledger_api
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
 
@@ -189,11 +190,12 @@ def _spoolman_error(_request: Request, exc: SpoolmanError) -> Response[dict[str,
     return _error(502, f"Spoolman refused the request: {exc}")
 
 
-exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error}
+exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error, **ledger_api.exception_handlers}
 
 router = Router(
     path="/api/v1",
     route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools, list_jobs,
-                    backlog, job_thumbnail, rfid_conflicts, rfid_resolve, rfid_offer, rfid_remember],
+                    backlog, job_thumbnail, rfid_conflicts, rfid_resolve, rfid_offer, rfid_remember,
+                    *ledger_api.handlers],
     tags=["layerwise"],
 )

@@ -13,7 +13,7 @@ from litestar.template import TemplateConfig
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.runtime import Runtime
-from server.web import api, events, pages
+from server.web import api, events, ledger_pages, pages
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -29,6 +29,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True) -> Litestar:
             api.router,
             events.stream,
             *pages.handlers,
+            *ledger_pages.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},

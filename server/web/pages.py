@@ -26,7 +26,7 @@ from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.tracking import job_store
 from server.tracking.slots import SlotError, SpoolElsewhere
-from server.web import csrf
+from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
@@ -141,6 +141,16 @@ async def _thumbnails(runtime: Runtime, printers: list[PrinterOut]) -> dict[str,
     return urls
 
 
+async def _open_jobs(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, str]:
+    """Each printer's open job's page, by printer name."""
+    links = {}
+    for printer in printers:
+        job = await asyncio.to_thread(job_store.open_job, runtime.db, printer.name)
+        if job is not None:
+            links[printer.name] = f"/jobs/{job.id}"
+    return links
+
+
 async def _printer(runtime: Runtime, name: str) -> PrinterOut | None:
     task = runtime.printers.get(name)
     return await printer_out(runtime, task) if task is not None else None
@@ -160,9 +170,11 @@ async def _slot(runtime: Runtime, name: str, tray: int) -> tuple[PrinterOut | No
 async def dashboard(runtime: Runtime, request: Request) -> Template:
     token = csrf.usable_token(request.cookies.get(csrf.COOKIE_NAME)) or csrf.new_token()
     printers = [await printer_out(runtime, task) for task in runtime.printers.values()]
+    badge = await ledger_actions.badge_context(runtime)
     return Template(
         "dashboard.html",
-        context=_context(request, printers=printers, thumbnails=await _thumbnails(runtime, printers), page_token=token),
+        context=_context(request, printers=printers, thumbnails=await _thumbnails(runtime, printers), page_token=token,
+                         job_links=await _open_jobs(runtime, printers), **badge),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )
@@ -198,7 +210,8 @@ async def printer_card(runtime: Runtime, request: Request, name: str) -> Templat
     if printer is None:
         return _notice(request, f"There is no printer named {name!r} any more. Reload the page.")
     thumbnails = await _thumbnails(runtime, [printer])
-    return _partial(request, "partials/printer_card.html", printer=printer, thumbnails=thumbnails)
+    return _partial(request, "partials/printer_card.html", printer=printer, thumbnails=thumbnails,
+                    job_links=await _open_jobs(runtime, [printer]))
 
 
 @get("/printers/{name:str}/slots/{tray:int}/dialog", include_in_schema=False)

@@ -143,3 +143,21 @@ def test_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> 
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
     assert db.path == tmp_path / "layerwise.db"
+
+
+def test_upgrade_from_v3_makes_every_existing_entry_a_bill(tmp_path: Path) -> None:
+    path = tmp_path / "layerwise.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=3)
+    conn.execute("INSERT INTO jobs (id, printer, job_key, state, started_at, updated_at) "
+                 "VALUES (1, 'P', 'cube', 'finished', '2026-11-01 10:00:00', '2026-11-01 10:00:00')")
+    conn.execute("INSERT INTO ledger_entries (job_id, printer, layer, filament_index, tray, spool_id, mm, grams, "
+                 "state, created_at, updated_at) VALUES (1, 'P', 3, 0, 0, 7, 12.5, 0.04, 'delivered', "
+                 "'2026-11-01 10:00:00', '2026-11-01 10:00:00')")
+    conn.close()
+    open_database(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT layer, mm, kind, pair_id FROM ledger_entries").fetchall() == [
+            (3, 12.5, "bill", None)]
+        assert schema_version(conn) == SCHEMA_VERSION
+    assert describe(path) == from_models(tmp_path)
