@@ -311,7 +311,14 @@ class LedgerConflict(RuntimeError):
 
 
 def begin_delivery(
-    db: Database, spool_id: int, entry_ids: Sequence[int], *, mm: float, expected_g: float, before: SpoolReading
+    db: Database,
+    spool_id: int,
+    entry_ids: Sequence[int],
+    *,
+    mm: float,
+    expected_g: float,
+    before: SpoolReading,
+    sent_at: datetime | None = None,
 ) -> DeliveryData:
     """Record a request *before* it leaves: the entries become ``sending`` with what settling needs."""
     with db.session() as session:
@@ -326,6 +333,7 @@ def begin_delivery(
             before_used_weight=before.used_weight,
             before_last_used=before.last_used,
             state=SENDING,
+            sent_at=sent_at or utcnow(),
         )
         session.add(row)
         session.flush()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from server.tracking.settlement import (
     Outcome,
     SpoolReading,
     settle,
+    settle_grace,
     weight_from_length,
 )
 
@@ -41,8 +41,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # entries per request while draining a backlog
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-ANSWER_FRESH_SECONDS = 60.0  # how long our last use's answer stands in for a fresh GET of the spool
-SETTLE_GRACE = 15.0  # > the client's timeout: a late request has landed before we read the spool
+SETTLE_GRACE = settle_grace(10.0)  # for the client's default timeout; the runtime derives it from the configured one
 
 
 class SpoolmanUse(Protocol):
@@ -93,19 +92,20 @@ class Outbox:
         backoff_cap: float = BACKOFF_CAP,
         max_batch: int = MAX_BATCH,
         settle_grace: float = SETTLE_GRACE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.client = client
         self.on_change = on_change  # told the spool id after every delivery (cache, event bus)
         self.max_batch = max_batch
         self.settle_grace = settle_grace
+        self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
         self._wake = asyncio.Event()
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
         self.retry_at: datetime | None = None
-        self._answers: dict[int, tuple[float, Spool]] = {}  # spool -> (when, Spoolman's answer to our last use)
 
     def wake(self) -> None:
         """New bills, a new assignment or a learned mapping: look at the ledger now."""
@@ -214,7 +214,9 @@ class Outbox:
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> None:
         try:
-            spool = self._fresh_answer(spool_id) or await self.client.get_spool(spool_id)
+            # Always a fresh GET: a reading taken before someone else's use would turn a lost request into
+            # "doubtful" (counted as applied, never sent), i.e. an under-billed spool.
+            spool = await self.client.get_spool(spool_id)
         except (SpoolmanNotFound, SpoolmanRejected) as error:
             await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
             return
@@ -223,7 +225,14 @@ class Outbox:
         expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
         ids = [entry.id for entry in batch]
         delivery = await asyncio.to_thread(
-            ledger.begin_delivery, self.db, spool_id, ids, mm=mm, expected_g=expected, before=_reading(spool)
+            ledger.begin_delivery,
+            self.db,
+            spool_id,
+            ids,
+            mm=mm,
+            expected_g=expected,
+            before=_reading(spool),
+            sent_at=self.clock(),
         )
         if mm == 0:
             # Layers that used nothing of this filament: nothing to tell Spoolman.
@@ -241,16 +250,6 @@ class Outbox:
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
-        self._answers[spool_id] = (time.monotonic(), used)
-
-    def _fresh_answer(self, spool_id: int) -> Spool | None:
-        """The spool as our last ``use`` left it, if that was a moment ago: the "before" reading of the
-        next request without a GET. Should someone else have used the spool in between, a request
-        with a lost answer would settle as doubtful, never as applied twice."""
-        answer = self._answers.pop(spool_id, None)
-        if answer is None or time.monotonic() - answer[0] > ANSWER_FRESH_SECONDS:
-            return None
-        return answer[1]
 
     async def _reject_unsent(self, spool_id: int, batch: list[ledger.EntryData], note: str) -> None:
         # Nothing was sent; the entries leave the queue visibly and wait to be re-pointed.
@@ -272,10 +271,10 @@ class Outbox:
         A request that timed out may still sit in a proxy or in Spoolman's queue; reading the
         spool too early would call it "not applied" and send it again just before it lands.
         """
-        age = (datetime.now(UTC) - delivery.sent_at).total_seconds()
+        age = (self.clock() - delivery.sent_at).total_seconds()
         return min(self.settle_grace - age, self.settle_grace)  # a clock set back never waits longer
 
     def _note_error(self, message: str, delay: float) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         self.last_error, self.last_error_at = message, now
         self.retry_at = now + timedelta(seconds=delay)

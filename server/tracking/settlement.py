@@ -38,6 +38,9 @@ UNMAPPED_TRAYS = frozenset({-1, 65535})  # ams_mapping's "not used" markers
 ABS_TOLERANCE_G = 1e-6
 REL_TOLERANCE = 1e-9
 
+# Seconds Spoolman may still need to apply a request after our client gave up on it.
+SETTLE_MARGIN = 5.0
+
 
 def initial_state(tray: int | None, spool_id: int | None) -> str:
     """The state of a new ledger entry from what is known when its layer is billed."""
@@ -54,6 +57,16 @@ def resolve_tray(mapping: dict[int, int], filament_index: int) -> int | None:
     if tray is None or tray in UNMAPPED_TRAYS:
         return None
     return tray
+
+
+def settle_grace(client_timeout: float) -> float:
+    """Seconds after a request was recorded before its unknown outcome may be settled.
+
+    httpx applies the timeout to each phase (waiting for a pooled connection, connecting, writing,
+    reading), so a request may still be written up to three timeouts after it was recorded; reading
+    the spool before it lands would call it "not applied" and send it again.
+    """
+    return 3 * client_timeout + SETTLE_MARGIN
 
 
 def weight_from_length(length_mm: float, *, diameter_mm: float, density: float) -> float:

@@ -306,3 +306,23 @@ async def test_lost_answer_is_not_settled_before_the_grace_has_passed(
     assert [e.state for e in ledger.entries(db)] == [SENDING]
     await make_outbox(db, client).drain()  # later (no grace left): settled, then sent once
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
+
+
+async def test_before_reading_is_fresh_so_a_foreign_use_then_a_lost_request_is_sent_again(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Issue 9 item 3: the "before" reading of a request comes from a fresh GET, never from the answer to
+    our previous use; else a foreign use in between makes a lost request doubtful (counted, never sent)."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 5.0}, 1, {0: 0})
+    faulty = FaultyClient(client)
+    outbox = make_outbox(db, faulty)
+    await outbox.drain()
+    standin.store.use_spool(spool, use_length=100.0)  # someone else prints from the spool
+    bill(db, job, {0: 7.0}, 2, {0: 0})
+    faulty.faults.append("lost_request")
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert used_mm(standin.store, spool) == pytest.approx(112.0, abs=MM)
