@@ -12,15 +12,17 @@ waits for :func:`on_mapping_learned`; one whose tray has no spool waits for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func
+from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, col, select, update
 
-from server.db import Database
+from server.db import Database, repo
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
 from server.db.models import SlotAssignment, utcnow
 from server.tracking.job_store import apply_checkpoint
@@ -120,8 +122,22 @@ def _assigned_spool(session: Session, printer: str, tray: int | None) -> int | N
     return session.exec(statement).first()
 
 
-def _rows_changed(db: Database, statement: Any) -> int:
+@contextmanager
+def _write(db: Database) -> Iterator[Session]:
+    """A session whose transaction takes SQLite's write lock before its first read.
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE, so a read-then-write (the tray's
+    spool, then the bills) would read outside it: an assignment committed in between would leave
+    a bill waiting for a spool the tray has. ``BEGIN IMMEDIATE`` makes the pair one step; other
+    writers wait (busy timeout) until it commits. The caller commits.
+    """
     with db.session() as session:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
+def _rows_changed(db: Database, statement: Any) -> int:
+    with _write(db) as session:
         result = session.exec(statement)
         session.commit()
     return int(result.rowcount)
@@ -148,7 +164,7 @@ def record_bills(
     a layer is never written twice nor skipped.
     """
     now = utcnow()
-    with db.session() as session:
+    with _write(db) as session:
         job = session.get(JobRow, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
@@ -180,6 +196,13 @@ def record_bills(
 
 def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
     """A spool was assigned to a tray: the tray's waiting bills go to it. Returns how many."""
+    with _write(db) as session:
+        count = _release(session, printer, tray, spool_id)
+        session.commit()
+    return count
+
+
+def _release(session: Session, printer: str, tray: int, spool_id: int) -> int:
     statement = (
         update(LedgerEntry)
         .where(
@@ -189,7 +212,29 @@ def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
         )
         .values(spool_id=spool_id, state=READY, updated_at=utcnow())
     )
-    return _rows_changed(db, statement)
+    return int(session.exec(statement).rowcount)  # type: ignore[call-overload]
+
+
+def assign_and_release(
+    db: Database, printer: str, tray: int, spool_id: int, source: str = "manual"
+) -> tuple[repo.SlotAssignmentData, int]:
+    """Put the spool in the tray and send the tray's waiting bills to it, in one transaction.
+
+    Two steps would let a bill written between them wait for a spool the tray already has.
+    Returns the assignment and how many bills were released.
+    """
+    repo._check_assignment(tray, spool_id, source)  # same rules as repo.assign_spool
+    now = utcnow()
+    row = {"printer": printer, "tray": tray, "spool_id": spool_id, "source": source, "assigned_at": now}
+    upsert = insert(SlotAssignment).values(**row)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["printer", "tray"], set_={"spool_id": spool_id, "source": source, "assigned_at": now}
+    )
+    with _write(db) as session:
+        session.exec(upsert)  # type: ignore[call-overload]
+        released = _release(session, printer, tray, spool_id)
+        session.commit()
+    return repo.SlotAssignmentData(printer, tray, spool_id, source, now), released
 
 
 def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int) -> int:
@@ -197,7 +242,7 @@ def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int
     resolved = resolve_tray({filament_index: tray}, filament_index)
     if resolved is None:
         return 0
-    with db.session() as session:
+    with _write(db) as session:
         job = session.get(JobRow, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
