@@ -67,6 +67,8 @@ class Runtime:
         data_dir = settings.server.data_dir
         names = [p.name for p in settings.printers]
         slots = SlotService(db, spools, bus, names, outbox=outbox)
+        if outbox is not None:
+            outbox.on_slot_cleared = slots.spool_deleted
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
             p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func
 from sqlalchemy.dialects.sqlite import insert
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from server.db import Database, repo
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
@@ -270,6 +270,89 @@ def repoint(db: Database, entry_ids: Iterable[int], spool_id: int) -> int:
             col(LedgerEntry.state).in_((REJECTED, WAITING_SPOOL)),
         )
         .values(spool_id=spool_id, state=READY, error=None, delivery_id=None, updated_at=utcnow())
+    )
+    return _rows_changed(db, statement)
+
+
+def deleted_note(spool_id: int) -> str:
+    return f"spool #{spool_id} was deleted in Spoolman"
+
+
+@dataclass(frozen=True)
+class SpoolGone:
+    """What :func:`spool_gone` did with a deleted spool's bills."""
+
+    spool_id: int
+    waiting: int  # back to waiting for their tray's next spool
+    moved: dict[int, int]  # spool id -> bills sent on to the spool their tray holds now
+    rejected: int  # no tray to wait on (spool-specific entries)
+    cleared: list[tuple[str, int]]  # (printer, tray) assignments that pointed at the deleted spool
+
+
+def spool_gone(db: Database, spool_id: int, *, delivery_id: int | None = None) -> SpoolGone:
+    """Spoolman says the spool does not exist (404): its unsent bills wait for their tray's next spool.
+
+    In one transaction: the request ``delivery_id`` (if any) is closed as rejected; every tray still
+    assigned to the spool is emptied, so new bills wait instead of bouncing to it; each of the spool's
+    ``ready`` entries goes to the spool its tray holds now, else back to ``waiting_spool`` (left by
+    :func:`on_assignment`), both with the note. An entry without a tray (spool-specific) is rejected.
+    """
+    note = deleted_note(spool_id)
+    now = utcnow()
+    with _write(db) as session:
+        if delivery_id is not None:
+            delivery = session.get(SpoolDelivery, delivery_id)
+            if delivery is not None and delivery.state == SENDING:
+                delivery.state, delivery.note, delivery.settled_at = REJECTED, note, now
+                session.add(delivery)
+                session.exec(  # type: ignore[call-overload]
+                    update(LedgerEntry)
+                    .where(col(LedgerEntry.delivery_id) == delivery_id)
+                    .values(state=READY, delivery_id=None, updated_at=now)
+                )
+        cleared = [
+            (row.printer, row.tray)
+            for row in session.exec(select(SlotAssignment).where(SlotAssignment.spool_id == spool_id))
+        ]
+        session.exec(delete(SlotAssignment).where(col(SlotAssignment.spool_id) == spool_id))  # type: ignore[call-overload]
+        ours = (col(LedgerEntry.spool_id) == spool_id, col(LedgerEntry.state) == READY)
+        trays = session.exec(
+            select(LedgerEntry.printer, LedgerEntry.tray).where(*ours).group_by(LedgerEntry.printer, LedgerEntry.tray)
+        ).all()
+        waiting, rejected, moved = 0, 0, {}
+        for printer, tray in trays:
+            if tray is None:
+                statement = update(LedgerEntry).where(*ours, col(LedgerEntry.tray).is_(None))
+                result = session.exec(statement.values(state=REJECTED, error=note, updated_at=now))  # type: ignore[call-overload]
+                rejected += int(result.rowcount)
+                continue
+            current = _assigned_spool(session, printer, tray)
+            same_tray = (col(LedgerEntry.printer) == printer, col(LedgerEntry.tray) == tray)
+            statement = update(LedgerEntry).where(*ours, *same_tray)
+            result = session.exec(  # type: ignore[call-overload]
+                statement.values(spool_id=current, state=initial_state(tray, current), error=note, updated_at=now)
+            )
+            if current is None:
+                waiting += int(result.rowcount)
+            else:
+                moved[current] = moved.get(current, 0) + int(result.rowcount)
+        session.commit()
+    return SpoolGone(spool_id, waiting, moved, rejected, cleared)
+
+
+def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
+    """A person's "send it again": rejected entries go back to the queue for the spool they name.
+
+    A spool since deleted then takes the deleted-spool path (its tray's next spool).
+    """
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state) == REJECTED,
+            col(LedgerEntry.spool_id).is_not(None),
+        )
+        .values(state=READY, error=None, delivery_id=None, updated_at=utcnow())
     )
     return _rows_changed(db, statement)
 

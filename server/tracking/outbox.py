@@ -93,6 +93,7 @@ class Outbox:
         max_batch: int = MAX_BATCH,
         settle_grace: float = SETTLE_GRACE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_slot_cleared: Callable[[str, int], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -100,6 +101,7 @@ class Outbox:
         self.max_batch = max_batch
         self.settle_grace = settle_grace
         self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
+        self.on_slot_cleared = on_slot_cleared  # told (printer, tray) when a deleted spool leaves a tray
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
         self._wake = asyncio.Event()
@@ -191,9 +193,10 @@ class Outbox:
     async def _settle(self, delivery: ledger.DeliveryData) -> None:
         try:
             spool = await self.client.get_spool(delivery.spool_id)
-        except SpoolmanNotFound as error:
-            # The spool is gone, so nothing can be billed to it any more: re-point by hand.
-            await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"spool deleted before settling: {error}")
+        except SpoolmanNotFound:
+            # The spool is gone, and with it whatever was billed to it: the bills wait for their tray's
+            # next spool like any bill without one.
+            await self._spool_gone(delivery.spool_id, delivery.id)
             return
         verdict = settle(delivery.before, delivery.expected_g, _reading(spool))
         state = {
@@ -217,7 +220,10 @@ class Outbox:
             # Always a fresh GET: a reading taken before someone else's use would turn a lost request into
             # "doubtful" (counted as applied, never sent), i.e. an under-billed spool.
             spool = await self.client.get_spool(spool_id)
-        except (SpoolmanNotFound, SpoolmanRejected) as error:
+        except SpoolmanNotFound:
+            await self._spool_gone(spool_id)
+            return
+        except SpoolmanRejected as error:
             await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
             return
         mm = sum(entry.mm for entry in batch)
@@ -245,11 +251,33 @@ class Outbox:
             if not error.request_sent:
                 await self._finish(delivery.id, delivery.spool_id, ledger.NOT_SENT, note=str(error))
             raise  # request_sent: stays "sending" and is settled first on the next pass
-        except (SpoolmanNotFound, SpoolmanRejected) as error:
+        except SpoolmanNotFound:
+            await self._spool_gone(spool_id, delivery.id)
+            return
+        except SpoolmanRejected as error:
             # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
+
+    async def _spool_gone(self, spool_id: int, delivery_id: int | None = None) -> None:
+        gone = await asyncio.to_thread(ledger.spool_gone, self.db, spool_id, delivery_id=delivery_id)
+        log.warning(
+            "spool %d was deleted in Spoolman: %d bill(s) wait for their tray's next spool, %s sent to the "
+            "spool their tray holds now, %d rejected (no tray); trays emptied: %s",
+            spool_id,
+            gone.waiting,
+            gone.moved or "none",
+            gone.rejected,
+            gone.cleared or "none",
+        )
+        if self.on_change is not None:
+            self.on_change(spool_id)
+        if self.on_slot_cleared is not None:
+            for printer, tray in gone.cleared:
+                self.on_slot_cleared(printer, tray)
+        if gone.moved:
+            self.wake()
 
     async def _reject_unsent(self, spool_id: int, batch: list[ledger.EntryData], note: str) -> None:
         # Nothing was sent; the entries leave the queue visibly and wait to be re-pointed.

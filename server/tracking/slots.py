@@ -118,6 +118,10 @@ class SlotService:
             self._announce(printer, tray, None, None)
         return removed
 
+    def spool_deleted(self, printer: str, tray: int) -> None:
+        """The outbox found the tray's spool deleted in Spoolman and emptied the tray."""
+        self._announce(printer, tray, None, None)
+
     def _announce(self, printer: str, tray: int, spool_id: int | None, source: str | None) -> None:
         log.info("%s tray %s -> spool %s (%s)", printer, tray, spool_id, source or "unassigned")
         self.bus.publish(Event("slot", printer, {"tray": tray, "spool_id": spool_id, "source": source}))

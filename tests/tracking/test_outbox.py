@@ -28,7 +28,7 @@ from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import SpoolmanClient, SpoolmanUnreachable
 from server.tracking import ledger
 from server.tracking.outbox import Outbox
-from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, REJECTED, SENDING
+from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITING_SPOOL
 
 MM = 0.01  # totals must match to this
 
@@ -228,7 +228,7 @@ async def test_crash_before_the_request_left_sends_it_once_after_restart(
     assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)
 
 
-async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
+async def test_deleted_spool_waits_visibly_and_can_be_repointed(
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient
 ) -> None:
     gone, other = seed_spools(standin.store, 2)
@@ -239,9 +239,9 @@ async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
     outbox = make_outbox(db, client)
     await outbox.drain()
     (entry,) = ledger.entries(db)
-    assert entry.state == REJECTED
+    assert entry.state == WAITING_SPOOL  # for the tray's next spool (test_outbox_spool_gone.py)
     assert entry.error and str(gone) in entry.error
-    assert (await outbox.backlog()).backlog.rejected == 1
+    assert (await outbox.backlog()).backlog.rejected == 0
 
     assert ledger.repoint(db, [entry.id], other) == 1
     await outbox.drain()
