@@ -423,15 +423,30 @@ def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:
         return _delivery(row, (i for i in ids if i is not None))
 
 
-def ready_entries(db: Database, spool_id: int, limit: int) -> list[EntryData]:
+def ready_entries(db: Database, spool_id: int, limit: int | None) -> list[EntryData]:
     statement = (
         select(LedgerEntry)
         .where(LedgerEntry.spool_id == spool_id, LedgerEntry.state == READY)
         .order_by(col(LedgerEntry.id))
-        .limit(limit)
     )
+    if limit is not None:
+        statement = statement.limit(limit)
     with db.session() as session:
         return [_entry(row) for row in session.exec(statement)]
+
+
+def note_held(db: Database, entry_ids: Iterable[int], note: str) -> int:
+    """Say on queued entries why they are not sent yet (written once, not on every pass)."""
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state) == READY,
+            (col(LedgerEntry.error).is_(None)) | (col(LedgerEntry.error) != note),
+        )
+        .values(error=note, updated_at=utcnow())
+    )
+    return _rows_changed(db, statement)
 
 
 class LedgerConflict(RuntimeError):

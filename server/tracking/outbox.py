@@ -26,11 +26,13 @@ from server.spoolman.retry import backoff_delay
 from server.tracking import ledger
 from server.tracking.job_store import jsonable
 from server.tracking.settlement import (
+    CARRY_NOTE,
     DELIVERED,
     DOUBTFUL,
     REJECTED,
     Outcome,
     SpoolReading,
+    carry_forward,
     settle,
     settle_grace,
     weight_from_length,
@@ -183,7 +185,7 @@ class Outbox:
         if not batch:
             return False
         try:
-            await self._send(spool_id, batch)
+            return await self._send(spool_id, batch)
         except ledger.LedgerConflict as conflict:
             # The entries were re-pointed or the like between reading and recording: nothing was
             # sent, so the next pass simply reads them again.
@@ -215,20 +217,31 @@ class Outbox:
         )
         await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=verdict.reason)
 
-    async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> None:
+    async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
+        """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
         try:
             # Always a fresh GET: a reading taken before someone else's use would turn a lost request into
             # "doubtful" (counted as applied, never sent), i.e. an under-billed spool.
             spool = await self.client.get_spool(spool_id)
         except SpoolmanNotFound:
             await self._spool_gone(spool_id)
-            return
+            return True
         except SpoolmanRejected as error:
             await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
-            return
-        mm = sum(entry.mm for entry in batch)
+            return True
         filament = spool.filament
+        mm = sum(entry.mm for entry in batch)
         expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        if carry_forward(spool.used_weight, expected) and len(batch) >= self.max_batch:
+            # The held retractions fill a batch: look at everything queued, the next bill may be behind.
+            batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, None)
+            mm = sum(entry.mm for entry in batch)
+            expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        if carry_forward(spool.used_weight, expected):
+            # Spoolman would floor it at 0 and part of it would vanish: it waits, visibly, for the
+            # spool's next positive bill, so what Spoolman adds equals the ledger.
+            await asyncio.to_thread(ledger.note_held, self.db, [entry.id for entry in batch], CARRY_NOTE)
+            return False
         ids = [entry.id for entry in batch]
         delivery = await asyncio.to_thread(
             ledger.begin_delivery,
@@ -243,7 +256,7 @@ class Outbox:
         if mm == 0:
             # Layers that used nothing of this filament: nothing to tell Spoolman.
             await self._finish(delivery.id, spool_id, DELIVERED, after=spool.used_weight, note="nothing to bill")
-            return
+            return True
         # From here on the request may reach Spoolman: only a settlement may undo "sending".
         try:
             used = await self.client.use_spool(spool_id, length_mm=mm)
@@ -253,12 +266,13 @@ class Outbox:
             raise  # request_sent: stays "sending" and is settled first on the next pass
         except SpoolmanNotFound:
             await self._spool_gone(spool_id, delivery.id)
-            return
+            return True
         except SpoolmanRejected as error:
             # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
-            return
+            return True
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
+        return True
 
     async def _spool_gone(self, spool_id: int, delivery_id: int | None = None) -> None:
         gone = await asyncio.to_thread(ledger.spool_gone, self.db, spool_id, delivery_id=delivery_id)

@@ -59,6 +59,19 @@ def resolve_tray(mapping: dict[int, int], filament_index: int) -> int | None:
     return tray
 
 
+CARRY_NOTE = "net retraction carried to the next bill"
+
+
+def carry_forward(used_weight: float, expected_g: float) -> bool:
+    """Whether a spool's batch must wait for its next positive bill instead of being sent now.
+
+    A negative net (retractions) larger than what the spool has used would be floored at 0 by
+    Spoolman and partly vanish; joined to the next positive bill it is counted in full. A negative
+    net the spool can absorb goes out as is.
+    """
+    return expected_g < 0 and used_weight + expected_g < -ABS_TOLERANCE_G
+
+
 def settle_grace(client_timeout: float) -> float:
     """Seconds after a request was recorded before its unknown outcome may be settled.
 
