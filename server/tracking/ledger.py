@@ -87,6 +87,8 @@ class DeliveryData:
     state: str
     sent_at: datetime
     entry_ids: tuple[int, ...]
+    note: str | None = None  # how it was settled, or a fact such as "spool #7 is archived in Spoolman"
+    settled_at: datetime | None = None
 
 
 def _entry(row: LedgerEntry) -> EntryData:
@@ -112,7 +114,18 @@ def _entry(row: LedgerEntry) -> EntryData:
 def _delivery(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
     assert row.id is not None
     before = SpoolReading(row.before_used_weight, row.before_last_used)
-    return DeliveryData(row.id, row.spool_id, row.mm, row.expected_g, before, row.state, row.sent_at, tuple(entry_ids))
+    return DeliveryData(
+        row.id,
+        row.spool_id,
+        row.mm,
+        row.expected_g,
+        before,
+        row.state,
+        row.sent_at,
+        tuple(entry_ids),
+        row.note,
+        row.settled_at,
+    )
 
 
 def _assigned_spool(session: Session, printer: str, tray: int | None) -> int | None:
@@ -394,6 +407,21 @@ def entries(
         statement = statement.where(col(LedgerEntry.state).in_(list(states)))
     with db.session() as session:
         return [_entry(row) for row in session.exec(statement)]
+
+
+def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryData]:
+    """Requests to Spoolman, oldest first, with their entries and note (the per-spool log shows them)."""
+    statement = select(SpoolDelivery).order_by(col(SpoolDelivery.id))
+    if spool_id is not None:
+        statement = statement.where(SpoolDelivery.spool_id == spool_id)
+    with db.session() as session:
+        rows = session.exec(statement).all()
+        ids: dict[int, list[int]] = {}
+        links = select(LedgerEntry.delivery_id, LedgerEntry.id).where(col(LedgerEntry.delivery_id).is_not(None))
+        for delivery_id, entry_id in session.exec(links):
+            if delivery_id is not None and entry_id is not None:
+                ids.setdefault(delivery_id, []).append(entry_id)
+    return [_delivery(row, sorted(ids.get(row.id or 0, []))) for row in rows]
 
 
 # --- the outbox's side ---------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class Outbox:
         self.settle_grace = settle_grace
         self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
         self.on_slot_cleared = on_slot_cleared  # told (printer, tray) when a deleted spool leaves a tray
+        self._archived_said: set[int] = set()  # spools whose archived state was logged (once each)
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
         self._wake = asyncio.Event()
@@ -215,7 +216,9 @@ class Outbox:
             verdict.outcome,
             verdict.reason,
         )
-        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=verdict.reason)
+        archived = self._archived_note(spool)
+        note = f"{verdict.reason}; {archived}" if archived else verdict.reason
+        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note)
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
         """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
@@ -257,6 +260,7 @@ class Outbox:
             # Layers that used nothing of this filament: nothing to tell Spoolman.
             await self._finish(delivery.id, spool_id, DELIVERED, after=spool.used_weight, note="nothing to bill")
             return True
+        archived = self._archived_note(spool)
         # From here on the request may reach Spoolman: only a settlement may undo "sending".
         try:
             used = await self.client.use_spool(spool_id, length_mm=mm)
@@ -271,8 +275,18 @@ class Outbox:
             # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return True
-        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
+        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived)
         return True
+
+    def _archived_note(self, spool: Spool) -> str | None:
+        """An archived spool is still billed (the filament really left); the delivery says so."""
+        if not spool.archived:
+            return None
+        note = f"spool #{spool.id} is archived in Spoolman"
+        if spool.id not in self._archived_said:
+            self._archived_said.add(spool.id)
+            log.warning("%s; its bills are still delivered to it", note)
+        return note
 
     async def _spool_gone(self, spool_id: int, delivery_id: int | None = None) -> None:
         gone = await asyncio.to_thread(ledger.spool_gone, self.db, spool_id, delivery_id=delivery_id)
