@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,11 @@ class Outbox:
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
         """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
+        absurd = [entry for entry in batch if not math.isfinite(entry.mm)]
+        if absurd:
+            # Never sent (it cannot be encoded, and would poison the batch's sum): out of the queue, visibly.
+            await self._reject_unsent(spool_id, absurd, "the bill's length is not a finite number")
+            return True
         try:
             # Always a fresh GET: a reading taken before someone else's use would turn a lost request into
             # "doubtful" (counted as applied, never sent), i.e. an under-billed spool.

@@ -326,3 +326,17 @@ async def test_before_reading_is_fresh_so_a_foreign_use_then_a_lost_request_is_s
     await outbox.drain()
     assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(112.0, abs=MM)
+
+
+async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Issue 9 item 13, the outbox's side: an infinite length never reaches Spoolman nor counts as applied."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: float("inf")}, 1, {0: 0})
+    bill(db, job, {0: 2.0}, 2, {0: 0})
+    await make_outbox(db, client).drain()
+    bad, good = ledger.entries(db)
+    assert (bad.state, good.state) == ("rejected", DELIVERED)
+    assert bad.error and "finite" in bad.error
+    assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)
