@@ -21,6 +21,7 @@ from server.supervise import supervise
 from server.tracking.outbox import Outbox
 from server.tracking.printer_task import PrinterTask
 from server.tracking.rfid_service import RfidService
+from server.tracking.settlement import settle_grace
 from server.tracking.slots import SlotService
 from server.tracking.spools import SpoolDirectory
 
@@ -60,10 +61,17 @@ class Runtime:
         bus = EventBus()
         outbox = None
         if spoolman is not None:
-            outbox = Outbox(db, spoolman, on_change=lambda spool_id: _spool_changed(spools, bus, spool_id))
+            outbox = Outbox(
+                db,
+                spoolman,
+                on_change=lambda spool_id: _spool_changed(spools, bus, spool_id),
+                settle_grace=settle_grace(settings.spoolman.timeout),
+            )
         data_dir = settings.server.data_dir
         names = [p.name for p in settings.printers]
         slots = SlotService(db, spools, bus, names, outbox=outbox)
+        if outbox is not None:
+            outbox.on_slot_cleared = slots.spool_deleted
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
             p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)

@@ -12,15 +12,17 @@ waits for :func:`on_mapping_learned`; one whose tray has no spool waits for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select, update
+from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import Session, col, delete, select, update
 
-from server.db import Database
+from server.db import Database, repo
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
 from server.db.models import SlotAssignment, utcnow
 from server.tracking.job_store import apply_checkpoint
@@ -85,6 +87,8 @@ class DeliveryData:
     state: str
     sent_at: datetime
     entry_ids: tuple[int, ...]
+    note: str | None = None  # how it was settled, or a fact such as "spool #7 is archived in Spoolman"
+    settled_at: datetime | None = None
 
 
 def _entry(row: LedgerEntry) -> EntryData:
@@ -110,7 +114,18 @@ def _entry(row: LedgerEntry) -> EntryData:
 def _delivery(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
     assert row.id is not None
     before = SpoolReading(row.before_used_weight, row.before_last_used)
-    return DeliveryData(row.id, row.spool_id, row.mm, row.expected_g, before, row.state, row.sent_at, tuple(entry_ids))
+    return DeliveryData(
+        row.id,
+        row.spool_id,
+        row.mm,
+        row.expected_g,
+        before,
+        row.state,
+        row.sent_at,
+        tuple(entry_ids),
+        row.note,
+        row.settled_at,
+    )
 
 
 def _assigned_spool(session: Session, printer: str, tray: int | None) -> int | None:
@@ -120,8 +135,22 @@ def _assigned_spool(session: Session, printer: str, tray: int | None) -> int | N
     return session.exec(statement).first()
 
 
-def _rows_changed(db: Database, statement: Any) -> int:
+@contextmanager
+def _write(db: Database) -> Iterator[Session]:
+    """A session whose transaction takes SQLite's write lock before its first read.
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE, so a read-then-write (the tray's
+    spool, then the bills) would read outside it: an assignment committed in between would leave
+    a bill waiting for a spool the tray has. ``BEGIN IMMEDIATE`` makes the pair one step; other
+    writers wait (busy timeout) until it commits. The caller commits.
+    """
     with db.session() as session:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
+def _rows_changed(db: Database, statement: Any) -> int:
+    with _write(db) as session:
         result = session.exec(statement)
         session.commit()
     return int(result.rowcount)
@@ -148,7 +177,7 @@ def record_bills(
     a layer is never written twice nor skipped.
     """
     now = utcnow()
-    with db.session() as session:
+    with _write(db) as session:
         job = session.get(JobRow, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
@@ -180,6 +209,13 @@ def record_bills(
 
 def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
     """A spool was assigned to a tray: the tray's waiting bills go to it. Returns how many."""
+    with _write(db) as session:
+        count = _release(session, printer, tray, spool_id)
+        session.commit()
+    return count
+
+
+def _release(session: Session, printer: str, tray: int, spool_id: int) -> int:
     statement = (
         update(LedgerEntry)
         .where(
@@ -189,7 +225,29 @@ def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
         )
         .values(spool_id=spool_id, state=READY, updated_at=utcnow())
     )
-    return _rows_changed(db, statement)
+    return int(session.exec(statement).rowcount)  # type: ignore[call-overload]
+
+
+def assign_and_release(
+    db: Database, printer: str, tray: int, spool_id: int, source: str = "manual"
+) -> tuple[repo.SlotAssignmentData, int]:
+    """Put the spool in the tray and send the tray's waiting bills to it, in one transaction.
+
+    Two steps would let a bill written between them wait for a spool the tray already has.
+    Returns the assignment and how many bills were released.
+    """
+    repo._check_assignment(tray, spool_id, source)  # same rules as repo.assign_spool
+    now = utcnow()
+    row = {"printer": printer, "tray": tray, "spool_id": spool_id, "source": source, "assigned_at": now}
+    upsert = insert(SlotAssignment).values(**row)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["printer", "tray"], set_={"spool_id": spool_id, "source": source, "assigned_at": now}
+    )
+    with _write(db) as session:
+        session.exec(upsert)  # type: ignore[call-overload]
+        released = _release(session, printer, tray, spool_id)
+        session.commit()
+    return repo.SlotAssignmentData(printer, tray, spool_id, source, now), released
 
 
 def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int) -> int:
@@ -197,7 +255,7 @@ def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int
     resolved = resolve_tray({filament_index: tray}, filament_index)
     if resolved is None:
         return 0
-    with db.session() as session:
+    with _write(db) as session:
         job = session.get(JobRow, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
@@ -225,6 +283,89 @@ def repoint(db: Database, entry_ids: Iterable[int], spool_id: int) -> int:
             col(LedgerEntry.state).in_((REJECTED, WAITING_SPOOL)),
         )
         .values(spool_id=spool_id, state=READY, error=None, delivery_id=None, updated_at=utcnow())
+    )
+    return _rows_changed(db, statement)
+
+
+def deleted_note(spool_id: int) -> str:
+    return f"spool #{spool_id} was deleted in Spoolman"
+
+
+@dataclass(frozen=True)
+class SpoolGone:
+    """What :func:`spool_gone` did with a deleted spool's bills."""
+
+    spool_id: int
+    waiting: int  # back to waiting for their tray's next spool
+    moved: dict[int, int]  # spool id -> bills sent on to the spool their tray holds now
+    rejected: int  # no tray to wait on (spool-specific entries)
+    cleared: list[tuple[str, int]]  # (printer, tray) assignments that pointed at the deleted spool
+
+
+def spool_gone(db: Database, spool_id: int, *, delivery_id: int | None = None) -> SpoolGone:
+    """Spoolman says the spool does not exist (404): its unsent bills wait for their tray's next spool.
+
+    In one transaction: the request ``delivery_id`` (if any) is closed as rejected; every tray still
+    assigned to the spool is emptied, so new bills wait instead of bouncing to it; each of the spool's
+    ``ready`` entries goes to the spool its tray holds now, else back to ``waiting_spool`` (left by
+    :func:`on_assignment`), both with the note. An entry without a tray (spool-specific) is rejected.
+    """
+    note = deleted_note(spool_id)
+    now = utcnow()
+    with _write(db) as session:
+        if delivery_id is not None:
+            delivery = session.get(SpoolDelivery, delivery_id)
+            if delivery is not None and delivery.state == SENDING:
+                delivery.state, delivery.note, delivery.settled_at = REJECTED, note, now
+                session.add(delivery)
+                session.exec(  # type: ignore[call-overload]
+                    update(LedgerEntry)
+                    .where(col(LedgerEntry.delivery_id) == delivery_id)
+                    .values(state=READY, delivery_id=None, updated_at=now)
+                )
+        cleared = [
+            (row.printer, row.tray)
+            for row in session.exec(select(SlotAssignment).where(SlotAssignment.spool_id == spool_id))
+        ]
+        session.exec(delete(SlotAssignment).where(col(SlotAssignment.spool_id) == spool_id))  # type: ignore[call-overload]
+        ours = (col(LedgerEntry.spool_id) == spool_id, col(LedgerEntry.state) == READY)
+        trays = session.exec(
+            select(LedgerEntry.printer, LedgerEntry.tray).where(*ours).group_by(LedgerEntry.printer, LedgerEntry.tray)
+        ).all()
+        waiting, rejected, moved = 0, 0, {}
+        for printer, tray in trays:
+            if tray is None:
+                statement = update(LedgerEntry).where(*ours, col(LedgerEntry.tray).is_(None))
+                result = session.exec(statement.values(state=REJECTED, error=note, updated_at=now))  # type: ignore[call-overload]
+                rejected += int(result.rowcount)
+                continue
+            current = _assigned_spool(session, printer, tray)
+            same_tray = (col(LedgerEntry.printer) == printer, col(LedgerEntry.tray) == tray)
+            statement = update(LedgerEntry).where(*ours, *same_tray)
+            result = session.exec(  # type: ignore[call-overload]
+                statement.values(spool_id=current, state=initial_state(tray, current), error=note, updated_at=now)
+            )
+            if current is None:
+                waiting += int(result.rowcount)
+            else:
+                moved[current] = moved.get(current, 0) + int(result.rowcount)
+        session.commit()
+    return SpoolGone(spool_id, waiting, moved, rejected, cleared)
+
+
+def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
+    """A person's "send it again": rejected entries go back to the queue for the spool they name.
+
+    A spool since deleted then takes the deleted-spool path (its tray's next spool).
+    """
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state) == REJECTED,
+            col(LedgerEntry.spool_id).is_not(None),
+        )
+        .values(state=READY, error=None, delivery_id=None, updated_at=utcnow())
     )
     return _rows_changed(db, statement)
 
@@ -268,6 +409,21 @@ def entries(
         return [_entry(row) for row in session.exec(statement)]
 
 
+def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryData]:
+    """Requests to Spoolman, oldest first, with their entries and note (the per-spool log shows them)."""
+    statement = select(SpoolDelivery).order_by(col(SpoolDelivery.id))
+    if spool_id is not None:
+        statement = statement.where(SpoolDelivery.spool_id == spool_id)
+    with db.session() as session:
+        rows = session.exec(statement).all()
+        ids: dict[int, list[int]] = {}
+        links = select(LedgerEntry.delivery_id, LedgerEntry.id).where(col(LedgerEntry.delivery_id).is_not(None))
+        for delivery_id, entry_id in session.exec(links):
+            if delivery_id is not None and entry_id is not None:
+                ids.setdefault(delivery_id, []).append(entry_id)
+    return [_delivery(row, sorted(ids.get(row.id or 0, []))) for row in rows]
+
+
 # --- the outbox's side ---------------------------------------------------------------------------
 
 
@@ -295,15 +451,30 @@ def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:
         return _delivery(row, (i for i in ids if i is not None))
 
 
-def ready_entries(db: Database, spool_id: int, limit: int) -> list[EntryData]:
+def ready_entries(db: Database, spool_id: int, limit: int | None) -> list[EntryData]:
     statement = (
         select(LedgerEntry)
         .where(LedgerEntry.spool_id == spool_id, LedgerEntry.state == READY)
         .order_by(col(LedgerEntry.id))
-        .limit(limit)
     )
+    if limit is not None:
+        statement = statement.limit(limit)
     with db.session() as session:
         return [_entry(row) for row in session.exec(statement)]
+
+
+def note_held(db: Database, entry_ids: Iterable[int], note: str) -> int:
+    """Say on queued entries why they are not sent yet (written once, not on every pass)."""
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state) == READY,
+            (col(LedgerEntry.error).is_(None)) | (col(LedgerEntry.error) != note),
+        )
+        .values(error=note, updated_at=utcnow())
+    )
+    return _rows_changed(db, statement)
 
 
 class LedgerConflict(RuntimeError):
@@ -311,7 +482,14 @@ class LedgerConflict(RuntimeError):
 
 
 def begin_delivery(
-    db: Database, spool_id: int, entry_ids: Sequence[int], *, mm: float, expected_g: float, before: SpoolReading
+    db: Database,
+    spool_id: int,
+    entry_ids: Sequence[int],
+    *,
+    mm: float,
+    expected_g: float,
+    before: SpoolReading,
+    sent_at: datetime | None = None,
 ) -> DeliveryData:
     """Record a request *before* it leaves: the entries become ``sending`` with what settling needs."""
     with db.session() as session:
@@ -326,6 +504,7 @@ def begin_delivery(
             before_used_weight=before.used_weight,
             before_last_used=before.last_used,
             state=SENDING,
+            sent_at=sent_at or utcnow(),
         )
         session.add(row)
         session.flush()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,12 +27,15 @@ from server.spoolman.retry import backoff_delay
 from server.tracking import ledger
 from server.tracking.job_store import jsonable
 from server.tracking.settlement import (
+    CARRY_NOTE,
     DELIVERED,
     DOUBTFUL,
     REJECTED,
     Outcome,
     SpoolReading,
+    carry_forward,
     settle,
+    settle_grace,
     weight_from_length,
 )
 
@@ -41,8 +44,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # entries per request while draining a backlog
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-ANSWER_FRESH_SECONDS = 60.0  # how long our last use's answer stands in for a fresh GET of the spool
-SETTLE_GRACE = 15.0  # > the client's timeout: a late request has landed before we read the spool
+SETTLE_GRACE = settle_grace(10.0)  # for the client's default timeout; the runtime derives it from the configured one
 
 
 class SpoolmanUse(Protocol):
@@ -93,19 +95,23 @@ class Outbox:
         backoff_cap: float = BACKOFF_CAP,
         max_batch: int = MAX_BATCH,
         settle_grace: float = SETTLE_GRACE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_slot_cleared: Callable[[str, int], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
         self.on_change = on_change  # told the spool id after every delivery (cache, event bus)
         self.max_batch = max_batch
         self.settle_grace = settle_grace
+        self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
+        self.on_slot_cleared = on_slot_cleared  # told (printer, tray) when a deleted spool leaves a tray
+        self._archived_said: set[int] = set()  # spools whose archived state was logged (once each)
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
         self._wake = asyncio.Event()
         self.last_error: str | None = None
         self.last_error_at: datetime | None = None
         self.retry_at: datetime | None = None
-        self._answers: dict[int, tuple[float, Spool]] = {}  # spool -> (when, Spoolman's answer to our last use)
 
     def wake(self) -> None:
         """New bills, a new assignment or a learned mapping: look at the ledger now."""
@@ -181,7 +187,7 @@ class Outbox:
         if not batch:
             return False
         try:
-            await self._send(spool_id, batch)
+            return await self._send(spool_id, batch)
         except ledger.LedgerConflict as conflict:
             # The entries were re-pointed or the like between reading and recording: nothing was
             # sent, so the next pass simply reads them again.
@@ -191,9 +197,10 @@ class Outbox:
     async def _settle(self, delivery: ledger.DeliveryData) -> None:
         try:
             spool = await self.client.get_spool(delivery.spool_id)
-        except SpoolmanNotFound as error:
-            # The spool is gone, so nothing can be billed to it any more: re-point by hand.
-            await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"spool deleted before settling: {error}")
+        except SpoolmanNotFound:
+            # The spool is gone, and with it whatever was billed to it: the bills wait for their tray's
+            # next spool like any bill without one.
+            await self._spool_gone(delivery.spool_id, delivery.id)
             return
         verdict = settle(delivery.before, delivery.expected_g, _reading(spool))
         state = {
@@ -210,25 +217,56 @@ class Outbox:
             verdict.outcome,
             verdict.reason,
         )
-        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=verdict.reason)
+        archived = self._archived_note(spool)
+        note = f"{verdict.reason}; {archived}" if archived else verdict.reason
+        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note)
 
-    async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> None:
+    async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
+        """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
+        absurd = [entry for entry in batch if not math.isfinite(entry.mm)]
+        if absurd:
+            # Never sent (it cannot be encoded, and would poison the batch's sum): out of the queue, visibly.
+            await self._reject_unsent(spool_id, absurd, "the bill's length is not a finite number")
+            return True
         try:
-            spool = self._fresh_answer(spool_id) or await self.client.get_spool(spool_id)
-        except (SpoolmanNotFound, SpoolmanRejected) as error:
+            # Always a fresh GET: a reading taken before someone else's use would turn a lost request into
+            # "doubtful" (counted as applied, never sent), i.e. an under-billed spool.
+            spool = await self.client.get_spool(spool_id)
+        except SpoolmanNotFound:
+            await self._spool_gone(spool_id)
+            return True
+        except SpoolmanRejected as error:
             await self._reject_unsent(spool_id, batch, f"Spoolman refused spool {spool_id}: {error}")
-            return
-        mm = sum(entry.mm for entry in batch)
+            return True
         filament = spool.filament
+        mm = sum(entry.mm for entry in batch)
         expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        if carry_forward(spool.used_weight, expected) and len(batch) >= self.max_batch:
+            # The held retractions fill a batch: look at everything queued, the next bill may be behind.
+            batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, None)
+            mm = sum(entry.mm for entry in batch)
+            expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        if carry_forward(spool.used_weight, expected):
+            # Spoolman would floor it at 0 and part of it would vanish: it waits, visibly, for the
+            # spool's next positive bill, so what Spoolman adds equals the ledger.
+            await asyncio.to_thread(ledger.note_held, self.db, [entry.id for entry in batch], CARRY_NOTE)
+            return False
         ids = [entry.id for entry in batch]
         delivery = await asyncio.to_thread(
-            ledger.begin_delivery, self.db, spool_id, ids, mm=mm, expected_g=expected, before=_reading(spool)
+            ledger.begin_delivery,
+            self.db,
+            spool_id,
+            ids,
+            mm=mm,
+            expected_g=expected,
+            before=_reading(spool),
+            sent_at=self.clock(),
         )
         if mm == 0:
             # Layers that used nothing of this filament: nothing to tell Spoolman.
             await self._finish(delivery.id, spool_id, DELIVERED, after=spool.used_weight, note="nothing to bill")
-            return
+            return True
+        archived = self._archived_note(spool)
         # From here on the request may reach Spoolman: only a settlement may undo "sending".
         try:
             used = await self.client.use_spool(spool_id, length_mm=mm)
@@ -236,21 +274,44 @@ class Outbox:
             if not error.request_sent:
                 await self._finish(delivery.id, delivery.spool_id, ledger.NOT_SENT, note=str(error))
             raise  # request_sent: stays "sending" and is settled first on the next pass
-        except (SpoolmanNotFound, SpoolmanRejected) as error:
+        except SpoolmanNotFound:
+            await self._spool_gone(spool_id, delivery.id)
+            return True
+        except SpoolmanRejected as error:
             # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
-            return
-        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight)
-        self._answers[spool_id] = (time.monotonic(), used)
+            return True
+        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived)
+        return True
 
-    def _fresh_answer(self, spool_id: int) -> Spool | None:
-        """The spool as our last ``use`` left it, if that was a moment ago: the "before" reading of the
-        next request without a GET. Should someone else have used the spool in between, a request
-        with a lost answer would settle as doubtful, never as applied twice."""
-        answer = self._answers.pop(spool_id, None)
-        if answer is None or time.monotonic() - answer[0] > ANSWER_FRESH_SECONDS:
+    def _archived_note(self, spool: Spool) -> str | None:
+        """An archived spool is still billed (the filament really left); the delivery says so."""
+        if not spool.archived:
             return None
-        return answer[1]
+        note = f"spool #{spool.id} is archived in Spoolman"
+        if spool.id not in self._archived_said:
+            self._archived_said.add(spool.id)
+            log.warning("%s; its bills are still delivered to it", note)
+        return note
+
+    async def _spool_gone(self, spool_id: int, delivery_id: int | None = None) -> None:
+        gone = await asyncio.to_thread(ledger.spool_gone, self.db, spool_id, delivery_id=delivery_id)
+        log.warning(
+            "spool %d was deleted in Spoolman: %d bill(s) wait for their tray's next spool, %s sent to the "
+            "spool their tray holds now, %d rejected (no tray); trays emptied: %s",
+            spool_id,
+            gone.waiting,
+            gone.moved or "none",
+            gone.rejected,
+            gone.cleared or "none",
+        )
+        if self.on_change is not None:
+            self.on_change(spool_id)
+        if self.on_slot_cleared is not None:
+            for printer, tray in gone.cleared:
+                self.on_slot_cleared(printer, tray)
+        if gone.moved:
+            self.wake()
 
     async def _reject_unsent(self, spool_id: int, batch: list[ledger.EntryData], note: str) -> None:
         # Nothing was sent; the entries leave the queue visibly and wait to be re-pointed.
@@ -272,10 +333,10 @@ class Outbox:
         A request that timed out may still sit in a proxy or in Spoolman's queue; reading the
         spool too early would call it "not applied" and send it again just before it lands.
         """
-        age = (datetime.now(UTC) - delivery.sent_at).total_seconds()
+        age = (self.clock() - delivery.sent_at).total_seconds()
         return min(self.settle_grace - age, self.settle_grace)  # a clock set back never waits longer
 
     def _note_error(self, message: str, delay: float) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         self.last_error, self.last_error_at = message, now
         self.retry_at = now + timedelta(seconds=delay)

@@ -38,6 +38,9 @@ UNMAPPED_TRAYS = frozenset({-1, 65535})  # ams_mapping's "not used" markers
 ABS_TOLERANCE_G = 1e-6
 REL_TOLERANCE = 1e-9
 
+# Seconds Spoolman may still need to apply a request after our client gave up on it.
+SETTLE_MARGIN = 5.0
+
 
 def initial_state(tray: int | None, spool_id: int | None) -> str:
     """The state of a new ledger entry from what is known when its layer is billed."""
@@ -54,6 +57,29 @@ def resolve_tray(mapping: dict[int, int], filament_index: int) -> int | None:
     if tray is None or tray in UNMAPPED_TRAYS:
         return None
     return tray
+
+
+CARRY_NOTE = "net retraction carried to the next bill"
+
+
+def carry_forward(used_weight: float, expected_g: float) -> bool:
+    """Whether a spool's batch must wait for its next positive bill instead of being sent now.
+
+    A negative net (retractions) larger than what the spool has used would be floored at 0 by
+    Spoolman and partly vanish; joined to the next positive bill it is counted in full. A negative
+    net the spool can absorb goes out as is.
+    """
+    return expected_g < 0 and used_weight + expected_g < -ABS_TOLERANCE_G
+
+
+def settle_grace(client_timeout: float) -> float:
+    """Seconds after a request was recorded before its unknown outcome may be settled.
+
+    httpx applies the timeout to each phase (waiting for a pooled connection, connecting, writing,
+    reading), so a request may still be written up to three timeouts after it was recorded; reading
+    the spool before it lands would call it "not applied" and send it again.
+    """
+    return 3 * client_timeout + SETTLE_MARGIN
 
 
 def weight_from_length(length_mm: float, *, diameter_mm: float, density: float) -> float:

@@ -100,9 +100,11 @@ class SlotService:
         for other_printer, other_tray in elsewhere:
             await asyncio.to_thread(repo.unassign, self.db, other_printer, other_tray)
             self._announce(other_printer, other_tray, None, None)
-        assignment = await asyncio.to_thread(repo.assign_spool, self.db, printer, tray, spool_id, source)
-        # Bills that waited for a spool in this tray go to this one now.
-        released = await asyncio.to_thread(ledger.on_assignment, self.db, printer, tray, spool_id)
+        # Bills that waited for a spool in this tray go to this one now, in the same transaction: a
+        # bill written between the two steps would otherwise wait for a spool the tray has.
+        assignment, released = await asyncio.to_thread(
+            ledger.assign_and_release, self.db, printer, tray, spool_id, source
+        )
         if released and self.outbox is not None:
             self.outbox.wake()
         self._announce(printer, tray, spool_id, source)
@@ -115,6 +117,10 @@ class SlotService:
         if removed:
             self._announce(printer, tray, None, None)
         return removed
+
+    def spool_deleted(self, printer: str, tray: int) -> None:
+        """The outbox found the tray's spool deleted in Spoolman and emptied the tray."""
+        self._announce(printer, tray, None, None)
 
     def _announce(self, printer: str, tray: int, spool_id: int | None, source: str | None) -> None:
         log.info("%s tray %s -> spool %s (%s)", printer, tray, spool_id, source or "unassigned")

@@ -28,7 +28,7 @@ from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import SpoolmanClient, SpoolmanUnreachable
 from server.tracking import ledger
 from server.tracking.outbox import Outbox
-from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, REJECTED, SENDING
+from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITING_SPOOL
 
 MM = 0.01  # totals must match to this
 
@@ -228,7 +228,7 @@ async def test_crash_before_the_request_left_sends_it_once_after_restart(
     assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)
 
 
-async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
+async def test_deleted_spool_waits_visibly_and_can_be_repointed(
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient
 ) -> None:
     gone, other = seed_spools(standin.store, 2)
@@ -239,9 +239,9 @@ async def test_deleted_spool_is_rejected_visibly_and_can_be_repointed(
     outbox = make_outbox(db, client)
     await outbox.drain()
     (entry,) = ledger.entries(db)
-    assert entry.state == REJECTED
+    assert entry.state == WAITING_SPOOL  # for the tray's next spool (test_outbox_spool_gone.py)
     assert entry.error and str(gone) in entry.error
-    assert (await outbox.backlog()).backlog.rejected == 1
+    assert (await outbox.backlog()).backlog.rejected == 0
 
     assert ledger.repoint(db, [entry.id], other) == 1
     await outbox.drain()
@@ -306,3 +306,37 @@ async def test_lost_answer_is_not_settled_before_the_grace_has_passed(
     assert [e.state for e in ledger.entries(db)] == [SENDING]
     await make_outbox(db, client).drain()  # later (no grace left): settled, then sent once
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
+
+
+async def test_before_reading_is_fresh_so_a_foreign_use_then_a_lost_request_is_sent_again(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Issue 9 item 3: the "before" reading of a request comes from a fresh GET, never from the answer to
+    our previous use; else a foreign use in between makes a lost request doubtful (counted, never sent)."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 5.0}, 1, {0: 0})
+    faulty = FaultyClient(client)
+    outbox = make_outbox(db, faulty)
+    await outbox.drain()
+    standin.store.use_spool(spool, use_length=100.0)  # someone else prints from the spool
+    bill(db, job, {0: 7.0}, 2, {0: 0})
+    faulty.faults.append("lost_request")
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert used_mm(standin.store, spool) == pytest.approx(112.0, abs=MM)
+
+
+async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Issue 9 item 13, the outbox's side: an infinite length never reaches Spoolman nor counts as applied."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: float("inf")}, 1, {0: 0})
+    bill(db, job, {0: 2.0}, 2, {0: 0})
+    await make_outbox(db, client).drain()
+    bad, good = ledger.entries(db)
+    assert (bad.state, good.state) == ("rejected", DELIVERED)
+    assert bad.error and "finite" in bad.error
+    assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)
