@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from ledger_helpers import (
@@ -17,7 +16,6 @@ from ledger_helpers import (
     assign,
     make_outbox,
     new_job,
-    open_db,
     quick_client,
     seed_spools,
     used_mm,
@@ -31,23 +29,6 @@ from server.tracking.outbox import Outbox
 from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITING_SPOOL
 
 MM = 0.01  # totals must match to this
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SpoolmanStandin]:
-    async with SpoolmanStandin() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
-    async with quick_client(standin.url) as spoolman:
-        yield spoolman
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
 
 
 def bill(db: Database, job: int, mm_by_filament: dict[int, float], layer: int, mapping: dict[int, int]) -> None:

@@ -4,34 +4,15 @@ each such delivery says so; the log says it once per spool."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from ledger_helpers import Line, assign, make_outbox, new_job, open_db, quick_client, seed_spools, used_mm
+from ledger_helpers import Line, assign, make_outbox, new_job, seed_spools, used_mm
 
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import SpoolmanClient
 from server.tracking import ledger
 from server.tracking.settlement import DELIVERED
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SpoolmanStandin]:
-    async with SpoolmanStandin() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
-    async with quick_client(standin.url) as spoolman:
-        yield spoolman
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
 
 
 async def test_archived_spool_is_billed_and_flagged(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ledger_helpers import FaultyClient, Line, assign, new_job, open_db, quick_client, seed_spools, used_mm
+from ledger_helpers import FaultyClient, Line, assign, new_job, seed_spools, used_mm
 
 from server.config import ServerConfig, Settings, SpoolmanConfig
 from server.db import Database
@@ -53,23 +52,6 @@ def test_runtime_derives_the_grace_from_the_configured_timeout(tmp_path: Path) -
         assert runtime.outbox.settle_grace == settle_grace(30) > 30
     finally:
         runtime.db.close()
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SpoolmanStandin]:
-    async with SpoolmanStandin() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
-    async with quick_client(standin.url) as spoolman:
-        yield spoolman
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
 
 
 async def test_a_lost_request_waits_the_production_grace_for_a_30_second_timeout(

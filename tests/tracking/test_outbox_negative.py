@@ -3,11 +3,8 @@ would floor it at 0, so what Spoolman adds equals the ledger to 0.01 mm; one it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from ledger_helpers import FaultyClient, Line, assign, make_outbox, new_job, open_db, quick_client, seed_spools, used_mm
+from ledger_helpers import FaultyClient, Line, assign, make_outbox, new_job, seed_spools, used_mm
 
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
@@ -16,23 +13,6 @@ from server.tracking import ledger
 from server.tracking.settlement import CARRY_NOTE, DELIVERED, READY, carry_forward
 
 MM = 0.01
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SpoolmanStandin]:
-    async with SpoolmanStandin() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
-    async with quick_client(standin.url) as spoolman:
-        yield spoolman
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
 
 
 def bill(db: Database, job: int, layer: int, mm: float) -> None:

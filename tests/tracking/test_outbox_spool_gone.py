@@ -3,9 +3,6 @@ for ever), wherever the deletion shows: the GET before sending, the ``use`` itse
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from ledger_helpers import (
     PRINTER,
@@ -14,8 +11,6 @@ from ledger_helpers import (
     assign,
     make_outbox,
     new_job,
-    open_db,
-    quick_client,
     seed_spools,
     used_mm,
 )
@@ -29,23 +24,6 @@ from server.tracking.settlement import DELIVERED, READY, REJECTED, WAITING_SPOOL
 
 MM = 0.01
 TRAY = 1
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SpoolmanStandin]:
-    async with SpoolmanStandin() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
-    async with quick_client(standin.url) as spoolman:
-        yield spoolman
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
 
 
 def bill(db: Database, job: int, layer: int, mm: float) -> None:
