@@ -26,6 +26,7 @@ FROM ${BASE_IMAGE}
 # The venv links to the base's python3, which is the same in both stages.
 COPY --from=build /opt/layerwise /opt/layerwise
 COPY deploy/docker-entrypoint.sh /usr/local/bin/layerwise-entrypoint
+COPY deploy/docker-healthcheck.py /usr/local/lib/layerwise-healthcheck.py
 RUN groupadd --system --gid 1000 layerwise \
     && useradd --system --uid 1000 --gid layerwise --home-dir /data --shell /usr/sbin/nologin layerwise \
     && mkdir -p /data && chown layerwise:layerwise /data \
@@ -42,5 +43,5 @@ EXPOSE 7913
 # for good before Layerwise starts. `docker run --user 1000:1000` (compose `user:`) skips that step.
 ENTRYPOINT ["layerwise-entrypoint"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["/opt/layerwise/bin/python", "-c", "import os, sys, urllib.request; port = os.environ.get('LAYERWISE_PORT', '7913'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
+  CMD ["/opt/layerwise/bin/python", "/usr/local/lib/layerwise-healthcheck.py"]
 CMD ["layerwise", "serve"]
