@@ -19,8 +19,7 @@ COPY server ./server
 COPY templates ./templates
 COPY static ./static
 RUN python3 -m venv /opt/layerwise \
-    && /opt/layerwise/bin/pip install --no-cache-dir --disable-pip-version-check . \
-    && find /opt/layerwise -name __pycache__ -prune -exec rm -rf {} +
+    && /opt/layerwise/bin/pip install --no-cache-dir --disable-pip-version-check .
 
 FROM ${BASE_IMAGE}
 # The venv links to the base's python3, which is the same in both stages.

@@ -14,7 +14,7 @@ data="${LAYERWISE_DATA_DIR:-/data}"
 if [ "$(id -u)" = 0 ]; then
     mkdir -p "$data"
     # Only what is not ours yet: on later starts this touches nothing, however large the directory.
-    find "$data" \! -user layerwise -exec chown layerwise:layerwise {} +
+    find "$data" \! -user layerwise -exec chown -h layerwise:layerwise {} +   # -h: a link, not its target
     export HOME=/data
     exec setpriv --reuid=layerwise --regid=layerwise --init-groups --no-new-privs -- "$@"
 fi
