@@ -77,7 +77,7 @@ class Container:
     def __init__(self, image: str, volume: str) -> None:
         self.name = f"layerwise-test-{uuid.uuid4().hex[:10]}"
         # The demo, keeping its data in /data; published on a free port of the host's loopback only.
-        _docker("run", "-d", "--name", self.name, "--health-interval", "1s",
+        _docker("run", "-d", "--init", "--name", self.name, "--health-interval", "1s",
                 "-p", "127.0.0.1::7913", "-v", f"{volume}:/data",
                 image, "layerwise", "demo", "--host", "0.0.0.0", "--data-dir", "/data")
 
