@@ -73,13 +73,6 @@ class OutboxStatus:
         return jsonable(data)
 
 
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
 def _reading(spool: Spool) -> SpoolReading:
     return SpoolReading(spool.used_weight, spool.last_used)
 
@@ -145,15 +138,17 @@ class Outbox:
         self._settle_due = None
         work = await asyncio.to_thread(self._all_work)
         # Spools are served side by side (one request in flight per spool still holds: each spool is
-        # served by one task). If Spoolman is unreachable the group cancels the rest; a request cut
-        # off that way stays "sending" and is settled like any other with an unknown outcome.
-        try:
-            async with asyncio.TaskGroup() as group:
-                served = [group.create_task(self._serve_spool(spool_id, *found)) for spool_id, found in work.items()]
-        except BaseExceptionGroup as group:
+        # served by one task). Every task runs to its end even when another finds Spoolman unreachable:
+        # cancelling a request already on its way would turn one unknown outcome into several, each
+        # waiting out the settle grace.
+        results = await asyncio.gather(
+            *(self._serve_spool(spool_id, *found) for spool_id, found in work.items()), return_exceptions=True
+        )
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
             # Spoolman unreachable: the caller backs off as usual. Anything else goes up as itself.
-            raise _first(group.subgroup(SpoolmanUnreachable) or group) from None
-        return any(task.result() for task in served)
+            raise next((e for e in errors if isinstance(e, SpoolmanUnreachable)), errors[0])
+        return any(results)
 
     async def drain(self) -> None:
         """Deliver until nothing more can be done now (tests, shutdown); raises if Spoolman is unreachable."""

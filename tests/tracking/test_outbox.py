@@ -23,7 +23,7 @@ from ledger_helpers import (
 
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
-from server.spoolman import SpoolmanClient, SpoolmanUnreachable
+from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
 from server.tracking import ledger
 from server.tracking.outbox import Outbox
 from server.tracking.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITING_SPOOL
@@ -321,3 +321,40 @@ async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
     assert (bad.state, good.state) == ("rejected", DELIVERED)
     assert bad.error and "finite" in bad.error
     assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)
+
+
+class _OneLostOneInFlight:
+    """Spool ``lost``'s request is lost on the way while the other spool's request is in flight."""
+
+    def __init__(self, inner: SpoolmanClient, lost: int) -> None:
+        self.inner = inner
+        self.lost = lost
+        self.failed = asyncio.Event()
+
+    async def get_spool(self, spool_id: int) -> Spool:
+        return await self.inner.get_spool(spool_id)
+
+    async def use_spool(self, spool_id: int, *, length_mm: float | None = None, weight_g: float | None = None) -> Spool:
+        if spool_id == self.lost:
+            self.failed.set()
+            raise SpoolmanUnreachable("injected: request lost", request_sent=True)
+        await self.failed.wait()  # on its way when the other spool's request fails
+        return await self.inner.use_spool(spool_id, length_mm=length_mm, weight_g=weight_g)
+
+
+async def test_a_lost_request_to_one_spool_does_not_cut_off_another_spools_request(
+    standin: SpoolmanStandin, client: SpoolmanClient, db: Database
+) -> None:
+    # Failed before the fix: the task group cancelled spool b's request, which then stayed "sending"
+    # for a settle grace although nothing was wrong with it.
+    a, b = seed_spools(standin.store, 2)
+    assign(db, 0, a)
+    assign(db, 1, b)
+    job = new_job(db)
+    ledger.record_bills(db, job, [Line(1, 0, 10.0), Line(1, 1, 20.0)], {0: 0, 1: 1})
+    outbox = make_outbox(db, _OneLostOneInFlight(client, lost=a), settle_grace=3600.0)
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    assert used_mm(standin.store, b) == pytest.approx(20.0, abs=MM)
+    states = {entry.spool_id: entry.state for entry in ledger.entries(db)}
+    assert states == {a: SENDING, b: DELIVERED}
