@@ -329,6 +329,15 @@ class SpoolmanClient:
                 status_code=response.status_code,
             )
         if response.status_code == 404:
+            if not _spoolmans_not_found(response):
+                # A proxy's page or a wrong base path, not "this item was deleted": acting on it would
+                # empty trays. Treated like an outage: bills wait and the error is shown.
+                raise SpoolmanUnreachable(
+                    f"{where} answered 404 {_message(response)[:80]!r}, not Spoolman's own 'not found': "
+                    "check [spoolman] url",
+                    request_sent=True,
+                    status_code=404,
+                )
             resource, item_id = _resource_of(path)
             raise SpoolmanNotFound(_message(response), resource=resource, id=item_id)
         if response.status_code >= 400:
@@ -350,6 +359,15 @@ def _query_value(value: str | int | float | bool) -> str | int | float:
 
 def _describe(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def _spoolmans_not_found(response: httpx.Response) -> bool:
+    """Spoolman answers a missing item with its `Message` schema, `{"message": "..."}` (OpenAPI 0.26.1)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("message"), str)
 
 
 def _message(response: httpx.Response) -> str:

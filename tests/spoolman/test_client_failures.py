@@ -21,7 +21,7 @@ FAST = {"retries": 2, "backoff_base": 0.01, "backoff_cap": 0.02}
 class RawServer:
     """A TCP server on 127.0.0.1 that reads whole HTTP requests, counts them, then misbehaves."""
 
-    behaviour: str  # "hang": never answer; "drop": close the connection; "500": answer 500
+    behaviour: str  # "hang": never answer; "drop": close the connection; "500", "404html", "404route": answer so
     requests: list[bytes] = field(default_factory=list)
     url: str = ""
     _release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -46,9 +46,15 @@ class RawServer:
                     return
                 if self.behaviour == "drop":
                     return
-                body = b'{"message": "database is locked"}'
+                status, kind, body = {
+                    "500": (b"500 Internal Server Error", b"application/json", b'{"message": "database is locked"}'),
+                    # a reverse proxy's own page, or a web server that is not Spoolman
+                    "404html": (b"404 Not Found", b"text/html", b"<html><body>404 Not Found</body></html>"),
+                    # FastAPI's answer for a path it has no route for: Spoolman, but a wrong base path
+                    "404route": (b"404 Not Found", b"application/json", b'{"detail": "Not Found"}'),
+                }[self.behaviour]
                 writer.write(
-                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+                    b"HTTP/1.1 " + status + b"\r\ncontent-type: " + kind + b"\r\n"
                     + b"content-length: %d\r\n\r\n" % len(body)
                     + body
                 )
@@ -176,6 +182,22 @@ async def test_server_errors(raw_server: Callable[[str], Awaitable[RawServer]]) 
     assert use_failure.value.request_sent is True and use_failure.value.status_code == 500
     assert "database is locked" in str(use_failure.value)
     assert patch_failure.value.status_code == 500
+
+
+@pytest.mark.parametrize("behaviour", ["404html", "404route"])
+async def test_a_404_that_is_not_spoolmans_is_no_deleted_spool(
+    raw_server: Callable[[str], Awaitable[RawServer]], behaviour: str
+) -> None:
+    # A proxy's 404 page or a wrong base path must not read as "this spool was deleted": the outbox
+    # would empty every tray. Only Spoolman's own {"message": ...} 404 means the item is gone.
+    server = await raw_server(behaviour)
+    async with SpoolmanClient(server.url, timeout=2.0, **FAST) as client:
+        with pytest.raises(SpoolmanUnreachable) as read:
+            await client.get_spool(5)
+        with pytest.raises(SpoolmanUnreachable) as use:
+            await client.use_spool(5, length_mm=3.0)
+    assert "not Spoolman's" in str(read.value) and "[spoolman] url" in str(read.value)
+    assert use.value.request_sent is True
 
 
 def test_backoff_grows_to_its_cap_with_jitter() -> None:
