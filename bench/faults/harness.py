@@ -25,7 +25,7 @@ from bench.faults.proxy import SpoolmanProxy
 from server.config import PrinterConfig
 from server.db.engine import database_path
 from server.sim.printer import VirtualPrinter
-from server.sim.process import LayerwiseProcess
+from server.sim.process import LayerwiseProcess, restartable_port
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 
 PRINTER = "Bench P1S"
@@ -190,10 +190,11 @@ async def rig(workdir: Path, *, log_level: str = "WARNING", proxy: bool = False,
     store = RecordingStore()
     spool_for_tray = seed_spools(store)
     async with contextlib.AsyncExitStack() as stack:
-        spoolman = await stack.enter_async_context(SpoolmanStandin(store))
-        lossy = await stack.enter_async_context(SpoolmanProxy(spoolman.url)) if proxy else None
+        spoolman = await stack.enter_async_context(SpoolmanStandin(store, port=restartable_port()))
+        lossy = await stack.enter_async_context(SpoolmanProxy(spoolman.url, port=restartable_port())) if proxy else None
         printer = await stack.enter_async_context(VirtualPrinter(
-            serial=SERIAL, access_code=ACCESS_CODE, model="P1S", cert_dir=workdir / "certs"))
+            serial=SERIAL, access_code=ACCESS_CODE, model="P1S", cert_dir=workdir / "certs",
+            mqtt_port=restartable_port(), ftps_port=restartable_port()))
         config = PrinterConfig(name=PRINTER, host=printer.host, serial=printer.serial,
                                access_code=SecretStr(ACCESS_CODE), mqtt_port=printer.mqtt_port,
                                ftps_port=printer.ftps_port, ca_file=printer.ca_cert_path)
