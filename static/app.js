@@ -119,7 +119,8 @@
       if (seenHello) { refresh(null); refreshLedger(); } // back after a restart or a network loss: catch up
       seenHello = true; retry = 1000;
     });
-    for (const kind of ["printer", "slot", "job"]) {
+    // "ledger" too: a card shows how many of its printer's bills wait for a person.
+    for (const kind of ["printer", "slot", "job", "ledger"]) {
       source.addEventListener(kind, (event) => {
         let printer = null;
         try { printer = JSON.parse(event.data).printer || null; } catch (_) { /* refresh all */ }

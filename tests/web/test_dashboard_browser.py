@@ -184,8 +184,9 @@ def test_spool_list_marks_the_slots_own_spool_and_says_where_others_move_from(
     own = page.locator('.spool-pick[data-spool-id="3"]')
     expect(own).to_contain_text("In this slot")
     expect(own).to_be_disabled()
-    expect(page.locator('.spool-pick[data-spool-id="1"]')).to_contain_text("Move from Demo X1C tray A1")
-    expect(page.locator('.spool-pick[data-spool-id="6"]')).to_contain_text("from Demo X1C external spool")
+    expect(page.locator('.spool-pick[data-spool-id="1"]')).to_contain_text("move from Demo X1C tray A1")
+    expect(page.locator('.spool-pick[data-spool-id="1"] .pick-action')).to_have_text("Move")
+    expect(page.locator('.spool-pick[data-spool-id="6"]')).to_contain_text("move from Demo X1C external spool")
     expect(page.locator('.spool-pick[data-spool-id="5"] .pick-action')).to_have_text("Assign")
     meta = page.locator(".current .spool-meta").first
     expect(meta).to_contain_text("white")
