@@ -24,7 +24,7 @@ from server import __version__
 from server.assets import manifest_path, static_dir, templates_dir
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import attention, job_store
+from server.tracking import attention, job_store, ledger
 from server.tracking.slots import SlotError, SpoolElsewhere
 from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
@@ -199,7 +199,11 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
             waiting[group.printer] = Waiting(group.count, group.message)
         else:
             found.count += group.count
-    return {"thumbnails": thumbnails, "job_links": links, "summaries": summaries, "waiting": waiting}
+    queued = 0
+    if any(p.spoolman_error for p in printers):  # bills queued for Spoolman: say how many wait to be sent
+        queued = sum(s.count for s in (await asyncio.to_thread(ledger.backlog, runtime.db)).spools)
+    return {"thumbnails": thumbnails, "job_links": links, "summaries": summaries, "waiting": waiting,
+            "queued": queued}
 
 
 def place_words(printer: str, tray: int) -> str:

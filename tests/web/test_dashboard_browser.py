@@ -248,3 +248,23 @@ def test_no_printers_page_is_live_and_says_how_to_connect(page: Page, tmp_path: 
         expect(page.locator("#live")).not_to_have_text("Connecting…")
     finally:
         empty.stop()
+
+
+def test_spoolman_down_says_how_many_bills_wait_to_be_sent(page: Page, api: httpx.Client, stack: WebStack) -> None:
+    spoolman, runtime = stack.spoolman, stack.runtime
+    assert spoolman is not None and runtime is not None
+    stack.call(spoolman.stop)
+
+    async def queued_bills() -> None:
+        runtime.spools.invalidate()
+        job = job_store.create_job(runtime.db, PRINTER, "Queued", state="finished", file_name="Queued.3mf")
+        ledger.record_bills(runtime.db, job.id, [Line(n, 0, 10.0) for n in range(2)], {0: 0})
+
+    try:
+        stack.call(queued_bills)
+        page.goto("/")
+        notice = card(page).locator("[data-spoolman-down]")
+        expect(notice).to_contain_text("Spoolman cannot be reached")
+        expect(notice).to_contain_text(re.compile(r"\d+ bills wait to be sent"))
+    finally:
+        stack.call(spoolman.start)
