@@ -156,7 +156,8 @@ def test_waiting_bills_show_on_the_card_with_their_reason_and_link_to_the_list(
     expect(card(page).locator("a.waiting")).to_have_count(0)
 
 
-def test_offline_card_has_a_small_pill_and_no_gap(page: Page, api: httpx.Client, stack: WebStack) -> None:
+def test_offline_card_has_a_small_pill_and_no_gap(page: Page, api: httpx.Client, stack: WebStack,
+                                                  artifacts: Path) -> None:
     printer = stack.printer
     assert printer is not None
     page.goto("/")
@@ -170,7 +171,7 @@ def test_offline_card_has_a_small_pill_and_no_gap(page: Page, api: httpx.Client,
         assert box["height"] < 32 and box["width"] < 120, box  # a pill, not the offline page's panel
         assert head["height"] < 60, head  # no 200 px gap under the name
         expect(card(page).locator(".state")).to_have_text("Not connected")
-        page.screenshot(path=stack.folder / "offline.png")
+        page.screenshot(path=artifacts / "offline-card-phone.png")
     finally:
         stack.call(printer.start_broker)
     expect(status).to_have_text("Online", timeout=30_000)
@@ -226,7 +227,7 @@ def _no_printers(settings: Settings) -> Settings:
     return settings.model_copy(update={"printers": (), "seed_mappings": {}})
 
 
-def test_refused_access_code_names_the_fix(page: Page, tmp_path: Path) -> None:
+def test_refused_access_code_names_the_fix(page: Page, tmp_path: Path, artifacts: Path) -> None:
     refused = WebStack(tmp_path, adjust=_wrong_code, wait_online=False).start()
     try:
         page.goto(refused.url + "/")
@@ -235,6 +236,7 @@ def test_refused_access_code_names_the_fix(page: Page, tmp_path: Path) -> None:
             "Access code refused: check it on the printer's screen under Settings → LAN Only.", timeout=30_000)
         expect(card(page).locator(".state")).not_to_have_text("Idle")
         expect(page.locator(".demo-banner")).to_have_count(0)  # not the demo's printer any more
+        page.screenshot(path=artifacts / "refused-code-phone.png")
     finally:
         refused.stop()
 
