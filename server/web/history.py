@@ -20,8 +20,10 @@ from server.web.pages import _context
 from server.web.views import SpoolOut
 
 JOBS_PAGE = 20
+# The tracker's lifecycle states (server.tracking.lifecycle) as a person reads them.
 JOB_STATES = {"finished": "Finished", "cancelled": "Cancelled", "failed": "Failed", "running": "Printing",
-              "printing": "Printing", "paused": "Paused", "prepare": "Preparing"}
+              "printing": "Printing", "paused": "Paused", "resuming": "Resuming", "downloading": "Fetching the file",
+              "parsing": "Reading the file", "untracked": "Not tracked"}
 
 
 def job_state_words(state: str) -> str:

@@ -171,6 +171,7 @@ class Waiting:
 
     count: int
     reason: str
+    others: int = 0  # further groups, with other reasons, listed on the needs-attention page
 
 
 async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, Any]:
@@ -199,6 +200,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
             waiting[group.printer] = Waiting(group.count, group.message)
         else:
             found.count += group.count
+            found.others += 1
     queued = 0
     if any(p.spoolman_error for p in printers):  # bills queued for Spoolman: say how many wait to be sent
         queued = sum(s.count for s in (await asyncio.to_thread(ledger.backlog, runtime.db)).spools)
