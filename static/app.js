@@ -57,6 +57,7 @@
   });
 
   function say(message) {
+    if (!message) return; // nothing to say: never an empty pill
     toast.textContent = message;
     toast.hidden = false;
     clearTimeout(say.timer);
@@ -94,7 +95,9 @@
     clearTimeout(refresh.timer);
     refresh.timer = setTimeout(() => { // coalesce a burst of events into one request per printer
       for (const card of document.querySelectorAll("[data-printer-card]")) {
-        if (pending.has(null) || pending.has(card.dataset.printerCard)) htmx.trigger(card, "layerwise:refresh");
+        // "layerwise:card", not the server's "layerwise:refresh": the event bubbles to the body, whose
+        // "layerwise:refresh" listener would show an empty toast for every update.
+        if (pending.has(null) || pending.has(card.dataset.printerCard)) htmx.trigger(card, "layerwise:card");
       }
       pending.clear();
     }, 100);
@@ -116,7 +119,8 @@
       if (seenHello) { refresh(null); refreshLedger(); } // back after a restart or a network loss: catch up
       seenHello = true; retry = 1000;
     });
-    for (const kind of ["printer", "slot", "job"]) {
+    // "ledger" too: a card shows how many of its printer's bills wait for a person.
+    for (const kind of ["printer", "slot", "job", "ledger"]) {
       source.addEventListener(kind, (event) => {
         let printer = null;
         try { printer = JSON.parse(event.data).printer || null; } catch (_) { /* refresh all */ }

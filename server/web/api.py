@@ -115,7 +115,8 @@ async def backlog(runtime: Runtime) -> dict[str, Any]:
     return (await runtime.outbox.backlog()).to_dict()
 
 
-@get("/jobs/{job_id:int}/thumbnail.png", media_type="image/png")
+# No media_type here: File sets image/png itself, and a 404 must stay JSON labelled as JSON.
+@get("/jobs/{job_id:int}/thumbnail.png")
 async def job_thumbnail(runtime: Runtime, job_id: int) -> File:
     """The plate thumbnail from the job's sliced file."""
     path = runtime.settings.server.data_dir / "jobs" / str(job_id) / THUMBNAIL_FILE

@@ -5,15 +5,17 @@ from __future__ import annotations
 from litestar import Litestar, get
 from litestar.config.compression import CompressionConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.runtime import Runtime
-from server.web import api, events, ledger_pages, pages
+from server.web import api, events, history, ledger_pages, pages, schema_page
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -21,8 +23,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(runtime: Runtime, *, manage_lifespan: bool = True) -> Litestar:
-    """``manage_lifespan=False`` lets a caller that already started the runtime reuse it."""
+def runs_demo(runtime: Runtime) -> bool:
+    """The runtime is ``layerwise demo``'s: its virtual printer, known by the demo's own serial and code."""
+    from server.sim.demo import DEMO_ACCESS_CODE, DEMO_SERIAL  # only the demo's constants
+
+    return any(p.serial == DEMO_SERIAL and p.access_code.get_secret_value() == DEMO_ACCESS_CODE
+               for p in runtime.settings.printers)
+
+
+def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None) -> Litestar:
+    """``manage_lifespan=False`` lets a caller that already started the runtime reuse it. ``demo`` makes
+    every page say it is the demo (None: it is when the runtime runs the demo's virtual printer)."""
     return Litestar(
         route_handlers=[
             healthz,
@@ -30,12 +41,15 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True) -> Litestar:
             events.stream,
             *pages.handlers,
             *ledger_pages.handlers,
+            *history.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
         lifespan=[runtime.lifespan] if manage_lifespan else [],
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
-        openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema"),
+        openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",
+                                     render_plugins=[schema_page.SchemaPage(), JsonRenderPlugin()]),
+        state=State({"demo": runs_demo(runtime) if demo is None else demo}),
         exception_handlers=api.exception_handlers,
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),

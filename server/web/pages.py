@@ -24,11 +24,11 @@ from server import __version__
 from server.assets import manifest_path, static_dir, templates_dir
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import job_store
+from server.tracking import attention, job_store, ledger
 from server.tracking.slots import SlotError, SpoolElsewhere
 from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
-from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
+from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out
 
 PAGE_SIZE = 10
 _HEX = re.compile(r"[0-9A-Fa-f]{6}")
@@ -74,12 +74,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "printer"
 
 
+def is_demo(request: Request) -> bool:
+    """The app runs ``layerwise demo``: every page says so and links to how to connect a printer."""
+    return bool(getattr(request.app.state, "demo", False))
+
+
 def _context(_request: Request, **values: Any) -> dict[str, Any]:
     return {
         "asset": asset_url,
         "swatch": swatch,
         "slug": slug,
         "unit_kind": unit_kind,
+        "colour_name": colour_name,
+        "state_words": state_words,
+        "demo": is_demo(_request),
         **values,
     }
 
@@ -131,24 +139,86 @@ async def _search(runtime: Runtime, query: str, offset: int, filament_id: int | 
     return SpoolResults(items, page.total, offset, query, filament_id)
 
 
-async def _thumbnails(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, str]:
-    """Plate preview URLs of the jobs in progress (served by the JSON API), by printer name."""
-    urls = {}
-    for printer in printers:
-        job = await asyncio.to_thread(job_store.open_job, runtime.db, printer.name)
-        if job is not None and job.thumbnail:
-            urls[printer.name] = f"/api/v1/jobs/{job.id}/thumbnail.png"
-    return urls
+STATE_WORDS = {
+    "IDLE": "Idle", "PREPARE": "Preparing", "SLICING": "Slicing", "RUNNING": "Printing", "PAUSE": "Paused",
+    "FINISH": "Finished", "FAILED": "Failed", "OFFLINE": "Offline",
+}
 
 
-async def _open_jobs(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, str]:
-    """Each printer's open job's page, by printer name."""
-    links = {}
+def state_words(state: str | None) -> str:
+    """The printer's gcode_state as a person says it ("FINISH" reads "Finished")."""
+    if not state:
+        return "Idle"
+    return STATE_WORDS.get(state.upper(), state.replace("_", " ").lower().capitalize())
+
+
+@dataclass
+class EndOfPrint:
+    """What the printer's last job billed, shown on its card until the next job starts."""
+
+    job_id: int
+    grams: float
+    spools: int
+
+    @property
+    def words(self) -> str:
+        return f"{self.grams:.1f} g billed to {self.spools} spool{'' if self.spools == 1 else 's'}"
+
+
+@dataclass
+class Waiting:
+    """Bills of one printer that wait for a person: how many, and the first reason in words."""
+
+    count: int
+    reason: str
+    others: int = 0  # further groups, with other reasons, listed on the needs-attention page
+
+
+async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, Any]:
+    """Per printer: the plate preview and page of its open (or, once ended, its last) job, the
+    end-of-print summary, and the bills that wait for a person."""
+    thumbnails: dict[str, str] = {}
+    links: dict[str, str] = {}
+    summaries: dict[str, EndOfPrint] = {}
     for printer in printers:
-        job = await asyncio.to_thread(job_store.open_job, runtime.db, printer.name)
-        if job is not None:
-            links[printer.name] = f"/jobs/{job.id}"
-    return links
+        latest = await asyncio.to_thread(job_store.list_jobs, runtime.db, printer.name, 1, 0)
+        if not latest:
+            continue
+        summary = latest[0]
+        job = summary.job
+        links[printer.name] = f"/jobs/{job.id}"
+        if job.thumbnail:
+            thumbnails[printer.name] = f"/api/v1/jobs/{job.id}/thumbnail.png"
+        if job.final:
+            spools = {u.spool_id for u in summary.usage if u.spool_id is not None}
+            summaries[printer.name] = EndOfPrint(job.id, summary.grams, len(spools))
+    groups = (await asyncio.to_thread(attention.attention, runtime.db)).groups if printers else []
+    waiting: dict[str, Waiting] = {}
+    for group in groups:
+        found = waiting.get(group.printer)
+        if found is None:
+            waiting[group.printer] = Waiting(group.count, group.message)
+        else:
+            found.count += group.count
+            found.others += 1
+    queued = 0
+    if any(p.spoolman_error for p in printers):  # bills queued for Spoolman: say how many wait to be sent
+        queued = sum(s.count for s in (await asyncio.to_thread(ledger.backlog, runtime.db)).spools)
+    return {"thumbnails": thumbnails, "job_links": links, "summaries": summaries, "waiting": waiting,
+            "queued": queued}
+
+
+def place_words(printer: str, tray: int) -> str:
+    """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool"."""
+    if tray in (254, 255):
+        return f"{printer} external spool"
+    return f"{printer} tray {attention.tray_label(tray)}"
+
+
+async def _placed(runtime: Runtime) -> dict[int, tuple[str, int]]:
+    """Every assigned spool's place (printer, tray), so the spool list can say "in this slot" or
+    "move from P1S tray A2" instead of a plain "Assign"."""
+    return {a.spool_id: (a.printer, a.tray) for a in await runtime.slots.assignments()}
 
 
 async def _printer(runtime: Runtime, name: str) -> PrinterOut | None:
@@ -173,11 +243,16 @@ async def dashboard(runtime: Runtime, request: Request) -> Template:
     badge = await ledger_actions.badge_context(runtime)
     return Template(
         "dashboard.html",
-        context=_context(request, printers=printers, thumbnails=await _thumbnails(runtime, printers), page_token=token,
-                         job_links=await _open_jobs(runtime, printers), **badge),
+        context=_context(request, printers=printers, page_token=token, **await _card_extras(runtime, printers),
+                         **badge),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )
+
+
+@get("/connect", include_in_schema=False)
+async def connect(request: Request) -> Template:
+    return _partial(request, "connect.html")
 
 
 @get("/offline", include_in_schema=False)
@@ -209,9 +284,8 @@ async def printer_card(runtime: Runtime, request: Request, name: str) -> Templat
     printer = await _printer(runtime, name)
     if printer is None:
         return _notice(request, f"There is no printer named {name!r} any more. Reload the page.")
-    thumbnails = await _thumbnails(runtime, [printer])
-    return _partial(request, "partials/printer_card.html", printer=printer, thumbnails=thumbnails,
-                    job_links=await _open_jobs(runtime, [printer]))
+    return _partial(request, "partials/printer_card.html", printer=printer,
+                    **await _card_extras(runtime, [printer]))
 
 
 @get("/printers/{name:str}/slots/{tray:int}/dialog", include_in_schema=False)
@@ -221,7 +295,8 @@ async def slot_dialog(runtime: Runtime, request: Request, name: str, tray: int) 
         return _notice(request, f"{name} has no tray {tray} right now. Reload the page.")
     results = await _search(runtime, "", 0)
     offer = await runtime.rfid.tag_offer(name, tray) if runtime.rfid is not None else None
-    return _partial(request, "partials/slot_dialog.html", printer=printer, slot=slot, results=results, offer=offer)
+    return _partial(request, "partials/slot_dialog.html", printer=printer, slot=slot, results=results, offer=offer,
+                    placed=await _placed(runtime), place_words=place_words)
 
 
 @get("/printers/{name:str}/slots/{tray:int}/spools", include_in_schema=False)
@@ -231,14 +306,16 @@ async def spool_results(
     results = await _search(runtime, q.strip(), max(0, offset), filament)
     target = "#filament-spools" if filament is not None else "#spool-results"
     return _partial(
-        request, "partials/spool_results.html", printer_name=name, tray=tray, results=results, results_target=target
+        request, "partials/spool_results.html", printer_name=name, tray=tray, results=results, results_target=target,
+        placed=await _placed(runtime), place_words=place_words,
     )
 
 
 @get("/printers/{name:str}/slots/{tray:int}/scan", include_in_schema=False)
 async def scan_result(runtime: Runtime, request: Request, name: str, tray: int, code: str = "") -> Template:
     label = parse_label(code)
-    values: dict[str, Any] = {"printer_name": name, "tray": tray}
+    values: dict[str, Any] = {"printer_name": name, "tray": tray, "placed": await _placed(runtime),
+                              "place_words": place_words}
     if isinstance(label, NotALabel):
         return _partial(request, "partials/scan_result.html", kind="not_label", code=code[:80], **values)
     if isinstance(label, FilamentCode):
@@ -358,6 +435,7 @@ handlers = [
     resolve_rfid_conflict,
     remember_rfid_tag,
     dashboard,
+    connect,
     offline,
     manifest,
     service_worker,

@@ -28,6 +28,7 @@ class SpoolOut:
     initial_weight: float | None
     remaining_fraction: float | None
     archived: bool = False
+    price_per_gram: float | None = None  # Spoolman's spool price (or the filament's) over the spool's net weight
 
     @classmethod
     def of(cls, spool: Spool) -> SpoolOut:
@@ -47,7 +48,15 @@ class SpoolOut:
             initial_weight=initial,
             remaining_fraction=fraction,
             archived=bool(spool.archived),
+            price_per_gram=_price_per_gram(spool, initial),
         )
+
+
+def _price_per_gram(spool: Spool, weight: float | None) -> float | None:
+    price = spool.price if spool.price is not None else (spool.filament.price if spool.filament else None)
+    if price is None or not weight or weight <= 0:
+        return None
+    return price / weight
 
 
 @dataclass
@@ -106,11 +115,51 @@ class PrinterOut:
     spoolman_error: str | None = None
     report_error: str | None = None  # the last printer report that was (partly) skipped, and why
     report_error_at: datetime | None = None
+    fix: str | None = None  # what a person should do about ``error``, in words
 
 
-def tray_label(tray: TrayView) -> str:
+# The printer link reports a refused login with this wording (server.printer.link.mqtt_error); the
+# card turns it into the fix a person needs.
+AUTH_REFUSED = "access code was refused"
+AUTH_FIX = "Access code refused: check it on the printer's screen under Settings → LAN Only."
+
+
+def link_fix(error: str | None) -> str | None:
+    """The fix for a printer link error a person can act on, or None."""
+    if error and AUTH_REFUSED in error:
+        return AUTH_FIX
+    return None
+
+
+# A few plain colour names, so a spool reads "white" and not "#ffffff"; the nearest one wins.
+_COLOUR_NAMES = {
+    "black": (0, 0, 0), "grey": (128, 128, 128), "silver": (192, 192, 192), "white": (255, 255, 255),
+    "red": (220, 30, 30), "dark red": (128, 0, 0), "orange": (255, 140, 0), "yellow": (250, 220, 0),
+    "beige": (225, 205, 165), "brown": (120, 70, 20), "green": (30, 160, 50), "dark green": (0, 90, 30),
+    "lime": (170, 230, 40), "teal": (0, 128, 128), "cyan": (0, 200, 220), "light blue": (130, 190, 240),
+    "blue": (30, 80, 220), "navy": (0, 0, 110), "purple": (120, 40, 170), "violet": (180, 120, 230),
+    "pink": (245, 150, 190), "magenta": (220, 0, 170),
+}
+
+
+def colour_name(colour: str | None) -> str | None:
+    """The nearest plain name of ``#rrggbb`` / ``rrggbb[aa]``, or None when it is not a colour."""
+    text = (colour or "").lstrip("#")[:6]
+    if len(text) != 6:
+        return None
+    try:
+        rgb = tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
+    except ValueError:
+        return None
+    return min(_COLOUR_NAMES, key=lambda name: sum((a - b) ** 2 for a, b in zip(_COLOUR_NAMES[name], rgb, strict=True)))
+
+
+def tray_label(tray: TrayView, external_count: int = 2) -> str:
     if tray.global_index in (254, 255):
-        return "External" if tray.global_index == 255 else "External L"
+        # H2D-style printers have two external spools (left 254, right 255); a lone one is just "External".
+        if external_count < 2:
+            return "External"
+        return "External R" if tray.global_index == 255 else "External L"
     if tray.unit_id is not None and tray.unit_id >= 128:
         return f"HT{tray.unit_id - 127}"
     unit = tray.unit_id if tray.unit_id is not None and tray.unit_id < 16 else 0
@@ -118,13 +167,13 @@ def tray_label(tray: TrayView) -> str:
 
 
 def _slot(printer: str, tray: TrayView, assignment: repo.SlotAssignmentData | None,
-          spools: dict[int, Spool | None]) -> SlotOut:
+          spools: dict[int, Spool | None], external_count: int = 2) -> SlotOut:
     spool_id = assignment.spool_id if assignment else None
     spool = spools.get(spool_id) if spool_id is not None else None
     return SlotOut(
         printer=printer,
         tray=tray.global_index,
-        label=tray_label(tray),
+        label=tray_label(tray, external_count),
         unit_id=tray.unit_id,
         slot=tray.slot,
         present=tray.present,
@@ -168,7 +217,8 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         )
         for unit in view.units
     ]
-    external = [_slot(task.name, t, assignments.get(t.global_index), spools) for t in view.external]
+    external = [_slot(task.name, t, assignments.get(t.global_index), spools, len(view.external))
+                for t in view.external]
     if runtime.rfid is not None:
         conflicts = {c.tray: c.tag_spool_id for c in await runtime.rfid.conflicts(task.name)}
         for slot in [s for u in units for s in u.slots] + external:
@@ -192,6 +242,7 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         spoolman_error=spoolman_error,
         report_error=task.last_report_error,
         report_error_at=task.last_report_error_at,
+        fix=None if task.online else link_fix(task.link_error),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -21,7 +22,6 @@ SCANNED_LABEL = "WEB+SPOOLMAN:S-3"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 DEMO_SLOTS = {0: 1, 1: 3, 2: 4, 3: 2, 254: 6}  # tray -> spool, as the demo seeds and RFID-matches them
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +69,10 @@ def api(stack: WebStack) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests leave their screenshots for a person to look at: LAYERWISE_ARTIFACTS, or a
+    temporary folder (a test run writes nothing into the repository; README shots: tests.web.screenshots)."""
+    chosen = os.environ.get("LAYERWISE_ARTIFACTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +17,6 @@ from server.sim.demo import DEMO_FILE, DEMO_MAPPING
 pytestmark = pytest.mark.browser
 
 FIRST_LOAD_BUDGET = 150 * 1024
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def tile(page: Page, tray: int) -> Locator:
@@ -73,11 +70,7 @@ def test_dashboard_shows_printer_ams_and_seeded_spools(
     page.emulate_media(color_scheme="dark")
     page.screenshot(path=artifacts / "dashboard-desktop-dark.png", full_page=True)
     stack.call(printer.cancel)
-    # The README's copies change only on request (or when missing), so a test run leaves the tree clean.
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name in ("dashboard-phone.png", "slot-dialog-phone.png"):
-        if os.environ.get("LAYERWISE_UPDATE_SCREENSHOTS") or not (SCREENSHOTS / name).exists():
-            shutil.copyfile(artifacts / name, SCREENSHOTS / name)
+    # The README's copies are made by `python -m tests.web.screenshots`, never by a test run.
 
 
 def test_assign_by_search_then_unassign(page: Page, api: httpx.Client) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from server.config import Settings
 from server.runtime import Runtime
 from server.sim.demo import demo_printer, demo_settings
 from server.sim.printer import VirtualPrinter
@@ -24,8 +25,13 @@ T = TypeVar("T")
 
 
 class WebStack:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, adjust: Callable[[Settings], Settings] | None = None,
+                 wait_online: bool = True) -> None:
+        """``adjust`` changes the demo's settings (a wrong access code, no printers); ``wait_online=False``
+        starts without waiting for the printer to be online."""
         self.folder = folder
+        self.adjust = adjust
+        self.wait_online = wait_online
         self.loop = asyncio.new_event_loop()
         self.url = ""
         self.printer: VirtualPrinter | None = None
@@ -70,6 +76,8 @@ class WebStack:
         self._stop = asyncio.Event()
         async with SpoolmanStandin(self.store) as spoolman, demo_printer(self.folder / "printer-certs") as printer:
             settings = demo_settings(printer, spoolman.url, self.folder / "data", port=1)
+            if self.adjust is not None:
+                settings = self.adjust(settings)
             runtime = Runtime.build(settings)
             # The runtime outlives the web server here, so a test can restart the server alone.
             web = EmbeddedServer(create_app(runtime, manage_lifespan=False), "127.0.0.1", 0, name="layerwise")
@@ -78,7 +86,8 @@ class WebStack:
                 await web.start()
                 self.url, self.printer, self.runtime, self.web, self.spoolman = (
                     web.url, printer, runtime, web, spoolman)
-                await self._until(lambda: runtime.printers[PRINTER].online, "the printer online")
+                if self.wait_online:
+                    await self._until(lambda: runtime.printers[PRINTER].online, "the printer online")
                 self._ready.set()
                 await self._stop.wait()
             finally:
