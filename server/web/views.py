@@ -106,6 +106,7 @@ class PrinterOut:
     spoolman_error: str | None = None
     report_error: str | None = None  # the last printer report that was (partly) skipped, and why
     report_error_at: datetime | None = None
+    limited: str | None = None  # "limited: the printer refuses requests ..." (consequences, fix) or None
 
 
 def tray_label(tray: TrayView) -> str:
@@ -192,6 +193,7 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         spoolman_error=spoolman_error,
         report_error=task.last_report_error,
         report_error_at=task.last_report_error_at,
+        limited=task.limited,
     )
 
 
