@@ -144,10 +144,15 @@ class JobTracker:
         the report carried the printer's whole state (``msg: 0``, e.g. the answer to ``pushall``);
         ``report`` is the (cleaned) report's own fields."""
         async with self._lock:
-            if self._implied and "gcode_state" not in current:
-                # Resumed from deltas: the state holds no gcode_state yet (the snapshot from before the
-                # restart may be older than the print), but the decision said what it is.
-                previous, current = {**self._implied, **previous}, {**self._implied, **current}
+            if self._implied:
+                # Resumed from deltas: the merged state's gcode_state is still the snapshot's from before
+                # the restart (missing, or an older print's), but the decision said what it is, until the
+                # printer reports its own.
+                previous = {**previous, **self._implied}
+                if report is not None and "gcode_state" in report:
+                    self._implied = {}
+                else:
+                    current = {**current, **self._implied}
             self._last_state = current
             current_is_news = False
             if not self._resumed:
