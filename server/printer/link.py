@@ -4,7 +4,9 @@ The printer runs its own broker (TLS on 8883, user ``bblp``, password = the LAN 
 on ``device/<serial>/report``; requests go to ``device/<serial>/request``. After every (re)connect the link
 asks for ``get_version`` and a ``pushall`` (rate-limited: a flapping link must not flood the printer; a
 skipped pushall is sent once the limit allows, if still connected). A link that stays up but carries no
-report for ``silence_timeout`` asks for pushall, and after twice that reconnects.
+report for ``silence_timeout`` asks for pushall, and after twice that reconnects. A printer that refuses
+requests (an error answer, or none within ``answer_timeout``) is reported through ``on_limited`` once per
+connection and asked again only every ``refused_retry`` seconds.
 """
 
 from __future__ import annotations
