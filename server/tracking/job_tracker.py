@@ -552,7 +552,9 @@ class JobTracker:
                 # A cloud print's signed URL expires (and needs the internet); the printer keeps its own
                 # copy of the file it prints, so look there before giving up.
                 log.info("%s: the print's URL gave no file (%s); looking on the printer", self.printer, exc)
-                url = None
+                # By the job's own name only: the echo that carried the URL came before the printer's
+                # reports named the print, so the state may still name the previous one's file.
+                url, subtask, gcode_file = None, job.key.name or subtask, None
         remote = await ftps.find_job_file(self.config, url=url, subtask_name=subtask, gcode_file=gcode_file,
                                           pins=self.pins)
         if remote is None:

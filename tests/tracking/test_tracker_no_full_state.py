@@ -83,3 +83,21 @@ async def test_a_print_that_starts_while_requests_are_refused_is_followed(rig: R
     analysis = analyze_file(FIXTURES / CUBE_4)
     assert rig.tracker.job.final_state == "finished"
     assert total_billed(rig) == pytest.approx(sum(analysis.totals().values()), abs=0.01)
+
+
+async def test_a_cloud_print_whose_url_gives_nothing_is_read_from_the_printer_by_its_own_name(rig: Rig) -> None:
+    """The echo (with its https URL) comes while the state still names the previous print's file: the file
+    looked for on the printer is the echo's, never the previous one's."""
+    from test_lifecycle_tracker import CUBE_1
+
+    rig.printer.add_file(f"/cache/{CUBE_1}", FIXTURES / CUBE_1)
+    rig.printer.add_file(f"/cache/{CUBE_4}", FIXTURES / CUBE_4)
+    rig.state = {**IDLE, "subtask_name": CUBE_1.removesuffix(".gcode.3mf"), "gcode_file": CUBE_1}
+    echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "testqube-a1-4colour-bs2.04",
+            "url": f"https://127.0.0.1:1/{CUBE_4}?signature=x", "task_id": "77", "subtask_id": "77",
+            "ams_mapping": [0, 1, 2, 3]}
+    await rig.tracker.on_update(rig.state, rig.state, echo)
+    await rig.file_read()
+    assert rig.tracker.analysis is not None
+    assert rig.tracker.analysis.layer_count == analyze_file(FIXTURES / CUBE_4).layer_count
+    assert len(rig.tracker.analysis.filaments) == 4
