@@ -219,6 +219,10 @@ class JobTracker:
             return False
         if isinstance(decision, ContinueSameJob):
             self._implied = {"gcode_state": "PAUSE" if decision.paused else "RUNNING"}
+        elif isinstance(decision, CloseAndStartNew) and decision.start_new:
+            self._implied = {"gcode_state": text(self._reported.get("gcode_state")) or "RUNNING"}
+        if self._implied and "gcode_state" not in self._reported:
+            current = {**current, **self._implied}
         await self._resume_with(decision, current)
         return True
 
