@@ -197,12 +197,16 @@ class JobTracker:
         return not job.billing.settled
 
     async def no_full_state(self) -> None:
-        """The printer gives no full state (it refuses or ignores ``pushall``): an open job is resumed
-        from the printer's deltas (see ``jobs.decide_resume_from_reports``), from those already
-        reported on."""
+        """The printer gives no full state on this connection (it refuses or ignores ``pushall``): an open
+        job is resumed from the printer's deltas (see ``jobs.decide_resume_from_reports``). Called once per
+        connection: after a reconnect too, the changes made while the link was down (a state change, the
+        start of RUNNING) were reported to no one, so the merged state may be stale just as after a
+        restart."""
         async with self._lock:
-            if self._resumed or self._no_full_state:
-                return
+            if self._resumed and (self.job is None or not self.job.open):
+                return  # nothing to resume; new prints are followed from the reports
+            if self._resumed:
+                self._resumed, self._reported = False, {}
             self._no_full_state = True
             log.info("%s: no full state from the printer; resuming from its reports", self.printer)
             await self._resume_from_reports(self._last_state)

@@ -101,3 +101,23 @@ async def test_a_cloud_print_whose_url_gives_nothing_is_read_from_the_printer_by
     assert rig.tracker.analysis is not None
     assert rig.tracker.analysis.layer_count == analyze_file(FIXTURES / CUBE_4).layer_count
     assert len(rig.tracker.analysis.filaments) == 4
+
+
+async def test_a_reconnect_that_lost_the_start_of_running_continues_from_the_next_layer(rig: Rig) -> None:
+    """The echo started the job; the link dropped and the printer's PREPARE and RUNNING were reported to no
+    one; after the reconnect (pushall refused) the state still shows the previous print's FINISH."""
+    rig.printer.add_file(f"/cache/{CUBE_4}", FIXTURES / CUBE_4)
+    rig.state = {**IDLE, "gcode_state": "FINISH"}
+    echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "testqube-a1-4colour-bs2.04",
+            "url": f"file:///sdcard/cache/{CUBE_4}", "task_id": "78", "subtask_id": "78", "ams_mapping": [0, 1, 2, 3]}
+    await rig.tracker.no_full_state()  # the first connection: nothing open yet
+    await rig.tracker.on_update(rig.state, rig.state, echo)
+    await rig.file_read()
+    await rig.tracker.no_full_state()  # the reconnect
+    for n in range(5, 51):
+        await delta(rig, layer_num=n)
+    assert rig.tracker.job is not None and rig.tracker.job.billing.billed_through == 49
+    await delta(rig, gcode_state="FINISH", mc_percent=100)
+    assert rig.tracker.job.final_state == "finished"
+    analysis = analyze_file(FIXTURES / CUBE_4)
+    assert total_billed(rig) == pytest.approx(sum(analysis.totals().values()), abs=0.01)
