@@ -121,9 +121,17 @@ class Rig:
     client: httpx.AsyncClient = field(repr=False)
     proxy: SpoolmanProxy | None = None
     tray_of_spool: dict[int, int] = field(default_factory=dict)  # every spool ever assigned -> its tray
+    # A printer that refuses requests gives no full state: an end (FINISH, a cancel) reported while Layerwise
+    # is down is seen by no client. In those modes the print's end waits for Layerwise (set: up and online).
+    tracking: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.tray_of_spool.update({spool: tray for tray, spool in self.spool_for_tray.items()})
+        self.tracking.set()
+
+    @property
+    def refusing(self) -> bool:
+        return self.printer.mode in ("cloud", "silent")
 
     @property
     def database(self) -> Path:
@@ -186,7 +194,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(workdir: Path, *, log_level: str = "WARNING", proxy: bool = False,
-              spoolman_timeout: float = 5.0) -> AsyncIterator[Rig]:
+              spoolman_timeout: float = 5.0, printer_mode: str = "lan") -> AsyncIterator[Rig]:
     store = RecordingStore()
     spool_for_tray = seed_spools(store)
     async with contextlib.AsyncExitStack() as stack:
@@ -194,7 +202,7 @@ async def rig(workdir: Path, *, log_level: str = "WARNING", proxy: bool = False,
         lossy = await stack.enter_async_context(SpoolmanProxy(spoolman.url, port=restartable_port())) if proxy else None
         printer = await stack.enter_async_context(VirtualPrinter(
             serial=SERIAL, access_code=ACCESS_CODE, model="P1S", cert_dir=workdir / "certs",
-            mqtt_port=restartable_port(), ftps_port=restartable_port()))
+            mqtt_port=restartable_port(), ftps_port=restartable_port(), mode=printer_mode))
         config = PrinterConfig(name=PRINTER, host=printer.host, serial=printer.serial,
                                access_code=SecretStr(ACCESS_CODE), mqtt_port=printer.mqtt_port,
                                ftps_port=printer.ftps_port, ca_file=printer.ca_cert_path)

@@ -60,6 +60,7 @@ from bench.faults.proxy import ProxyFault
 from server.analysis import PrintAnalysis, analyze_file
 from server.logs import setup_logging
 from server.sim.demo_print import demo_3mf
+from server.sim.printer.printer import MODES
 
 PRINT_FILES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "print-files"
 REAL_FILES = ("testqube-a1-4colour-bs2.04.gcode.3mf", "p1s-2colour-bs2.05.gcode.3mf", "xmas-pud-x1c-4colour.gcode.3mf")
@@ -212,9 +213,12 @@ class FaultInjector:
             return await self._proxy_fault(fault, ended)
         async with self._locks[fault.kind]:
             if fault.kind == "kill":
+                bench.tracking.clear()
                 await bench.layerwise.kill()
                 await asyncio.sleep(fault.hold)
                 await bench.layerwise.start()
+                await bench.wait_online()
+                bench.tracking.set()
             elif fault.kind == "broker":
                 await bench.printer.stop_broker()
                 await asyncio.sleep(fault.hold)
@@ -282,6 +286,9 @@ async def drive_print(bench: Rig, plan: Plan, layer_seconds: float) -> tuple[int
             return stopped
         await printer.progress_within_layer(0.5)
         await asyncio.sleep(half)
+        ending = printer.layer >= total or (plan.cancel is not None and printer.layer + 1 == plan.cancel[0])
+        if ending and bench.refusing:
+            await bench.tracking.wait()  # the end must be reported to a Layerwise that is there to see it
         if printer.layer >= total:
             await printer.finish()
             return None
@@ -448,7 +455,8 @@ async def campaign(args: argparse.Namespace, workdir: Path) -> tuple[list[Outcom
     runs = [args.run] if args.run is not None else list(range(1, args.runs + 1))
     outcomes = []
     started = time.monotonic()
-    async with rig(workdir, log_level=args.log_level, proxy=True, spoolman_timeout=args.spoolman_timeout) as bench:
+    async with rig(workdir, log_level=args.log_level, proxy=True, spoolman_timeout=args.spoolman_timeout,
+                   printer_mode=args.printer_mode) as bench:
         for file in files:
             bench.printer.add_file(file.remote_path, _file_bytes(file.name))
         injector = FaultInjector(bench, args.spoolman_timeout)
@@ -479,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spoolman-timeout", type=float, default=SPOOLMAN_TIMEOUT,
                         help=f"Layerwise's Spoolman timeout, s; slow requests are held past it "
                              f"(default {SPOOLMAN_TIMEOUT:g})")
+    parser.add_argument("--printer-mode", choices=MODES, default="lan",
+                        help="the virtual printer's mode: lan (default), developer, cloud (requests refused, "
+                             "deltas only) or silent (requests never answered)")
     args = parser.parse_args(argv)
 
     # amqtt and transitions narrate every connection at INFO; the campaign prints its own lines.

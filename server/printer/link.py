@@ -4,7 +4,9 @@ The printer runs its own broker (TLS on 8883, user ``bblp``, password = the LAN 
 on ``device/<serial>/report``; requests go to ``device/<serial>/request``. After every (re)connect the link
 asks for ``get_version`` and a ``pushall`` (rate-limited: a flapping link must not flood the printer; a
 skipped pushall is sent once the limit allows, if still connected). A link that stays up but carries no
-report for ``silence_timeout`` asks for pushall, and after twice that reconnects.
+report for ``silence_timeout`` asks for pushall, and after twice that reconnects. A printer that refuses
+requests (an error answer, or none within ``answer_timeout``) is reported through ``on_limited`` once per
+connection and asked again only every ``refused_retry`` seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiomqtt
@@ -48,6 +50,95 @@ class LinkStatus:
     @property
     def online(self) -> bool:
         return self.state == "online"
+
+
+# ---- requests the printer refuses ------------------------------------------------------------------------
+# Outside LAN-only mode, firmware with "authorization control" answers third-party requests with an error
+# (``result: failed``, ``err_code`` e.g. 84033543) while its reports keep flowing; some firmware does not
+# answer at all. Either way there is no full state on connect: the link says so, and asks again only rarely.
+
+REQUESTS = ("pushall", "get_version")
+ANSWER_TIMEOUT = 20.0  # seconds a request may go unanswered before it counts as refused
+REFUSED_RETRY = 420.0  # seconds between asking a printer that refused again (7 min)
+LIMITED = "limited: the printer refuses requests"
+LIMITED_CONSEQUENCES = ("no full state on connect: AMS slots appear as the printer reports them; "
+                        "module versions unknown")
+LIMITED_FIX = ("Fix: put the printer in LAN-only mode, or, on firmware with authorization control, "
+               "turn on Developer Mode")
+
+
+def is_full_report(body: dict[str, Any]) -> bool:
+    """A report with the printer's whole state: ``msg: 0`` (P1/A1 answer ``pushall`` so), or, from
+    printers that always report everything (X1, H2), one with the job and AMS fields."""
+    msg = body.get("msg")
+    return msg == 0 or (msg is None and "gcode_state" in body and "ams" in body)
+
+
+def refusal(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """(request, why) when ``payload`` is the printer's error answer to one of our requests."""
+    for section in payload.values():
+        if not isinstance(section, dict) or section.get("command") not in REQUESTS:
+            continue
+        result = section.get("result")
+        code = section.get("err_code")
+        failed = isinstance(result, str) and result.lower() in ("fail", "failed", "error")
+        coded = isinstance(code, int) and not isinstance(code, bool) and code != 0
+        if failed or coded:
+            why = f"error {code}" if coded else "refused"
+            reason = section.get("reason")
+            if isinstance(reason, str) and reason and reason.lower() not in ("fail", "failed"):
+                why += f" ({reason[:80]})"
+            return str(section["command"]), why
+    return None
+
+
+def answered(payload: dict[str, Any]) -> set[str]:
+    """Which of our requests ``payload`` answers (a full report answers pushall)."""
+    out: set[str] = set()
+    body = payload.get("print")
+    if isinstance(body, dict) and body.get("command") in (None, "push_status") and is_full_report(body):
+        out.add("pushall")
+    info = payload.get("info")
+    if isinstance(info, dict) and info.get("command") == "get_version" and refusal({"info": info}) is None:
+        out.add("get_version")
+    return out
+
+
+@dataclass
+class RequestWatch:
+    """Which requests are awaiting an answer, and which the printer refused (pure; times are monotonic)."""
+
+    pending: dict[str, float] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def sent(self, request: str, now: float) -> None:
+        self.pending.setdefault(request, now)
+
+    def saw(self, payload: dict[str, Any]) -> None:
+        for request in answered(payload):
+            self.pending.pop(request, None)
+            self.refused.pop(request, None)
+        refused = refusal(payload)
+        if refused is not None:
+            self.pending.pop(refused[0], None)
+            self.refused[refused[0]] = refused[1]
+
+    def expire(self, now: float, timeout: float) -> None:
+        for request, at in list(self.pending.items()):
+            if now - at >= timeout:
+                del self.pending[request]
+                self.refused[request] = f"no answer within {timeout:g} s"
+
+    def deadline(self, timeout: float) -> float | None:
+        return min(self.pending.values()) + timeout if self.pending else None
+
+    @property
+    def limited(self) -> str | None:
+        """The sentence for the printer card and the log, or None when every request was answered."""
+        if not self.refused:
+            return None
+        whys = "; ".join(f"{request}: {why}" for request, why in sorted(self.refused.items()))
+        return f"{LIMITED} ({whys}). {LIMITED_CONSEQUENCES}. {LIMITED_FIX}."
 
 
 def report_topic(serial: str) -> str:
@@ -151,7 +242,9 @@ class PrinterLink:
     def __init__(self, cfg: PrinterConfig, pins: PinStore | None = None, *, backoff: Backoff | None = None,
                  pushall_interval: float = 30.0, timeout: float = 10.0,
                  silence_timeout: float = 180.0,
-                 on_bad_report: Callable[[BadReport], None] | None = None) -> None:
+                 on_bad_report: Callable[[BadReport], None] | None = None,
+                 on_limited: Callable[[str | None], Awaitable[None]] | None = None,
+                 answer_timeout: float = ANSWER_TIMEOUT, refused_retry: float = REFUSED_RETRY) -> None:
         self.cfg = cfg
         self.pins = pins
         self.backoff = backoff or Backoff(first=1.0, cap=60.0)
@@ -165,6 +258,13 @@ class PrinterLink:
         self.client_id = f"layerwise-{uuid.uuid4().hex[:12]}"
         self.once = OnceLog(cfg.name, log)
         self.on_bad_report = on_bad_report  # told of every report refused before decoding
+        # Told once per connection when the printer refuses (or ignores) requests, and when it answers again.
+        self.on_limited = on_limited
+        self.answer_timeout = answer_timeout
+        self.refused_retry = refused_retry
+        self.watch = RequestWatch()
+        self._retry_at = 0.0  # monotonic time before which refused requests are not sent again
+        self._told: str | None = None  # what on_limited was last told on this connection
         self._client: aiomqtt.Client | None = None
         self._pending_pushall: asyncio.Task[None] | None = None
         self._last_error: str | None = None
@@ -175,6 +275,49 @@ class PrinterLink:
     @property
     def online(self) -> bool:
         return self._client is not None
+
+    @property
+    def limited(self) -> str | None:
+        return self.watch.limited
+
+    async def _ask(self) -> None:
+        """get_version and pushall, each watched for its answer; a printer that refused them is asked
+        again only after ``refused_retry`` (a retry loop would only collect more refusals)."""
+        now = time.monotonic()
+        if self.watch.refused and now < self._retry_at:
+            return
+        if self.watch.refused:
+            log.info("printer %s: asking again for the full state and versions", self.cfg.name)
+        self._retry_at = now + self.refused_retry
+        self.watch.sent("get_version", now)
+        await self.publish(GET_VERSION)
+        self.watch.sent("pushall", now)
+        await self.request_pushall()
+
+    async def _check_requests(self) -> None:
+        now = time.monotonic()
+        self.watch.expire(now, self.answer_timeout)
+        if self.watch.refused and not self.watch.pending and now >= self._retry_at:
+            await self._ask()
+        await self._tell()
+
+    async def _tell(self) -> None:
+        limited = self.watch.limited
+        if limited == self._told or (limited is not None and self._told is None and self.watch.pending):
+            return  # said once per connection, when every request asked has had its answer (or timed out)
+        self._told = limited
+        if limited is not None:
+            log.warning("printer %s: %s", self.cfg.name, limited)
+        else:
+            log.info("printer %s answers requests again", self.cfg.name)
+        if self.on_limited is not None:
+            await self.on_limited(limited)
+
+    def _next_wake(self) -> float | None:
+        """When the request watch next needs a look (an answer due, a slow retry due)."""
+        due = [t for t in (self.watch.deadline(self.answer_timeout),
+                           self._retry_at if self.watch.refused else None) if t is not None]
+        return min(due) if due else None
 
     async def publish(self, payload: dict[str, Any]) -> None:
         client = self._client
@@ -240,30 +383,45 @@ class PrinterLink:
             self._client = client
             self._last_error = None
             await on_status(LinkStatus("online", f"logged in as {USERNAME}"))
-            await self.publish(GET_VERSION)
-            await self.request_pushall()
+            self._told = None  # a printer that refuses requests is reported once per connection
+            self.watch.pending.clear()
+            await self._ask()
+            await self._tell()  # still limited from the last connection (not asked again yet)
             messages = client.messages.__aiter__()
             quiet_periods = 0
+            last_report = time.monotonic()
             waiting: asyncio.Future[aiomqtt.Message] | None = None
             try:
                 while True:
                     if waiting is None:
                         waiting = asyncio.ensure_future(messages.__anext__())
+                    quiet_at = last_report + (quiet_periods + 1) * self.silence_timeout
+                    wake = min(quiet_at, self._next_wake() or quiet_at)
                     # Not wait_for: cancelling the pending read could drop a report that just arrived.
-                    done, _ = await asyncio.wait({waiting}, timeout=self.silence_timeout)
+                    done, _ = await asyncio.wait({waiting}, timeout=max(0.0, wake - time.monotonic()))
                     if not done:
+                        await self._check_requests()
+                        if time.monotonic() < quiet_at:
+                            continue
                         quiet_periods += 1
                         if quiet_periods >= 2:
                             raise PrinterUnreachable(
                                 f"printer {self.cfg.name}: no report for {2 * self.silence_timeout:g} s")
-                        # Some firmware stops reporting on a live connection: ask, then reconnect.
-                        await self.request_pushall()
+                        # Some firmware stops reporting on a live connection: ask, then reconnect
+                        # (a printer that refuses requests is not asked: it would only refuse).
+                        if not self.watch.refused:
+                            await self.request_pushall()
                         continue
                     message, waiting, quiet_periods = waiting.result(), None, 0
+                    last_report = time.monotonic()
                     payload = decode_payload(message.payload, self.once, self.on_bad_report)  # type: ignore[arg-type]
                     if payload is None:
                         continue
                     self.backoff.reset()  # a report arrived: this connection works
+                    self.watch.saw(payload)
+                    await self._check_requests()
+                    if refusal(payload) is not None:
+                        continue  # the answer is the link's business; it carries no state
                     await on_message(payload)
             finally:
                 if waiting is not None:

@@ -22,6 +22,7 @@ from server.logs import register_secret, setup_logging
 from server.sim.printer import AmsUnit, VirtualPrinter
 from server.sim.printer.gcode import plan_from_file
 from server.sim.printer.model import model_family
+from server.sim.printer.printer import MODES
 
 DEFAULT_SERIAL = "01P00A000000001"
 DEFAULT_ACCESS_CODE = "12345678"
@@ -47,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", action="store_true", help="print --file again and again")
     parser.add_argument("--lan", action="store_true",
                         help="start --file like an A1 LAN print: no project_file message")
+    parser.add_argument("--mode", choices=MODES, default="lan",
+                        help="lan: LAN-only mode, every request answered (default); developer: Developer Mode, "
+                             "the same; cloud: cloud mode with authorization control: pushall and get_version "
+                             "refused with err_code 84033543, P1-style delta reports, prints carry an https URL; "
+                             "silent: firmware that never answers a request")
     parser.add_argument("--state", type=Path, help="start from a recorded full state (a push_status JSON capture)")
     parser.add_argument("--cert-dir", type=Path, help="where the printer's CA and certificate are kept")
 
@@ -110,7 +116,8 @@ async def _start(args: argparse.Namespace, access_code: str, ams: list[AmsUnit])
     ftps_port = args.ftps_port
     while True:
         printer = VirtualPrinter(serial=args.serial, access_code=access_code, model=args.model, host=args.host,
-                                 mqtt_port=args.mqtt_port, ftps_port=ftps_port, ams=ams, cert_dir=args.cert_dir)
+                                 mqtt_port=args.mqtt_port, ftps_port=ftps_port, ams=ams, cert_dir=args.cert_dir,
+                                 mode=getattr(args, "mode", "lan"))
         try:
             await printer.start()
             return printer
@@ -159,6 +166,10 @@ def _print_details(printer: VirtualPrinter, args: argparse.Namespace, access_cod
         f"  implicit FTPS   {printer.host}:{printer.ftps_port}  (PROT P, TLS session reuse required)",
         f"  CA certificate  {printer.ca_cert_path}  (server certificate CN = {printer.serial})",
         f"  storage         {printer.storage}",
+        f"  mode            {printer.mode}" + {
+            "lan": " (LAN-only: every request answered)", "developer": " (Developer Mode: every request answered)",
+            "cloud": " (authorization control: requests refused with err_code 84033543, deltas only)",
+            "silent": " (requests never answered)"}[printer.mode],
     ]
     if args.file is not None:
         lines.append(f"  printing        {args.file.name} at {args.layer_seconds:g} s/layer"

@@ -38,7 +38,17 @@ from server.printer.jobpaths import is_http_url
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, locate, printer_view
 from server.tracking import job_store, ledger, lifecycle
-from server.tracking.jobs import CloseAndStartNew, JobCheckpoint, decide_resume, newly_known, text
+from server.tracking.jobs import (
+    RESUME_FIELDS,
+    CloseAndStartNew,
+    ContinueSameJob,
+    JobCheckpoint,
+    ResumeDecision,
+    decide_resume,
+    decide_resume_from_reports,
+    newly_known,
+    text,
+)
 from server.tracking.mapping import LAYER_SLACK, active_trays
 from server.tracking.outbox import Outbox
 from server.tracking.remain_estimates import RemainEstimator
@@ -77,7 +87,11 @@ class JobTracker:
         self.job: JobCheckpoint | None = None
         self.job_id: int | None = None
         self.analysis: PrintAnalysis | None = None
-        self._resumed = False  # the first full report was seen (an open job matched against the printer)
+        self._resumed = False  # the printer's state now is known (an open job matched against it)
+        self._no_full_state = False  # the printer gives no full state: resume from its deltas
+        self._reported: dict[str, Any] = {}  # RESUME_FIELDS the printer reported since the start
+        self._last_state: Mapping[str, Any] = {}  # the merged state of the last report
+        self._implied: dict[str, Any] = {}  # fields a resume from deltas implies, until the printer reports them
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
         self._detached: set[asyncio.Task[None]] = set()  # files of ended jobs still being read
@@ -125,17 +139,40 @@ class JobTracker:
 
     async def on_update(self, previous: Mapping[str, Any], current: Mapping[str, Any],
                         echo: Mapping[str, Any] | None = None, *, full: bool = False,
-                        view: PrinterView | None = None) -> None:
+                        view: PrinterView | None = None, report: Mapping[str, Any] | None = None) -> None:
         """A new merged state (and the ``project_file`` echo when this update is one); ``full`` when
-        the report carried the printer's whole state (``msg: 0``, e.g. the answer to ``pushall``)."""
+        the report carried the printer's whole state (``msg: 0``, e.g. the answer to ``pushall``);
+        ``report`` is the (cleaned) report's own fields."""
         async with self._lock:
+            if self._implied:
+                # Resumed from deltas: the merged state's gcode_state is still the snapshot's from before
+                # the restart (missing, or an older print's), but the decision said what it is, until the
+                # printer reports its own.
+                previous = {**previous, **self._implied}
+                if report is not None and "gcode_state" in report:
+                    self._implied = {}
+                else:
+                    current = {**current, **self._implied}
+            self._last_state = current
+            current_is_news = False
             if not self._resumed:
-                if not full:
-                    # The merged state still holds the snapshot from before the restart: only a full
-                    # report says what the printer is doing now.
+                if report is not None:
+                    self._reported.update({k: report[k] for k in RESUME_FIELDS if k in report})
+                if full:
+                    await self._resume(current)
+                elif (self.job is None or not self.job.open) and (
+                        echo is not None or (report is not None and "gcode_state" in report)):
+                    # No job to resume, and the printer announces a print or reports a change of
+                    # state now (a print starting, say): followed from here, against the state before.
+                    self._resumed = True
+                    current_is_news = True
+                elif not self._no_full_state or not await self._resume_from_reports(current):
+                    # The merged state still holds the snapshot from before the restart: only the
+                    # printer's own reports (a full one, or, from a printer that gives none, its
+                    # deltas) say what it is doing now.
                     return
-                await self._resume(current)
-                previous = current  # the resume decision consumed this state
+                if not current_is_news:
+                    previous = current  # the resume decision consumed this state
             for event in lifecycle.derive_events(self.job, previous, current, echo):
                 await self._apply(event, current)
             view = view or printer_view(current)  # one tray view per report, shared by the checks below
@@ -159,12 +196,50 @@ class JobTracker:
             return job.lifecycle in ("downloading", "parsing")
         return not job.billing.settled
 
-    async def _resume(self, current: Mapping[str, Any]) -> None:
-        self._resumed = True
+    async def no_full_state(self) -> None:
+        """The printer gives no full state on this connection (it refuses or ignores ``pushall``): an open
+        job is resumed from the printer's deltas (see ``jobs.decide_resume_from_reports``). Called once per
+        connection: after a reconnect too, the changes made while the link was down (a state change, the
+        start of RUNNING) were reported to no one, so the merged state may be stale just as after a
+        restart."""
+        async with self._lock:
+            if self._resumed and (self.job is None or not self.job.open):
+                return  # nothing to resume; new prints are followed from the reports
+            if self._resumed:
+                self._resumed, self._reported = False, {}
+            self._no_full_state = True
+            log.info("%s: no full state from the printer; resuming from its reports", self.printer)
+            await self._resume_from_reports(self._last_state)
+
+    async def _resume_from_reports(self, current: Mapping[str, Any]) -> bool:
+        """Resume from the fields reported since the start; False while they say nothing yet."""
         if self.job is None or not self.job.open:
+            # Nothing to resume. The merged state before this point is a snapshot from before the
+            # start; from here on, changes the printer reports start and follow jobs as usual.
+            self._resumed = True
+            return True
+        decision = decide_resume_from_reports(self.job, self._reported)
+        if decision is None:
+            return False
+        if isinstance(decision, ContinueSameJob):
+            self._implied = {"gcode_state": "PAUSE" if decision.paused else "RUNNING"}
+        elif isinstance(decision, CloseAndStartNew) and decision.start_new:
+            self._implied = {"gcode_state": text(self._reported.get("gcode_state")) or "RUNNING"}
+        if self._implied and "gcode_state" not in self._reported:
+            current = {**current, **self._implied}
+        await self._resume_with(decision, current)
+        return True
+
+    async def _resume(self, current: Mapping[str, Any]) -> None:
+        if self.job is None or not self.job.open:
+            self._resumed = True
             return
-        decision = decide_resume(self.job, current)
-        log.info("%s: after restart: %s", self.printer, type(decision).__name__)
+        await self._resume_with(decide_resume(self.job, current), current)
+
+    async def _resume_with(self, decision: ResumeDecision, current: Mapping[str, Any]) -> None:
+        self._resumed = True
+        assert self.job is not None
+        log.info("%s: after restart: %s", self.printer, decision)
         step = lifecycle.apply_resume(self.job, decision, self.analysis, at=_now())
         await self._commit(step)
         if isinstance(decision, CloseAndStartNew) and decision.start_new:
@@ -479,7 +554,15 @@ class JobTracker:
         folder.mkdir(parents=True, exist_ok=True)
         if is_http_url(url):
             assert url is not None
-            return await ftps.download_url(url, folder / "job.gcode.3mf")
+            try:
+                return await ftps.download_url(url, folder / "job.gcode.3mf")
+            except (JobFileNotFound, PrinterUnreachable) as exc:
+                # A cloud print's signed URL expires (and needs the internet); the printer keeps its own
+                # copy of the file it prints, so look there before giving up.
+                log.info("%s: the print's URL gave no file (%s); looking on the printer", self.printer, exc)
+                # By the job's own name only: the echo that carried the URL came before the printer's
+                # reports named the print, so the state may still name the previous one's file.
+                url, subtask, gcode_file = None, job.key.name or subtask, None
         remote = await ftps.find_job_file(self.config, url=url, subtask_name=subtask, gcode_file=gcode_file,
                                           pins=self.pins)
         if remote is None:

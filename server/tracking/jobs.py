@@ -283,8 +283,6 @@ def _renamed(checkpoint: JobCheckpoint, now: JobKey, print_state: Mapping[str, A
 def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> ResumeDecision:
     """What to do with an open job's checkpoint given the printer's merged state now."""
     state = str(print_state.get("gcode_state") or "").upper()
-    layer = as_int(print_state.get("layer_num"))
-    percent = as_int(print_state.get("mc_percent"))
     now_printing = state in ACTIVE_STATES
     now_key = JobKey.from_state(print_state)
     named = text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))
@@ -294,6 +292,40 @@ def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> 
     same = bool(named) and (checkpoint.key.same_print(now_key) or renamed)
     if not same:
         return CloseAndStartNew(start_new=now_printing)
+    return _decide_same(checkpoint, print_state, now_key)
+
+
+# The fields of a report that say where a print stands, and those that say which print it is.
+PROGRESS_FIELDS = ("gcode_state", "layer_num", "mc_percent", "print_error")
+IDENTITY_FIELDS = ("subtask_name", "gcode_file", "task_id", "subtask_id")
+RESUME_FIELDS = PROGRESS_FIELDS + IDENTITY_FIELDS
+
+
+def decide_resume_from_reports(checkpoint: JobCheckpoint, reported: Mapping[str, Any]) -> ResumeDecision | None:
+    """The resume decision from the fields the printer reported since the restart (``RESUME_FIELDS``
+    of its deltas), for a printer that gives no full state (it refuses ``pushall``). None while they
+    say nothing about progress yet: wait for the next report, never for a full state.
+
+    Deltas name the print only when it changes, so a delta that names none continues the
+    checkpoint's print, as long as its layer is not behind the checkpoint's (a print started over
+    is another). A layer or percent without ``gcode_state`` is a printer that prints: only a
+    running print moves them."""
+    if not any(key in reported for key in ("gcode_state", "layer_num", "mc_percent")):
+        return None
+    state = dict(reported)
+    if "gcode_state" not in state:
+        state["gcode_state"] = "RUNNING"
+    if any(text(reported.get(key)) or _task_id(reported.get(key)) for key in IDENTITY_FIELDS):
+        return decide_resume(checkpoint, state)
+    return _decide_same(checkpoint, state, JobKey(""))
+
+
+def _decide_same(checkpoint: JobCheckpoint, print_state: Mapping[str, Any], now_key: JobKey) -> ResumeDecision:
+    """The decision for a printer that reports the checkpoint's print (or one it cannot tell apart)."""
+    state = str(print_state.get("gcode_state") or "").upper()
+    layer = as_int(print_state.get("layer_num"))
+    percent = as_int(print_state.get("mc_percent"))
+    now_printing = state in ACTIVE_STATES
     # A job that never reached a layer, facing a FINISH/FAILED that only its name ties
     # to it, may face the *previous* print of the same file: settling would bill a print
     # that is yet to come. Closing it unbilled is the side that never bills twice.

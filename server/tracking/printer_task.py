@@ -19,7 +19,7 @@ from server.config import PrinterConfig
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.printer.errors import BadReport
-from server.printer.link import LinkStatus, PrinterLink
+from server.printer.link import LinkStatus, PrinterLink, is_full_report
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
@@ -33,13 +33,6 @@ log = logging.getLogger(__name__)
 PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most this much display state
 REPORT_SAMPLE_CHARS = 4096  # the last raw report kept for diagnostics, cut to this
 _NO_VIEW = PrinterView(units=[], external=[], active_tray=None)
-
-
-def is_full_report(body: dict[str, Any]) -> bool:
-    """A report with the printer's whole state: ``msg: 0`` (P1/A1 answer ``pushall`` so), or, from
-    printers that always report everything (X1, H2), one with the job and AMS fields."""
-    msg = body.get("msg")
-    return msg == 0 or (msg is None and "gcode_state" in body and "ams" in body)
 
 
 class PrinterTask:
@@ -57,6 +50,8 @@ class PrinterTask:
         self.online = False
         self.last_seen: datetime | None = last_seen
         self.link_error: str | None = None
+        # "limited: the printer refuses requests ..." with the consequences and the fix, or None.
+        self.limited: str | None = None
         self._persisted_at = 0.0
         self._persisting: asyncio.Task[None] | None = None
         self.link: PrinterLink | None = None
@@ -75,7 +70,7 @@ class PrinterTask:
         self.jobs.restore()
 
     async def run(self) -> None:
-        self.link = PrinterLink(self.config, self.pins, on_bad_report=self._refused)
+        self.link = PrinterLink(self.config, self.pins, on_bad_report=self._refused, on_limited=self._on_limited)
         try:
             await self.link.run(self._on_message, self._on_status)
         finally:
@@ -112,7 +107,7 @@ class PrinterTask:
             self._note(problems)
             self.state, self._last_view = state, view
             self._live_state = True
-            await self._track(previous, state, None, full=is_full_report(report), view=view)
+            await self._track(previous, state, None, full=is_full_report(report), view=view, report=report)
             if self.rfid is not None:
                 try:
                     await self.rfid.on_view(self.name, view)
@@ -152,13 +147,22 @@ class PrinterTask:
         self.bus.publish(Event("printer", self.name, {}))
 
     async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
-                     *, full: bool = False, view: PrinterView | None = None) -> None:
+                     *, full: bool = False, view: PrinterView | None = None,
+                     report: dict[str, Any] | None = None) -> None:
         try:
-            await self.jobs.on_update(previous, current, echo, full=full, view=view)
+            await self.jobs.on_update(previous, current, echo, full=full, view=view, report=report)
         except Exception:
             # A tracking bug must not take the printer link down with it; the checkpoint
             # is intact, so the next report retries from where billing stood.
             log.exception("%s: tracking failed on a report", self.name)
+
+    async def _on_limited(self, limited: str | None) -> None:
+        """The printer refuses (or ignores) requests: no full state will come, so an open job goes on
+        from the printer's reports; the card shows why and what to change."""
+        self.limited = limited
+        if limited is not None:
+            await self.jobs.no_full_state()
+        self.bus.publish(Event("printer", self.name, {}))
 
     def view(self) -> PrinterView:
         """The tray and job view of the current state; never raises (the web and RFID matching rely on it)."""

@@ -116,6 +116,7 @@ class PrinterOut:
     report_error: str | None = None  # the last printer report that was (partly) skipped, and why
     report_error_at: datetime | None = None
     fix: str | None = None  # what a person should do about ``error``, in words
+    limited: str | None = None  # "limited: the printer refuses requests ..." (consequences, fix) or None
 
 
 # The printer link reports a refused login with this wording (server.printer.link.mqtt_error); the
@@ -243,6 +244,7 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         report_error=task.last_report_error,
         report_error_at=task.last_report_error_at,
         fix=None if task.online else link_fix(task.link_error),
+        limited=task.limited,
     )
 
 

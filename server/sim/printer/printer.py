@@ -82,13 +82,26 @@ class _Job:
         return [mapping_code(self.tray_for(f)) for f in range(filaments)]
 
 
+MODES = ("lan", "developer", "cloud", "silent")
+REFUSED_ERR_CODE = 84033543  # what firmware with authorization control answers a refused request with
+
+
 class VirtualPrinter:
     """A protocol-faithful stand-in for a Bambu Lab printer's LAN interfaces (async context manager)."""
 
     def __init__(self, *, serial: str = "01P00A000000001", access_code: str = "12345678", model: str = "P1S",
                  host: str = "127.0.0.1", mqtt_port: int = 0, ftps_port: int = 0,
                  ams: list[AmsUnit] | None = None, external: Tray | None = None,
-                 delta_reports: bool | None = None, cert_dir: Path | None = None) -> None:
+                 delta_reports: bool | None = None, cert_dir: Path | None = None, mode: str = "lan") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown printer mode {mode!r}; known: {', '.join(MODES)}")
+        # lan: LAN-only mode, every request answered. developer: Developer Mode (LAN-only with
+        # authorization control lifted): the same. cloud: cloud mode on firmware with authorization
+        # control: requests refused with an error answer, P1-style delta reports, prints carry an
+        # https URL. silent: firmware that never answers a request (reports flow as deltas).
+        self.mode = mode
+        if mode in ("cloud", "silent"):
+            delta_reports = True
         self.serial = serial
         self.host = host
         self.family = model_family(model)
@@ -246,6 +259,11 @@ class VirtualPrinter:
         """Answer one message published on ``device/<serial>/request``."""
         self.requests.append(payload)
         pushing, info, command = payload.get("pushing"), payload.get("info"), payload.get("print")
+        if self.mode == "silent":
+            return
+        if self.mode == "cloud":
+            await self._refuse(payload)
+            return
         if isinstance(pushing, dict) and pushing.get("command") == "pushall":
             await self.push_full_state()
         if isinstance(info, dict) and info.get("command") == "get_version":
@@ -253,6 +271,14 @@ class VirtualPrinter:
             await self._publish(version_report(self.family, self.serial, self.ams, sequence_id))
         if isinstance(command, dict):
             await self._handle_print_command(command)
+
+    async def _refuse(self, payload: dict[str, Any]) -> None:
+        """Authorization control: each request is answered with an error in its own section."""
+        for section, body in payload.items():
+            if isinstance(body, dict) and isinstance(body.get("command"), str):
+                await self._publish({section: {
+                    "command": body["command"], "sequence_id": str(body.get("sequence_id", "0")),
+                    "result": "failed", "reason": "authorization failed", "err_code": REFUSED_ERR_CODE}})
 
     async def _handle_print_command(self, command: dict[str, Any]) -> None:
         name = command.get("command")
@@ -330,6 +356,10 @@ class VirtualPrinter:
         self._job = job
         file_name = PurePosixPath(remote_path).name
         project_name = _strip_3mf(file_name)
+        if url is None and self.mode == "cloud":
+            # A cloud print names a signed https URL. The virtual printer has no cloud: this one answers
+            # nothing (like a URL that expired), so a client finds the file on the printer's storage.
+            url = f"https://127.0.0.1:1/{PurePosixPath(remote_path).name}?signature=virtual"
         url = url or f"file:///sdcard{remote_path if remote_path.startswith('/') else '/' + remote_path}"
         cloud = url.startswith(("http://", "https://"))
         task = task_id or "0"
