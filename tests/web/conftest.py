@@ -11,17 +11,7 @@ import httpx
 import pytest
 from fake_camera import write_y4m
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
-from web_stack import PRINTER, WebStack
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-SCANNED_LABEL = "WEB+SPOOLMAN:S-3"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-DEMO_SLOTS = {0: 1, 1: 3, 2: 4, 3: 2, 254: 6}  # tray -> spool, as the demo seeds and RFID-matches them
+from web_stack import CHROMIUM, CHROMIUM_ARGS, DEMO_SLOTS, PHONE, PRINTER, SCANNED_LABEL, WebStack
 
 
 @pytest.fixture(scope="session")

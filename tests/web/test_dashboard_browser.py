@@ -12,11 +12,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import DEMO_SLOTS
 from playwright.sync_api import Locator, Page, expect
 from pydantic import SecretStr
 from test_pwa_browser import open_dialog, tile
-from web_stack import PRINTER, WebStack
+from web_stack import DEMO_SLOTS, PRINTER, WebStack
 
 from server.config import Settings
 from server.events import Event

@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, DEMO_SLOTS, DESKTOP, PHONE
 from playwright.sync_api import Locator, Page, Playwright, expect
-from web_stack import PRINTER, WebStack
+from web_stack import CHROMIUM, CHROMIUM_ARGS, DEMO_SLOTS, DESKTOP, PHONE, PRINTER, WebStack
 
 from server.sim.demo import DEMO_FILE, DEMO_MAPPING
 

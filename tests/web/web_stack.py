@@ -20,6 +20,18 @@ from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
 
+# Shared by the browser tests (imported by name: a test module never imports `conftest`, whose name
+# clashes with the other folders' conftest modules).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+SCANNED_LABEL = "WEB+SPOOLMAN:S-3"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+DEMO_SLOTS = {0: 1, 1: 3, 2: 4, 3: 2, 254: 6}  # tray -> spool, as the demo seeds and RFID-matches them
+
 PRINTER = "Demo X1C"
 T = TypeVar("T")
 
