@@ -57,12 +57,18 @@ NO_PRINTERS = ("no printers configured: add a [[printers]] section (name, host, 
                "configuration file and restart Layerwise; see docs/configuration.md")
 
 
+# Where and how loudly to run, like --host/--port: not a configuration of what to run.
+RUN_ONLY_VARIABLES = ("LAYERWISE_HOST", "LAYERWISE_PORT", "LAYERWISE_LOG_LEVEL")
+
+
 def nothing_configured(settings: Settings, args: argparse.Namespace, env: Mapping[str, str]) -> bool:
-    """No configuration at all: no file, no LAYERWISE_ variable, no --data-dir. Only then the demo runs;
-    any configuration, even one with no printers, is the user's own and is never swapped for the demo."""
+    """No configuration at all: no file, no --data-dir, no LAYERWISE_ variable beyond host, port and log
+    level. Only then the demo runs; any configuration, even one with no printers, is the user's own and is
+    never swapped for the demo."""
     if settings.config_file is not None or getattr(args, "data_dir", None):
         return False
-    return not any(name.startswith("LAYERWISE_") and value != "" for name, value in env.items())
+    return not any(name.startswith("LAYERWISE_") and name not in RUN_ONLY_VARIABLES and value != ""
+                   for name, value in env.items())
 
 
 def run_app(settings: Settings, runtime_factory: Callable[[Settings], Runtime] | None = None) -> int:
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         from server.sim.demo import run_demo
 
         # The demo is for this machine's browser: loopback unless --host says otherwise.
-        return run_demo(host=args.host or "127.0.0.1", port=settings.server.port)
+        return run_demo(host=args.host or os.environ.get("LAYERWISE_HOST") or "127.0.0.1", port=settings.server.port)
     if not settings.printers:
         log.warning(NO_PRINTERS)
     return run_app(settings)

@@ -62,6 +62,8 @@ def test_the_demo_runs_only_when_nothing_at_all_is_configured(tmp_path: Path) ->
     bare = load_settings(None, env={})
     assert nothing_configured(bare, _args(), {"PATH": "/bin"})
     assert nothing_configured(bare, _args(port=8000), {})  # where to show the demo is not a configuration
+    assert nothing_configured(bare, _args(), {"LAYERWISE_PORT": "8000", "LAYERWISE_HOST": "0.0.0.0",
+                                              "LAYERWISE_LOG_LEVEL": "DEBUG"})
     assert not nothing_configured(bare, _args(data_dir=str(tmp_path)), {})
     assert not nothing_configured(bare, _args(), {"LAYERWISE_DATA_DIR": str(tmp_path)})
     assert not nothing_configured(bare, _args(), {"LAYERWISE_DATADIR": str(tmp_path)})  # a typo, still meant
