@@ -72,3 +72,17 @@ def test_the_demo_runs_only_when_nothing_at_all_is_configured(tmp_path: Path) ->
     server_only = load_settings(config, env={})
     assert not server_only.printers
     assert not nothing_configured(server_only, _args(config=config), {})
+
+
+def test_demo_settings_carry_the_demo_flag_and_their_seed_source(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from server.sim.demo import DEMO_PRINTER, demo_settings
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    printer = SimpleNamespace(host="127.0.0.1", mqtt_port=8883, ftps_port=990, ca_cert_path=ca)
+    demo = demo_settings(printer, "http://127.0.0.1:7912", tmp_path / "data")  # type: ignore[arg-type]
+    assert demo.demo and demo.server.host == "127.0.0.1"
+    assert demo.seed_sources == {DEMO_PRINTER: "the demo"}
+    assert not load_settings(None, env={}).demo
