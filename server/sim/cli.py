@@ -172,13 +172,15 @@ def _print_details(printer: VirtualPrinter, args: argparse.Namespace, access_cod
 def printer_block(printer: VirtualPrinter, args: argparse.Namespace) -> list[str]:
     """A ready-to-paste ``[[printers]]`` entry; the ``ca_file`` makes ``tls = "verify"`` trust this printer."""
     host = "127.0.0.1" if printer.host in ("0.0.0.0", "") else printer.host
-    code = "your --access-code" if args.access_code else DEFAULT_ACCESS_CODE
+    # The code given with --access-code is not echoed (it is redacted from logs too): the user types it in.
+    code_line = ('access_code = "........"  # replace with the --access-code you gave' if args.access_code
+                 else f'access_code = "{DEFAULT_ACCESS_CODE}"')
     return [
         "[[printers]]",
         f'name = "Virtual {printer.model}"',
         f'host = "{host}"',
         f'serial = "{printer.serial}"',
-        f'access_code = "{code}"',
+        code_line,
         f'model = "{printer.model}"',
         f"mqtt_port = {printer.mqtt_port}",
         f"ftps_port = {printer.ftps_port}",
