@@ -8,6 +8,7 @@ when their subcommand is built, so ``layerwise analyze`` never loads the web app
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -46,14 +47,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from server.datadir import DataDirInUse
+    from server.listen import PortUnavailable
 
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except DataDirInUse as err:  # serve/demo on a data directory another process runs on
+    # serve/demo on a data directory another process runs on, or on a port they cannot have
+    except (DataDirInUse, PortUnavailable) as err:
         print(f"layerwise: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `layerwise analyze FILE | head`: the reader left; nothing more to say
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not hit the closed pipe again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

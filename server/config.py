@@ -304,7 +304,13 @@ class Settings(BaseModel):
     printers: tuple[PrinterConfig, ...] = ()
     # printer name -> {global tray index: Spoolman spool id}; seeds slot assignments once.
     seed_mappings: dict[str, dict[int, int]] = Field(default_factory=dict)
+    # printer name -> where its seed came from ("printers[0].ams_mappings", "LAYERWISE_AMS_MAPPINGS"), for the log.
+    seed_sources: dict[str, str] = Field(default_factory=dict)
     config_file: Path | None = None
+    # Problems that do not stop the start (a LAYERWISE_ variable nobody reads): logged once at start.
+    warnings: tuple[str, ...] = ()
+    # True for `layerwise demo` (a virtual printer and a Spoolman stand-in): pages say so.
+    demo: bool = False
 
     def printer(self, name: str) -> PrinterConfig:
         for printer in self.printers:
@@ -466,6 +472,21 @@ def _check_env_names(env: Mapping[str, str], problems: _Problems) -> None:
         prefix = next((p for p in OWNED_ENV_PREFIXES if name.startswith(p)), None)
         if prefix and name not in known:
             _unknown_key(problems, name, name, [k for k in known if k.startswith(prefix)], "variable")
+
+
+def env_warnings(env: Mapping[str, str]) -> list[str]:
+    """A ``LAYERWISE_`` variable nobody reads is most likely a typo (``LAYERWISE_DATADIR``): one line each.
+
+    Only a warning, unlike the owned prefixes above: other tools may share the ``LAYERWISE_`` prefix.
+    """
+    known = env_names()
+    warnings = []
+    for name in sorted(env):
+        if name.startswith("LAYERWISE_") and name not in known and not name.startswith(OWNED_ENV_PREFIXES):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            warnings.append(f"{name}: unknown variable{hint}; it is ignored")
+    return warnings
 
 
 def _override_key(section: str, name: str) -> str:
@@ -633,11 +654,12 @@ def load_settings(
     if env_printer:
         printer_raws.append(env_printer)
 
-    mappings_by_raw: list[tuple[_Raw, dict[int, int]]] = []
+    mappings_by_raw: list[tuple[_Raw, dict[int, int], str]] = []  # (printer, mapping, where it was set)
     for raw in printer_raws:
         if "ams_mappings" in raw.values:
             value = raw.values.pop("ams_mappings")
-            mappings_by_raw.append((raw, _toml_mappings(value, raw.key("ams_mappings"), problems)))
+            key = raw.key("ams_mappings")
+            mappings_by_raw.append((raw, _toml_mappings(value, key, problems), key))
         _resolve_access_code_file(raw, problems)
     if env.get(MAPPINGS_ENV, "").strip():
         target = env_printer or (printer_raws[0] if len(printer_raws) == 1 else None)
@@ -651,7 +673,7 @@ def load_settings(
                 "exactly one printer, or the LAYERWISE_PRINTER_* printer, to apply it to",
             )
         else:
-            mappings_by_raw.append((target, mapping))
+            mappings_by_raw.append((target, mapping, MAPPINGS_ENV))
 
     validated = {name: _validate(model, sections[name], problems) for name, model in SECTIONS.items()}
     printers = [(raw, _validate(PrinterConfig, raw, problems)) for raw in printer_raws]
@@ -664,15 +686,19 @@ def load_settings(
         raise ConfigError(list(problems))
 
     seed: dict[str, dict[int, int]] = {}
-    for raw, mapping in mappings_by_raw:
+    seed_sources: dict[str, list[str]] = {}
+    for raw, mapping, source in mappings_by_raw:
         printer = next(p for r, p in printers if r is raw)
         if mapping:
             seed.setdefault(printer.name, {}).update(mapping)
+            seed_sources.setdefault(printer.name, []).append(source)
     return Settings(
         **validated,
         printers=tuple(printer for _, printer in printers),
         seed_mappings=seed,
+        seed_sources={name: " and ".join(sources) for name, sources in seed_sources.items()},
         config_file=Path(config_path) if config_path else None,
+        warnings=tuple(env_warnings(env)),
     )
 
 

@@ -74,9 +74,14 @@ _handler: logging.Handler | None = None
 _base_factory: Callable[..., logging.LogRecord] | None = None
 
 
+# uvicorn logs its own start and stop lines as "uvicorn.error", errors or not; users read that as a fault.
+RELABELLED = {"uvicorn.error": "web", "uvicorn": "web"}
+
+
 def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     assert _base_factory is not None
     record = _base_factory(*args, **kwargs)
+    record.name = RELABELLED.get(record.name, record.name)  # the label only: the logger and its level stay
     redact_record(record)
     return record
 

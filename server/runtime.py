@@ -81,7 +81,8 @@ class Runtime:
             repo.upsert_printer(db, printer.name, printer.serial, printer.model)
             seed = settings.seed_mappings.get(printer.name)
             if seed and repo.seed_env_mappings(db, printer.name, seed):
-                log.info("seeded %d slot assignment(s) for %s from LAYERWISE_AMS_MAPPINGS", len(seed), printer.name)
+                source = settings.seed_sources.get(printer.name, "the configuration")
+                log.info("seeded %d slot assignment(s) for %s from %s", len(seed), printer.name, source)
         return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
 
     async def start(self) -> None:

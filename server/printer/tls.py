@@ -124,9 +124,11 @@ def _checking_socket_class(cfg: PrinterConfig, pins: PinStore | None) -> type[ss
             try:
                 super().do_handshake(block)
             except ssl.SSLCertVerificationError as exc:
+                by_ca_file = (f"nor by the configured ca_file {cfg.ca_file}" if cfg.ca_file is not None
+                              else "and no ca_file is configured (a virtual printer needs its CA as ca_file)")
                 raise PrinterTLSError(
                     f"printer {cfg.name}: certificate not trusted ({exc.verify_message}); "
-                    "it is signed neither by Bambu Lab's CA nor by the configured ca_file"
+                    f"it is not signed by Bambu Lab's CA {by_ca_file}"
                 ) from None
             try:
                 check_peer(cfg, self.getpeercert(binary_form=True), pins)

@@ -176,4 +176,24 @@ def _print_details(printer: VirtualPrinter, args: argparse.Namespace, access_cod
                      f"{' in a loop' if args.loop else ''}")
     else:
         lines.append("  waiting for project_file commands on device/<serial>/request")
+    lines += ["", "To connect Layerwise to it, paste this into your layerwise.toml:", *printer_block(printer, args)]
     print("\n".join(lines), flush=True)
+
+
+def printer_block(printer: VirtualPrinter, args: argparse.Namespace) -> list[str]:
+    """A ready-to-paste ``[[printers]]`` entry; the ``ca_file`` makes ``tls = "verify"`` trust this printer."""
+    host = "127.0.0.1" if printer.host in ("0.0.0.0", "") else printer.host
+    # The code given with --access-code is not echoed (it is redacted from logs too): the user types it in.
+    code_line = ('access_code = "........"  # replace with the --access-code you gave' if args.access_code
+                 else f'access_code = "{DEFAULT_ACCESS_CODE}"')
+    return [
+        "[[printers]]",
+        f'name = "Virtual {printer.model}"',
+        f'host = "{host}"',
+        f'serial = "{printer.serial}"',
+        code_line,
+        f'model = "{printer.model}"',
+        f"mqtt_port = {printer.mqtt_port}",
+        f"ftps_port = {printer.ftps_port}",
+        f'ca_file = "{Path(printer.ca_cert_path).resolve()}"',
+    ]

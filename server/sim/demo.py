@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,8 @@ def demo_settings(printer: VirtualPrinter, spoolman_url: str, data_dir: Path, *,
             ),
         ),
         seed_mappings={DEMO_PRINTER: DEMO_ASSIGNMENTS},
+        seed_sources={DEMO_PRINTER: "the demo"},
+        demo=True,
     )
 
 
@@ -90,18 +93,34 @@ def run(args: argparse.Namespace) -> int:
 
 def run_demo(host: str = "127.0.0.1", port: int = 7913, *, layer_seconds: float = 3.0,
              data_dir: Path | None = None) -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(demo(host, port, layer_seconds=layer_seconds, data_dir=data_dir))
+    from server.listen import bind_listener
+
+    bind_listener(host, port).close()  # a port in use: one line and exit 2 (PortUnavailable), before anything starts
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(demo(host, port, layer_seconds=layer_seconds, data_dir=data_dir, stop_on_sigterm=True))
     return 0
 
 
+DEMO_NOTICE = ("This is a demo: a virtual printer and a Spoolman stand-in; nothing is billed to a real Spoolman. "
+               "To connect your printer, write a configuration (docs/configuration.md) and run: "
+               "layerwise serve --config layerwise.toml")
+
+
 async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | None,
-               on_ready: Callable[[str], None] | None = None) -> None:
-    """Run until cancelled; ``on_ready`` gets the web app's URL once it listens."""
+               on_ready: Callable[[str], None] | None = None, stop_on_sigterm: bool = False) -> None:
+    """Run until cancelled; ``on_ready`` gets the web app's URL once it listens.
+
+    ``stop_on_sigterm``: SIGTERM cancels the demo like Ctrl-C, so its temporary folder is removed either way.
+    """
+    from server.listen import display_url
     from server.runtime import Runtime
     from server.web.app import create_app
     from server.web.embedded import EmbeddedServer
 
+    main = asyncio.current_task()
+    if stop_on_sigterm and main is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     store = SpoolmanStore()
     seed_demo(store)
     with tempfile.TemporaryDirectory(prefix="layerwise-demo-") as tmp:
@@ -113,7 +132,10 @@ async def demo(host: str, port: int, *, layer_seconds: float, data_dir: Path | N
             printing = asyncio.create_task(_print_forever(printer, layer_seconds))
             try:
                 await web.start()
-                print(f"Layerwise demo: open {web.url}   (Spoolman stand-in: {spoolman.url})", flush=True)
+                print(f"Layerwise demo: open {display_url('http', host, web.port)}   "
+                      f"(Spoolman stand-in: {spoolman.url})\n{DEMO_NOTICE}\n"
+                      + (f"Its data is in {data}." if data_dir else f"Its data is in {tmp}, removed when it stops."),
+                      flush=True)
                 if on_ready is not None:
                     on_ready(web.url)
                 await web.serve_until_cancelled()

@@ -53,4 +53,5 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         exception_handlers=api.exception_handlers,
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
+        logging_config=None,  # server.logs owns logging: Litestar's default would install a second format
     )

@@ -1,7 +1,8 @@
 """``layerwise serve``: run the web app and one task per configured printer.
 
-With nothing configured at all (no printers, no Spoolman) it runs the demo
-instead, so a first ``layerwise serve`` shows something useful.
+With no configuration at all (no file, no ``LAYERWISE_`` variable, no ``--data-dir``) it runs
+the demo instead, so a first ``layerwise serve`` shows something useful. Any configuration, even
+one without printers, runs as configured.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from server.config import ConfigError, Settings, add_config_argument, load_settings
@@ -52,26 +53,52 @@ def load_or_exit(args: argparse.Namespace) -> Settings | None:
         return None
 
 
+NO_PRINTERS = ("no printers configured: add a [[printers]] section (name, host, serial, access_code) to the "
+               "configuration file and restart Layerwise; see docs/configuration.md")
+
+
+# Where and how loudly to run, like --host/--port: not a configuration of what to run.
+RUN_ONLY_VARIABLES = ("LAYERWISE_HOST", "LAYERWISE_PORT", "LAYERWISE_LOG_LEVEL")
+
+
+def nothing_configured(settings: Settings, args: argparse.Namespace, env: Mapping[str, str]) -> bool:
+    """No configuration at all: no file, no --data-dir, no LAYERWISE_ variable beyond host, port and log
+    level. Only then the demo runs; any configuration, even one with no printers, is the user's own and is
+    never swapped for the demo."""
+    if settings.config_file is not None or getattr(args, "data_dir", None):
+        return False
+    return not any(name.startswith("LAYERWISE_") and name not in RUN_ONLY_VARIABLES and value != ""
+                   for name, value in env.items())
+
+
 def run_app(settings: Settings, runtime_factory: Callable[[Settings], Runtime] | None = None) -> int:
     import uvicorn
 
+    from server.datadir import lock_data_dir
+    from server.listen import bind_listener, display_url
     from server.runtime import Runtime
     from server.web.app import create_app
 
-    runtime = (runtime_factory or Runtime.build)(settings)
-    app = create_app(runtime)
     server = settings.server
-    scheme = "https" if server.tls_certfile else "http"
-    log.info("Layerwise listening on %s://%s:%s", scheme, server.host, server.port)
-    uvicorn.run(
-        app,
-        host=server.host,
-        port=server.port,
-        ssl_certfile=str(server.tls_certfile) if server.tls_certfile else None,
-        ssl_keyfile=str(server.tls_keyfile) if server.tls_keyfile else None,
-        log_config=None,
-        access_log=False,
-    )
+    # Data directory first (a second instance is named as such), then the port: both before any printer.
+    data_lock = lock_data_dir(server.data_dir)
+    try:
+        sock = bind_listener(server.host, server.port)
+        runtime = (runtime_factory or Runtime.build)(settings)
+        app = create_app(runtime)
+        scheme = "https" if server.tls_certfile else "http"
+        where = "" if server.host in ("127.0.0.1", "::1", "localhost") else f" (listening on {server.host})"
+        log.info("Layerwise: open %s%s", display_url(scheme, server.host, server.port), where)
+        config = uvicorn.Config(
+            app,
+            ssl_certfile=str(server.tls_certfile) if server.tls_certfile else None,
+            ssl_keyfile=str(server.tls_keyfile) if server.tls_keyfile else None,
+            log_config=None,
+            access_log=False,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        data_lock.release()
     return 0
 
 
@@ -80,9 +107,14 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     setup_logging(settings.server.log_level)
-    if not settings.printers and not settings.spoolman.url:
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    if nothing_configured(settings, args, os.environ):
         log.warning("nothing is configured: starting the demo (virtual printer + Spoolman stand-in)")
         from server.sim.demo import run_demo
 
-        return run_demo(host=settings.server.host, port=settings.server.port)
+        # The demo is for this machine's browser: loopback unless --host says otherwise.
+        return run_demo(host=args.host or os.environ.get("LAYERWISE_HOST") or "127.0.0.1", port=settings.server.port)
+    if not settings.printers:
+        log.warning(NO_PRINTERS)
     return run_app(settings)

@@ -124,7 +124,7 @@ def test_json_round_trips_exactly(analyses: dict[str, PrintAnalysis]) -> None:
 def test_cli_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(FIXTURES / "p1s-2colour-bs2.05.gcode.3mf")]) == 0
     out = capsys.readouterr().out
-    assert "100 layers" in out and "7854.52" in out and "prelude" in out
+    assert "100 layers" in out and "7854.52" in out and "prelude" not in out  # per-layer table: --layers
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,4 +204,5 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
         # Unknown routes and methods: FastAPI's plain `{"detail": "..."}` answers.
         return _reply(recorder, request, exc.status_code, {"detail": exc.detail})
 
-    return Litestar(route_handlers=route_handlers, exception_handlers={HTTPException: http_error}, debug=False)
+    return Litestar(route_handlers=route_handlers, exception_handlers={HTTPException: http_error}, debug=False,
+                    logging_config=None)  # the host process owns logging (one format)
