@@ -113,7 +113,8 @@ class JobTracker:
             # seen starting (so its `mapping` report is its own, not the last print's).
             return
         self.job_id = record.id
-        self.job = JobCheckpoint.from_dict(record.checkpoint)
+        job = JobCheckpoint.from_dict(record.checkpoint)
+        self.job = replace(job, learner=job.learner.after_gap())  # loads while down went unseen
         self.analysis = self._load_analysis(record.id)
         self._switches = self._load_switches(record.id)
         # A crash between saving a known tray (stated, learned or given by a person) and releasing

@@ -94,7 +94,7 @@ class MappingLearner:
             # A change to the filament already loaded makes the printer do nothing.
             if not ordered or ordered[-1][1] != change.filament:
                 ordered.append((change.layer, change.filament))
-        learner = replace(self, changes=tuple(ordered), pending=())
+        learner = replace(self, changes=tuple(ordered), pending=())._skip_history()
         for layer, tray in self.pending:
             learner = learner._saw_tray(layer, tray)
         return learner
@@ -110,7 +110,7 @@ class MappingLearner:
         if not self.primed:
             # The first look only sets the baseline: what is loaded when a job starts is
             # the previous print's tray, not evidence about this one.
-            return replace(learner, start_tray=tray_now, start_layer=layer)
+            return replace(learner, start_tray=tray_now, start_layer=layer)._skip_history()
         learner = learner._first_load_unseen(self.seen_now, layer, tray_now, tray_tar)
         # The target is announced first (at the start of the change block), the loaded
         # tray follows; a change of either tells which tray the upcoming filament is in.
@@ -122,6 +122,28 @@ class MappingLearner:
             else:
                 learner = learner._saw_tray(layer, tray)
         return learner._steady(layer, tray_now)
+
+    def _skip_history(self) -> MappingLearner:
+        """Picked up mid-print (joined, or back after a restart) away from any change: the changes
+        before the baseline look are history, so the first load seen is the next change in print
+        order. (Without this, changes in consecutive layers each fit two filaments of the one-layer
+        window and nothing would be learned.) A baseline within a layer of a change may be mid-change,
+        so nothing is skipped then: the ambiguous loads teach nothing, as before."""
+        if self.changes is None or self.start_layer is None:
+            return self
+        ahead = self.changes[self.next_change:]
+        if any(abs(layer - self.start_layer) <= LAYER_SLACK for layer, _filament in ahead):
+            return self
+        first = next((self.next_change + offset for offset, (layer, _filament) in enumerate(ahead)
+                      if layer > self.start_layer), len(self.changes))
+        return self if first == self.next_change else replace(self, next_change=first)
+
+    def after_gap(self) -> MappingLearner:
+        """Layerwise was down: loads happened unseen. The next look is a new baseline (the tray loaded
+        then feeds the filament printing, it is no change) and the changes before it are history."""
+        if not self.primed:
+            return self
+        return replace(self, primed=False, seen_now=None, seen_tar=None, last_tray=None)
 
     def _first_load_unseen(self, before: int | None, layer: int | None, tray_now: int | None,
                            tray_tar: int | None) -> MappingLearner:

@@ -158,6 +158,36 @@ def test_a_multi_filament_print_picked_up_mid_print_waits_for_a_change() -> None
     assert feed(changes((0, 0), (8, 1), (14, 0)), (12, 0, 0), (14, 0, 3), (14, 3, 3)).mapping() == {0: 3}
 
 
+def test_a_print_picked_up_mid_print_learns_from_changes_in_consecutive_layers() -> None:
+    # Found by bench.faults (seed 1, run 14): Layerwise killed as the 4-colour print started and back
+    # at layer 62; from layer 84 the file changes filament every layer, so each load fits two changes
+    # of the one-layer window and the whole print stayed waiting for its trays. The changes before the
+    # job was picked up are history: the first load seen is the next change in print order.
+    alternating = [(0, 0), *((layer, (layer - 83) % 2) for layer in range(84, 100))]
+    learner = feed(changes(*alternating), (62, 0, 0), (63, 0, 0), (84, 0, 1), (84, 1, 1), (85, 1, 0), (85, 0, 0))
+    assert learner.mapping() == {1: 1, 0: 0}
+    assert learner.conflicts == ()
+    # The same when the file is analysed only after the first loads were seen.
+    pending = feed(MappingLearner(), (62, 0, 0), (84, 0, 1), (84, 1, 1), (85, 1, 0), (85, 0, 0))
+    late = pending.with_changes([FakeToolChange(layer, filament) for layer, filament in alternating])
+    assert late.mapping() == {1: 1, 0: 0}
+
+
+def test_after_a_restart_the_learner_takes_a_new_baseline() -> None:
+    # The tray loaded when Layerwise is back feeds the filament printing (loads while it was down went
+    # unseen): it is no change. Away from any change the next loads teach in print order; amid
+    # changes in consecutive layers nothing is learned rather than guessed (a person picks the tray).
+    plan = [(0, 0), (84, 1), (85, 0), (140, 2), (141, 9), (142, 2), (143, 9)]
+    learner = feed(changes(*plan), (62, 0, 0), (84, 0, 1), (84, 1, 1), (85, 1, 0), (85, 0, 0))
+    assert learner.mapping() == {1: 1, 0: 0}
+    back = feed(learner.after_gap(), (120, 0, 0), (140, 0, 2), (140, 2, 2), (141, 2, 3), (141, 3, 3))
+    assert back.mapping() == {1: 1, 0: 0, 2: 2, 9: 3}
+    assert back.conflicts == ()
+    assert feed(learner.after_gap(), (141, 3, 3), (142, 3, 2), (142, 2, 2)).mapping() == {1: 1, 0: 0}
+    # Without a new baseline the tray loaded at the restart would read as a change.
+    assert feed(learner, (140, 3, 3)).mapping() == {1: 1, 0: 0, 2: 3}
+
+
 def test_a_multi_filament_print_learns_nothing_without_a_layer() -> None:
     learner = feed(changes((0, 0), (8, 1)), (None, None, None), (None, None, 3))
     assert learner.mapping() == {}
