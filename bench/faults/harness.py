@@ -122,12 +122,24 @@ class Rig:
     proxy: SpoolmanProxy | None = None
     tray_of_spool: dict[int, int] = field(default_factory=dict)  # every spool ever assigned -> its tray
     # A printer that refuses requests gives no full state: an end (FINISH, a cancel) reported while Layerwise
-    # is down is seen by no client. In those modes the print's end waits for Layerwise (set: up and online).
+    # is down is seen by no client. In those modes the print's end waits for Layerwise (set: up and online;
+    # see wait_watched).
     tracking: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.tray_of_spool.update({spool: tray for tray, spool in self.spool_for_tray.items()})
         self.tracking.set()
+
+    async def wait_watched(self, timeout: float = 120.0) -> None:
+        """Until Layerwise is up and subscribed to the printer's reports, so the next one reaches it.
+
+        Not only a kill leaves no client: after a broker outage or a dropped connection Layerwise is
+        away until its reconnect (backoff up to seconds), and a report published meanwhile reaches no one.
+        """
+        async with asyncio.timeout(timeout):
+            await self.tracking.wait()
+            while not self.printer.report_subscribers():
+                await asyncio.sleep(0.01)
 
     @property
     def refusing(self) -> bool:

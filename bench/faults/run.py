@@ -288,7 +288,7 @@ async def drive_print(bench: Rig, plan: Plan, layer_seconds: float) -> tuple[int
         await asyncio.sleep(half)
         ending = printer.layer >= total or (plan.cancel is not None and printer.layer + 1 == plan.cancel[0])
         if ending and bench.refusing:
-            await bench.tracking.wait()  # the end must be reported to a Layerwise that is there to see it
+            await bench.wait_watched()  # the end must be reported to a Layerwise that is there to see it
         if printer.layer >= total:
             await printer.finish()
             return None

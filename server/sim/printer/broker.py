@@ -153,6 +153,16 @@ class PrinterBroker:
         # Printers publish reports with QoS 0.
         await self._broker.internal_message_broadcast(self.report_topic, data, qos=0)
 
+    def subscribers(self, topic: str) -> list[str]:
+        """Client ids of the connected clients subscribed to ``topic``: who a report published now reaches."""
+        broker = self._broker
+        if broker is None:
+            return []
+        # amqtt has no public accessor for its subscriptions.
+        return sorted({session.client_id for a_filter, subscriptions in broker._subscriptions.items()
+                       if broker._matches(topic, a_filter)
+                       for session, _qos in subscriptions if session.transitions.state == "connected"})
+
     async def drop_connections(self) -> None:
         """Cut every client's TCP connection; the listener stays up so clients can reconnect."""
         if self._broker is None:

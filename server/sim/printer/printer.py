@@ -561,6 +561,10 @@ class VirtualPrinter:
         if self._ftps is not None:
             await asyncio.to_thread(self._ftps.drop_connections)
 
+    def report_subscribers(self) -> list[str]:
+        """Client ids of the clients connected and subscribed to the report topic (none while the broker is down)."""
+        return self._broker.subscribers(self._broker.report_topic) if self._broker is not None else []
+
     async def stop_broker(self) -> None:
         if self._broker is not None:
             await self._broker.stop()
