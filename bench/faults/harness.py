@@ -125,6 +125,10 @@ class Rig:
     # is down is seen by no client. In those modes the print's end waits for Layerwise (set: up and online;
     # see wait_watched).
     tracking: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held by a fault while it takes Layerwise's view of the printer away (a kill; a broker outage or a
+    # dropped connection), and by the print around its end on a refusing printer (see watched_end).
+    outages: dict[str, asyncio.Lock] = field(default_factory=lambda: {"kill": asyncio.Lock(),
+                                                                      "broker": asyncio.Lock()})
 
     def __post_init__(self) -> None:
         self.tray_of_spool.update({spool: tray for tray, spool in self.spool_for_tray.items()})
@@ -140,6 +144,17 @@ class Rig:
             await self.tracking.wait()
             while not self.printer.report_subscribers():
                 await asyncio.sleep(0.01)
+
+    @contextlib.asynccontextmanager
+    async def watched_end(self) -> AsyncIterator[None]:
+        """No kill, broker outage or drop from when Layerwise watches until the block (the end) is done.
+
+        Waiting until it watches is not enough on its own: a kill that starts just after would still
+        take away the end reported next.
+        """
+        async with self.outages["kill"], self.outages["broker"]:
+            await self.wait_watched()
+            yield
 
     @property
     def refusing(self) -> bool:

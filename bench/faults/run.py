@@ -37,9 +37,11 @@ import asyncio
 import contextlib
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,13 +195,19 @@ class FaultInjector:
     def __init__(self, bench: Rig, spoolman_timeout: float = SPOOLMAN_TIMEOUT) -> None:
         self.bench = bench
         self.spoolman_timeout = spoolman_timeout
-        self._locks = {kind: asyncio.Lock() for kind in ("kill", "broker", "spoolman")}
+        self._locks = {**bench.outages, "spoolman": asyncio.Lock()}
         self._trays: dict[int, asyncio.Lock] = {}
 
-    async def apply(self, fault: Fault, started: float, ended: asyncio.Event) -> str | None:
-        """Apply one fault at its moment; a message when it could not be applied as planned."""
+    async def apply(self, fault: Fault, started: float, ended: asyncio.Event,
+                    known: asyncio.Event | None = None) -> str | None:
+        """Apply one fault at its moment; a message when it could not be applied as planned.
+
+        ``known``, when given, holds every fault until Layerwise has recorded the print (see run_one).
+        """
         if fault.kind == "late_mapping":
             return None  # the printer does it (drive_print)
+        if known is not None:
+            await known.wait()
         await asyncio.sleep(max(0.0, started + fault.at - time.monotonic()))
         bench = self.bench
         if fault.kind == "drop":
@@ -267,32 +275,46 @@ class FaultInjector:
         return None
 
 
-async def drive_print(bench: Rig, plan: Plan, layer_seconds: float) -> tuple[int, int] | None:
-    """Print ``plan.file`` half a layer at a time; returns (layer, mc_percent) when it cancels."""
+async def drive_print(bench: Rig, plan: Plan, layer_seconds: float,
+                      recorded: Callable[[], Awaitable[None]] | None = None) -> tuple[int, int] | None:
+    """Print ``plan.file`` half a layer at a time; returns (layer, mc_percent) when it cancels.
+
+    On a printer that refuses requests the start and the end must reach a Layerwise that watches: such a
+    printer never repeats them in a full state. Its end (from the layer before a cancel, whose layer
+    number the cancel's bill needs) runs under :meth:`Rig.watched_end` until ``recorded`` returns (Layerwise
+    has closed the job), so no kill or outage takes it away.
+    """
     printer, half = bench.printer, layer_seconds / 2
     late = plan.late_mapping
+    if bench.refusing:
+        await bench.wait_watched()
     # A late mapping comes with a LAN print: no project_file echo tells the mapping either.
     await printer.start_print(plan.file.remote_path, ams_mapping=plan.file.mapping, announce=late is None,
                               task_id=str(100_000 + plan.run), state_mapping_at=late.layer if late else None)
     total = plan.file.analysis.layer_count
-    while True:
-        await asyncio.sleep(half)
-        if plan.cancel is not None and printer.layer == plan.cancel[0]:
-            await printer.progress_within_layer(plan.cancel[1])
-            stopped = (printer.layer, int(printer.state["print"]["mc_percent"]))
-            await printer.cancel()
+    async with contextlib.AsyncExitStack() as stack:
+        while True:
             await asyncio.sleep(half)
-            await printer.clear_print_error()
-            return stopped
-        await printer.progress_within_layer(0.5)
-        await asyncio.sleep(half)
-        ending = printer.layer >= total or (plan.cancel is not None and printer.layer + 1 == plan.cancel[0])
-        if ending and bench.refusing:
-            await bench.wait_watched()  # the end must be reported to a Layerwise that is there to see it
-        if printer.layer >= total:
-            await printer.finish()
-            return None
-        await printer.advance(1)
+            if plan.cancel is not None and printer.layer == plan.cancel[0]:
+                await printer.progress_within_layer(plan.cancel[1])
+                stopped = (printer.layer, int(printer.state["print"]["mc_percent"]))
+                await printer.cancel()
+                await asyncio.sleep(half)
+                await printer.clear_print_error()
+                break
+            await printer.progress_within_layer(0.5)
+            await asyncio.sleep(half)
+            ending = printer.layer >= total or (plan.cancel is not None and printer.layer + 1 == plan.cancel[0])
+            if ending and bench.refusing:
+                await stack.enter_async_context(bench.watched_end())
+            if printer.layer >= total:
+                await printer.finish()
+                stopped = None
+                break
+            await printer.advance(1)
+        if bench.refusing and recorded is not None:
+            await recorded()
+    return stopped
 
 
 async def drained(bench: Rig, after_job: int) -> bool:
@@ -336,6 +358,28 @@ async def wait_drained(bench: Rig, after_job: int, timeout: float) -> bool:
     return False
 
 
+async def _note_job(bench: Rig, after_job: int, known: asyncio.Event) -> None:
+    """Set ``known`` once Layerwise has recorded a job newer than ``after_job``."""
+    while True:
+        with contextlib.suppress(sqlite3.Error):
+            if bench.read_db("SELECT count(*) FROM jobs WHERE id > ?", (after_job,))[0][0]:
+                known.set()
+                return
+        await asyncio.sleep(0.02)
+
+
+async def _job_closed(bench: Rig, after_job: int, timeout: float = 60.0) -> None:
+    """Until Layerwise has closed its jobs newer than ``after_job`` (it has seen the print's end)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(sqlite3.Error):
+                    rows = bench.read_db("SELECT final FROM jobs WHERE id > ?", (after_job,))
+                    if rows and all(final for (final,) in rows):
+                        return
+                await asyncio.sleep(0.02)
+
+
 async def run_one(bench: Rig, injector: FaultInjector, plan: Plan, layer_seconds: float,
                   drain_timeout: float) -> Outcome:
     started = time.monotonic()
@@ -343,10 +387,19 @@ async def run_one(bench: Rig, injector: FaultInjector, plan: Plan, layer_seconds
     requests = len(bench.printer.requests)
     acted = len(bench.proxy.fired) if bench.proxy else 0
     ended = asyncio.Event()
-    faults = [asyncio.create_task(injector.apply(fault, started, ended)) for fault in plan.faults]
+    # A printer that refuses requests names the job's file only as the print starts: a start Layerwise
+    # misses (killed, or its link down) cannot be billed later, which is the documented limit of those
+    # modes, not a fault to measure. There, faults wait until Layerwise has recorded the job.
+    known = asyncio.Event() if bench.refusing else None
+    faults = [asyncio.create_task(injector.apply(fault, started, ended, known)) for fault in plan.faults]
+    watch = asyncio.create_task(_note_job(bench, last_job, known)) if known is not None else None
     try:
-        cancelled_at = await drive_print(bench, plan, layer_seconds)
+        cancelled_at = await drive_print(bench, plan, layer_seconds, lambda: _job_closed(bench, last_job))
     finally:
+        if watch is not None:
+            watch.cancel()
+        if known is not None:
+            known.set()  # a job never recorded must not leave its faults waiting
         ended.set()
         problems = [p for p in await asyncio.gather(*faults) if p]  # every fault heals before the run is judged
     if not bench.layerwise.running:
