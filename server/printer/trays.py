@@ -332,7 +332,7 @@ def _external(state: Mapping[str, Any], active: int | None) -> list[TrayView]:
     return out
 
 
-def _resolve_external(index: int | None, external: Sequence[TrayView]) -> int | None:
+def resolve_external(index: int | None, external: Sequence[TrayView]) -> int | None:
     """254/255 name the external spool; older firmware says 254 for the only one, newer ids it 255."""
     if index not in EXTERNAL_IDS or any(t.global_index == index for t in external):
         return index
@@ -363,14 +363,14 @@ def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = N
     read = StateReader(once)
     raw_active = active_tray_raw(state)
     external_probe = _external(state, None)
-    active = _resolve_external(raw_active, external_probe)
+    active = resolve_external(raw_active, external_probe)
     external = _external(state, active)
     units = _units(state, version, active, once)
     job = report_body(project_file) if project_file else {}
     mapping = mapping_from(job.get("ams_mapping"), job.get("ams_mapping2"), state.get("mapping"))
     return PrinterView(
         units=units, external=external, active_tray=active,
-        job_mapping=[_resolve_external(i, external) for i in mapping],
+        job_mapping=[resolve_external(i, external) for i in mapping],
         gcode_state=read.str_at(state, "gcode_state"), subtask_name=read.str_at(state, "subtask_name"),
         gcode_file=read.str_at(state, "gcode_file"), layer_num=read.int_at(state, "layer_num"),
         total_layer_num=read.int_at(state, "total_layer_num"), mc_percent=read.int_at(state, "mc_percent"),

@@ -1,0 +1,186 @@
+"""The printer as one typed, immutable snapshot, made once per report at the edge. Pure.
+
+The printer task merges each cleaned report into the printer's state (``state.merge_clean``) and turns
+the result into a :class:`PrinterSnapshot` here, once; job tracking, slot matching and the pages read
+the snapshot's fields and never walk the raw report by path. The ``project_file`` echo (the print
+command, which is not printer state) becomes a :class:`ProjectFile`.
+
+Deltas name only what changed, so a snapshot also says which print fields the report that made it
+carried (``reported``): after a restart on a printer that gives no full state, only those are news.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.printer.state import OnceLog, as_int, report_body, value_at
+from server.printer.trays import (
+    EXTERNAL_IDS,
+    AmsUnitView,
+    PrinterView,
+    TrayView,
+    decode_legacy,
+    mapping_from,
+    printer_view,
+    resolve_external,
+)
+
+NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
+
+# States in which the printer is busy with a print (SLICING: a cloud print being sliced on the printer).
+ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
+# States whose layer_num is the print's own (in PREPARE it still shows the last print's).
+LAYER_STATES = frozenset({"RUNNING", "PAUSE"})
+# The print fields of a report that say where a print stands, and which print it is.
+PROGRESS_FIELDS = ("gcode_state", "layer_num", "mc_percent", "print_error")
+IDENTITY_FIELDS = ("subtask_name", "gcode_file", "task_id", "subtask_id")
+
+# A plate number is small: a 5000-digit one would make int() raise (and is no plate).
+_PLATE = re.compile(r"plate_(\d{1,6})\.gcode", re.IGNORECASE)
+
+
+def text(value: Any) -> str | None:
+    """A report's text field; any other type (a number, null, a list) counts as missing."""
+    return value if isinstance(value, str) and value else None
+
+
+def task_id(value: Any) -> str | None:
+    """Cloud task ids (text or a number); LAN prints send "0", which identifies nothing."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    stripped = str(value).strip()
+    return None if stripped in ("", "0") else stripped
+
+
+def plate_of(path: Any) -> int | None:
+    """The plate number of `Metadata/plate_2.gcode` (the echo's `param`, X1/H2 `gcode_file`)."""
+    match = _PLATE.search(text(path) or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class PrintStatus:
+    """Where the printer's print stands, as far as it has reported."""
+
+    gcode_state: str = ""  # upper case; "" before the printer said
+    layer: int | None = None
+    total_layers: int | None = None
+    percent: int | None = None
+    remaining_minutes: int | None = None
+    print_error: int | None = None
+    subtask_name: str | None = None
+    gcode_file: str | None = None
+    task_id: str | None = None
+    subtask_id: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.gcode_state in ACTIVE_STATES
+
+    @property
+    def plate(self) -> int | None:
+        return plate_of(self.gcode_file)
+
+    @property
+    def named(self) -> str | None:
+        """The print's name as the printer gives it (its subtask, else its file)."""
+        return self.subtask_name or self.gcode_file
+
+
+@dataclass(frozen=True)
+class PrinterSnapshot:
+    """The printer after one report: its print, its AMS units and trays, and what the report carried."""
+
+    status: PrintStatus
+    view: PrinterView  # AMS units, trays, the active tray and the job's mapping: what the pages show
+    loading_tray: int | None = None  # `ams.tray_tar` (None where it is stale: printers with extruders)
+    reports_extruders: bool = False  # H2D, P2S, H2S, A2L: the loaded tray comes from the extruder
+    reported_mapping: tuple[int | None, ...] = ()  # the printer's own `mapping` report, trays resolved
+    reported: frozenset[str] = field(default_factory=frozenset)  # print fields the report itself carried
+
+    @property
+    def active_tray(self) -> int | None:
+        return self.view.active_tray
+
+    @property
+    def units(self) -> list[AmsUnitView]:
+        return self.view.units
+
+    @property
+    def trays(self) -> list[TrayView]:
+        return self.view.trays
+
+    def tray(self, global_index: int) -> TrayView | None:
+        return self.view.tray(global_index)
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """The `project_file` print command (or its echo): which file, which plate, and the slot mapping
+    it states (slicer filament index -> global tray; empty when it states none)."""
+
+    file: str | None
+    subtask_name: str | None
+    plate: int | None
+    task_id: str | None
+    subtask_id: str | None
+    mapping: dict[int, int]
+
+
+def _status(state: Mapping[str, Any]) -> PrintStatus:
+    def number(key: str) -> int | None:
+        return as_int(state.get(key))
+
+    return PrintStatus(
+        gcode_state=(text(state.get("gcode_state")) or "").upper(),
+        layer=number("layer_num"), total_layers=number("total_layer_num"), percent=number("mc_percent"),
+        remaining_minutes=number("mc_remaining_time"), print_error=number("print_error"),
+        subtask_name=text(state.get("subtask_name")), gcode_file=text(state.get("gcode_file")),
+        task_id=task_id(state.get("task_id")), subtask_id=task_id(state.get("subtask_id")),
+    )
+
+
+def _loading_tray(state: Mapping[str, Any], view: PrinterView, extruders: bool) -> int | None:
+    if extruders:
+        return None  # these printers keep `ams.tray_tar` at a stale value
+    tar = as_int(value_at(state, ("ams", "tray_tar")))
+    tar = None if tar is None or tar == NO_TRAY else decode_legacy(tar)
+    return resolve_external(tar, view.external) if tar in EXTERNAL_IDS else tar  # as `tray_now` is
+
+
+def snapshot(state: Mapping[str, Any], *, version: Mapping[str, Any] | None = None,
+             echo: Mapping[str, Any] | None = None, report: Mapping[str, Any] | None = None,
+             once: OnceLog | None = None) -> PrinterSnapshot:
+    """The snapshot of a merged `print` state (+ the `get_version` answer and the job's `project_file`
+    echo when known; ``report``: the cleaned report that made this state, for ``reported``)."""
+    view = printer_view(state, version, echo, once=once)
+    # The printer's own `mapping`, apart from the echo's: the echo states the job's, the report may be
+    # the last print's until this one's arrives.
+    mine = [resolve_external(tray, view.external) for tray in mapping_from(mapping=state.get("mapping"))]
+    extruders = isinstance(value_at(state, ("device", "extruder", "info")), list)
+    return PrinterSnapshot(
+        status=_status(state), view=view, loading_tray=_loading_tray(state, view, extruders),
+        reports_extruders=extruders, reported_mapping=tuple(mine),
+        reported=frozenset(key for key in (*PROGRESS_FIELDS, *IDENTITY_FIELDS) if report and key in report),
+    )
+
+
+def project_file(echo: Mapping[str, Any], state: Mapping[str, Any] | None = None,
+                 once: OnceLog | None = None) -> ProjectFile | None:
+    """The typed `project_file` command; None for another command. ``state`` resolves external spool
+    ids in the stated mapping against the printer's external holders."""
+    body = report_body(echo)
+    if body.get("command", "project_file") != "project_file":
+        return None
+    mapping: dict[int, int] = {}
+    if body.get("ams_mapping") or body.get("ams_mapping2"):
+        view = printer_view(state or {}, project_file=body, once=once)
+        mapping = {index: tray for index, tray in enumerate(view.job_mapping) if tray is not None}
+    return ProjectFile(
+        file=text(body.get("url")) or text(body.get("file")), subtask_name=text(body.get("subtask_name")),
+        plate=plate_of(body.get("param")), task_id=task_id(body.get("task_id")),
+        subtask_id=task_id(body.get("subtask_id")), mapping=mapping,
+    )
