@@ -76,8 +76,9 @@ async def test_no_kill_or_outage_starts_between_the_wait_for_a_client_and_the_en
 
 
 async def test_dropped_clients_are_no_subscribers_once_the_drop_returns(cert_dir: Path) -> None:
-    async with VirtualPrinter(access_code=ACCESS_CODE, cert_dir=cert_dir, mode="cloud") as printer:
+    # The subscription needs the printer, so the two cannot share one `async with`.
+    async with VirtualPrinter(access_code=ACCESS_CODE, cert_dir=cert_dir, mode="cloud") as printer:  # noqa: SIM117
         async with subscribed(printer):
             assert len(printer.report_subscribers()) == 1
             await printer.drop_connections()
-            assert printer.report_subscribers() == []  # noqa: SIM117 (the subscription needs the printer)
+            assert printer.report_subscribers() == []
