@@ -1,7 +1,7 @@
 """One printer-state model, fed by full (``msg: 0``) and delta (``msg: 1``) ``push_status`` reports. Pure.
 
 Every report is first cleaned against an allow-list of what Layerwise reads (``STATE_FIELDS``, derived from
-printer/, tracking/ and web/): unknown keys are dropped, so the state stays small whatever a printer sends,
+printer/, jobs/, slots/ and web/): unknown keys are dropped, so the state stays small whatever a printer sends,
 and a value of the wrong type (a number where a list of trays belongs, ``layer_num: "abc"``, ``NaN``) is
 treated as missing and reported as a ``Problem``. Cleaning follows the allow-list, never the input's own
 nesting, so no report can make it recurse deeply.
@@ -93,7 +93,7 @@ UNIT_FIELDS: dict[str, Any] = {
     "id": WORD, "info": WORD, "temp": NUMBER, "humidity": NUMBER, "humidity_raw": NUMBER,
     "tray": Entries(TRAY_FIELDS, 8),
 }
-# What Layerwise reads from a merged state (printer/trays.py, tracking/lifecycle.py, jobs.py, mapping.py,
+# What Layerwise reads from a merged state (printer/trays.py, jobs/lifecycle.py, jobs/checkpoint.py, jobs/mapping.py,
 # job_tracker.py; web/ reads only the tray view). A key missing here is dropped from every report.
 STATE_FIELDS: dict[str, Any] = {
     "command": SCALAR, "msg": SCALAR, "sequence_id": SCALAR,

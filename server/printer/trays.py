@@ -377,3 +377,9 @@ def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = N
         mc_remaining_time=read.int_at(state, "mc_remaining_time"),
         print_error=read.int_at(state, "print_error"),
     )
+
+
+def tray_tag(tray: TrayView) -> str | None:
+    """The tag matching keys on: ``tray_uuid``, else ``tag_uid``, upper case (None: no tag)."""
+    tag = tray.tray_uuid or tray.tag_uid
+    return tag.strip().upper() if tag else None

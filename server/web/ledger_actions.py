@@ -9,13 +9,14 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from server.billing import attention, corrections, ledger
+from server.billing.attention import Selector
+from server.billing.settlement import WAITING_TRAY
 from server.events import Event
+from server.jobs import store as job_store
 from server.runtime import Runtime
+from server.slots.service import validate_tray
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import attention, corrections, job_store, ledger
-from server.tracking.attention import Selector
-from server.tracking.settlement import WAITING_TRAY
-from server.tracking.slots import validate_tray
 from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
 
 # Ids and indexes as SQLite can hold them: a larger number is bad input (400), never a 500 from the driver.

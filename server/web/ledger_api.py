@@ -15,9 +15,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
+from server.billing import attention, corrections
+from server.db.models import jsonable
 from server.runtime import Runtime
-from server.tracking import attention, corrections
-from server.tracking.job_store import jsonable
 from server.web import ledger_actions
 from server.web.ledger_actions import MAX_ID, Id, OptionalId, SelectorIn
 

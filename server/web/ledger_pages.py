@@ -20,11 +20,11 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Response, Template
 
+from server.billing import attention, corrections
+from server.billing.attention import Selector
 from server.runtime import Runtime
+from server.slots.service import SlotError
 from server.spoolman import SpoolmanError
-from server.tracking import attention, corrections
-from server.tracking.attention import Selector
-from server.tracking.slots import SlotError
 from server.web import csrf, ledger_actions
 from server.web.ledger_actions import MAX_ID, Id, NotConfigured, SelectorIn
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem

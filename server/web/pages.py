@@ -22,10 +22,11 @@ from litestar.response import File, Response, Template
 
 from server import __version__
 from server.assets import manifest_path, static_dir, templates_dir
+from server.billing import attention, ledger
+from server.jobs import store as job_store
 from server.runtime import Runtime
+from server.slots.service import SlotError, SpoolElsewhere
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import attention, job_store, ledger
-from server.tracking.slots import SlotError, SpoolElsewhere
 from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from printer_captures import CAPTURES, load_capture
 
+from server.jobs import lifecycle
+from server.jobs.checkpoint import JobCheckpoint, decide_resume
 from server.printer.link import decode_payload
 from server.printer.state import (
     ECHO_FIELDS,
@@ -31,8 +33,6 @@ from server.printer.state import (
     merge_clean,
 )
 from server.printer.trays import PrinterView, printer_view
-from server.tracking import lifecycle
-from server.tracking.jobs import JobCheckpoint, decide_resume
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 RUNNING = [p.name for p in sorted(CAPTURES.glob("push_status_full_*RUNNING*.json"))]
