@@ -73,5 +73,6 @@ def test_no_import_points_up() -> None:
 def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     """The AST walk finds the kinds of import the rule is about (so an empty answer means something)."""
     source = tmp_path / "m.py"
-    source.write_text("from server import web\nimport server.jobs.tracker\ndef f():\n    from server.slots import rfid\n")
+    source.write_text("from server import web\nimport server.jobs.tracker\n"
+                      "def f():\n    from server.slots import rfid\n")
     assert [name for _, name in _imports(source)] == ["server.web", "server.jobs.tracker", "server.slots"]

@@ -21,8 +21,9 @@ from typing import Protocol
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from server.billing.attention import CHARGE, REFUND, job_name
+from server.billing.errors import CorrectionConflict, CorrectionError, UnknownJob, UnknownSpool
 from server.billing.settlement import APPLIED_STATES, READY, SENDING, tolerance, weight_from_length
+from server.billing.statements import CHARGE, REFUND, job_name
 from server.db import Database
 from server.db.ledger_tables import JobRow, LedgerEntry
 from server.db.models import utcnow
@@ -31,22 +32,6 @@ from server.spoolman import Spool, SpoolmanNotFound
 # Usage that is on the old spool, or will be by itself: delivered, counted as applied, or queued.
 ON_SPOOL_STATES = (*APPLIED_STATES, READY, SENDING)
 MM_STEP = 0.01  # a proposed partial refund is rounded down to this, so it never floors the spool
-
-
-class CorrectionError(ValueError):
-    """A correction that cannot be made as asked; the message is fit to show a person."""
-
-
-class CorrectionConflict(CorrectionError):
-    """The ledger or Spoolman says no (nothing to move, the refund would floor the spool)."""
-
-
-class UnknownJob(LookupError):
-    pass
-
-
-class UnknownSpool(LookupError):
-    pass
 
 
 class SpoolReader(Protocol):

@@ -2,7 +2,8 @@
 
 Synchronous repository functions, one transaction each (async callers use
 ``asyncio.to_thread``). The state rules are in ``settlement.py``; this module only
-applies them to rows.
+applies them to rows. The outbox's side (deliveries, a deleted spool) is in ``deliveries.py``, the
+summary of what waits in ``backlog.py``.
 
 Spool resolution: the spool billed is the one assigned to the filament's tray *when the
 layer is billed*, recorded on the entry at once. An entry whose tray is not known yet
@@ -15,19 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func
 from sqlalchemy.dialects.sqlite import insert
-from sqlmodel import Session, col, delete, select, update
+from sqlmodel import Session, col, select, update
 
 from server.billing.settlement import (
-    DELIVERED,
-    DOUBTFUL,
     READY,
     REJECTED,
-    SENDING,
     WAITING_SPOOL,
     WAITING_TRAY,
     SpoolReading,
@@ -37,10 +34,6 @@ from server.billing.settlement import (
 from server.db import Database, repo
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
 from server.db.models import SlotAssignment, utcnow
-
-# Delivery states (a delivery is one ``use`` request covering one or more entries).
-NOT_SENT = "not_sent"  # certainly never reached Spoolman
-NOT_APPLIED = "not_applied"  # reached or not, settlement proved Spoolman did not apply it
 
 
 class BillLine(Protocol):
@@ -90,7 +83,7 @@ class DeliveryData:
     settled_at: datetime | None = None
 
 
-def _entry(row: LedgerEntry) -> EntryData:
+def entry_data(row: LedgerEntry) -> EntryData:
     assert row.id is not None
     return EntryData(
         row.id,
@@ -110,7 +103,7 @@ def _entry(row: LedgerEntry) -> EntryData:
     )
 
 
-def _delivery(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
+def delivery_data(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
     assert row.id is not None
     before = SpoolReading(row.before_used_weight, row.before_last_used)
     return DeliveryData(
@@ -127,7 +120,7 @@ def _delivery(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
     )
 
 
-def _assigned_spool(session: Session, printer: str, tray: int | None) -> int | None:
+def assigned_spool(session: Session, printer: str, tray: int | None) -> int | None:
     if tray is None:
         return None
     statement = select(SlotAssignment.spool_id).where(SlotAssignment.printer == printer, SlotAssignment.tray == tray)
@@ -148,7 +141,7 @@ def write_session(db: Database) -> Iterator[Session]:
         yield session
 
 
-def _rows_changed(db: Database, statement: Any) -> int:
+def rows_changed(db: Database, statement: Any) -> int:
     with write_session(db) as session:
         result = session.exec(statement)
         session.commit()
@@ -174,7 +167,7 @@ def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
         raise LookupError(f"no job {job_id}")
     rows = []
     for line, tray in zip(lines, trays, strict=True):
-        spool_id = _assigned_spool(session, job.printer, tray)
+        spool_id = assigned_spool(session, job.printer, tray)
         row = LedgerEntry(
             job_id=job_id,
             printer=job.printer,
@@ -202,7 +195,7 @@ def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: 
     with write_session(db) as session:
         rows = add_bills(session, job_id, lines, trays_of(lines, mapping))
         session.commit()
-        return [_entry(row) for row in rows]
+        return [entry_data(row) for row in rows]
 
 
 def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
@@ -257,7 +250,7 @@ def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int
         job = session.get(JobRow, job_id)
         if job is None:
             raise LookupError(f"no job {job_id}")
-        spool_id = _assigned_spool(session, job.printer, resolved)
+        spool_id = assigned_spool(session, job.printer, resolved)
         statement = (
             update(LedgerEntry)
             .where(
@@ -282,73 +275,7 @@ def repoint(db: Database, entry_ids: Iterable[int], spool_id: int) -> int:
         )
         .values(spool_id=spool_id, state=READY, error=None, delivery_id=None, updated_at=utcnow())
     )
-    return _rows_changed(db, statement)
-
-
-def deleted_note(spool_id: int) -> str:
-    return f"spool #{spool_id} was deleted in Spoolman"
-
-
-@dataclass(frozen=True)
-class SpoolGone:
-    """What :func:`spool_gone` did with a deleted spool's bills."""
-
-    spool_id: int
-    waiting: int  # back to waiting for their tray's next spool
-    moved: dict[int, int]  # spool id -> bills sent on to the spool their tray holds now
-    rejected: int  # no tray to wait on (spool-specific entries)
-    cleared: list[tuple[str, int]]  # (printer, tray) assignments that pointed at the deleted spool
-
-
-def spool_gone(db: Database, spool_id: int, *, delivery_id: int | None = None) -> SpoolGone:
-    """Spoolman says the spool does not exist (404): its unsent bills wait for their tray's next spool.
-
-    In one transaction: the request ``delivery_id`` (if any) is closed as rejected; every tray still
-    assigned to the spool is emptied, so new bills wait instead of bouncing to it; each of the spool's
-    ``ready`` entries goes to the spool its tray holds now, else back to ``waiting_spool`` (left by
-    :func:`on_assignment`), both with the note. An entry without a tray (spool-specific) is rejected.
-    """
-    note = deleted_note(spool_id)
-    now = utcnow()
-    with write_session(db) as session:
-        if delivery_id is not None:
-            delivery = session.get(SpoolDelivery, delivery_id)
-            if delivery is not None and delivery.state == SENDING:
-                delivery.state, delivery.note, delivery.settled_at = REJECTED, note, now
-                session.add(delivery)
-                session.exec(  # type: ignore[call-overload]
-                    update(LedgerEntry)
-                    .where(col(LedgerEntry.delivery_id) == delivery_id)
-                    .values(state=READY, delivery_id=None, updated_at=now)
-                )
-        cleared = [
-            (row.printer, row.tray)
-            for row in session.exec(select(SlotAssignment).where(SlotAssignment.spool_id == spool_id))
-        ]
-        session.exec(delete(SlotAssignment).where(col(SlotAssignment.spool_id) == spool_id))  # type: ignore[call-overload]
-        ours = (col(LedgerEntry.spool_id) == spool_id, col(LedgerEntry.state) == READY)
-        trays = session.exec(
-            select(LedgerEntry.printer, LedgerEntry.tray).where(*ours).group_by(LedgerEntry.printer, LedgerEntry.tray)
-        ).all()
-        waiting, rejected, moved = 0, 0, {}
-        for printer, tray in trays:
-            if tray is None:
-                statement = update(LedgerEntry).where(*ours, col(LedgerEntry.tray).is_(None))
-                result = session.exec(statement.values(state=REJECTED, error=note, updated_at=now))  # type: ignore[call-overload]
-                rejected += int(result.rowcount)
-                continue
-            current = _assigned_spool(session, printer, tray)
-            same_tray = (col(LedgerEntry.printer) == printer, col(LedgerEntry.tray) == tray)
-            statement = update(LedgerEntry).where(*ours, *same_tray)
-            result = session.exec(  # type: ignore[call-overload]
-                statement.values(spool_id=current, state=initial_state(tray, current), error=note, updated_at=now)
-            )
-            if current is None:
-                waiting += int(result.rowcount)
-            else:
-                moved[current] = moved.get(current, 0) + int(result.rowcount)
-        session.commit()
-    return SpoolGone(spool_id, waiting, moved, rejected, cleared)
+    return rows_changed(db, statement)
 
 
 def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
@@ -365,7 +292,7 @@ def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
         )
         .values(state=READY, error=None, delivery_id=None, updated_at=utcnow())
     )
-    return _rows_changed(db, statement)
+    return rows_changed(db, statement)
 
 
 def reject(db: Database, entry_ids: Iterable[int], note: str) -> int:
@@ -375,18 +302,7 @@ def reject(db: Database, entry_ids: Iterable[int], note: str) -> int:
         .where(col(LedgerEntry.id).in_(list(entry_ids)), col(LedgerEntry.state) == READY)
         .values(state=REJECTED, error=note, updated_at=utcnow())
     )
-    return _rows_changed(db, statement)
-
-
-def resolve_doubtful(db: Database, delivery_id: int, *, applied: bool) -> int:
-    """A person settles a doubtful delivery: confirm it (delivered) or re-queue its entries."""
-    with db.session() as session:
-        delivery = session.get(SpoolDelivery, delivery_id)
-        if delivery is None or delivery.state != DOUBTFUL:
-            return 0
-        count = _finish(session, delivery, DELIVERED if applied else NOT_APPLIED, note="settled by hand")
-        session.commit()
-    return count
+    return rows_changed(db, statement)
 
 
 def entries(
@@ -404,7 +320,7 @@ def entries(
     if states is not None:
         statement = statement.where(col(LedgerEntry.state).in_(list(states)))
     with db.session() as session:
-        return [_entry(row) for row in session.exec(statement)]
+        return [entry_data(row) for row in session.exec(statement)]
 
 
 def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryData]:
@@ -419,233 +335,4 @@ def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryDat
         for delivery_id, entry_id in session.exec(links):
             if delivery_id is not None and entry_id is not None:
                 ids.setdefault(delivery_id, []).append(entry_id)
-    return [_delivery(row, sorted(ids.get(row.id or 0, []))) for row in rows]
-
-
-# --- the outbox's side ---------------------------------------------------------------------------
-
-
-def spools_with_work(db: Database) -> list[int]:
-    """Spools with entries to send or settle, the one waiting longest first."""
-    statement = (
-        select(LedgerEntry.spool_id, func.min(LedgerEntry.id))
-        .where(col(LedgerEntry.state).in_((READY, SENDING)), col(LedgerEntry.spool_id).is_not(None))
-        .group_by(LedgerEntry.spool_id)
-        .order_by(func.min(LedgerEntry.id))
-    )
-    with db.session() as session:
-        return [spool_id for spool_id, _first in session.exec(statement)]
-
-
-def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:
-    """The spool's request whose outcome is not known yet (at most one by construction)."""
-    with db.session() as session:
-        row = session.exec(
-            select(SpoolDelivery).where(SpoolDelivery.spool_id == spool_id, SpoolDelivery.state == SENDING)
-        ).first()
-        if row is None:
-            return None
-        ids = session.exec(select(LedgerEntry.id).where(LedgerEntry.delivery_id == row.id)).all()
-        return _delivery(row, (i for i in ids if i is not None))
-
-
-def ready_entries(db: Database, spool_id: int, limit: int | None) -> list[EntryData]:
-    statement = (
-        select(LedgerEntry)
-        .where(LedgerEntry.spool_id == spool_id, LedgerEntry.state == READY)
-        .order_by(col(LedgerEntry.id))
-    )
-    if limit is not None:
-        statement = statement.limit(limit)
-    with db.session() as session:
-        return [_entry(row) for row in session.exec(statement)]
-
-
-def note_held(db: Database, entry_ids: Iterable[int], note: str) -> int:
-    """Say on queued entries why they are not sent yet (written once, not on every pass)."""
-    statement = (
-        update(LedgerEntry)
-        .where(
-            col(LedgerEntry.id).in_(list(entry_ids)),
-            col(LedgerEntry.state) == READY,
-            (col(LedgerEntry.error).is_(None)) | (col(LedgerEntry.error) != note),
-        )
-        .values(error=note, updated_at=utcnow())
-    )
-    return _rows_changed(db, statement)
-
-
-class LedgerConflict(RuntimeError):
-    """The entries changed under the outbox (another writer); nothing was sent."""
-
-
-def begin_delivery(
-    db: Database,
-    spool_id: int,
-    entry_ids: Sequence[int],
-    *,
-    mm: float,
-    expected_g: float,
-    before: SpoolReading,
-    sent_at: datetime | None = None,
-) -> DeliveryData:
-    """Record a request *before* it leaves: the entries become ``sending`` with what settling needs."""
-    with db.session() as session:
-        if session.exec(
-            select(SpoolDelivery.id).where(SpoolDelivery.spool_id == spool_id, SpoolDelivery.state == SENDING)
-        ).first():
-            raise LedgerConflict(f"spool {spool_id} already has a request in flight")
-        row = SpoolDelivery(
-            spool_id=spool_id,
-            mm=mm,
-            expected_g=expected_g,
-            before_used_weight=before.used_weight,
-            before_last_used=before.last_used,
-            state=SENDING,
-            sent_at=sent_at or utcnow(),
-        )
-        session.add(row)
-        session.flush()
-        result = session.exec(  # type: ignore[call-overload]
-            update(LedgerEntry)
-            .where(
-                col(LedgerEntry.id).in_(list(entry_ids)),
-                col(LedgerEntry.state) == READY,
-                col(LedgerEntry.spool_id) == spool_id,
-            )
-            .values(state=SENDING, delivery_id=row.id, updated_at=utcnow())
-        )
-        if result.rowcount != len(entry_ids):
-            session.rollback()
-            raise LedgerConflict(f"entries of spool {spool_id} changed before sending")
-        session.commit()
-        return _delivery(row, entry_ids)
-
-
-def finish_delivery(
-    db: Database, delivery_id: int, state: str, *, after_used_weight: float | None = None, note: str | None = None
-) -> int:
-    """Record how a request ended: ``delivered``, ``doubtful``, ``rejected``, ``not_sent``, ``not_applied``."""
-    with db.session() as session:
-        delivery = session.get(SpoolDelivery, delivery_id)
-        if delivery is None:
-            raise LookupError(f"no delivery {delivery_id}")
-        count = _finish(session, delivery, state, after_used_weight=after_used_weight, note=note)
-        session.commit()
-    return count
-
-
-_ENTRY_STATE_AFTER = {
-    DELIVERED: DELIVERED,
-    DOUBTFUL: DOUBTFUL,
-    REJECTED: REJECTED,
-    NOT_SENT: READY,
-    NOT_APPLIED: READY,
-}
-
-
-def _finish(
-    session: Session,
-    delivery: SpoolDelivery,
-    state: str,
-    *,
-    after_used_weight: float | None = None,
-    note: str | None = None,
-) -> int:
-    entry_state = _ENTRY_STATE_AFTER[state]
-    now = utcnow()
-    delivery.state = state
-    delivery.after_used_weight = after_used_weight
-    delivery.note = note
-    delivery.settled_at = now
-    session.add(delivery)
-    values: dict[str, Any] = {"state": entry_state, "updated_at": now}
-    if entry_state == READY:
-        values["delivery_id"] = None  # free to join the next request; the delivery row stays as history
-    if entry_state == REJECTED:
-        values["error"] = note
-    result = session.exec(  # type: ignore[call-overload]
-        update(LedgerEntry).where(col(LedgerEntry.delivery_id) == delivery.id).values(**values)
-    )
-    return int(result.rowcount)
-
-
-# --- the backlog -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpoolBacklog:
-    spool_id: int
-    count: int
-    mm: float
-    grams: float
-    oldest: datetime
-    sending: bool  # a request's outcome is still unknown (settled before anything else is sent)
-
-
-@dataclass(frozen=True)
-class WaitingBills:
-    """Bills that cannot be sent yet: their tray is unknown or has no spool."""
-
-    printer: str
-    tray: int | None
-    state: str
-    count: int
-    mm: float
-    grams: float
-    oldest: datetime
-
-
-@dataclass(frozen=True)
-class Backlog:
-    spools: list[SpoolBacklog]
-    waiting: list[WaitingBills]
-    rejected: int
-    doubtful: int
-
-    @property
-    def count(self) -> int:
-        return sum(s.count for s in self.spools) + sum(w.count for w in self.waiting)
-
-
-def backlog(db: Database) -> Backlog:
-    sums = (func.count(), func.sum(LedgerEntry.mm), func.sum(LedgerEntry.grams), func.min(LedgerEntry.created_at))
-    with db.session() as session:
-        queued = session.exec(
-            select(LedgerEntry.spool_id, *sums, func.max(LedgerEntry.state == SENDING))
-            .where(col(LedgerEntry.state).in_((READY, SENDING)))
-            .group_by(LedgerEntry.spool_id)
-            .order_by(LedgerEntry.spool_id)
-        ).all()
-        waiting = session.exec(
-            select(LedgerEntry.printer, LedgerEntry.tray, LedgerEntry.state, *sums)
-            .where(col(LedgerEntry.state).in_((WAITING_TRAY, WAITING_SPOOL)))
-            .group_by(LedgerEntry.printer, LedgerEntry.tray, LedgerEntry.state)
-            .order_by(LedgerEntry.printer, LedgerEntry.tray)
-        ).all()
-        flagged = dict(
-            session.exec(
-                select(LedgerEntry.state, func.count())
-                .where(col(LedgerEntry.state).in_((REJECTED, DOUBTFUL)))
-                .group_by(LedgerEntry.state)
-            ).all()
-        )
-    # SQLite hands back MIN() of a timestamp column as text; the type decorator is bypassed.
-    return Backlog(
-        spools=[
-            SpoolBacklog(spool_id, count, mm, grams, _as_datetime(oldest), bool(sending))
-            for spool_id, count, mm, grams, oldest, sending in queued
-        ],
-        waiting=[
-            WaitingBills(printer, tray, state, count, mm, grams, _as_datetime(oldest))
-            for printer, tray, state, count, mm, grams, oldest in waiting
-        ],
-        rejected=flagged.get(REJECTED, 0),
-        doubtful=flagged.get(DOUBTFUL, 0),
-    )
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return [delivery_data(row, sorted(ids.get(row.id or 0, []))) for row in rows]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from server.billing import ledger
+from server.billing import backlog, deliveries, errors, ledger
 from server.billing.settlement import (
     CARRY_NOTE,
     DELIVERED,
@@ -61,7 +61,7 @@ class SpoolmanUse(Protocol):
 class OutboxStatus:
     """The backlog for the UI and the API, with the worker's last problem."""
 
-    backlog: ledger.Backlog
+    backlog: backlog.Backlog
     last_error: str | None
     last_error_at: datetime | None
     retry_at: datetime | None
@@ -156,8 +156,8 @@ class Outbox:
             pass
 
     async def backlog(self) -> OutboxStatus:
-        backlog = await asyncio.to_thread(ledger.backlog, self.db)
-        return OutboxStatus(backlog, self.last_error, self.last_error_at, self.retry_at)
+        waiting = await asyncio.to_thread(backlog.backlog, self.db)
+        return OutboxStatus(waiting, self.last_error, self.last_error_at, self.retry_at)
 
     # --- one spool ------------------------------------------------------------------------------
 
@@ -165,9 +165,10 @@ class Outbox:
         """Per spool with work, its open delivery or else its ready entries, read in one thread hop
         (each hop costs the billing path a few milliseconds on a busy machine)."""
         work: dict[int, tuple[ledger.DeliveryData | None, list[ledger.EntryData]]] = {}
-        for spool_id in ledger.spools_with_work(self.db):
-            in_flight = ledger.open_delivery(self.db, spool_id)
-            work[spool_id] = (in_flight, [] if in_flight else ledger.ready_entries(self.db, spool_id, self.max_batch))
+        for spool_id in deliveries.spools_with_work(self.db):
+            in_flight = deliveries.open_delivery(self.db, spool_id)
+            ready = [] if in_flight else deliveries.ready_entries(self.db, spool_id, self.max_batch)
+            work[spool_id] = (in_flight, ready)
         return work
 
     async def _serve_spool(self, spool_id: int, in_flight: ledger.DeliveryData | None,
@@ -183,7 +184,7 @@ class Outbox:
             return False
         try:
             return await self._send(spool_id, batch)
-        except ledger.LedgerConflict as conflict:
+        except errors.LedgerConflict as conflict:
             # The entries were re-pointed or the like between reading and recording: nothing was
             # sent, so the next pass simply reads them again.
             log.info("spool %d: %s", spool_id, conflict)
@@ -200,7 +201,7 @@ class Outbox:
         verdict = settle(delivery.before, delivery.expected_g, _reading(spool))
         state = {
             Outcome.APPLIED: DELIVERED,
-            Outcome.NOT_APPLIED: ledger.NOT_APPLIED,
+            Outcome.NOT_APPLIED: deliveries.NOT_APPLIED,
             Outcome.DOUBTFUL: DOUBTFUL,
         }[verdict.outcome]
         level = logging.WARNING if verdict.outcome is Outcome.DOUBTFUL else logging.INFO
@@ -238,17 +239,17 @@ class Outbox:
         expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
         if carry_forward(spool.used_weight, expected) and len(batch) >= self.max_batch:
             # The held retractions fill a batch: look at everything queued, the next bill may be behind.
-            batch = await asyncio.to_thread(ledger.ready_entries, self.db, spool_id, None)
+            batch = await asyncio.to_thread(deliveries.ready_entries, self.db, spool_id, None)
             mm = sum(entry.mm for entry in batch)
             expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
         if carry_forward(spool.used_weight, expected):
             # Spoolman would floor it at 0 and part of it would vanish: it waits, visibly, for the
             # spool's next positive bill, so what Spoolman adds equals the ledger.
-            await asyncio.to_thread(ledger.note_held, self.db, [entry.id for entry in batch], CARRY_NOTE)
+            await asyncio.to_thread(deliveries.note_held, self.db, [entry.id for entry in batch], CARRY_NOTE)
             return False
         ids = [entry.id for entry in batch]
         delivery = await asyncio.to_thread(
-            ledger.begin_delivery,
+            deliveries.begin_delivery,
             self.db,
             spool_id,
             ids,
@@ -267,7 +268,7 @@ class Outbox:
             used = await self.client.use_spool(spool_id, length_mm=mm)
         except SpoolmanUnreachable as error:
             if not error.request_sent:
-                await self._finish(delivery.id, delivery.spool_id, ledger.NOT_SENT, note=str(error))
+                await self._finish(delivery.id, delivery.spool_id, deliveries.NOT_SENT, note=str(error))
             raise  # request_sent: stays "sending" and is settled first on the next pass
         except SpoolmanNotFound:
             await self._spool_gone(spool_id, delivery.id)
@@ -290,7 +291,7 @@ class Outbox:
         return note
 
     async def _spool_gone(self, spool_id: int, delivery_id: int | None = None) -> None:
-        gone = await asyncio.to_thread(ledger.spool_gone, self.db, spool_id, delivery_id=delivery_id)
+        gone = await asyncio.to_thread(deliveries.spool_gone, self.db, spool_id, delivery_id=delivery_id)
         log.warning(
             "spool %d was deleted in Spoolman: %d bill(s) wait for their tray's next spool, %s sent to the "
             "spool their tray holds now, %d rejected (no tray); trays emptied: %s",
@@ -316,7 +317,8 @@ class Outbox:
     async def _finish(
         self, delivery: int, spool_id: int, state: str, *, after: float | None = None, note: str | None = None
     ) -> None:
-        await asyncio.to_thread(ledger.finish_delivery, self.db, delivery, state, after_used_weight=after, note=note)
+        await asyncio.to_thread(deliveries.finish_delivery, self.db, delivery, state, after_used_weight=after,
+                                note=note)
         if state == REJECTED:
             log.warning("delivery %d to spool %d rejected: %s", delivery, spool_id, note)
         if self.on_change is not None and state in (DELIVERED, DOUBTFUL):

@@ -93,8 +93,8 @@ UNIT_FIELDS: dict[str, Any] = {
     "id": WORD, "info": WORD, "temp": NUMBER, "humidity": NUMBER, "humidity_raw": NUMBER,
     "tray": Entries(TRAY_FIELDS, 8),
 }
-# What Layerwise reads from a merged state (printer/trays.py, jobs/lifecycle.py, jobs/checkpoint.py, jobs/mapping.py,
-# job_tracker.py; web/ reads only the tray view). A key missing here is dropped from every report.
+# What Layerwise reads from a merged state (printer/trays.py, jobs/lifecycle.py, jobs/checkpoint.py,
+# jobs/mapping.py, jobs/tracker.py; web/ reads only the tray view). A key missing here is dropped from every report.
 STATE_FIELDS: dict[str, Any] = {
     "command": SCALAR, "msg": SCALAR, "sequence_id": SCALAR,
     "gcode_state": TEXT, "subtask_name": NAME, "gcode_file": NAME, "task_id": SCALAR, "subtask_id": SCALAR,

@@ -23,26 +23,20 @@ from dataclasses import asdict, dataclass, field
 from server.config import RfidConfig
 from server.db import Database, repo
 from server.events import Event, EventBus
-from server.printer.trays import PrinterView, TrayView
+from server.printer.trays import PrinterView
 from server.slots import rfid
-from server.slots.service import SlotError, SlotService
-from server.spoolman import Spool, SpoolmanClient, SpoolmanError
+from server.slots.errors import RfidError, SlotError
+from server.slots.service import SlotService
+from server.slots.tag_spools import TagSpools
+from server.spoolman import SpoolmanClient, SpoolmanError
 
 log = logging.getLogger(__name__)
 
-FIELD_NAME = "Bambu tray UUID"  # the extra field's label in Spoolman's UI
-VENDOR_NAME = "Bambu Lab"
 RETRY_SECONDS = 30.0  # a lookup that failed (Spoolman down) is retried this long after, on the next view
 LOOKUP_TTL = 60.0  # tag -> spool answers are reused this long; a spool tagged meanwhile waits this much
 # A tray must look empty this long before its assignment goes: A1 deltas carry a loaded tray as a bare
 # {id} now and then (the real cloud sequence does, 2 s before the full data), which reads as "empty".
 EMPTY_GRACE = 10.0
-_PAGE = 100
-_CREATED_KEY = "rfid.created"
-
-
-class RfidError(SlotError):
-    """An RFID action that cannot be done; the message is fit to show a user."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +88,7 @@ class RfidService:
         self.empty_grace = empty_grace
         self.options = rfid.Options(auto_assign=config.auto_assign, create_spools=config.create_spools)
         self._printers: dict[str, _Printer] = {}
-        self._cache: dict[str, tuple[float, int | None]] = {}
-        self._field_ready = False
-        self._spoolman_down = False
-        self._create_lock = asyncio.Lock()
-        self._vendor_id: int | None = None
+        self.tags = TagSpools(config.extra_field, spoolman, db, lookup_ttl=lookup_ttl)
         self._no_client_logged = False
 
     # ----- feeding ----------------------------------------------------------------------------------
@@ -175,7 +165,7 @@ class RfidService:
         held = await asyncio.to_thread(repo.get_assignment, self.db, printer, tray)
         if held is None or held.source not in rfid.PERSON_SOURCES:
             return None
-        lookup = await self._lookup({tag})
+        lookup = await self.tags.lookup({tag})
         if tag not in lookup or lookup[tag] is not None:
             return None
         return TagOffer(printer, tray, tag, held.spool_id)
@@ -186,14 +176,14 @@ class RfidService:
         tag = await self._current_tag(printer, tray)
         if tag is None:
             raise RfidError(f"{printer} tray {tray} reports no RFID tag")
-        client = self._client()
-        await self._ensure_field(client)
-        for other in (await self._scan(client, {tag})).get(tag, []):
+        client = self.tags.client()
+        await self.tags.ensure_field(client)
+        for other in (await self.tags.scan(client, {tag})).get(tag, []):
             if other != spool_id:
                 log.info("tag %s moves from spool %s to spool %s", tag, other, spool_id)
                 await client.patch_spool_extra(other, {self.config.extra_field: None})
         await client.patch_spool_extra(spool_id, {self.config.extra_field: tag})
-        self._cache[tag] = (time.monotonic(), spool_id)
+        self.tags.remember(tag, spool_id)
         self.slots.spools.invalidate(spool_id)
 
     # ----- the worker ---------------------------------------------------------------------------------
@@ -228,7 +218,7 @@ class RfidService:
         waiting = self._still_in_grace(state, view, trays, held)
         trays -= waiting.keys()
         tags = rfid.tags_to_look_up(view, trays)
-        lookup = await self._lookup(tags) if tags and await self._ensure_field(client, quiet=True) else {}
+        lookup = await self.tags.lookup(tags) if tags and await self.tags.ensure_field(client, quiet=True) else {}
         actions = rfid.decide(state.applied, view, held, lookup, self.options, trays=trays, kept=state.kept)
         failed: set[int] = set()
         for action in actions:
@@ -276,17 +266,17 @@ class RfidService:
                 await self.slots.assign(printer, action.tray, action.spool_id, source="rfid", move=True)
                 return True
             tray = view.tray(action.tray)
-            spool_id = await self._create(printer, action, tray) if tray is not None else None
+            spool_id = await self.tags.create(printer, action, tray) if tray is not None else None
             if spool_id is not None:
                 await self.slots.assign(printer, action.tray, spool_id, source="rfid", move=True)
             return True
         except SpoolmanError as error:
-            self._note_down(error)
+            self.tags.note_down(error)
             return False
         except SlotError as error:
             # E.g. the spool was deleted between the lookup and the assignment: look again next time.
             log.warning("RFID: %s tray %s: %s", printer, action.tray, error)
-            self._cache.clear()
+            self.tags.forget()
             return False
 
     # ----- conflicts ----------------------------------------------------------------------------------
@@ -304,133 +294,6 @@ class RfidService:
         if state.conflicts.pop(tray, None) is not None:
             self.bus.publish(Event("rfid", printer, {"tray": tray, "conflict": None}))
 
-    # ----- Spoolman -----------------------------------------------------------------------------------
-
-    def _client(self) -> SpoolmanClient:
-        if self.spoolman is None:
-            raise RfidError("no Spoolman is configured")
-        return self.spoolman
-
-    def _note_down(self, error: SpoolmanError) -> None:
-        if not self._spoolman_down:
-            self._spoolman_down = True
-            log.warning("RFID matching waits for Spoolman: %s", error)
-
-    def _note_up(self) -> None:
-        if self._spoolman_down:
-            self._spoolman_down = False
-            log.info("RFID matching: Spoolman answers again")
-
-    async def _ensure_field(self, client: SpoolmanClient, quiet: bool = False) -> bool:
-        """Register the tag field in Spoolman once; False (quiet) or raise while Spoolman is down."""
-        if self._field_ready:
-            return True
-        try:
-            await client.ensure_spool_field(self.config.extra_field, FIELD_NAME)
-        except SpoolmanError as error:
-            if not quiet:
-                raise
-            self._note_down(error)
-            return False
-        self._field_ready = True
-        self._note_up()
-        return True
-
-    async def _lookup(self, tags: set[str]) -> dict[str, int | None]:
-        """Tag -> spool carrying it (lowest id if several), from the cache or one scan of Spoolman's spools.
-        Tags missing from the answer could not be looked up."""
-        now = time.monotonic()
-        found = {t: hit[1] for t in tags if (hit := self._cache.get(t)) and now - hit[0] < self.lookup_ttl}
-        missing = tags - found.keys()
-        if not missing or self.spoolman is None:
-            return found
-        try:
-            scanned = await self._scan(self.spoolman, missing)
-        except SpoolmanError as error:
-            self._note_down(error)
-            return found
-        self._note_up()
-        for tag in missing:
-            ids = scanned.get(tag, [])
-            if len(ids) > 1:
-                log.warning("RFID tag %s is on several spools %s; using spool %s", tag, ids, ids[0])
-            found[tag] = ids[0] if ids else None
-            self._cache[tag] = (now, found[tag])
-        return found
-
-    async def _scan(self, client: SpoolmanClient, tags: set[str]) -> dict[str, list[int]]:
-        """Spool ids per tag, read from every active spool (Spoolman cannot filter by extra field)."""
-        out: dict[str, list[int]] = {}
-        offset = 0
-        while True:
-            page = await client.list_spools(limit=_PAGE, offset=offset, sort="id:asc")
-            for spool in page.items:
-                tag = _spool_tag(spool, self.config.extra_field)
-                if tag in tags:
-                    out.setdefault(tag, []).append(spool.id)
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                return {tag: sorted(ids) for tag, ids in out.items()}
-
-    async def _create(self, printer: str, action: rfid.Create, tray: TrayView) -> int | None:
-        """The spool for an unknown tag: looked up once more, else created. One creation at a time, and
-        the tag is always looked up first, so repeated reports, reconnects and a lost answer to an
-        earlier create never give a tag a second spool."""
-        client = self._client()
-        async with self._create_lock:
-            await self._ensure_field(client)
-            existing = (await self._scan(client, {action.tag})).get(action.tag)
-            if existing:
-                self._cache[action.tag] = (time.monotonic(), existing[0])
-                return existing[0]
-            created = json.loads(await asyncio.to_thread(repo.get_meta, self.db, _CREATED_KEY) or "{}")
-            if action.tag in created:
-                # Ours, but the tag was taken off it (or it was archived): the user decided; do not recreate.
-                log.info("RFID tag %s: spool %s created for it earlier no longer carries it; not creating another",
-                         action.tag, created[action.tag])
-                return None
-            filament_id = await self._filament_for(client, action.spool)
-            weight = action.spool.weight_g
-            used = None
-            if weight and tray.remain_percent is not None:
-                used = round(weight * (100 - tray.remain_percent) / 100, 1)
-            spool = await client.create_spool(
-                filament_id, initial_weight=weight, used_weight=used,
-                comment=f"created by Layerwise from the RFID tag in {printer} tray {action.tray}",
-                extra={self.config.extra_field: action.tag},
-            )
-            created[action.tag] = spool.id
-            await asyncio.to_thread(repo.set_meta, self.db, _CREATED_KEY, json.dumps(created))
-            self._cache[action.tag] = (time.monotonic(), spool.id)
-            log.info("RFID: created spool %s for tag %s (%s tray %s)", spool.id, action.tag, printer, action.tray)
-            return spool.id
-
-    async def _filament_for(self, client: SpoolmanClient, wanted: rfid.NewSpool) -> int:
-        """An existing Bambu Lab filament of this material and colour, else a new one."""
-        vendor_id = await self._bambu_vendor(client)
-        page = await client.list_filaments(vendor_id=vendor_id, material=wanted.material, limit=_PAGE)
-        candidates = [
-            f for f in page.items
-            if (f.material or "").upper() == wanted.material.upper()
-            and (f.color_hex or "").upper()[:6] == (wanted.color_hex or "")
-        ]
-        if candidates:
-            named = [f for f in candidates if wanted.name and (f.name or "").lower() == wanted.name.lower()]
-            return min(named or candidates, key=lambda f: f.id).id
-        filament = await client.create_filament(
-            density=wanted.density, diameter=wanted.diameter, name=wanted.name or wanted.material,
-            vendor_id=vendor_id, material=wanted.material, weight=wanted.weight_g, color_hex=wanted.color_hex,
-        )
-        return filament.id
-
-    async def _bambu_vendor(self, client: SpoolmanClient) -> int:
-        if self._vendor_id is None:
-            page = await client.list_vendors(name=VENDOR_NAME, limit=_PAGE)
-            exact = [v for v in page.items if v.name.strip().lower() == VENDOR_NAME.lower()]
-            vendor = min(exact, key=lambda v: v.id) if exact else await client.create_vendor(VENDOR_NAME)
-            self._vendor_id = vendor.id
-        return self._vendor_id
-
     # ----- state --------------------------------------------------------------------------------------
 
     async def _state(self, printer: str) -> _Printer:
@@ -447,11 +310,6 @@ class RfidService:
         state = await self._state(printer)
         view = state.latest.tray(tray) if state.latest is not None else None
         return rfid.tray_tag(view) if view is not None and view.present else None
-
-
-def _spool_tag(spool: Spool, key: str) -> str | None:
-    value = spool.extra_value(key)
-    return value.strip().upper() if isinstance(value, str) and value.strip() else None
 
 
 def _trays_key(printer: str) -> str:

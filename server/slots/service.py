@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from server.billing import ledger
 from server.billing.outbox import Outbox
 from server.db import Database, repo
 from server.events import Event, EventBus
+from server.slots.errors import InvalidTray, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.spoolman import SpoolmanError
 from server.spoolman.directory import SpoolDirectory
 
@@ -21,34 +21,6 @@ log = logging.getLogger(__name__)
 
 EXTERNAL_TRAYS = (254, 255)
 SOURCES = ("manual", "rfid", "env")
-
-
-class SlotError(Exception):
-    """A slot action that cannot be done; the message is fit to show a user."""
-
-
-class UnknownPrinter(SlotError):
-    pass
-
-
-class InvalidTray(SlotError):
-    pass
-
-
-class SpoolNotFound(SlotError):
-    pass
-
-
-@dataclass(frozen=True)
-class SpoolElsewhere(SlotError):
-    """The spool is already assigned to another slot; repeat with ``move=True`` to move it."""
-
-    spool_id: int
-    printer: str
-    tray: int
-
-    def __str__(self) -> str:
-        return f"spool {self.spool_id} is already in {self.printer} tray {self.tray}"
 
 
 def validate_tray(tray: int) -> int:

@@ -16,8 +16,8 @@ from server.jobs import store as job_store
 from server.jobs.tracker import THUMBNAIL_FILE
 from server.printer.task import PrinterTask
 from server.runtime import Runtime
+from server.slots.errors import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.slots.rfid_service import RfidConflict, RfidService, TagOffer
-from server.slots.service import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import ledger_api
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out

@@ -11,7 +11,7 @@ from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import Template
 
-from server.billing.attention import job_name
+from server.billing.statements import job_name
 from server.jobs import store as job_store
 from server.jobs.store import JobSummary
 from server.runtime import Runtime

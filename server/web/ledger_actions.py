@@ -9,7 +9,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from server.billing import attention, corrections, ledger
+from server.billing import attention, corrections, ledger, statements
 from server.billing.attention import Selector
 from server.billing.settlement import WAITING_TRAY
 from server.events import Event
@@ -46,7 +46,7 @@ class SelectorIn:
 
 @dataclass
 class SpoolLogView:
-    log: attention.SpoolLog
+    log: statements.SpoolLog
     spool: SpoolOut | None
     archived: bool
     missing: bool  # Spoolman says there is no such spool (deleted)
@@ -56,7 +56,7 @@ class SpoolLogView:
 async def spool_log(runtime: Runtime, spool_id: int, *, limit: int = 50, offset: int = 0,
                     job_id: int | None = None) -> SpoolLogView | None:
     """The spool's log page with the spool's details; None when neither the ledger nor Spoolman know it."""
-    log = await asyncio.to_thread(attention.spool_log, runtime.db, spool_id, limit=limit, offset=offset,
+    log = await asyncio.to_thread(statements.spool_log, runtime.db, spool_id, limit=limit, offset=offset,
                                   job_id=job_id)
     spool, error = None, None
     try:
@@ -100,7 +100,7 @@ async def state_tray(runtime: Runtime, job_id: int, filament_index: int, tray: i
         changed = await asyncio.to_thread(ledger.on_mapping_learned, runtime.db, job_id, filament_index, tray)
     _wake(runtime)
     _announce(runtime, job.printer, job_id=job_id)
-    label = attention.tray_label(tray)
+    label = statements.tray_label(tray)
     return changed, f"Filament {filament_index + 1} came from tray {label}: {_plural(changed)} released."
 
 

@@ -22,10 +22,10 @@ from litestar.response import File, Response, Template
 
 from server import __version__
 from server.assets import manifest_path, static_dir, templates_dir
-from server.billing import attention, ledger
+from server.billing import attention, backlog, statements
 from server.jobs import store as job_store
 from server.runtime import Runtime
-from server.slots.service import SlotError, SpoolElsewhere
+from server.slots.errors import SlotError, SpoolElsewhere
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
@@ -204,7 +204,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
             found.others += 1
     queued = 0
     if any(p.spoolman_error for p in printers):  # bills queued for Spoolman: say how many wait to be sent
-        queued = sum(s.count for s in (await asyncio.to_thread(ledger.backlog, runtime.db)).spools)
+        queued = sum(s.count for s in (await asyncio.to_thread(backlog.backlog, runtime.db)).spools)
     return {"thumbnails": thumbnails, "job_links": links, "summaries": summaries, "waiting": waiting,
             "queued": queued}
 
@@ -213,7 +213,7 @@ def place_words(printer: str, tray: int) -> str:
     """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool"."""
     if tray in (254, 255):
         return f"{printer} external spool"
-    return f"{printer} tray {attention.tray_label(tray)}"
+    return f"{printer} tray {statements.tray_label(tray)}"
 
 
 async def _placed(runtime: Runtime) -> dict[int, tuple[str, int]]:

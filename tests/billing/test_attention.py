@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import delete
 
-from server.billing import attention
+from server.billing import attention, errors, statements
 from server.billing.corrections import MM_STEP, refund_limit
 from server.billing.settlement import DELIVERED, DOUBTFUL, READY, REJECTED, WAITING_SPOOL, WAITING_TRAY, tolerance
 from server.db import Database
@@ -65,7 +65,7 @@ def test_a_correction_waiting_for_another_spool_has_no_tray() -> None:
 
 
 def test_tray_labels_are_the_dashboards() -> None:
-    assert [attention.tray_label(t) for t in (0, 3, 4, 15, 128, 254, 255, None)] == [
+    assert [statements.tray_label(t) for t in (0, 3, 4, 15, 128, 254, 255, None)] == [
         "A1", "A4", "B1", "D4", "HT1", "External L", "External", None]
 
 
@@ -75,7 +75,7 @@ def test_job_parts_sum_per_spool_and_hold_unresolved_apart() -> None:
         entry(WAITING_TRAY, filament=1, tray=None),
         entry(DELIVERED, spool=3, tray=None, kind="refund", mm=-5.0),
     ]
-    first, waiting = attention.job_parts(rows)
+    first, waiting = statements.job_parts(rows)
     assert (first.spool_id, first.count, first.first_layer, first.last_layer) == (3, 5, 0, 3)
     assert (first.mm_delivered, first.mm_pending, first.mm_corrected) == (25.0, 10.0, -5.0)
     assert (waiting.spool_id, waiting.filaments, waiting.mm_stuck) == (None, [2], 10.0)
@@ -158,10 +158,10 @@ def test_a_correction_is_written_once_even_when_confirmed_twice(tmp_path: Path) 
     assert refund is not None and charge > refund
     try:
         corrections.record(db, job, 3, 4, 40.0, 0.12, 40.0, 0.12)
-    except corrections.CorrectionConflict as conflict:
+    except errors.CorrectionConflict as conflict:
         assert "changed meanwhile" in str(conflict)
     else:
         raise AssertionError("the second correction was written")
-    kinds = [(e.kind, e.spool_id, e.mm) for e in attention.spool_log(db, 3).items]
+    kinds = [(e.kind, e.spool_id, e.mm) for e in statements.spool_log(db, 3).items]
     assert kinds == [("refund", 3, -40.0), ("bill", 3, 40.0)]
     db.close()

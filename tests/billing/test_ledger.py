@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ledger_helpers import PRINTER, Line, assign, new_job, open_db
 
-from server.billing import ledger
+from server.billing import backlog, deliveries, errors, ledger
 from server.billing.rules import BillLine
 from server.billing.settlement import DELIVERED, READY, REJECTED, WAITING_SPOOL, WAITING_TRAY, SpoolReading
 from server.db import Database, repo
@@ -54,7 +54,7 @@ def test_tray_without_spool_waits_and_a_later_assignment_releases_its_bills(db: 
     job = new_job(db)
     ledger.record_bills(db, job, [Line(1, 0, 5.0), Line(2, 0, 4.0)], {0: 3})
     assert states(db) == [(0, 3, None, WAITING_SPOOL)] * 2
-    waiting = ledger.backlog(db).waiting
+    waiting = backlog.backlog(db).waiting
     assert [(w.printer, w.tray, w.state, w.count, w.mm) for w in waiting] == [(PRINTER, 3, WAITING_SPOOL, 2, 9.0)]
 
     assert ledger.on_assignment(db, "another printer", 3, 40) == 0
@@ -119,8 +119,8 @@ def test_job_history_sums_grams_and_mm_per_spool(db: Database) -> None:
     )
     # Deliver layer 1 and 2 of spool 11 for the newer job.
     delivered = [e.id for e in ledger.entries(db, job_id=job) if e.spool_id == 11 and e.layer < 3]
-    delivery = ledger.begin_delivery(db, 11, delivered, mm=16.0, expected_g=1.6, before=SpoolReading(0, None))
-    ledger.finish_delivery(db, delivery.id, DELIVERED, after_used_weight=1.6)
+    delivery = deliveries.begin_delivery(db, 11, delivered, mm=16.0, expected_g=1.6, before=SpoolReading(0, None))
+    deliveries.finish_delivery(db, delivery.id, DELIVERED, after_used_weight=1.6)
     job_store.save_checkpoint(db, job, state="cancelled", final=True, reason=None)
 
     history = job_store.list_jobs(db, printer=PRINTER, limit=10)
@@ -151,7 +151,7 @@ def test_rejected_entries_are_counted_apart_and_can_be_repointed(db: Database) -
     assert ledger.reject(db, [entry.id], "Spoolman has no spool 11") == 1
     (summary,) = job_store.list_jobs(db)
     assert (summary.usage[0].mm_rejected, summary.mm) == (3.0, 0.0)
-    assert ledger.backlog(db).rejected == 1
+    assert backlog.backlog(db).rejected == 1
     assert ledger.repoint(db, [entry.id], 12) == 1
     assert states(db) == [(0, 0, 12, READY)]
     assert ledger.entries(db, states=[REJECTED]) == []
@@ -162,10 +162,10 @@ def test_only_one_request_in_flight_per_spool(db: Database) -> None:
     job = new_job(db)
     first, second = ledger.record_bills(db, job, [Line(1, 0, 1.0), Line(2, 0, 1.0)], {0: 0})
     reading = SpoolReading(0.0, None)
-    ledger.begin_delivery(db, 11, [first.id], mm=1.0, expected_g=0.003, before=reading)
-    with pytest.raises(ledger.LedgerConflict):
-        ledger.begin_delivery(db, 11, [second.id], mm=1.0, expected_g=0.003, before=reading)
+    deliveries.begin_delivery(db, 11, [first.id], mm=1.0, expected_g=0.003, before=reading)
+    with pytest.raises(errors.LedgerConflict):
+        deliveries.begin_delivery(db, 11, [second.id], mm=1.0, expected_g=0.003, before=reading)
     assert repo.get_assignment(db, PRINTER, 0) is not None
-    in_flight = ledger.open_delivery(db, 11)
+    in_flight = deliveries.open_delivery(db, 11)
     assert in_flight is not None and in_flight.entry_ids == (first.id,)
-    assert [s.sending for s in ledger.backlog(db).spools] == [True]
+    assert [s.sending for s in backlog.backlog(db).spools] == [True]

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from ledger_helpers import PRINTER, Line, new_job, open_db
 
-from server.billing import ledger
+from server.billing import deliveries, ledger
 from server.billing.outbox import Outbox
 from server.billing.settlement import (
     CARRY_NOTE,
@@ -51,7 +51,8 @@ from server.billing.settlement import (
 )
 from server.db import repo
 from server.events import EventBus
-from server.slots.service import SlotError, SlotService
+from server.slots.errors import SlotError
+from server.slots.service import SlotService
 from server.spoolman import Filament, Spool, SpoolmanNotFound, SpoolmanUnreachable
 from server.spoolman.directory import SpoolDirectory
 
@@ -205,7 +206,7 @@ class LedgerModel(RuleBasedStateMachine):
         return self.now
 
     def _delivery_of(self, spool_id: int) -> int | None:
-        open_delivery = ledger.open_delivery(self.db, spool_id)
+        open_delivery = deliveries.open_delivery(self.db, spool_id)
         return open_delivery.id if open_delivery else None
 
     def _start(self) -> tuple[Outbox, SlotService]:
@@ -352,7 +353,7 @@ class LedgerModel(RuleBasedStateMachine):
         doubtful = {e.delivery_id for e in ledger.entries(self.db, states=[DOUBTFUL])}
         for delivery_id in doubtful:
             assert delivery_id is not None
-            ledger.resolve_doubtful(self.db, delivery_id, applied=self.spoolman.applied.get(delivery_id, False))
+            deliveries.resolve_doubtful(self.db, delivery_id, applied=self.spoolman.applied.get(delivery_id, False))
         return len(doubtful)
 
     def quiesce_and_check(self) -> None:

@@ -21,7 +21,7 @@ from ledger_helpers import (
     used_mm,
 )
 
-from server.billing import ledger
+from server.billing import backlog, deliveries, ledger
 from server.billing.outbox import Outbox
 from server.billing.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITING_SPOOL
 from server.db import Database
@@ -109,7 +109,7 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
     async with running(outbox):
         bill(db, job, {0: 3.0, 1: 2.0}, 1, {0: 0, 1: 254})
         outbox.wake()
-        await wait_until(lambda: not ledger.backlog(db).spools)
+        await wait_until(lambda: not backlog.backlog(db).spools)
         await standin.stop()
 
         for layer in range(2, 12):
@@ -128,7 +128,7 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
         assert used_mm(standin.store, spools[0]) == pytest.approx(3.0, abs=MM)
 
         await standin.start()
-        await wait_until(lambda: ledger.backlog(db).count == 0)
+        await wait_until(lambda: backlog.backlog(db).count == 0)
 
     assert used_mm(standin.store, spools[0]) == pytest.approx(33.0, abs=MM)
     assert used_mm(standin.store, spools[1]) == pytest.approx(22.0, abs=MM)
@@ -247,7 +247,7 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
 
     # A person knows better: it was not applied; re-queue and it goes out once.
     assert entry.delivery_id is not None
-    assert ledger.resolve_doubtful(db, entry.delivery_id, applied=False) == 1
+    assert deliveries.resolve_doubtful(db, entry.delivery_id, applied=False) == 1
     assert [e.state for e in ledger.entries(db)] == [READY]
     await outbox.drain()
     assert used_mm(standin.store, spool) == pytest.approx(106.0, abs=MM)
@@ -270,7 +270,7 @@ async def test_waiting_bills_go_out_once_their_tray_and_spool_are_known(
         assign(db, 6, spool)
         assert ledger.on_assignment(db, "p1", 6, spool) == 2
         outbox.wake()
-        await wait_until(lambda: ledger.backlog(db).count == 0)
+        await wait_until(lambda: backlog.backlog(db).count == 0)
     assert used_mm(standin.store, spool) == pytest.approx(5.0, abs=MM)
 
 

@@ -15,7 +15,7 @@ from ledger_helpers import (
     used_mm,
 )
 
-from server.billing import ledger
+from server.billing import backlog, ledger
 from server.billing.settlement import DELIVERED, READY, REJECTED, WAITING_SPOOL
 from server.db import Database, LedgerEntry, repo
 from server.db.models import utcnow
@@ -73,7 +73,7 @@ async def test_deleted_spool_bills_wait_for_the_trays_next_spool(
     bill(db, job, 4, 5.0)
     assert not await outbox.deliver_pending()
     assert states(db)[-1] == (None, WAITING_SPOOL)
-    waiting = ledger.backlog(db).waiting
+    waiting = backlog.backlog(db).waiting
     assert [(w.tray, w.state, w.count) for w in waiting] == [(TRAY, WAITING_SPOOL, 3)]
 
     _assignment, released = ledger.assign_and_release(db, PRINTER, TRAY, new)

@@ -24,7 +24,8 @@ from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
 from server.sim.printer import AmsUnit, Tray, VirtualPrinter
 from server.sim.spoolman import DEMO_TRAY_UUIDS, TRAY_UUID_FIELD, SpoolmanStandin, SpoolmanStore, seed_demo
-from server.slots.rfid_service import RfidConflict, RfidError, RfidService, TagOffer
+from server.slots.errors import RfidError
+from server.slots.rfid_service import RfidConflict, RfidService, TagOffer
 from server.slots.service import SlotService
 from server.spoolman import Spool, SpoolmanClient
 from server.spoolman.directory import SpoolDirectory
@@ -354,7 +355,7 @@ async def test_without_create_spools_an_unknown_tag_creates_nothing(rig: Rig) ->
 async def test_spoolman_down_then_back(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     await rig.standin.stop()
     rig.vp.set_tray(0, 0, tray_uuid=TAG_A)
-    with caplog.at_level(logging.WARNING, logger="server.slots.rfid_service"):
+    with caplog.at_level(logging.WARNING, logger="server.slots"):
         for _ in range(3):
             await rig.feed()
     assert await rig.held() == {}
