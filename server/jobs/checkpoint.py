@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from server.billing.rules import BillingCheckpoint
 from server.jobs.mapping import MappingLearner
-from server.printer.state import as_int
+from server.printer.values import as_int
 
 FinalState = Literal["finished", "failed", "cancelled"]
 ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})

@@ -37,8 +37,8 @@ from server.jobs.checkpoint import (
     text,
 )
 from server.jobs.mapping import active_trays, known_mapping
-from server.printer.state import as_int
 from server.printer.trays import PrinterView
+from server.printer.values import as_int
 
 
 class PrintLifecycle(StateChart):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server.billing.rules import ToolChangeLike
-from server.printer.state import OnceLog, as_int, value_at
 from server.printer.trays import EXTERNAL_IDS, PrinterView, decode_legacy, printer_view
+from server.printer.values import OnceLog, as_int, value_at
 
 NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
 # A layer-numbered change may be seen while the printer still reports the previous

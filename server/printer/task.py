@@ -21,10 +21,12 @@ from server.config import PrinterConfig
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.printer.errors import BadReport
-from server.printer.link import LinkStatus, PrinterLink, is_full_report
-from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, Problem, clean_report, clean_state, merge_clean
+from server.printer.link import LinkStatus, PrinterLink
+from server.printer.refusals import is_full_report
+from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView, printer_view
+from server.printer.values import OnceLog
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.printer.state import OnceLog, StateReader, as_float, as_int, report_body, value_at
+from server.printer.state import report_body
+from server.printer.values import OnceLog, StateReader, as_float, as_int, value_at
 
 EXTERNAL_MAIN = 255  # right nozzle's external spool; the only one on single-nozzle printers with vir_slot
 EXTERNAL_DEPUTY = 254  # left nozzle's (H2D); older firmware also names the only external spool 254

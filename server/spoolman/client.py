@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from server.spoolman.errors import SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
+from server.spoolman.errors import (
+    SpoolmanNotFound,
+    SpoolmanRejected,
+    SpoolmanUnreachable,
+    describe,
+    message_of,
+    resource_of,
+    spoolmans_not_found,
+)
 from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
 from server.spoolman.retry import backoff_delay
 from server.spoolman.search import spool_matches
@@ -318,30 +326,30 @@ class SpoolmanClient:
             response = await self._http.request(method, path, params=query, json=json_body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as error:
             # Nothing was written to Spoolman: no connection was ever made for this request.
-            raise SpoolmanUnreachable(f"{where} is unreachable: {_describe(error)}", request_sent=False) from error
+            raise SpoolmanUnreachable(f"{where} is unreachable: {describe(error)}", request_sent=False) from error
         except httpx.TransportError as error:
             # Read/write timeouts, dropped connections, protocol errors: the request may have arrived.
-            raise SpoolmanUnreachable(f"{where} gave no answer: {_describe(error)}", request_sent=True) from error
+            raise SpoolmanUnreachable(f"{where} gave no answer: {describe(error)}", request_sent=True) from error
         if response.status_code >= 500:
             raise SpoolmanUnreachable(
-                f"{where} failed with {response.status_code}: {_message(response)}",
+                f"{where} failed with {response.status_code}: {message_of(response)}",
                 request_sent=True,
                 status_code=response.status_code,
             )
         if response.status_code == 404:
-            if not _spoolmans_not_found(response):
+            if not spoolmans_not_found(response):
                 # A proxy's page or a wrong base path, not "this item was deleted": acting on it would
                 # empty trays. Treated like an outage: bills wait and the error is shown.
                 raise SpoolmanUnreachable(
-                    f"{where} answered 404 {_message(response)[:80]!r}, not Spoolman's own 'not found': "
+                    f"{where} answered 404 {message_of(response)[:80]!r}, not Spoolman's own 'not found': "
                     "check [spoolman] url",
                     request_sent=True,
                     status_code=404,
                 )
-            resource, item_id = _resource_of(path)
-            raise SpoolmanNotFound(_message(response), resource=resource, id=item_id)
+            resource, item_id = resource_of(path)
+            raise SpoolmanNotFound(message_of(response), resource=resource, id=item_id)
         if response.status_code >= 400:
-            raise SpoolmanRejected(_message(response), status_code=response.status_code)
+            raise SpoolmanRejected(message_of(response), status_code=response.status_code)
         return response
 
 
@@ -357,47 +365,3 @@ def _query_value(value: str | int | float | bool) -> str | int | float:
     return ("true" if value else "false") if isinstance(value, bool) else value
 
 
-def _describe(error: Exception) -> str:
-    return str(error) or type(error).__name__
-
-
-def _spoolmans_not_found(response: httpx.Response) -> bool:
-    """Spoolman answers a missing item with its `Message` schema, `{"message": "..."}` (OpenAPI 0.26.1)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("message"), str)
-
-
-def _message(response: httpx.Response) -> str:
-    """Spoolman's `{"message": ...}`, or FastAPI's `{"detail": ...}` (a string or a list of errors)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip() or response.reason_phrase
-    if isinstance(body, dict):
-        if isinstance(body.get("message"), str):
-            return str(body["message"])
-        detail = body.get("detail")
-        if isinstance(detail, str):
-            return detail
-        if isinstance(detail, list):
-            parts = [
-                f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
-                for item in detail
-                if isinstance(item, dict)
-            ]
-            return "; ".join(parts) or response.reason_phrase
-    return response.reason_phrase
-
-
-def _resource_of(path: str) -> tuple[str, int | str | None]:
-    """`/spool/7/use` -> ("spool", 7); `/field/spool/tag` -> ("field", "tag")."""
-    parts = [part for part in path.split("/") if part]
-    resource = parts[0] if parts else "?"
-    if resource == "field":
-        return resource, parts[2] if len(parts) > 2 else None
-    if len(parts) > 1:
-        return resource, int(parts[1]) if parts[1].isdigit() else parts[1]
-    return resource, None

@@ -44,6 +44,7 @@ from server.billing.settlement import (
     DOUBTFUL,
     READY,
     REJECTED,
+    SENDING,
     WAITING_SPOOL,
     WAITING_TRAY,
     settle_grace,
@@ -361,7 +362,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.time_passes()
         for _ in range(20):
             self.drain()
-            if not self.settle_doubtful() and not ledger.entries(self.db, states=[ledger.SENDING]):
+            if not self.settle_doubtful() and not ledger.entries(self.db, states=[SENDING]):
                 break
         else:
             raise AssertionError("the ledger did not come to rest")

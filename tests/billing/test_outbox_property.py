@@ -30,7 +30,7 @@ from ledger_helpers import (
 from sqlmodel import col, select
 
 from server.billing import ledger
-from server.billing.settlement import DELIVERED
+from server.billing.settlement import DELIVERED, WAITING_SPOOL
 from server.db import Database, SpoolDelivery
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.spoolman import SpoolmanClient, SpoolmanUnreachable
@@ -101,7 +101,7 @@ class Scenario:
             self.outbox = make_outbox(self.db, self.faulty)  # the process died; a new one starts
 
     async def assign_late_tray(self) -> None:
-        if not await asyncio.to_thread(ledger.entries, self.db, states=[ledger.WAITING_SPOOL]):
+        if not await asyncio.to_thread(ledger.entries, self.db, states=[WAITING_SPOOL]):
             return
         assign(self.db, LATE_TRAY, self.spools[LATE_TRAY])
         ledger.on_assignment(self.db, PRINTER, LATE_TRAY, self.spools[LATE_TRAY])

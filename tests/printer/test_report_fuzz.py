@@ -27,12 +27,12 @@ from server.printer.state import (
     VERSION_FIELDS,
     Entries,
     Items,
-    OnceLog,
     clean_report,
     clean_state,
     merge_clean,
 )
 from server.printer.trays import PrinterView, printer_view
+from server.printer.values import OnceLog
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 RUNNING = [p.name for p in sorted(CAPTURES.glob("push_status_full_*RUNNING*.json"))]

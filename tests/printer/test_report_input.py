@@ -13,9 +13,10 @@ from printer_captures import CAPTURES, load_capture
 from server.config import PrinterConfig, ServerConfig, Settings
 from server.db import repo
 from server.printer.link import decode_payload
-from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, clean_report, merge_report
+from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, clean_report, merge_report
 from server.printer.task import PrinterTask
 from server.printer.trays import printer_view, version_modules
+from server.printer.values import OnceLog
 from server.runtime import Runtime, printer_task
 
 # The report from the issue: `tray` is a number where a list of trays belongs.
