@@ -21,8 +21,9 @@ from typing import Protocol
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from server.analysis.filament import grams
 from server.billing.errors import CorrectionConflict, CorrectionError, UnknownJob, UnknownSpool
-from server.billing.settlement import APPLIED_STATES, READY, SENDING, tolerance, weight_from_length
+from server.billing.settlement import APPLIED_STATES, READY, SENDING, tolerance
 from server.billing.statements import CHARGE, REFUND, job_name
 from server.db import Database
 from server.db.ledger_tables import JobRow, LedgerEntry
@@ -39,7 +40,7 @@ class SpoolReader(Protocol):
 
 
 def grams_per_mm(spool: Spool) -> float:
-    return weight_from_length(1.0, diameter_mm=spool.filament.diameter, density=spool.filament.density)
+    return grams(1.0, spool.filament.diameter, spool.filament.density)
 
 
 def refund_limit(mm: float, used_weight: float, g_per_mm: float) -> tuple[float, bool]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from server.analysis.filament import grams
 from server.billing import backlog, deliveries, errors, ledger
 from server.billing.settlement import (
     CARRY_NOTE,
@@ -32,7 +33,6 @@ from server.billing.settlement import (
     carry_forward,
     settle,
     settle_grace,
-    weight_from_length,
 )
 from server.db import Database
 from server.db.models import jsonable
@@ -236,12 +236,12 @@ class Outbox:
             return True
         filament = spool.filament
         mm = sum(entry.mm for entry in batch)
-        expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+        expected = grams(mm, filament.diameter, filament.density)
         if carry_forward(spool.used_weight, expected) and len(batch) >= self.max_batch:
             # The held retractions fill a batch: look at everything queued, the next bill may be behind.
             batch = await asyncio.to_thread(deliveries.ready_entries, self.db, spool_id, None)
             mm = sum(entry.mm for entry in batch)
-            expected = weight_from_length(mm, diameter_mm=filament.diameter, density=filament.density)
+            expected = grams(mm, filament.diameter, filament.density)
         if carry_forward(spool.used_weight, expected):
             # Spoolman would floor it at 0 and part of it would vanish: it waits, visibly, for the
             # spool's next positive bill, so what Spoolman adds equals the ledger.

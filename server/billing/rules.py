@@ -14,10 +14,11 @@ repeat, or arrive after the job was settled bill nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+
+from server.analysis.filament import grams
 
 PRELUDE = 0  # layer key of everything before the first `M73 L1`
 
@@ -111,22 +112,16 @@ DEFAULT_DIAMETER = 1.75  # mm: every Bambu Lab printer
 DEFAULT_DENSITY = 1.24  # g/cm³ (PLA), only when the file states neither density nor grams
 
 
-def grams_for(mm: float, diameter: float, density: float) -> float:
-    """Mass of `mm` of filament: cross-section area × length × density."""
-    area_mm2 = math.pi * (diameter / 2.0) ** 2
-    return area_mm2 * mm * density / 1000.0  # mm³ → cm³
-
-
 def filament_grams(info: FilamentUsageLike | None, mm: float) -> float:
     """Grams for `mm` of one slicer filament, from the analysis's density and diameter;
     when the file lacks them, from its own g/mm ratio, else PLA at 1.75 mm."""
     if info is None:
-        return grams_for(mm, DEFAULT_DIAMETER, DEFAULT_DENSITY)
+        return grams(mm, DEFAULT_DIAMETER, DEFAULT_DENSITY)
     if info.density is not None:
-        return grams_for(mm, info.diameter or DEFAULT_DIAMETER, info.density)
+        return grams(mm, info.diameter or DEFAULT_DIAMETER, info.density)
     if info.g is not None and info.mm > 0:
         return mm * info.g / info.mm
-    return grams_for(mm, info.diameter or DEFAULT_DIAMETER, DEFAULT_DENSITY)
+    return grams(mm, info.diameter or DEFAULT_DIAMETER, DEFAULT_DENSITY)
 
 
 def layer_usage(analysis: AnalysisLike, layer: int) -> Mapping[int, float]:

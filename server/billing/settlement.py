@@ -12,7 +12,6 @@ is flagged, never guessed silently.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -80,11 +79,6 @@ def settle_grace(client_timeout: float) -> float:
     the spool before it lands would call it "not applied" and send it again.
     """
     return 3 * client_timeout + SETTLE_MARGIN
-
-
-def weight_from_length(length_mm: float, *, diameter_mm: float, density: float) -> float:
-    """Grams Spoolman adds for ``length_mm`` (density in g/cm³; mm³ / 1000 = cm³)."""
-    return density * length_mm * math.pi * (diameter_mm / 2) ** 2 / 1000
 
 
 @dataclass(frozen=True)

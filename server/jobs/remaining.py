@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from server.analysis.filament import millimetres
 from server.billing.rules import BillLine
 from server.db import Database, repo
 from server.jobs.checkpoint import JobCheckpoint
@@ -133,8 +134,7 @@ class RemainEstimator:
         for bill in self.tracker.feed(view):
             filament = by_tray.get(bill.tray, UNKNOWN_FILAMENT_BASE + bill.tray)
             info = self.filaments[bill.tray]
-            area = 3.141592653589793 * (info.diameter / 2) ** 2
-            mm = bill.grams / (info.density * area) * 1000
+            mm = millimetres(bill.grams, info.diameter, info.density)
             lines.append(BillLine(layer, filament, round(mm, 3), bill.grams, True))
             mapping[filament] = bill.tray
         return lines, mapping

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_billing_fake_analysis import FakeAnalysis, FakeFilament
 
+from server.analysis.filament import grams as grams_for
 from server.billing.rules import (
     BillingCheckpoint,
     BillLine,
@@ -16,7 +17,6 @@ from server.billing.rules import (
     bill_progress,
     bill_stop,
     billed_total,
-    grams_for,
 )
 
 FOUR_LAYERS = FakeAnalysis(

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from ledger_helpers import PRINTER, Line, new_job, open_db
 
+from server.analysis.filament import grams as weight_from_length
 from server.billing import deliveries, ledger
 from server.billing.outbox import Outbox
 from server.billing.settlement import (
@@ -48,7 +49,6 @@ from server.billing.settlement import (
     WAITING_SPOOL,
     WAITING_TRAY,
     settle_grace,
-    weight_from_length,
 )
 from server.db import repo
 from server.events import EventBus

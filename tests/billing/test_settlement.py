@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server.analysis.filament import grams as weight_from_length
 from server.billing.settlement import (
     READY,
     WAITING_SPOOL,
@@ -15,7 +16,6 @@ from server.billing.settlement import (
     initial_state,
     resolve_tray,
     settle,
-    weight_from_length,
 )
 from server.sim.spoolman import weight_from_length as standin_weight
 
