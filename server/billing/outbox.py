@@ -36,8 +36,8 @@ from server.billing.settlement import (
 )
 from server.db import Database
 from server.db.models import jsonable
+from server.retry import backoff_delay
 from server.spoolman import Spool, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
-from server.spoolman.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ from typing import Any, Literal
 import aiomqtt
 
 from server.config import PrinterConfig
-from server.printer.backoff import Backoff, RateLimiter
 from server.printer.errors import BadReport, PrinterAuthError, PrinterError, PrinterTLSError, PrinterUnreachable
+from server.printer.pacing import RateLimiter
 from server.printer.refusals import ANSWER_TIMEOUT, REFUSED_RETRY, RequestWatch, refusal
 from server.printer.tls import PinStore, client_ssl_context
 from server.printer.values import OnceLog
+from server.retry import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ caller (the outbox) decides what to do.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -19,7 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from server.retry import EqualJitter
 from server.spoolman.errors import (
     SpoolmanNotFound,
     SpoolmanRejected,
@@ -30,7 +31,6 @@ from server.spoolman.errors import (
     spoolmans_not_found,
 )
 from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
-from server.spoolman.retry import backoff_delay
 from server.spoolman.search import spool_matches
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class SpoolmanClient:
         # Messages, logs and repr name Spoolman without any user:password the URL may carry.
         self.base_url = str(httpx.URL(root).copy_with(username=None, password=None))
         self.retries = retries
-        self._backoff = (backoff_base, backoff_cap)
-        self._rng = random.Random()
+        self._wait = EqualJitter(backoff_base, backoff_cap, random.Random())
         self._http = httpx.AsyncClient(
             base_url=root,
             timeout=httpx.Timeout(timeout),
@@ -307,17 +306,18 @@ class SpoolmanClient:
         json_body: Any = None,
         idempotent: bool,
     ) -> httpx.Response:
-        attempts = self.retries + 1 if idempotent else 1
-        for attempt in range(attempts):
-            try:
-                return await self._once(method, path, params, json_body)
-            except SpoolmanUnreachable as error:
-                if attempt + 1 >= attempts:
-                    raise
-                delay = backoff_delay(attempt, base=self._backoff[0], cap=self._backoff[1], rng=self._rng)
-                log.warning("Spoolman %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # the loop always returns or raises
+        if not idempotent:  # a `use` is sent once: the outbox settles an unknown outcome, never repeats it
+            return await self._once(method, path, params, json_body)
+
+        def note(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning("Spoolman %s %s failed (%s); retry %d in %.2fs", method, path, error, state.attempt_number,
+                        delay)
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.retries + 1), wait=self._wait,
+                                 retry=retry_if_exception_type(SpoolmanUnreachable), before_sleep=note, reraise=True)
+        return await retrying(self._once, method, path, params, json_body)
 
     async def _once(self, method: str, path: str, params: Params | None, json_body: Any) -> httpx.Response:
         query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
