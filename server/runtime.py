@@ -11,21 +11,32 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from server.config import Settings
+from server.billing.outbox import Outbox
+from server.billing.settlement import settle_grace
+from server.config import PrinterConfig, Settings
 from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
+from server.jobs.tracker import JobTracker
+from server.printer.task import PrinterTask
+from server.printer.tls import PinStore
+from server.slots.rfid_service import RfidService
+from server.slots.service import SlotService
 from server.spoolman import SpoolmanClient
+from server.spoolman.directory import SpoolDirectory
 from server.supervise import supervise
-from server.tracking.outbox import Outbox
-from server.tracking.printer_task import PrinterTask
-from server.tracking.rfid_service import RfidService
-from server.tracking.settlement import settle_grace
-from server.tracking.slots import SlotService
-from server.tracking.spools import SpoolDirectory
 
 log = logging.getLogger(__name__)
+
+
+def printer_task(config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path, outbox: Outbox | None = None,
+                 rfid: RfidService | None = None, spools: SpoolDirectory | None = None) -> PrinterTask[JobTracker]:
+    """One printer's task, wired to its job tracker (both share the printer's pinned certificates)."""
+    pins = PinStore(data_dir)
+    jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=pins, spools=spools)
+    return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid)
 
 
 def _spool_changed(spools: SpoolDirectory, bus: EventBus, spool_id: int) -> None:
@@ -42,7 +53,7 @@ class Runtime:
     spoolman: SpoolmanClient | None
     spools: SpoolDirectory
     slots: SlotService
-    printers: dict[str, PrinterTask]
+    printers: dict[str, PrinterTask[JobTracker]]
     outbox: Outbox | None = None
     rfid: RfidService | None = None
     data_lock: DataDirLock | None = None
@@ -74,7 +85,7 @@ class Runtime:
             outbox.on_slot_cleared = slots.spool_deleted
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
-            p.name: PrinterTask(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)
+            p.name: printer_task(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)
             for p in settings.printers
         }
         for printer in settings.printers:

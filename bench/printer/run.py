@@ -20,12 +20,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from server.config import PrinterConfig
-from server.printer.backoff import Backoff
 from server.printer.ftps import download
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.state import merge_report
 from server.printer.tls import PinStore
 from server.printer.trays import printer_view
+from server.retry import Backoff
 from server.sim.printer import VirtualPrinter
 
 SEQUENCE = (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mqtt-captures" / "sequences"

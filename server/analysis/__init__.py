@@ -48,7 +48,7 @@ from server.analysis.errors import (
     TruncatedArchive,
     UnsafeArchive,
 )
-from server.analysis.gcode import GcodeScanner, GcodeUsage, ToolChange, analyze_gcode_stream
+from server.analysis.gcode import GcodeUsage, ToolChange
 from server.analysis.metadata import (
     ArchiveMetadata,
     parse_header,
@@ -58,6 +58,7 @@ from server.analysis.metadata import (
     parse_slice_info,
 )
 from server.analysis.result import FilamentUsage, PrintAnalysis, grams
+from server.analysis.scanner import GcodeScanner, analyze_gcode_stream
 
 __all__ = [
     "AbsurdExtrusion",

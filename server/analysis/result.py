@@ -15,6 +15,7 @@ import math
 from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 
+from server.analysis import filament
 from server.analysis.gcode import Mark, ToolChange, Usage
 
 FORMAT = "layerwise.analysis/1"
@@ -24,7 +25,7 @@ def grams(mm: float, diameter: float | None, density: float | None) -> float | N
     """mm of filament -> g: mm · π(d/2)² [mm³] · ρ [g/cm³] / 1000."""
     if diameter is None or density is None or not (0 < diameter < 100 and 0 < density < 100):
         return None  # a nonsense figure in the file is treated as missing
-    return mm * math.pi * (diameter / 2) ** 2 * density / 1000
+    return filament.grams(mm, diameter, density)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Tables of the tracking core: jobs (with their checkpoint), ledger entries, and deliveries to Spoolman.
 
-The rules that move rows between states live in ``server/tracking/ledger.py`` and
-``server/tracking/settlement.py``; these are only the shapes.
+The rules that move rows between states live in ``server/billing/ledger.py`` and
+``server/billing/settlement.py``; these are only the shapes.
 """
 
 from __future__ import annotations

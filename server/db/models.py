@@ -7,6 +7,7 @@ schema both ways (``SQLModel.metadata.create_all`` and the migrations) and compa
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Dialect, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
@@ -30,6 +31,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601 text, recursively through dicts and lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    return value
 
 
 class PrinterRow(SQLModel, table=True):

@@ -21,6 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_fixed,
+)
 
 from server.config import PrinterConfig
 from server.printer.errors import (
@@ -154,8 +163,8 @@ def _download_blocking(cfg: PrinterConfig, remote_path: str, dest: Path, pins: P
                        report: Callable[[int, int | None], None], attempts: int, retry_delay: float) -> Path:
     part = dest.with_name(f".{dest.name}.part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    last_error: PrinterError | None = None
-    for attempt in range(1, attempts + 1):
+
+    def once() -> Path:
         try:
             with ftps_session(cfg, pins) as ftp:
                 total = _remote_size(ftp, remote_path)
@@ -171,17 +180,20 @@ def _download_blocking(cfg: PrinterConfig, remote_path: str, dest: Path, pins: P
                 os.replace(part, dest)
                 return dest
             # The printer is still writing the file (a print sent a moment ago): try again.
-            last_error = JobFileNotFound(
+            raise JobFileNotFound(
                 f"printer {cfg.name}: {remote_path} still changing ({total} -> {after} bytes, got {got})")
-        except (JobFileNotFound, PrinterUnreachable) as exc:
-            last_error = exc
         finally:
             part.unlink(missing_ok=True)
-        if attempt < attempts:
-            log.info("printer %s: %s; retrying (%d/%d)", cfg.name, last_error, attempt, attempts)
-            time.sleep(retry_delay)
-    assert last_error is not None
-    raise last_error
+
+    def note(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.info("printer %s: %s; retrying (%d/%d)", cfg.name, error, state.attempt_number, attempts)
+
+    # A missing or growing file is waited for at a steady pace: the printer is writing it, not failing.
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_fixed(retry_delay), sleep=time.sleep,
+                        retry=retry_if_exception_type((JobFileNotFound, PrinterUnreachable)), before_sleep=note,
+                        reraise=True)
+    return retrying(once)
 
 
 def _threadsafe_progress(progress: Progress | None) -> Callable[[int, int | None], None]:
@@ -239,12 +251,10 @@ async def find_job_file(cfg: PrinterConfig, *, url: str | None, subtask_name: st
     candidates = candidate_paths(None if is_http_url(url) else url, subtask_name, gcode_file)
     if not candidates:
         return None
-    for attempt in range(1, max(1, attempts) + 1):
-        found = await asyncio.to_thread(_find_blocking, cfg, candidates, pins)
-        if found is not None or attempt == attempts:
-            return found
-        await asyncio.sleep(retry_delay)
-    return None
+    retrying = AsyncRetrying(stop=stop_after_attempt(max(1, attempts)), wait=wait_fixed(retry_delay),
+                             retry=retry_if_result(lambda found: found is None),
+                             retry_error_callback=lambda state: None)
+    return await retrying(asyncio.to_thread, _find_blocking, cfg, candidates, pins)
 
 
 async def download_url(url: str, dest: Path, *, progress: Progress | None = None,

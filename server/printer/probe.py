@@ -20,13 +20,13 @@ from server.printer.link import (
     GET_VERSION,
     PUSHALL,
     USERNAME,
-    RequestWatch,
     decode_report,
     mqtt_client,
     mqtt_error,
     report_topic,
     request_topic,
 )
+from server.printer.refusals import RequestWatch
 from server.printer.tls import PinStore
 
 

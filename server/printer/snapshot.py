@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.printer.state import OnceLog, as_int, report_body, value_at
+from server.printer.state import report_body
 from server.printer.trays import (
     EXTERNAL_IDS,
     AmsUnitView,
@@ -27,6 +27,7 @@ from server.printer.trays import (
     printer_view,
     resolve_external,
 )
+from server.printer.values import OnceLog, as_int, value_at
 
 NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
 

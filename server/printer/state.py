@@ -1,7 +1,7 @@
 """One printer-state model, fed by full (``msg: 0``) and delta (``msg: 1``) ``push_status`` reports. Pure.
 
 Every report is first cleaned against an allow-list of what Layerwise reads (``STATE_FIELDS``, derived from
-printer/, tracking/ and web/): unknown keys are dropped, so the state stays small whatever a printer sends,
+printer/, jobs/, slots/ and web/): unknown keys are dropped, so the state stays small whatever a printer sends,
 and a value of the wrong type (a number where a list of trays belongs, ``layer_num: "abc"``, ``NaN``) is
 treated as missing and reported as a ``Problem``. Cleaning follows the allow-list, never the input's own
 nesting, so no report can make it recurse deeply.
@@ -21,17 +21,13 @@ with an ``id`` (AMS units, trays, external slots, extruders) merge entry by entr
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import re
-import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-Path = tuple[str | int, ...]
+from server.printer.values import as_float
 
 
 def report_body(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,8 +89,8 @@ UNIT_FIELDS: dict[str, Any] = {
     "id": WORD, "info": WORD, "temp": NUMBER, "humidity": NUMBER, "humidity_raw": NUMBER,
     "tray": Entries(TRAY_FIELDS, 8),
 }
-# What Layerwise reads from a merged state (printer/trays.py, tracking/lifecycle.py, jobs.py, mapping.py,
-# job_tracker.py; web/ reads only the tray view). A key missing here is dropped from every report.
+# What Layerwise reads from a merged state (printer/trays.py, jobs/lifecycle.py, jobs/checkpoint.py,
+# jobs/mapping.py, jobs/tracker.py; web/ reads only the tray view). A key missing here is dropped from every report.
 STATE_FIELDS: dict[str, Any] = {
     "command": SCALAR, "msg": SCALAR, "sequence_id": SCALAR,
     "gcode_state": TEXT, "subtask_name": NAME, "gcode_file": NAME, "task_id": SCALAR, "subtask_id": SCALAR,
@@ -315,98 +311,3 @@ def merge_report(state: Mapping[str, Any], report: Mapping[str, Any]) -> dict[st
     return merge_clean(state, body, problems)
 
 
-def value_at(state: Mapping[str, Any], path: Path) -> Any:
-    node: Any = state
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(node, list) or not -len(node) <= step < len(node):
-                return None
-            node = node[step]
-        else:
-            if not isinstance(node, Mapping) or step not in node:
-                return None
-            node = node[step]
-    return node
-
-
-def as_int(value: Any) -> int | None:
-    """Printers send numbers as ints, floats or strings ("3", "255"); anything else is None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip(), 10)
-        except ValueError:
-            return None
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-class OnceLog:
-    """Logs each kind of oddity once per printer, so a misbehaving printer cannot flood the log.
-
-    Kinds may be built from what a printer sent, so their number and the lines' length are bounded."""
-
-    MAX_KINDS = 200
-    MAX_LINE = 400
-
-    def __init__(self, printer: str, logger: logging.Logger | None = None) -> None:
-        self.printer = printer
-        self.logger = logger or log
-        self.seen: set[str] = set()
-
-    def warn(self, kind: str, message: str, *args: Any, exc_info: BaseException | None = None) -> None:
-        kind = kind[:200]
-        if kind in self.seen:
-            return
-        if len(self.seen) >= self.MAX_KINDS:
-            kind, message, args, exc_info = "(too many)", "too many kinds of odd reports; no more are logged", (), None
-            if kind in self.seen:
-                return
-        self.seen.add(kind)
-        text = message % args if args else message
-        if len(text) > self.MAX_LINE:
-            text = text[: self.MAX_LINE] + "..."
-        self.logger.warning("printer %s: %s (logged once)", self.printer, text, exc_info=exc_info)
-
-
-class StateReader:
-    """Typed reads from a merged state: None for missing or ill-typed values, each odd kind logged once."""
-
-    def __init__(self, once: OnceLog) -> None:
-        self.once = once
-
-    def _typed(self, state: Mapping[str, Any], path: Path, convert: Any, type_name: str) -> Any:
-        raw = value_at(state, path)
-        if raw is None:
-            return None
-        value = convert(raw)
-        if value is None:
-            name = ".".join(str(p) for p in path)
-            self.once.warn(f"type:{name}", "%s is %s, not %s; ignored", name, reprlib.repr(raw), type_name)
-        return value
-
-    def int_at(self, state: Mapping[str, Any], *path: str | int) -> int | None:
-        return self._typed(state, path, as_int, "an integer")
-
-    def float_at(self, state: Mapping[str, Any], *path: str | int) -> float | None:
-        return self._typed(state, path, as_float, "a number")
-
-    def str_at(self, state: Mapping[str, Any], *path: str | int) -> str | None:
-        return self._typed(state, path, lambda v: v if isinstance(v, str) else None, "a string")

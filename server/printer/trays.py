@@ -33,7 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.printer.state import OnceLog, StateReader, as_float, as_int, report_body, value_at
+from server.printer.state import report_body
+from server.printer.values import OnceLog, StateReader, as_float, as_int, value_at
 
 EXTERNAL_MAIN = 255  # right nozzle's external spool; the only one on single-nozzle printers with vir_slot
 EXTERNAL_DEPUTY = 254  # left nozzle's (H2D); older firmware also names the only external spool 254
@@ -377,3 +378,9 @@ def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = N
         mc_remaining_time=read.int_at(state, "mc_remaining_time"),
         print_error=read.int_at(state, "print_error"),
     )
+
+
+def tray_tag(tray: TrayView) -> str | None:
+    """The tag matching keys on: ``tray_uuid``, else ``tag_uid``, upper case (None: no tag)."""
+    tag = tray.tray_uuid or tray.tag_uid
+    return tag.strip().upper() if tag else None

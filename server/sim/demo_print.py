@@ -18,6 +18,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
+from server.analysis.filament import grams as filament_grams
+
 DENSITY = {"PLA": 1.24, "PETG": 1.27}
 DIAMETER = 1.75
 
@@ -101,7 +103,7 @@ def demo_gcode(layers: int = 40, filaments: int = 4) -> tuple[str, list[float]]:
 
 
 def grams(mm: float, material: str) -> float:
-    return mm * math.pi * (DIAMETER / 2) ** 2 * DENSITY[material] / 1000
+    return filament_grams(mm, DIAMETER, DENSITY[material])
 
 
 def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

@@ -9,7 +9,6 @@ caller (the outbox) decides what to do.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -19,10 +18,19 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from server.spoolman.errors import SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
+from server.retry import EqualJitter
+from server.spoolman.errors import (
+    SpoolmanNotFound,
+    SpoolmanRejected,
+    SpoolmanUnreachable,
+    describe,
+    message_of,
+    resource_of,
+    spoolmans_not_found,
+)
 from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
-from server.spoolman.retry import backoff_delay
 from server.spoolman.search import spool_matches
 
 log = logging.getLogger(__name__)
@@ -51,8 +59,7 @@ class SpoolmanClient:
         # Messages, logs and repr name Spoolman without any user:password the URL may carry.
         self.base_url = str(httpx.URL(root).copy_with(username=None, password=None))
         self.retries = retries
-        self._backoff = (backoff_base, backoff_cap)
-        self._rng = random.Random()
+        self._wait = EqualJitter(backoff_base, backoff_cap, random.Random())
         self._http = httpx.AsyncClient(
             base_url=root,
             timeout=httpx.Timeout(timeout),
@@ -299,17 +306,18 @@ class SpoolmanClient:
         json_body: Any = None,
         idempotent: bool,
     ) -> httpx.Response:
-        attempts = self.retries + 1 if idempotent else 1
-        for attempt in range(attempts):
-            try:
-                return await self._once(method, path, params, json_body)
-            except SpoolmanUnreachable as error:
-                if attempt + 1 >= attempts:
-                    raise
-                delay = backoff_delay(attempt, base=self._backoff[0], cap=self._backoff[1], rng=self._rng)
-                log.warning("Spoolman %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # the loop always returns or raises
+        if not idempotent:  # a `use` is sent once: the outbox settles an unknown outcome, never repeats it
+            return await self._once(method, path, params, json_body)
+
+        def note(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning("Spoolman %s %s failed (%s); retry %d in %.2fs", method, path, error, state.attempt_number,
+                        delay)
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.retries + 1), wait=self._wait,
+                                 retry=retry_if_exception_type(SpoolmanUnreachable), before_sleep=note, reraise=True)
+        return await retrying(self._once, method, path, params, json_body)
 
     async def _once(self, method: str, path: str, params: Params | None, json_body: Any) -> httpx.Response:
         query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
@@ -318,30 +326,30 @@ class SpoolmanClient:
             response = await self._http.request(method, path, params=query, json=json_body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as error:
             # Nothing was written to Spoolman: no connection was ever made for this request.
-            raise SpoolmanUnreachable(f"{where} is unreachable: {_describe(error)}", request_sent=False) from error
+            raise SpoolmanUnreachable(f"{where} is unreachable: {describe(error)}", request_sent=False) from error
         except httpx.TransportError as error:
             # Read/write timeouts, dropped connections, protocol errors: the request may have arrived.
-            raise SpoolmanUnreachable(f"{where} gave no answer: {_describe(error)}", request_sent=True) from error
+            raise SpoolmanUnreachable(f"{where} gave no answer: {describe(error)}", request_sent=True) from error
         if response.status_code >= 500:
             raise SpoolmanUnreachable(
-                f"{where} failed with {response.status_code}: {_message(response)}",
+                f"{where} failed with {response.status_code}: {message_of(response)}",
                 request_sent=True,
                 status_code=response.status_code,
             )
         if response.status_code == 404:
-            if not _spoolmans_not_found(response):
+            if not spoolmans_not_found(response):
                 # A proxy's page or a wrong base path, not "this item was deleted": acting on it would
                 # empty trays. Treated like an outage: bills wait and the error is shown.
                 raise SpoolmanUnreachable(
-                    f"{where} answered 404 {_message(response)[:80]!r}, not Spoolman's own 'not found': "
+                    f"{where} answered 404 {message_of(response)[:80]!r}, not Spoolman's own 'not found': "
                     "check [spoolman] url",
                     request_sent=True,
                     status_code=404,
                 )
-            resource, item_id = _resource_of(path)
-            raise SpoolmanNotFound(_message(response), resource=resource, id=item_id)
+            resource, item_id = resource_of(path)
+            raise SpoolmanNotFound(message_of(response), resource=resource, id=item_id)
         if response.status_code >= 400:
-            raise SpoolmanRejected(_message(response), status_code=response.status_code)
+            raise SpoolmanRejected(message_of(response), status_code=response.status_code)
         return response
 
 
@@ -357,47 +365,3 @@ def _query_value(value: str | int | float | bool) -> str | int | float:
     return ("true" if value else "false") if isinstance(value, bool) else value
 
 
-def _describe(error: Exception) -> str:
-    return str(error) or type(error).__name__
-
-
-def _spoolmans_not_found(response: httpx.Response) -> bool:
-    """Spoolman answers a missing item with its `Message` schema, `{"message": "..."}` (OpenAPI 0.26.1)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and isinstance(body.get("message"), str)
-
-
-def _message(response: httpx.Response) -> str:
-    """Spoolman's `{"message": ...}`, or FastAPI's `{"detail": ...}` (a string or a list of errors)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip() or response.reason_phrase
-    if isinstance(body, dict):
-        if isinstance(body.get("message"), str):
-            return str(body["message"])
-        detail = body.get("detail")
-        if isinstance(detail, str):
-            return detail
-        if isinstance(detail, list):
-            parts = [
-                f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
-                for item in detail
-                if isinstance(item, dict)
-            ]
-            return "; ".join(parts) or response.reason_phrase
-    return response.reason_phrase
-
-
-def _resource_of(path: str) -> tuple[str, int | str | None]:
-    """`/spool/7/use` -> ("spool", 7); `/field/spool/tag` -> ("field", "tag")."""
-    parts = [part for part in path.split("/") if part]
-    resource = parts[0] if parts else "?"
-    if resource == "field":
-        return resource, parts[2] if len(parts) > 2 else None
-    if len(parts) > 1:
-        return resource, int(parts[1]) if parts[1].isdigit() else parts[1]
-    return resource, None

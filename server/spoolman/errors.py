@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 
 class SpoolmanError(Exception):
     """Base of every error the Spoolman client raises."""
@@ -35,3 +37,52 @@ class SpoolmanUnreachable(SpoolmanError):
         super().__init__(message)
         self.request_sent = request_sent
         self.status_code = status_code
+
+
+# --- reading an answer that is an error -------------------------------------------------------------
+
+
+def describe(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+def spoolmans_not_found(response: httpx.Response) -> bool:
+    """Spoolman answers a missing item with its `Message` schema, `{"message": "..."}` (OpenAPI 0.26.1)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("message"), str)
+
+
+def message_of(response: httpx.Response) -> str:
+    """Spoolman's `{"message": ...}`, or FastAPI's `{"detail": ...}` (a string or a list of errors)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            parts = [
+                f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
+                for item in detail
+                if isinstance(item, dict)
+            ]
+            return "; ".join(parts) or response.reason_phrase
+    return response.reason_phrase
+
+
+def resource_of(path: str) -> tuple[str, int | str | None]:
+    """`/spool/7/use` -> ("spool", 7); `/field/spool/tag` -> ("field", "tag")."""
+    parts = [part for part in path.split("/") if part]
+    resource = parts[0] if parts else "?"
+    if resource == "field":
+        return resource, parts[2] if len(parts) > 2 else None
+    if len(parts) > 1:
+        return resource, int(parts[1]) if parts[1].isdigit() else parts[1]
+    return resource, None

@@ -12,13 +12,13 @@ from litestar.params import Parameter
 from litestar.response import File
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
+from server.jobs import store as job_store
+from server.jobs.tracker import THUMBNAIL_FILE
+from server.printer.task import PrinterTask
 from server.runtime import Runtime
+from server.slots.errors import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
+from server.slots.rfid_service import RfidConflict, RfidService, TagOffer
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import job_store
-from server.tracking.job_tracker import THUMBNAIL_FILE
-from server.tracking.printer_task import PrinterTask
-from server.tracking.rfid_service import RfidConflict, RfidService, TagOffer
-from server.tracking.slots import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.web import ledger_api
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 

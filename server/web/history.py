@@ -11,16 +11,16 @@ from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import Template
 
+from server.billing.statements import job_name
+from server.jobs import store as job_store
+from server.jobs.store import JobSummary
 from server.runtime import Runtime
-from server.tracking import job_store
-from server.tracking.attention import job_name
-from server.tracking.job_store import JobSummary
 from server.web.ledger_actions import MAX_ID
 from server.web.pages import _context
 from server.web.views import SpoolOut
 
 JOBS_PAGE = 20
-# The tracker's lifecycle states (server.tracking.lifecycle) as a person reads them.
+# The tracker's lifecycle states (server.jobs.lifecycle) as a person reads them.
 JOB_STATES = {"finished": "Finished", "cancelled": "Cancelled", "failed": "Failed", "running": "Printing",
               "printing": "Printing", "paused": "Paused", "resuming": "Resuming", "downloading": "Fetching the file",
               "parsing": "Reading the file", "untracked": "Not tracked"}

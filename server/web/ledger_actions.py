@@ -9,13 +9,14 @@ from typing import Annotated
 
 from msgspec import Meta
 
+from server.billing import attention, corrections, ledger, statements
+from server.billing.attention import Selector
+from server.billing.settlement import WAITING_TRAY
 from server.events import Event
+from server.jobs import store as job_store
 from server.runtime import Runtime
+from server.slots.service import validate_tray
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
-from server.tracking import attention, corrections, job_store, ledger
-from server.tracking.attention import Selector
-from server.tracking.settlement import WAITING_TRAY
-from server.tracking.slots import validate_tray
 from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
 
 # Ids and indexes as SQLite can hold them: a larger number is bad input (400), never a 500 from the driver.
@@ -45,7 +46,7 @@ class SelectorIn:
 
 @dataclass
 class SpoolLogView:
-    log: attention.SpoolLog
+    log: statements.SpoolLog
     spool: SpoolOut | None
     archived: bool
     missing: bool  # Spoolman says there is no such spool (deleted)
@@ -55,7 +56,7 @@ class SpoolLogView:
 async def spool_log(runtime: Runtime, spool_id: int, *, limit: int = 50, offset: int = 0,
                     job_id: int | None = None) -> SpoolLogView | None:
     """The spool's log page with the spool's details; None when neither the ledger nor Spoolman know it."""
-    log = await asyncio.to_thread(attention.spool_log, runtime.db, spool_id, limit=limit, offset=offset,
+    log = await asyncio.to_thread(statements.spool_log, runtime.db, spool_id, limit=limit, offset=offset,
                                   job_id=job_id)
     spool, error = None, None
     try:
@@ -99,7 +100,7 @@ async def state_tray(runtime: Runtime, job_id: int, filament_index: int, tray: i
         changed = await asyncio.to_thread(ledger.on_mapping_learned, runtime.db, job_id, filament_index, tray)
     _wake(runtime)
     _announce(runtime, job.printer, job_id=job_id)
-    label = attention.tray_label(tray)
+    label = statements.tray_label(tray)
     return changed, f"Filament {filament_index + 1} came from tray {label}: {_plural(changed)} released."
 
 

@@ -15,9 +15,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
+from server.billing import attention, errors, statements
+from server.db.models import jsonable
 from server.runtime import Runtime
-from server.tracking import attention, corrections
-from server.tracking.job_store import jsonable
 from server.web import ledger_actions
 from server.web.ledger_actions import MAX_ID, Id, OptionalId, SelectorIn
 
@@ -50,7 +50,7 @@ async def spool_ledger(
     })
 
 
-def job_json(detail: attention.JobDetail) -> dict[str, Any]:
+def job_json(detail: statements.JobDetail) -> dict[str, Any]:
     data = asdict(detail)
     data["mm"], data["grams"] = detail.mm, detail.grams
     data["thumbnail"] = f"/api/v1/jobs/{detail.id}/thumbnail.png" if detail.thumbnail else None
@@ -63,7 +63,7 @@ def job_json(detail: attention.JobDetail) -> dict[str, Any]:
 @get("/jobs/{job_id:int}")
 async def get_job(runtime: Runtime, job_id: Annotated[int, Parameter(ge=0, le=MAX_ID)]) -> dict[str, Any]:
     """One job with what it billed per spool (delivered, queued, stuck, corrected); layers are summed."""
-    detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
+    detail = await asyncio.to_thread(statements.job_detail, runtime.db, job_id)
     if detail is None:
         raise NotFoundException(f"no job {job_id}")
     return job_json(detail)
@@ -114,7 +114,7 @@ async def attention_tray(runtime: Runtime, data: TrayIn) -> Done:
 async def attention_repoint(runtime: Runtime, data: RepointIn) -> Done:
     """Send a group's rejected or waiting bills to another spool."""
     if data.to_spool_id is None:
-        raise attention.AttentionError("to_spool_id is required: the spool to send the bills to")
+        raise errors.AttentionError("to_spool_id is required: the spool to send the bills to")
     changed, message = await ledger_actions.repoint(runtime, data.selector(), data.to_spool_id)
     return Done(changed, message)
 
@@ -172,12 +172,12 @@ def _conflict(_request: Request, exc: Exception) -> Response[dict[str, str]]:
 
 
 exception_handlers: dict[type[Exception], Any] = {
-    attention.AttentionError: _bad,
-    attention.NothingToDo: _missing,
-    corrections.CorrectionError: _bad,
-    corrections.CorrectionConflict: _conflict,
-    corrections.UnknownJob: _missing,
-    corrections.UnknownSpool: _missing,
+    errors.AttentionError: _bad,
+    errors.NothingToDo: _missing,
+    errors.CorrectionError: _bad,
+    errors.CorrectionConflict: _conflict,
+    errors.UnknownJob: _missing,
+    errors.UnknownSpool: _missing,
     ledger_actions.NotConfigured: lambda _r, exc: _message(503, exc),
 }
 

@@ -20,11 +20,11 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Response, Template
 
+from server.billing import attention, errors, statements
+from server.billing.attention import Selector
 from server.runtime import Runtime
+from server.slots.errors import SlotError
 from server.spoolman import SpoolmanError
-from server.tracking import attention, corrections
-from server.tracking.attention import Selector
-from server.tracking.slots import SlotError
 from server.web import csrf, ledger_actions
 from server.web.ledger_actions import MAX_ID, Id, NotConfigured, SelectorIn
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
@@ -33,8 +33,8 @@ from server.web.views import SpoolOut
 LOG_PAGE = 50
 PathId = Annotated[int, Parameter(ge=0, le=MAX_ID)]
 # What a person can be told when an action cannot be done (anything else is a bug and goes up).
-_EXPECTED = (attention.AttentionError, attention.NothingToDo, corrections.CorrectionError, corrections.UnknownJob,
-             corrections.UnknownSpool, SlotError, NotConfigured)
+_EXPECTED = (errors.AttentionError, errors.NothingToDo, errors.CorrectionError, errors.UnknownJob,
+             errors.UnknownSpool, SlotError, NotConfigured)
 
 REASON_TITLES = {
     "waiting_tray": "Which tray?",
@@ -210,7 +210,7 @@ async def spool_ledger_page(runtime: Runtime, request: Request, spool_id: PathId
 
 @get("/jobs/{job_id:int}", include_in_schema=False)
 async def job_page(runtime: Runtime, request: Request, job_id: PathId) -> Template:
-    detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
+    detail = await asyncio.to_thread(statements.job_detail, runtime.db, job_id)
     spools: dict[int, SpoolOut] = {}
     if detail is not None:
         found = await runtime.spools.get_many(p.spool_id for p in detail.parts if p.spool_id is not None)
@@ -232,7 +232,7 @@ def _correction_picker(job_id: int, from_spool: int) -> dict[str, Any]:
 @get("/jobs/{job_id:int}/correct", include_in_schema=False)
 async def correct_page(runtime: Runtime, request: Request, job_id: PathId,
                        from_spool: Annotated[int | None, Parameter(ge=0, le=MAX_ID)] = None) -> Template:
-    detail = await asyncio.to_thread(attention.job_detail, runtime.db, job_id)
+    detail = await asyncio.to_thread(statements.job_detail, runtime.db, job_id)
     part = None
     if detail is not None and from_spool is not None:
         part = next((p for p in detail.parts if p.spool_id == from_spool), None)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.db import repo
+from server.jobs.remaining import drift
+from server.printer.task import PrinterTask
 from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
-from server.tracking.printer_task import PrinterTask
-from server.tracking.remain import drift
 
 
 @dataclass

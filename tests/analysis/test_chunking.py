@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.analysis import analyze_gcode_stream
-from server.analysis.gcode import GcodeScanner
+from server.analysis.scanner import GcodeScanner
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
 

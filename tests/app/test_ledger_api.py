@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from server.billing import ledger
+from server.billing.settlement import DELIVERED, DOUBTFUL, REJECTED, WAITING_SPOOL
 from server.db import repo
 from server.db.ledger_tables import LedgerEntry, SpoolDelivery
-from server.tracking import job_store, ledger
-from server.tracking.settlement import DELIVERED, DOUBTFUL, REJECTED, WAITING_SPOOL
+from server.jobs import store as job_store
 from tests.app.conftest import PRINTER, Stack
-from tests.tracking.ledger_helpers import Line
+from tests.billing.ledger_helpers import Line
 
 BASE = "/api/v1/printers/Workshop%20P1S"
 

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from server.tracking.settlement import DELIVERED
+from server.billing.settlement import DELIVERED
 from tests.app.conftest import Stack
 from tests.app.test_ledger_api import bill, new_job, states, until
 

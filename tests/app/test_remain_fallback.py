@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from server.jobs import store as job_store
 from server.sim.printer import AmsUnit, Tray
 from server.sim.spoolman import DEMO_TRAY_UUIDS
-from server.tracking import job_store
 from tests.app.conftest import PRINTER, make_stack
 
 

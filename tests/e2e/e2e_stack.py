@@ -23,13 +23,13 @@ import pytest
 from pydantic import SecretStr
 
 from server.analysis import PrintAnalysis, analyze_file
+from server.billing import ledger
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
+from server.jobs.checkpoint import JobCheckpoint
+from server.printer.task import PrinterTask
 from server.runtime import Runtime
 from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
-from server.tracking import ledger
-from server.tracking.jobs import JobCheckpoint
-from server.tracking.printer_task import PrinterTask
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
 

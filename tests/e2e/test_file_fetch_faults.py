@@ -17,8 +17,9 @@ from e2e_stack import (
     per_tray,
 )
 
+from server.jobs import store as job_store
+from server.jobs import tracker as job_tracker
 from server.printer.errors import PrinterUnreachable
-from server.tracking import job_store, job_tracker
 
 MAPPING = mapping_of(XMAS_MAPPING)
 

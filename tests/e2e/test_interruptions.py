@@ -20,7 +20,7 @@ from e2e_stack import (
     until,
 )
 
-from server.tracking import job_store
+from server.jobs import store as job_store
 
 MAPPING = mapping_of(XMAS_MAPPING)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 from e2e_stack import CUBE_1, PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
 
-from server.tracking import job_store, ledger
-from server.tracking.settlement import WAITING_TRAY
+from server.billing import ledger
+from server.billing.settlement import WAITING_TRAY
+from server.jobs import store as job_store
 
 pytestmark = pytest.mark.slow  # prints a whole real file
 

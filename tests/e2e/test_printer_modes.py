@@ -29,13 +29,14 @@ from e2e_stack import (
 from pydantic import SecretStr
 from test_sigkill import backlog_empty, billed_through, checkpoint, printer_seen
 
+from server.billing import ledger
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.db import open_database
+from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
-from server.tracking import job_store, ledger
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
 

@@ -19,7 +19,7 @@ from e2e_stack import CUBE_1, CUBE_4, PRINT_FILES, SEQUENCES, Stack, StackFactor
 from litestar import Litestar, get
 from litestar.response import Response
 
-from server.tracking import job_store
+from server.jobs import store as job_store
 from server.web.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.slow

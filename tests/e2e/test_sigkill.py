@@ -31,12 +31,13 @@ from e2e_stack import (
 from pydantic import SecretStr
 
 from server.analysis import PrintAnalysis
+from server.billing import ledger
 from server.config import PrinterConfig
 from server.db import Database, open_database
+from server.jobs import store as job_store
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
-from server.tracking import job_store, ledger
 
 pytestmark = pytest.mark.slow
 NAME = "p0"

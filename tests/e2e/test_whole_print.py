@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from e2e_stack import CUBE_1, PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, add, analysis_of, mapping_of, per_tray
 
-from server.tracking import job_store
+from server.jobs import store as job_store
 
 pytestmark = pytest.mark.slow  # each prints a whole real file; most take over 5 s on two shared cores
 

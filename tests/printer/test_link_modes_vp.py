@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from printer_links import ACCESS_CODE, config_for, running_link
 
-from server.printer.backoff import Backoff
-from server.printer.link import LIMITED, PrinterLink
+from server.printer.link import PrinterLink
+from server.printer.refusals import LIMITED
 from server.printer.tls import PinStore
+from server.retry import Backoff
 from server.sim.printer import VirtualPrinter
 
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from server.printer.backoff import Backoff, RateLimiter
+from server.printer.pacing import RateLimiter
+from server.retry import Backoff
 
 
 def test_backoff_grows_to_the_cap_with_jitter_and_resets() -> None:

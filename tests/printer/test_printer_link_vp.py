@@ -13,13 +13,13 @@ from printer_links import ACCESS_CODE, config_for, running_link
 from pydantic import SecretStr
 
 from server.config import PrinterConfig
-from server.printer.backoff import Backoff
 from server.printer.errors import PrinterUnreachable
 from server.printer.link import PrinterLink, decode_payload
 from server.printer.probe import probe_ftps, probe_mqtt
-from server.printer.state import OnceLog
 from server.printer.tls import PinStore
 from server.printer.trays import printer_view
+from server.printer.values import OnceLog
+from server.retry import Backoff
 from server.sim.printer import AmsUnit, Tray, VirtualPrinter
 
 

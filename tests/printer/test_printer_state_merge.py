@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from printer_captures import CAPTURES, load_capture
 
-from server.printer.state import STATE_FIELDS, OnceLog, StateReader, as_int, merge_report
+from server.printer.state import STATE_FIELDS, merge_report
 from server.printer.trays import mapping_from, printer_view
+from server.printer.values import OnceLog, StateReader, as_int
 
 SEQUENCE = CAPTURES / "sequences" / "a1-fw01.07-Testqube_Multicolor_cloud.log"
 

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from printer_captures import CAPTURES, load_capture
 
+from server.jobs import lifecycle
+from server.jobs.checkpoint import JobCheckpoint, decide_resume
 from server.printer.link import decode_payload
 from server.printer.state import (
     ECHO_FIELDS,
@@ -25,14 +27,12 @@ from server.printer.state import (
     VERSION_FIELDS,
     Entries,
     Items,
-    OnceLog,
     clean_report,
     clean_state,
     merge_clean,
 )
 from server.printer.trays import PrinterView, printer_view
-from server.tracking import lifecycle
-from server.tracking.jobs import JobCheckpoint, decide_resume
+from server.printer.values import OnceLog
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 RUNNING = [p.name for p in sorted(CAPTURES.glob("push_status_full_*RUNNING*.json"))]

@@ -13,10 +13,11 @@ from printer_captures import CAPTURES, load_capture
 from server.config import PrinterConfig, ServerConfig, Settings
 from server.db import repo
 from server.printer.link import decode_payload
-from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, OnceLog, clean_report, merge_report
+from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, clean_report, merge_report
+from server.printer.task import PrinterTask
 from server.printer.trays import printer_view, version_modules
-from server.runtime import Runtime
-from server.tracking.printer_task import PrinterTask
+from server.printer.values import OnceLog
+from server.runtime import Runtime, printer_task
 
 # The report from the issue: `tray` is a number where a list of trays belongs.
 ITEM_9 = {"print": {"command": "push_status", "msg": 1, "ams": {"ams": [{"id": "0", "tray": 5}]}}}
@@ -144,7 +145,7 @@ def test_a_stored_state_from_before_is_cleaned_at_start(tmp_path: Path) -> None:
     stored["ams"]["ams"][0]["tray"] = 5
     stored["junk"] = "x" * 100_000
     repo.save_printer_state(task.db, "p", stored, False, None)
-    again = PrinterTask(task.config, db=task.db, bus=task.bus, data_dir=tmp_path)
+    again = printer_task(task.config, db=task.db, bus=task.bus, data_dir=tmp_path)
     assert "junk" not in again.state and "tray" not in again.state["ams"]["ams"][0]
     assert again.view().gcode_state == "FAILED"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.printer.link import LIMITED, RequestWatch, answered, refusal
+from server.printer.refusals import LIMITED, RequestWatch, answered, refusal
 
 REFUSED_PUSHALL = {"pushing": {"command": "pushall", "sequence_id": "0", "result": "failed",
                                "reason": "authorization failed", "err_code": 84033543}}

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from server.retry import backoff_delay
 from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import SpoolmanClient, SpoolmanNotFound, SpoolmanUnreachable
-from server.spoolman.retry import backoff_delay
 
 FAST = {"retries": 2, "backoff_base": 0.01, "backoff_cap": 0.02}
 

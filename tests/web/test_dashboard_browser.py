@@ -17,10 +17,11 @@ from pydantic import SecretStr
 from test_pwa_browser import open_dialog, tile
 from web_stack import DEMO_SLOTS, PRINTER, WebStack
 
+from server.billing import ledger
 from server.config import Settings
 from server.events import Event
+from server.jobs import store as job_store
 from server.sim.demo import DEMO_FILE, DEMO_MAPPING
-from server.tracking import job_store, ledger
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.jobs.store import JobRecord, JobSummary, SpoolUsage
 from server.printer.trays import TrayView
-from server.tracking.job_store import JobRecord, JobSummary, SpoolUsage
 from server.web.history import job_row
 from server.web.pages import EndOfPrint, place_words, state_words
 from server.web.views import AUTH_FIX, SpoolOut, colour_name, link_fix, tray_label

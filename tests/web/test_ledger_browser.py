@@ -17,8 +17,9 @@ from playwright.sync_api import Page, expect
 from test_pwa_browser import open_dialog, tile
 from web_stack import PRINTER, WebStack
 
-from server.tracking import job_store, ledger
-from server.tracking.settlement import DELIVERED
+from server.billing import ledger
+from server.billing.settlement import DELIVERED
+from server.jobs import store as job_store
 
 pytestmark = pytest.mark.browser
 

@@ -32,7 +32,11 @@ class StoreRejected(ValueError):
 
 
 def weight_from_length(length_mm: float, *, diameter_mm: float, density: float) -> float:
-    """Grams of filament in `length_mm` (density in g/cm³: mm³ / 1000 = cm³)."""
+    """Grams of filament in `length_mm` (density in g/cm³: mm³ / 1000 = cm³).
+
+    Spoolman's own formula (its ``math.weight_from_length``), kept here on purpose rather than imported
+    from server.analysis.filament: the stand-in plays Spoolman, so it computes as Spoolman does.
+    """
     return density * length_mm * math.pi * (diameter_mm / 2) ** 2 / 1000
 
 

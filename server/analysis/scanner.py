@@ -1,0 +1,352 @@
+"""The gcode engine: a scanner fed chunks of a gcode stream that applies the rules of ``gcode.py`` (its
+docstring lists them) and returns the per-layer, per-filament millimetres (``GcodeUsage``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex, LineTooLong
+from server.analysis.gcode import (
+    _LINE_NUMBER,
+    _MOVE_E,
+    _MOVES,
+    DEFAULT_MAX_CARRY,
+    HEADER_KEYS,
+    MAX_CELLS,
+    MAX_FILAMENT_TOOL,
+    MAX_LAYER,
+    MAX_LAYER_MM,
+    MAX_LINE_BYTES,
+    MAX_TOOL_CHANGES,
+    PADDING,
+    UNASSIGNED,
+    UNLOAD_TOOLS,
+    GcodeUsage,
+    Mark,
+    ToolChange,
+    Usage,
+    _count_newlines,
+    _float,
+    _word,
+    regex_index,
+)
+
+try:  # the vectorised indexer needs numpy; the regex indexer gives the same result without it
+    import numpy  # noqa: F401
+except ImportError:  # pragma: no cover
+    _vector = None
+else:
+    from server.analysis import vector as _vector
+
+
+class _Refused(Exception):
+    """An addition that would make a layer's figure non-finite or absurd; _scan names the line."""
+
+    def __init__(self, amount: float, total: float, layer: int, filament: int) -> None:
+        super().__init__()
+        self.amount, self.total, self.layer, self.filament = amount, total, layer, filament
+
+
+def _excerpt(line: bytes) -> str:
+    text = line.strip().decode("utf-8", "replace")
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+class GcodeScanner:
+    """Incremental engine: ``feed(chunk)`` any number of times, then ``finish()``."""
+
+    def __init__(
+        self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY, vectorised: bool | None = None
+    ) -> None:
+        if vectorised is None:
+            vectorised = _vector is not None
+        if vectorised and _vector is None:
+            raise RuntimeError("numpy is not installed")
+        self._index = _vector.index if vectorised and _vector is not None else regex_index
+        self._count_newlines = _vector.count_newlines if vectorised and _vector is not None else _count_newlines
+        self._default = default_filament
+        self._max_carry = max_carry
+        self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
+        self._active = UNASSIGNED
+        self._first_loaded: int | None = None
+        self._layer = 0
+        self._layers: list[Usage] = [{}]
+        self._marks: list[list[Mark]] = [[]]
+        self._absolute = False
+        self._e = 0.0  # E position, for M82 absolute mode
+        self._skip = False  # inside M628 S1 ... M629: the re-prime already counted via M620.11
+        self._tool_changes: list[ToolChange] = []
+        self._header: dict[str, str] = {}
+        self._size = 0
+        self._lines = 0  # lines before the current buffer (for messages)
+        self._cells = 0  # per-layer figures kept, against MAX_CELLS
+        self._done = False
+
+    # -- streaming -------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        self._size += len(data)
+        # One copy per chunk: the carried partial line, the new data, and padding that lets the
+        # vectorised indexer read a few bytes past any line without bounds checks.
+        buf = b"".join((self._carry, data, PADDING))
+        limit = len(buf) - len(PADDING)
+        end = buf.rfind(b"\n", 0, limit)  # buf[end:limit] is an incomplete line (or just the newline)
+        if limit - end - 1 > MAX_LINE_BYTES:  # checked before the carry can grow with it
+            raise self._too_long(buf, end)
+        self._check_lines(buf, end)
+        cut = self._scan(buf, end)
+        self._lines += self._count_newlines(buf, 1, cut + 1)
+        self._carry = buf[cut:limit]
+
+    def finish(self) -> GcodeUsage:
+        if self._done:
+            raise RuntimeError("finish() called twice")
+        self._done = True
+        buf = self._carry + b"\n" + PADDING
+        self._scan(buf, len(self._carry), final=True)
+        self._carry = b""
+        return self._result()
+
+    def _check_lines(self, buf: bytes, end: int) -> None:
+        """Refuse a complete line in ``buf[:end]`` longer than MAX_LINE_BYTES. Such a line holds a whole
+        window of half that size aligned on the half: a few ``find`` calls per chunk, exact after."""
+        half = MAX_LINE_BYTES // 2
+        for k in range(1, end - half + 1, half):
+            if buf.find(b"\n", k, k + half) < 0:
+                start = buf.rfind(b"\n", 0, k)
+                if buf.find(b"\n", k, end + 1) - start - 1 > MAX_LINE_BYTES:
+                    raise self._too_long(buf, start)
+
+    def _line_number(self, buf: bytes, newline: int) -> int:
+        """1-based number of the line that starts after ``buf[newline]``."""
+        return self._lines + buf.count(b"\n", 1, newline + 1) + 1
+
+    def _too_long(self, buf: bytes, newline: int) -> LineTooLong:
+        return LineTooLong(
+            f"line {self._line_number(buf, newline)} is longer than {MAX_LINE_BYTES >> 10} KiB "
+            "(real gcode lines are far shorter): not a gcode file"
+        )
+
+    def _scan(self, buf: bytes, end: int, final: bool = False) -> int:
+        """Process segments and events in ``buf[:end]``; return where the unprocessed rest starts.
+        The tail after the last event is kept for the next chunk unless ``final`` or too long."""
+        events, sums, lasts, counts = self._index(buf, end)
+        pos = 0
+        span = (0, 0)  # what is being added: a segment of plain moves, or one event line
+        try:
+            for i, (start, line_end) in enumerate(events):
+                if counts[i]:
+                    span = (pos, start)
+                    self._segment(sums[i], lasts[i])
+                span = (start, line_end)
+                self._line(buf[start + 1 : line_end])
+                pos = line_end
+            if (final or end - pos > self._max_carry) and counts[-1]:
+                span = (pos, end)
+                self._segment(sums[-1], lasts[-1])
+        except _Refused as refused:
+            raise self._absurd(refused, buf, *span) from None
+        return end if final or end - pos > self._max_carry else pos
+
+    def _absurd(self, refused: _Refused, buf: bytes, lo: int, hi: int) -> AbsurdExtrusion:
+        """Name the line: the first move in ``buf[lo:hi]`` with a non-finite or absurd E, else the last
+        move there (many moves adding up past the bound)."""
+        at = lo
+        for match in _MOVE_E.finditer(buf, lo, hi):
+            at = match.start()
+            value = _float(match.group(1))
+            if value is not None and not abs(value) <= MAX_LAYER_MM:
+                break
+        number = self._line_number(buf, at)
+        line = buf[at + 1 : buf.find(b"\n", at + 1)]
+        where = f"line {number} (layer {refused.layer}): {_excerpt(line)}"
+        if not math.isfinite(refused.amount) or not math.isfinite(refused.total):
+            return AbsurdExtrusion(f"{where} extrudes a non-finite amount of filament: not a real print")
+        return AbsurdExtrusion(
+            f"{where} brings filament {refused.filament} to {refused.total / 1000:.0f} m in one layer "
+            f"(the limit is {MAX_LAYER_MM / 1000:.0f} m): not a real print"
+        )
+
+    def _segment(self, total: float, last: float | None) -> None:
+        if self._absolute:
+            if last is None:
+                return
+            amount = last - self._e
+            self._e = last
+        else:
+            amount = total
+            self._e += amount
+        if not self._skip:
+            self._add(amount)
+
+    # -- slow path: one line ---------------------------------------------------------------------
+    def _line(self, line: bytes) -> None:
+        if line[:5] == b"M73 L":  # the most frequent event: one per layer
+            words = line.split(b";", 1)[0].split()
+            if len(words) == 2 and len(words[1]) <= 10 and words[1][1:].isdigit():
+                self._set_layer(int(words[1][1:]))
+                return
+        text = line.strip()
+        if not text:
+            return
+        if text[:1] == b";":
+            if text[:2] == b";V":
+                self._virtual(text[2:])
+            elif text[:2] == b"; ":
+                self._comment(text)
+            return
+        if text[:1] in (b"N", b"n"):
+            number = _LINE_NUMBER.match(text.upper())
+            if number:
+                text = text[number.end() :]
+        for stop in (b";", b"*"):
+            cut = text.find(stop)
+            if cut >= 0:
+                text = text[:cut]
+        words = text.split()
+        if words:
+            self._command(words[0].upper(), words)
+
+    def _command(self, cmd: bytes, words: list[bytes]) -> None:
+        if cmd in _MOVES:
+            e = _word(words, b"E")
+            if e is not None:
+                self._move(e)
+        elif cmd == b"G92":
+            if len(words) == 1:
+                self._e = 0.0
+            else:
+                e = _word(words, b"E")
+                if e is not None:
+                    self._e = e
+        elif cmd == b"M83":
+            self._absolute = False
+        elif cmd == b"M82":
+            self._absolute = True
+        elif cmd == b"M73":
+            layer = _word(words, b"L")
+            if layer is not None and math.isfinite(layer) and layer == int(layer):
+                self._set_layer(int(layer))
+            percent = _word(words, b"P")
+            if percent is not None and 0 <= percent <= 100:
+                self._mark(int(percent))
+        elif cmd[:1] == b"T" and len(cmd) <= 6 and cmd[1:].isdigit():
+            self._load(int(cmd[1:]))
+        elif cmd == b"M620.11":
+            e = _word(words, b"E")
+            if e and not self._skip:
+                self._add(e)
+        elif cmd == b"M628":
+            self._skip = _word(words, b"S") == 1
+        elif cmd == b"M629":
+            self._skip = False
+
+    def _move(self, e: float) -> None:
+        if self._absolute:
+            amount = e - self._e
+            self._e = e
+        else:
+            amount = e
+            self._e += e
+        if not self._skip:
+            self._add(amount)
+
+    def _virtual(self, text: bytes) -> None:
+        words = text.split(b";", 1)[0].split()
+        if words and words[0].upper() in _MOVES:
+            e = _word(words, b"E")
+            if e and not self._skip:
+                self._add(e)
+
+    def _comment(self, text: bytes) -> None:
+        """``; key = value`` or ``; key: value``: split at the first ``=`` or ``:`` (linear; a regex
+        with a lazy key backtracked quadratically on long runs of blanks)."""
+        body = text[2:]
+        cut = min((i for i in (body.find(b"="), body.find(b":")) if i >= 0), default=-1)
+        if cut <= 0:
+            return
+        key = body[:cut].decode("utf-8", "replace").strip()
+        if key in HEADER_KEYS and key not in self._header:
+            self._header[key] = body[cut + 1 :].decode("utf-8", "replace").strip()
+
+    # -- state -----------------------------------------------------------------------------------
+    def _add(self, amount: float) -> None:
+        if amount:
+            layer = self._layers[self._layer]
+            total = layer.get(self._active, 0.0) + amount
+            if not (abs(amount) <= MAX_LAYER_MM and abs(total) <= MAX_LAYER_MM):  # NaN fails both
+                raise _Refused(amount, total, self._layer, self._active)
+            if self._active not in layer:
+                self._spend(1)
+            layer[self._active] = total
+
+    def _spend(self, cells: int) -> None:
+        self._cells += cells
+        if self._cells > MAX_CELLS:
+            raise GcodeTooComplex(
+                f"more than {MAX_CELLS} per-layer figures (layers x filaments x progress marks): not a real print"
+            )
+
+    def _mark(self, percent: int) -> None:
+        """Progress marks within a layer rise; one repeated keeps the latest usage (what ``bisect`` in
+        layer_at_percent would pick) and one going back is ignored, so a layer keeps at most 101."""
+        marks = self._marks[self._layer]
+        usage = dict(self._layers[self._layer])
+        if marks and marks[-1][0] >= percent:
+            if marks[-1][0] == percent:
+                marks[-1] = (percent, usage)
+            return
+        self._spend(len(usage) + 1)
+        marks.append((percent, usage))
+
+    def _set_layer(self, n: int) -> None:
+        if n < 0 or n > MAX_LAYER:
+            return
+        while len(self._layers) <= n:
+            self._layers.append({})
+            self._marks.append([])
+        self._layer = n
+
+    def _load(self, n: int) -> None:
+        if n in UNLOAD_TOOLS or n > MAX_FILAMENT_TOOL:
+            return
+        if self._first_loaded is None:
+            self._first_loaded = n
+        if n != self._active:
+            if len(self._tool_changes) >= MAX_TOOL_CHANGES:
+                raise GcodeTooComplex(f"more than {MAX_TOOL_CHANGES} filament changes: not a real print")
+            self._tool_changes.append(ToolChange(self._layer, n))
+            self._active = n
+
+    def _result(self) -> GcodeUsage:
+        target = self._first_loaded if self._first_loaded is not None else self._default
+        filaments = {f for layer in self._layers for f in layer}
+        self._spend(len(self._layers) * len(filaments))  # the cumulative figures PrintAnalysis keeps
+        return GcodeUsage(
+            layers=tuple(_resolve(layer, target) for layer in self._layers),
+            marks=tuple(tuple((p, _resolve(u, target)) for p, u in marks) for marks in self._marks),
+            tool_changes=tuple(self._tool_changes),
+            header=dict(self._header),
+            size=self._size,
+        )
+
+
+def _resolve(usage: Usage, target: int) -> Usage:
+    """Give extrusion made before the first load to the first filament loaded."""
+    if UNASSIGNED in usage:
+        usage = dict(usage)
+        early = usage.pop(UNASSIGNED)
+        usage[target] = usage.get(target, 0.0) + early
+    return dict(sorted(usage.items()))
+
+
+def analyze_gcode_stream(
+    chunks: Iterable[bytes], *, default_filament: int = 0, vectorised: bool | None = None
+) -> GcodeUsage:
+    """The pure engine: per-layer, per-filament millimetres of a gcode byte stream."""
+    scanner = GcodeScanner(default_filament=default_filament, vectorised=vectorised)
+    for chunk in chunks:
+        scanner.feed(chunk)
+    return scanner.finish()

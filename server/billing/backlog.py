@@ -1,0 +1,98 @@
+"""The backlog: what is waiting to reach Spoolman, per spool, and what waits for a tray or a spool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from server.billing.settlement import (
+    DOUBTFUL,
+    READY,
+    REJECTED,
+    SENDING,
+    WAITING_SPOOL,
+    WAITING_TRAY,
+)
+from server.db import Database
+from server.db.ledger_tables import LedgerEntry
+
+
+@dataclass(frozen=True)
+class SpoolBacklog:
+    spool_id: int
+    count: int
+    mm: float
+    grams: float
+    oldest: datetime
+    sending: bool  # a request's outcome is still unknown (settled before anything else is sent)
+
+
+@dataclass(frozen=True)
+class WaitingBills:
+    """Bills that cannot be sent yet: their tray is unknown or has no spool."""
+
+    printer: str
+    tray: int | None
+    state: str
+    count: int
+    mm: float
+    grams: float
+    oldest: datetime
+
+
+@dataclass(frozen=True)
+class Backlog:
+    spools: list[SpoolBacklog]
+    waiting: list[WaitingBills]
+    rejected: int
+    doubtful: int
+
+    @property
+    def count(self) -> int:
+        return sum(s.count for s in self.spools) + sum(w.count for w in self.waiting)
+
+
+def backlog(db: Database) -> Backlog:
+    sums = (func.count(), func.sum(LedgerEntry.mm), func.sum(LedgerEntry.grams), func.min(LedgerEntry.created_at))
+    with db.session() as session:
+        queued = session.exec(
+            select(LedgerEntry.spool_id, *sums, func.max(LedgerEntry.state == SENDING))
+            .where(col(LedgerEntry.state).in_((READY, SENDING)))
+            .group_by(LedgerEntry.spool_id)
+            .order_by(LedgerEntry.spool_id)
+        ).all()
+        waiting = session.exec(
+            select(LedgerEntry.printer, LedgerEntry.tray, LedgerEntry.state, *sums)
+            .where(col(LedgerEntry.state).in_((WAITING_TRAY, WAITING_SPOOL)))
+            .group_by(LedgerEntry.printer, LedgerEntry.tray, LedgerEntry.state)
+            .order_by(LedgerEntry.printer, LedgerEntry.tray)
+        ).all()
+        flagged = dict(
+            session.exec(
+                select(LedgerEntry.state, func.count())
+                .where(col(LedgerEntry.state).in_((REJECTED, DOUBTFUL)))
+                .group_by(LedgerEntry.state)
+            ).all()
+        )
+    # SQLite hands back MIN() of a timestamp column as text; the type decorator is bypassed.
+    return Backlog(
+        spools=[
+            SpoolBacklog(spool_id, count, mm, grams, _as_datetime(oldest), bool(sending))
+            for spool_id, count, mm, grams, oldest, sending in queued
+        ],
+        waiting=[
+            WaitingBills(printer, tray, state, count, mm, grams, _as_datetime(oldest))
+            for printer, tray, state, count, mm, grams, oldest in waiting
+        ],
+        rejected=flagged.get(REJECTED, 0),
+        doubtful=flagged.get(DOUBTFUL, 0),
+    )
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

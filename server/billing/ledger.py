@@ -1,0 +1,338 @@
+"""The ledger: every bill is written here first, then delivered to Spoolman by the outbox.
+
+Synchronous repository functions, one transaction each (async callers use
+``asyncio.to_thread``). The state rules are in ``settlement.py``; this module only
+applies them to rows. The outbox's side (deliveries, a deleted spool) is in ``deliveries.py``, the
+summary of what waits in ``backlog.py``.
+
+Spool resolution: the spool billed is the one assigned to the filament's tray *when the
+layer is billed*, recorded on the entry at once. An entry whose tray is not known yet
+waits for :func:`on_mapping_learned`; one whose tray has no spool waits for
+:func:`on_assignment`. A later reassignment never touches entries already resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.dialects.sqlite import insert
+from sqlmodel import Session, col, select, update
+
+from server.billing.settlement import (
+    READY,
+    REJECTED,
+    WAITING_SPOOL,
+    WAITING_TRAY,
+    SpoolReading,
+    initial_state,
+    resolve_tray,
+)
+from server.db import Database, repo
+from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
+from server.db.models import SlotAssignment, utcnow
+
+
+class BillLine(Protocol):
+    """What the billing rules hand over for one (layer, filament)."""
+
+    @property
+    def layer(self) -> int: ...
+    @property
+    def filament_index(self) -> int: ...
+    @property
+    def mm(self) -> float: ...
+    @property
+    def grams(self) -> float: ...
+    @property
+    def estimate(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class EntryData:
+    id: int
+    job_id: int
+    printer: str
+    layer: int
+    filament_index: int
+    tray: int | None
+    spool_id: int | None
+    mm: float
+    grams: float
+    estimate: bool
+    state: str
+    delivery_id: int | None
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryData:
+    id: int
+    spool_id: int
+    mm: float
+    expected_g: float
+    before: SpoolReading
+    state: str
+    sent_at: datetime
+    entry_ids: tuple[int, ...]
+    note: str | None = None  # how it was settled, or a fact such as "spool #7 is archived in Spoolman"
+    settled_at: datetime | None = None
+
+
+def entry_data(row: LedgerEntry) -> EntryData:
+    assert row.id is not None
+    return EntryData(
+        row.id,
+        row.job_id,
+        row.printer,
+        row.layer,
+        row.filament_index,
+        row.tray,
+        row.spool_id,
+        row.mm,
+        row.grams,
+        row.estimate,
+        row.state,
+        row.delivery_id,
+        row.error,
+        row.created_at,
+    )
+
+
+def delivery_data(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
+    assert row.id is not None
+    before = SpoolReading(row.before_used_weight, row.before_last_used)
+    return DeliveryData(
+        row.id,
+        row.spool_id,
+        row.mm,
+        row.expected_g,
+        before,
+        row.state,
+        row.sent_at,
+        tuple(entry_ids),
+        row.note,
+        row.settled_at,
+    )
+
+
+def assigned_spool(session: Session, printer: str, tray: int | None) -> int | None:
+    if tray is None:
+        return None
+    statement = select(SlotAssignment.spool_id).where(SlotAssignment.printer == printer, SlotAssignment.tray == tray)
+    return session.exec(statement).first()
+
+
+@contextmanager
+def write_session(db: Database) -> Iterator[Session]:
+    """A session whose transaction takes SQLite's write lock before its first read.
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE, so a read-then-write (the tray's
+    spool, then the bills) would read outside it: an assignment committed in between would leave
+    a bill waiting for a spool the tray has. ``BEGIN IMMEDIATE`` makes the pair one step; other
+    writers wait (busy timeout) until it commits. The caller commits.
+    """
+    with db.session() as session:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
+def rows_changed(db: Database, statement: Any) -> int:
+    with write_session(db) as session:
+        result = session.exec(statement)
+        session.commit()
+    return int(result.rowcount)
+
+
+# --- writing bills -----------------------------------------------------------------------------
+
+
+def trays_of(lines: Sequence[BillLine], mapping: Mapping[int, int]) -> list[int | None]:
+    """The global tray each line's filament was loaded in, by the job's mapping (None: not known yet)."""
+    return [resolve_tray(dict(mapping), line.filament_index) for line in lines]
+
+
+def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
+              trays: Sequence[int | None]) -> list[LedgerEntry]:
+    """Add the bill lines of one job inside the caller's transaction (see :func:`write_session`), with the
+    tray of each line (``trays``, one per line), resolving the spool now: the caller commits, with
+    whatever else must be committed together (the job's checkpoint: ``server.jobs.billed``)."""
+    now = utcnow()
+    job = session.get(JobRow, job_id)
+    if job is None:
+        raise LookupError(f"no job {job_id}")
+    rows = []
+    for line, tray in zip(lines, trays, strict=True):
+        spool_id = assigned_spool(session, job.printer, tray)
+        row = LedgerEntry(
+            job_id=job_id,
+            printer=job.printer,
+            layer=line.layer,
+            filament_index=line.filament_index,
+            tray=tray,
+            spool_id=spool_id,
+            mm=line.mm,
+            grams=line.grams,
+            estimate=line.estimate,
+            state=initial_state(tray, spool_id),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: Mapping[int, int]) -> list[EntryData]:
+    """Write the bill lines of one job, resolving tray and spool now, in a transaction of their own.
+
+    ``mapping`` is the job's slicer filament index → global tray as known at this moment.
+    """
+    with write_session(db) as session:
+        rows = add_bills(session, job_id, lines, trays_of(lines, mapping))
+        session.commit()
+        return [entry_data(row) for row in rows]
+
+
+def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:
+    """A spool was assigned to a tray: the tray's waiting bills go to it. Returns how many."""
+    with write_session(db) as session:
+        count = _release(session, printer, tray, spool_id)
+        session.commit()
+    return count
+
+
+def _release(session: Session, printer: str, tray: int, spool_id: int) -> int:
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.printer) == printer,
+            col(LedgerEntry.tray) == tray,
+            col(LedgerEntry.state) == WAITING_SPOOL,
+        )
+        .values(spool_id=spool_id, state=READY, updated_at=utcnow())
+    )
+    return int(session.exec(statement).rowcount)  # type: ignore[call-overload]
+
+
+def assign_and_release(
+    db: Database, printer: str, tray: int, spool_id: int, source: str = "manual"
+) -> tuple[repo.SlotAssignmentData, int]:
+    """Put the spool in the tray and send the tray's waiting bills to it, in one transaction.
+
+    Two steps would let a bill written between them wait for a spool the tray already has.
+    Returns the assignment and how many bills were released.
+    """
+    repo._check_assignment(tray, spool_id, source)  # same rules as repo.assign_spool
+    now = utcnow()
+    row = {"printer": printer, "tray": tray, "spool_id": spool_id, "source": source, "assigned_at": now}
+    upsert = insert(SlotAssignment).values(**row)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["printer", "tray"], set_={"spool_id": spool_id, "source": source, "assigned_at": now}
+    )
+    with write_session(db) as session:
+        session.exec(upsert)  # type: ignore[call-overload]
+        released = _release(session, printer, tray, spool_id)
+        session.commit()
+    return repo.SlotAssignmentData(printer, tray, spool_id, source, now), released
+
+
+def on_mapping_learned(db: Database, job_id: int, filament_index: int, tray: int) -> int:
+    """The job's tray for a filament became known: its waiting bills take that tray's current spool."""
+    resolved = resolve_tray({filament_index: tray}, filament_index)
+    if resolved is None:
+        return 0
+    with write_session(db) as session:
+        job = session.get(JobRow, job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id}")
+        spool_id = assigned_spool(session, job.printer, resolved)
+        statement = (
+            update(LedgerEntry)
+            .where(
+                col(LedgerEntry.job_id) == job_id,
+                col(LedgerEntry.filament_index) == filament_index,
+                col(LedgerEntry.state) == WAITING_TRAY,
+            )
+            .values(tray=resolved, spool_id=spool_id, state=initial_state(resolved, spool_id), updated_at=utcnow())
+        )
+        result = session.exec(statement)  # type: ignore[call-overload]
+        session.commit()
+    return int(result.rowcount)
+
+
+def repoint(db: Database, entry_ids: Iterable[int], spool_id: int) -> int:
+    """Send rejected (or still waiting) entries to another spool, e.g. after a spool was deleted."""
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state).in_((REJECTED, WAITING_SPOOL)),
+        )
+        .values(spool_id=spool_id, state=READY, error=None, delivery_id=None, updated_at=utcnow())
+    )
+    return rows_changed(db, statement)
+
+
+def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
+    """A person's "send it again": rejected entries go back to the queue for the spool they name.
+
+    A spool since deleted then takes the deleted-spool path (its tray's next spool).
+    """
+    statement = (
+        update(LedgerEntry)
+        .where(
+            col(LedgerEntry.id).in_(list(entry_ids)),
+            col(LedgerEntry.state) == REJECTED,
+            col(LedgerEntry.spool_id).is_not(None),
+        )
+        .values(state=READY, error=None, delivery_id=None, updated_at=utcnow())
+    )
+    return rows_changed(db, statement)
+
+
+def reject(db: Database, entry_ids: Iterable[int], note: str) -> int:
+    """Take ready entries out of the queue with a visible reason (e.g. Spoolman has no such spool)."""
+    statement = (
+        update(LedgerEntry)
+        .where(col(LedgerEntry.id).in_(list(entry_ids)), col(LedgerEntry.state) == READY)
+        .values(state=REJECTED, error=note, updated_at=utcnow())
+    )
+    return rows_changed(db, statement)
+
+
+def entries(
+    db: Database,
+    *,
+    job_id: int | None = None,
+    spool_id: int | None = None,
+    states: Iterable[str] | None = None,
+) -> list[EntryData]:
+    statement = select(LedgerEntry).order_by(col(LedgerEntry.id))
+    if job_id is not None:
+        statement = statement.where(LedgerEntry.job_id == job_id)
+    if spool_id is not None:
+        statement = statement.where(LedgerEntry.spool_id == spool_id)
+    if states is not None:
+        statement = statement.where(col(LedgerEntry.state).in_(list(states)))
+    with db.session() as session:
+        return [entry_data(row) for row in session.exec(statement)]
+
+
+def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryData]:
+    """Requests to Spoolman, oldest first, with their entries and note (the per-spool log shows them)."""
+    statement = select(SpoolDelivery).order_by(col(SpoolDelivery.id))
+    if spool_id is not None:
+        statement = statement.where(SpoolDelivery.spool_id == spool_id)
+    with db.session() as session:
+        rows = session.exec(statement).all()
+        ids: dict[int, list[int]] = {}
+        links = select(LedgerEntry.delivery_id, LedgerEntry.id).where(col(LedgerEntry.delivery_id).is_not(None))
+        for delivery_id, entry_id in session.exec(links):
+            if delivery_id is not None and entry_id is not None:
+                ids.setdefault(delivery_id, []).append(entry_id)
+    return [delivery_data(row, sorted(ids.get(row.id or 0, []))) for row in rows]

@@ -1,0 +1,587 @@
+"""The print lifecycle: a state machine per printer, and the pure function that turns
+printer reports into lifecycle events. No I/O.
+
+`derive_events(job, previous, current, echo)` compares two merged printer states (and
+the `project_file` echo, when one arrived) and says what happened: a job started,
+a layer was reached, a pause, a resume, the end. The printer task feeds the events to
+`PrintLifecycle`, the billing rule and the ledger.
+
+Run `python -m server.jobs.lifecycle --diagram` for the Mermaid diagram that
+`docs/tracking.md` embeds (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from statemachine import State, StateChart
+from statemachine.contrib.diagram import formatter
+
+from server.billing.rules import AnalysisLike, BillLine, bill_finish, bill_progress, bill_stop
+from server.jobs.checkpoint import (
+    ACTIVE_STATES,
+    ENDED_OFFLINE,
+    ContinueSameJob,
+    FinalState,
+    JobCheckpoint,
+    JobKey,
+    ResumeDecision,
+    SettleEndedJob,
+    is_cancel,
+    job_name,
+    text,
+)
+from server.jobs.mapping import active_trays, known_mapping
+from server.printer.trays import PrinterView
+from server.printer.values import as_int
+
+
+class PrintLifecycle(StateChart):
+    """One printer's print lifecycle. The machine is reused from job to job, so the end
+    states are not final: the next job starts from any of them. An event that does not
+    apply in the current state raises (see `next_state` for the checking form)."""
+
+    allow_event_without_transition = False
+
+    idle = State("Idle", initial=True)
+    resuming = State("Resuming")  # after a restart with an open job checkpoint
+    downloading = State("Downloading")
+    parsing = State("Parsing")
+    untracked = State("Untracked")  # the file could not be obtained or read: shown with its reason
+
+    class printing(State.Compound, name="Printing"):
+        running = State("Running", initial=True)
+        paused = State("Paused")
+
+        pause = running.to(paused)
+        resume = paused.to(running)
+
+    finished = State("Finished")
+    failed = State("Failed")
+    cancelled = State("Cancelled")
+
+    start_job = (
+        idle.to(downloading)
+        | finished.to(downloading)
+        | failed.to(downloading)
+        | cancelled.to(downloading)
+        | untracked.to(downloading)
+        | resuming.to(downloading)
+        | printing.to(downloading)  # a new job without the old one's end seen
+    )
+    restart = idle.to(resuming)
+    file_fetched = downloading.to(parsing)
+    file_analysed = parsing.to(printing)
+    file_unavailable = downloading.to(untracked) | parsing.to(untracked)
+    continue_job = resuming.to(printing)
+    finish = (
+        printing.to(finished)
+        | resuming.to(finished)
+        | downloading.to(finished)
+        | parsing.to(finished)
+        | untracked.to(finished)
+    )
+    fail = (
+        printing.to(failed) | resuming.to(failed) | downloading.to(failed) | parsing.to(failed) | untracked.to(failed)
+    )
+    cancel = (
+        printing.to(cancelled)
+        | resuming.to(cancelled)
+        | downloading.to(cancelled)
+        | parsing.to(cancelled)
+        | untracked.to(cancelled)
+    )
+
+
+def lifecycle_at(state_id: str) -> PrintLifecycle:
+    """A machine standing in `state_id` (a leaf id such as "paused", or "printing")."""
+    machine = PrintLifecycle()
+    if state_id == "idle":
+        return machine
+    path = {
+        "resuming": ["restart"],
+        "downloading": ["restart", "start_job"],
+        "parsing": ["restart", "start_job", "file_fetched"],
+        "untracked": ["restart", "start_job", "file_unavailable"],
+        "printing": ["restart", "continue_job"],
+        "running": ["restart", "continue_job"],
+        "paused": ["restart", "continue_job", "pause"],
+        "finished": ["restart", "finish"],
+        "failed": ["restart", "fail"],
+        "cancelled": ["restart", "cancel"],
+    }[state_id]
+    for event in path:
+        machine.send(event)
+    return machine
+
+
+def leaf_state(machine: PrintLifecycle) -> str:
+    """The innermost active state's id: what a job checkpoint stores."""
+    values = [s.id for s in machine.configuration]
+    return "paused" if "paused" in values else "running" if "running" in values else values[0]
+
+
+def next_state(state_id: str, event: str) -> str | None:
+    """The leaf state after `event` from `state_id`, or None when it does not apply."""
+    machine = lifecycle_at(state_id)
+    if event not in {e.id for e in machine.allowed_events}:
+        return None
+    machine.send(event)
+    return leaf_state(machine)
+
+
+def diagram() -> str:
+    """The machine as a Mermaid `stateDiagram-v2`, generated from its definition."""
+    return formatter.render(PrintLifecycle, "mermaid").rstrip() + "\n"
+
+
+# ---- events ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    key: JobKey
+    file: str | None  # the echo's url, else the printer's gcode_file
+    subtask_name: str | None
+    plate: int | None
+    mapping: Mapping[int, int] = field(default_factory=dict)  # stated mapping, {} when to be learned
+    announced: bool = False  # True when a `project_file` echo started it
+    # A job picked up mid-print: the printer's `mapping` report, taken once the file agrees with it.
+    reported: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerReached:
+    layer: int
+    mc_percent: int | None
+
+
+@dataclass(frozen=True)
+class Paused:
+    print_error: int | None
+
+
+@dataclass(frozen=True)
+class Resumed:
+    pass
+
+
+@dataclass(frozen=True)
+class Finished:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    cancelled: bool
+    at_layer: int | None
+    mc_percent: int | None
+    print_error: int | None = None
+    reason: str | None = None  # "ended while offline" when the printer forgot the job
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    """The printer runs another print than the open job's: the open job is closed
+    (as failed, "ended while offline") before the new one's JobStarted."""
+
+    previous: JobKey
+
+
+@dataclass(frozen=True)
+class MappingStated:
+    """The printer reported the job's mapping (`mapping`, `ams_mapping2`) after the start."""
+
+    mapping: Mapping[int, int]
+
+
+@dataclass(frozen=True)
+class CancelConfirmed:
+    """The cancel code arrived only after FAILED: the job just failed was cancelled.
+    Both bill the same; only the job's final state changes."""
+
+    print_error: int
+
+
+LifecycleEvent = (
+    JobStarted | LayerReached | Paused | Resumed | Finished | Failed | CancelConfirmed | JobChanged | MappingStated
+)
+
+
+def machine_event(event: LifecycleEvent) -> str | None:
+    """The `PrintLifecycle` event a lifecycle event drives; None for those that only
+    bill or teach (a layer, a stated mapping) or announce the ones that follow."""
+    if isinstance(event, Failed):
+        return "cancel" if event.cancelled else "fail"
+    names = {JobStarted: "start_job", Paused: "pause", Resumed: "resume", Finished: "finish"}
+    return names.get(type(event))
+
+
+_LAYER_STATES = ("RUNNING", "PAUSE")  # states whose layer_num is the print's (not PREPARE's leftovers)
+
+
+def _body(state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The `print` part of a merged state or a report (either form); {} for anything else."""
+    if not isinstance(state, Mapping):
+        return {}
+    body = state.get("print", state)
+    return dict(body) if isinstance(body, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class _View:
+    gcode_state: str
+    layer: int | None
+    percent: int | None
+    print_error: int | None
+    subtask_name: str | None
+    gcode_file: str | None
+
+    @classmethod
+    def of(cls, state: Mapping[str, Any]) -> _View:
+        body = _body(state)
+        return cls(
+            gcode_state=(text(body.get("gcode_state")) or "").upper(),
+            layer=as_int(body.get("layer_num")),
+            percent=as_int(body.get("mc_percent")),
+            print_error=as_int(body.get("print_error")),
+            subtask_name=text(body.get("subtask_name")),
+            gcode_file=text(body.get("gcode_file")),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.gcode_state in ACTIVE_STATES
+
+
+def _echo_body(echo: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not echo:
+        return None
+    body = _body(echo)
+    return body if body.get("command", "project_file") == "project_file" else None
+
+
+def _started(state: Mapping[str, Any], echo: dict[str, Any] | None, *, picked_up: bool = False) -> JobStarted:
+    body = _body(state)
+    if echo is not None:
+        key = JobKey.from_echo(echo)
+        return JobStarted(
+            key=key,
+            file=text(echo.get("url")) or text(echo.get("file")),
+            subtask_name=text(echo.get("subtask_name")),
+            plate=key.plate,
+            mapping=known_mapping(echo, None),
+            announced=True,
+        )
+    key = JobKey.from_state(body)
+    # No stated mapping from the state here: for a job seen starting, its `mapping` report may
+    # still be the last print's (one that changes while the job runs comes as MappingStated).
+    # A print Layerwise joins while it runs has no such history: the report is this print's,
+    # kept as `reported` and taken once the file's own filament list agrees with it.
+    running = _View.of(body).gcode_state in _LAYER_STATES
+    return JobStarted(
+        key=key,
+        file=text(body.get("gcode_file")),
+        subtask_name=text(body.get("subtask_name")),
+        plate=key.plate,
+        announced=False,
+        reported=known_mapping(None, body) if picked_up and running else {},
+    )
+
+
+def _file_changed(before: _View, now: _View) -> bool:
+    """The printer's file changed to another one (A1/P1 name it; X1/H2 only name the plate)."""
+    return bool(before.gcode_file and now.gcode_file and job_name(before.gcode_file) != job_name(now.gcode_file))
+
+
+def _another_print(job: JobCheckpoint, old: _View, new: _View, before: JobKey, now: JobKey) -> bool:
+    """The printer's own job fields say another print runs than the open job.
+
+    Task ids, the plate and the file identify a print; a `subtask_name` that alone changed is
+    cosmetic (a rename), unless the progress started over (the end of the job and the start of
+    the next were not seen: an X1 names only the plate, so the name is all that differs)."""
+    if now == before or job.key.same_print(now):
+        return False
+    if job.key.subtask_id and now.subtask_id:
+        return True  # same_print compared them: they differ
+    if job.key.task_id and now.task_id:
+        return job.key.task_id != now.task_id  # the same cloud task, renamed, is the same print
+    if job.key.plate is not None and now.plate is not None and job.key.plate != now.plate:
+        return True
+    if _file_changed(old, new):
+        return True
+    layer_back = new.layer is not None and job.last_layer is not None and new.layer < job.last_layer
+    percent_back = new.percent is not None and job.last_percent is not None and new.percent < job.last_percent
+    restarted = new.gcode_state in ("PREPARE", "SLICING") and bool(job.last_layer)
+    return layer_back or percent_back or restarted
+
+
+def _stop_point(old: _View, new: _View, job: JobCheckpoint | None) -> tuple[int | None, int | None]:
+    """Where a stopped print got to. The merged state's `layer_num` is trusted when this
+    report changed it or the job saw it; otherwise it may be the previous print's (and
+    some firmware resets it as it stops), so what the job saw last stands."""
+    seen = job.last_layer if job is not None else None
+    fresh = new.layer if new.layer is not None and (new.layer != old.layer or new.layer == seen) else None
+    if fresh is not None and (seen is None or fresh >= seen):
+        return fresh, new.percent
+    return seen, job.last_percent if job is not None else None
+
+
+def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleEvent]:
+    if new.gcode_state == "FINISH":
+        return [Finished()]
+    if new.gcode_state == "FAILED":
+        # The cancel code comes with FAILED (and is cleared to 0 seconds later).
+        error = new.print_error if is_cancel(new.print_error) or not is_cancel(old.print_error) else old.print_error
+        layer, percent = _stop_point(old, new, job)
+        return [Failed(is_cancel(error), layer, percent, error)]
+    # IDLE (a reboot clears the job) while a job was open: it ended unseen.
+    return _ended_offline(job) if job is not None else [Failed(False, None, None, None, ENDED_OFFLINE)]
+
+
+def derive_events(
+    job: JobCheckpoint | None,
+    previous: Mapping[str, Any],
+    current: Mapping[str, Any],
+    echo: Mapping[str, Any] | None = None,
+) -> list[LifecycleEvent]:
+    """The lifecycle events between two merged printer states.
+
+    `job` is the open (or last) job's checkpoint with the events derived before already
+    applied; `echo` is the `project_file` message when this update is one. Rules:
+
+    - the echo, or `gcode_state` entering PREPARE/RUNNING/PAUSE from anything else,
+      starts a job (LAN prints announce nothing: the state alone is enough);
+    - `layer_num` is only trusted once it changes while printing: right after a start
+      it still holds the previous print's last layer;
+    - FINISH finishes; FAILED fails, or cancels when `print_error` is a cancel code;
+      IDLE with a job open means the printer forgot it (a reboot): failed, ended while offline.
+    """
+    old, new = _View.of(previous), _View.of(current)
+    open_job = job if job is not None and job.open else None
+    events: list[LifecycleEvent] = []
+    body = _echo_body(echo)
+    current_body, previous_body = _body(current), _body(previous)
+
+    if body is not None:
+        started = _started(current, body)
+        if open_job is not None and open_job.key.same_print(started.key):
+            # The same echo again, or an echo after the printer's own reports started
+            # the job: only its mapping is news.
+            fresh = started.mapping and not open_job.mapping
+            return [MappingStated(started.mapping)] if fresh else []
+        if open_job is not None:
+            events += [JobChanged(open_job.key), *_ended_offline(open_job)]
+        events.append(started)
+        return events
+
+    if open_job is None:
+        error = new.print_error
+        late = new.gcode_state == old.gcode_state == "FAILED" and error != old.print_error and error is not None
+        if late and is_cancel(error) and job is not None and job.final_state == "failed":
+            return [CancelConfirmed(error)]
+        if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
+            # Picked up: the printer was printing before Layerwise saw it start (joined mid-print,
+            # or no earlier state at all after a restart).
+            events.append(_started(current, None, picked_up=old.active or not old.gcode_state))
+            # Picked up while already printing (the previous state was active too), the
+            # layer is this print's; entering from idle, only a changed one is.
+            trusted = new.layer != old.layer or old.active
+            if new.layer is not None and trusted and new.gcode_state in _LAYER_STATES:
+                events.append(LayerReached(new.layer, new.percent))
+        return events
+
+    # A job is open. Another print only counts when the printer's own job fields
+    # changed: a merged state keeps the last print's name until a report replaces it.
+    if new.active and (new.subtask_name or new.gcode_file):
+        now_key, before_key = JobKey.from_state(current_body), JobKey.from_state(previous_body)
+        if _another_print(open_job, old, new, before_key, now_key):
+            return [JobChanged(open_job.key), *_ended_offline(open_job), _started(current, None)]
+    if not new.active:
+        # Only a change counts: an announced job waits through the previous print's
+        # FINISH that the printer keeps showing until PREPARE (the A1 may pass IDLE).
+        # FAILED straight from there is this job failing before it began.
+        changed = new.gcode_state != old.gcode_state
+        was_printing = old.active or not old.gcode_state
+        if changed and (new.gcode_state == "FAILED" or (was_printing and new.gcode_state in ("FINISH", "IDLE"))):
+            return _ended(old, new, open_job)
+        return events
+    if not open_job.mapping:
+        stated = known_mapping(None, current_body)
+        if stated and stated != known_mapping(None, previous_body):
+            events.append(MappingStated(stated))
+    # A layer_num of 0 that did not change is no stale danger: it says "prelude", which
+    # a job that has seen no layer yet needs for learning its first load.
+    first = open_job.last_layer is None and new.layer == 0
+    if new.layer is not None and (new.layer != old.layer or first) and new.gcode_state in _LAYER_STATES:
+        events.append(LayerReached(new.layer, new.percent))
+    if new.gcode_state == "PAUSE" and old.gcode_state != "PAUSE":
+        events.append(Paused(new.print_error))
+    elif new.gcode_state == "RUNNING" and old.gcode_state == "PAUSE":
+        events.append(Resumed())
+    return events
+
+
+def _ended_offline(job: JobCheckpoint) -> list[LifecycleEvent]:
+    return [Failed(False, job.last_layer, job.last_percent, None, ENDED_OFFLINE)]
+
+
+# ---- applying events to a job ------------------------------------------------------------------------------
+
+CANCELLED_REASON = "task cancelled"
+_WAITING_FOR_FILE = frozenset({"downloading", "parsing", "untracked"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """A job after an event, and the bills that became due (to write to the ledger
+    together with the checkpoint, in one transaction)."""
+
+    job: JobCheckpoint | None
+    bills: tuple[BillLine, ...] = ()
+
+
+def transition(job: JobCheckpoint, event: str) -> JobCheckpoint:
+    """The job with its lifecycle state moved by a machine event (`file_fetched`,
+    `file_analysed`, `file_unavailable`, ...); unchanged where the event does not apply."""
+    moved = next_state(job.lifecycle, event)
+    return job if moved is None else replace(job, lifecycle=moved)
+
+
+def mark_untracked(job: JobCheckpoint, reason: str) -> JobCheckpoint:
+    """The job's file could not be obtained or read: it stays visible with the reason."""
+    return replace(transition(job, "file_unavailable"), untracked_reason=reason)
+
+
+def bills_due(job: JobCheckpoint, analysis: AnalysisLike | None) -> Step:
+    """Bill whatever the job's facts make due; nothing while the analysis is unknown.
+    Idempotent: the billing checkpoint remembers what was billed."""
+    if analysis is None:
+        return Step(job)
+    if job.final_state == "finished":
+        lines, billing = bill_finish(analysis, job.billing)
+    elif job.final_state is not None:
+        lines, billing = bill_stop(analysis, job.billing, job.last_layer, job.last_percent)
+    elif job.last_layer is not None:
+        lines, billing = bill_progress(analysis, job.billing, job.last_layer)
+    else:
+        return Step(job)
+    return Step(replace(job, billing=billing), lines)
+
+
+def reported_agrees(reported: Mapping[int, int], analysis: AnalysisLike) -> bool:
+    """The printer's mapping report fits the file: every filament the file uses has a tray in it
+    (the last print's report, for other filaments, would leave one out)."""
+    used = set(analysis.filaments)
+    return bool(used) and used <= {filament for filament, tray in reported.items() if tray is not None}
+
+
+def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
+    """The job once its file is analysed: the learner gets the filament changes (and
+    matches what it saw meanwhile), a mapping reported when the job was picked up is taken
+    if the file agrees with it, and everything already due is billed."""
+    job = replace(job, learner=job.learner.with_changes(analysis.tool_changes))
+    if not job.mapping and job.reported and reported_agrees(job.reported, analysis):
+        job = replace(job, mapping={f: t for f, t in job.reported.items() if f in analysis.filaments})
+    return bills_due(job, analysis)
+
+
+def observe_trays(
+    job: JobCheckpoint, printer_state: Mapping[str, Any], view: PrinterView | None = None
+) -> JobCheckpoint:
+    """Feed the printer's active-tray report to the job's mapping learner (``view``: the state's
+    tray view, when the caller has it already)."""
+    if not job.open:
+        return job
+    state = printer_state.get("print", printer_state)
+    learner = job.learner.observe(job.last_layer, *active_trays(state, view))
+    return job if learner == job.learner else replace(job, learner=learner)
+
+
+def _end(job: JobCheckpoint, final: FinalState, at: datetime, reason: str | None) -> JobCheckpoint:
+    return replace(job, final_state=final, lifecycle=final, ended_at=at, end_reason=reason)
+
+
+def apply_event(
+    job: JobCheckpoint | None,
+    event: LifecycleEvent,
+    analysis: AnalysisLike | None,
+    *,
+    printer: str,
+    at: datetime,
+) -> Step:
+    """The job after one event from `derive_events`, and the bills now due.
+
+    `JobStarted` returns the new job (the caller has persisted the one it replaces);
+    `analysis` is None until the job's file is analysed, and billing catches up then
+    (`with_analysis`)."""
+    if isinstance(event, JobStarted):
+        started = JobCheckpoint(
+            printer=printer,
+            key=event.key,
+            lifecycle="downloading",
+            file_url=event.file,
+            mapping=dict(event.mapping),
+            reported=dict(event.reported),
+            announced=event.announced,
+            started_at=at,
+        )
+        return Step(started) if analysis is None else with_analysis(started, analysis)
+    if isinstance(event, CancelConfirmed) and job is not None and job.final_state == "failed":
+        return Step(replace(job, final_state="cancelled", lifecycle="cancelled", end_reason=CANCELLED_REASON))
+    if job is None or not job.open:
+        return Step(job)
+    if isinstance(event, LayerReached):
+        job = job.seen(event.layer, event.mc_percent)
+    elif isinstance(event, MappingStated):
+        job = replace(job, mapping=dict(event.mapping))
+    elif isinstance(event, Finished):
+        job = _end(job, "finished", at, None)
+    elif isinstance(event, Failed):
+        job = job.seen(event.at_layer, event.mc_percent)
+        reason = event.reason or (CANCELLED_REASON if event.cancelled else None)
+        if reason is None and event.print_error:
+            reason = f"print_error {event.print_error:#010x}"
+        job = _end(job, "cancelled" if event.cancelled else "failed", at, reason)
+    elif isinstance(event, Paused | Resumed):
+        job = transition(job, "pause" if isinstance(event, Paused) else "resume")
+    return bills_due(job, analysis)
+
+
+def apply_resume(job: JobCheckpoint, decision: ResumeDecision, analysis: AnalysisLike | None, *, at: datetime) -> Step:
+    """An open job after the resume decision at startup (`jobs.decide_resume`).
+
+    After `CloseAndStartNew(start_new=True)` the next `derive_events(job, {}, state)`
+    starts the new print."""
+    if isinstance(decision, ContinueSameJob):
+        job = job.seen(decision.layer, decision.mc_percent)
+        if job.lifecycle not in _WAITING_FOR_FILE:
+            job = replace(job, lifecycle="paused" if decision.paused else "running")
+    elif isinstance(decision, SettleEndedJob):
+        job = _end(job.seen(decision.at_layer, decision.mc_percent), decision.final, at, None)
+    else:
+        job = _end(job, "failed", at, decision.reason)
+    return bills_due(job, analysis)
+
+
+# ---- command line: the diagram ----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.jobs.lifecycle")
+    parser.add_argument("--diagram", action="store_true", help="print the lifecycle as a Mermaid diagram")
+    args = parser.parse_args(argv)
+    if args.diagram:
+        sys.stdout.write(diagram())
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

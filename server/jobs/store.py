@@ -1,0 +1,223 @@
+"""Jobs in SQLite: one row per print with its latest checkpoint, and the job history query.
+
+Synchronous, one transaction per call; async callers use ``asyncio.to_thread``. The
+checkpoint is the tracking core's own dict (``server.jobs.checkpoint``), stored as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from server.billing.settlement import APPLIED_STATES, DOUBTFUL, PENDING_STATES, REJECTED
+from server.db import Database
+from server.db.ledger_tables import JobRow, LedgerEntry
+from server.db.models import jsonable, utcnow
+
+# Columns a checkpoint save may change besides the checkpoint itself.
+_JOB_FIELDS = ("state", "final", "reason", "file_name", "plate", "thumbnail", "ended_at", "job_key")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    printer: str
+    job_key: str
+    file_name: str | None
+    plate: int | None
+    thumbnail: str | None
+    state: str
+    final: bool
+    reason: str | None
+    checkpoint: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass
+class SpoolUsage:
+    """What one job used from one spool (or, while unresolved, from one tray or filament)."""
+
+    spool_id: int | None
+    tray: int | None
+    mm_delivered: float = 0.0
+    grams_delivered: float = 0.0
+    mm_pending: float = 0.0
+    grams_pending: float = 0.0
+    mm_rejected: float = 0.0
+    estimate: bool = False  # some of it is a pro-rata estimate (a cancel mid-layer)
+    doubtful: bool = False  # some delivery could not be settled for certain; see the ledger
+
+    @property
+    def mm(self) -> float:
+        return self.mm_delivered + self.mm_pending
+
+    @property
+    def grams(self) -> float:
+        return self.grams_delivered + self.grams_pending
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job: JobRecord
+    usage: list[SpoolUsage] = field(default_factory=list)
+
+    @property
+    def mm(self) -> float:
+        return sum(u.mm for u in self.usage)
+
+    @property
+    def grams(self) -> float:
+        return sum(u.grams for u in self.usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values for ``/api/v1/jobs`` and the pages (the checkpoint stays internal)."""
+        job = asdict(self.job)
+        del job["checkpoint"]
+        usage = [{**asdict(u), "mm": u.mm, "grams": u.grams} for u in self.usage]
+        return jsonable({**job, "usage": usage, "mm": self.mm, "grams": self.grams})
+
+
+def _record(row: JobRow) -> JobRecord:
+    assert row.id is not None
+    return JobRecord(
+        row.id,
+        row.printer,
+        row.job_key,
+        row.file_name,
+        row.plate,
+        row.thumbnail,
+        row.state,
+        row.final,
+        row.reason,
+        json.loads(row.checkpoint_json or "{}"),
+        row.started_at,
+        row.ended_at,
+    )
+
+
+def create_job(
+    db: Database,
+    printer: str,
+    job_key: str,
+    *,
+    state: str,
+    file_name: str | None = None,
+    plate: int | None = None,
+    thumbnail: str | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    started_at: datetime | None = None,
+) -> JobRecord:
+    row = JobRow(
+        printer=printer,
+        job_key=job_key,
+        state=state,
+        file_name=file_name,
+        plate=plate,
+        thumbnail=thumbnail,
+        checkpoint_json=json.dumps(checkpoint or {}, separators=(",", ":")),
+        started_at=started_at or utcnow(),
+    )
+    with db.session() as session:
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    return _record(row)
+
+
+def apply_checkpoint(
+    session: Session, job_id: int, checkpoint: dict[str, Any] | None, changes: dict[str, Any]
+) -> JobRow:
+    """Update a job row inside the caller's transaction (so bills and checkpoint commit together)."""
+    unknown = set(changes) - set(_JOB_FIELDS)
+    if unknown:
+        raise ValueError(f"not a job field: {', '.join(sorted(unknown))}")
+    row = session.get(JobRow, job_id)
+    if row is None:
+        raise LookupError(f"no job {job_id}")
+    if checkpoint is not None:
+        row.checkpoint_json = json.dumps(checkpoint, separators=(",", ":"))
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()
+    session.add(row)
+    return row
+
+
+def save_checkpoint(db: Database, job_id: int, checkpoint: dict[str, Any] | None = None, **changes: Any) -> JobRecord:
+    """Persist the job's checkpoint and/or columns (``state``, ``final``, ``ended_at`` ...)."""
+    with db.session() as session:
+        row = apply_checkpoint(session, job_id, checkpoint, changes)
+        session.commit()
+    return _record(row)
+
+
+def get_job(db: Database, job_id: int) -> JobRecord | None:
+    with db.session() as session:
+        row = session.get(JobRow, job_id)
+    return _record(row) if row else None
+
+
+def open_job(db: Database, printer: str) -> JobRecord | None:
+    """The printer's latest job that has not reached a final state (what a restart resumes)."""
+    statement = (
+        select(JobRow).where(JobRow.printer == printer, col(JobRow.final).is_(False)).order_by(col(JobRow.id).desc())
+    )
+    with db.session() as session:
+        row = session.exec(statement).first()
+    return _record(row) if row else None
+
+
+def list_jobs(db: Database, printer: str | None = None, limit: int = 50, offset: int = 0) -> list[JobSummary]:
+    """Newest first, each with grams and mm per spool: delivered, pending and rejected."""
+    statement = select(JobRow).order_by(col(JobRow.started_at).desc(), col(JobRow.id).desc())
+    if printer is not None:
+        statement = statement.where(JobRow.printer == printer)
+    statement = statement.offset(offset).limit(limit)
+    with db.session() as session:
+        jobs = [_record(row) for row in session.exec(statement)]
+        usage = _usage(session, [job.id for job in jobs])
+    return [JobSummary(job, usage.get(job.id, [])) for job in jobs]
+
+
+def _usage(session: Session, job_ids: list[int]) -> dict[int, list[SpoolUsage]]:
+    if not job_ids:
+        return {}
+    statement = (
+        select(
+            LedgerEntry.job_id,
+            LedgerEntry.spool_id,
+            LedgerEntry.tray,
+            LedgerEntry.state,
+            LedgerEntry.estimate,
+            func.sum(LedgerEntry.mm),
+            func.sum(LedgerEntry.grams),
+        )
+        .where(col(LedgerEntry.job_id).in_(job_ids))
+        .group_by(LedgerEntry.job_id, LedgerEntry.spool_id, LedgerEntry.tray, LedgerEntry.state, LedgerEntry.estimate)
+    )
+    by_job: dict[int, dict[tuple[int | None, int | None], SpoolUsage]] = defaultdict(dict)
+    for job_id, spool_id, tray, state, estimate, mm, grams in session.exec(statement):
+        # A resolved spool is one line whatever tray it sat in; unresolved bills group by tray.
+        key = (spool_id, None if spool_id is not None else tray)
+        usage = by_job[job_id].setdefault(key, SpoolUsage(spool_id, tray))
+        if state in APPLIED_STATES:
+            usage.mm_delivered += mm
+            usage.grams_delivered += grams
+        elif state in PENDING_STATES:
+            usage.mm_pending += mm
+            usage.grams_pending += grams
+        elif state == REJECTED:
+            usage.mm_rejected += mm
+        usage.estimate = usage.estimate or bool(estimate)
+        usage.doubtful = usage.doubtful or state == DOUBTFUL
+    return {
+        job_id: sorted(lines.values(), key=lambda u: (u.spool_id is None, u.spool_id or 0, u.tray or 0))
+        for job_id, lines in by_job.items()
+    }
