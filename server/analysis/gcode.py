@@ -49,18 +49,27 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import NamedTuple
 
 from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex, LineTooLong
 
-try:  # the vectorised indexer needs numpy; the regex indexer gives the same result without it
-    import numpy  # noqa: F401
-except ImportError:  # pragma: no cover
-    _vector = None
-else:
-    from server.analysis import vector as _vector
+# The vectorised indexer needs numpy, which takes longer to import (50-100 ms) than the regex indexer
+# (same result, about 15 ms/MB slower) takes over a few MB: a scanner left to choose starts with the regex
+# and moves to numpy once this much gcode has gone through, or at once if numpy is already loaded.
+AUTO_VECTOR_BYTES = 16 << 20
+
+
+def vector_module() -> ModuleType | None:
+    """server.analysis.vector, imported on first use; None without numpy."""
+    try:
+        from server.analysis import vector
+    except ImportError:  # pragma: no cover
+        return None
+    return vector
 
 UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at the end
 UNLOAD_TOOLS = frozenset({255, 65535, 65279})
@@ -147,6 +156,7 @@ def _float(text: bytes) -> float | None:
 
 
 Index = tuple[list[tuple[int, int]], list[float], list["float | None"], list[int]]
+Indexer = Callable[[bytes, int], Index]
 
 
 def regex_index(buf: bytes, end: int) -> Index:
@@ -215,12 +225,12 @@ class GcodeScanner:
     def __init__(
         self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY, vectorised: bool | None = None
     ) -> None:
-        if vectorised is None:
-            vectorised = _vector is not None
-        if vectorised and _vector is None:
-            raise RuntimeError("numpy is not installed")
-        self._index = _vector.index if vectorised and _vector is not None else regex_index
-        self._count_newlines = _vector.count_newlines if vectorised and _vector is not None else _count_newlines
+        self._index: Indexer = regex_index
+        self._count_newlines: Callable[[bytes, int, int], int] = _count_newlines
+        # None: the regex first, numpy from AUTO_VECTOR_BYTES on (or at once when loaded); see vector_module
+        self._auto = vectorised is None
+        if vectorised or (vectorised is None and "numpy" in sys.modules):
+            self._use_vector(required=bool(vectorised))
         self._default = default_filament
         self._max_carry = max_carry
         self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
@@ -239,10 +249,21 @@ class GcodeScanner:
         self._cells = 0  # per-layer figures kept, against MAX_CELLS
         self._done = False
 
+    def _use_vector(self, *, required: bool) -> None:
+        self._auto = False
+        vector = vector_module()
+        if vector is None:
+            if required:
+                raise RuntimeError("numpy is not installed")
+            return
+        self._index, self._count_newlines = vector.index, vector.count_newlines
+
     # -- streaming -------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         if not data:
             return
+        if self._auto and self._size >= AUTO_VECTOR_BYTES:  # both indexers agree chunk by chunk
+            self._use_vector(required=False)
         self._size += len(data)
         # One copy per chunk: the carried partial line, the new data, and padding that lets the
         # vectorised indexer read a few bytes past any line without bounds checks.
