@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the whole-process timings (layerwise --help, analyze FILE against the naive parser)")
     args = parser.parse_args(argv)
 
-    whole.run(max(args.repeat, 5))
+    with tempfile.TemporaryDirectory(prefix="layerwise-bench-") as tmp:
+        # The largest real file, and the same file's layers repeated to 11 MB of gcode (issue 11's size).
+        eleven = Path(tmp) / "p1s-11mb.gcode.3mf"
+        build(SAMPLE, eleven, 11 * MB)
+        whole.run(max(args.repeat, 5), [whole.largest_print_file(), eleven])
     if args.whole:
         return 0
     print()

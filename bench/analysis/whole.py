@@ -38,6 +38,9 @@ def largest_print_file() -> Path:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    # As installed by pip, whose install compiles the bytecode: with PYTHONDONTWRITEBYTECODE set (some
+    # containers and CI set it) every run would compile Layerwise's sources again, ~25 ms.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -61,35 +64,42 @@ def _naive_totals(out: str) -> dict[int, float]:
     return {int(words[1].rstrip(":")) - 1: float(words[2]) for words in lines}
 
 
-def run(repeat: int, file: Path | None = None) -> float:
-    """Print the table; return the ratio of medians, naive parser / ``layerwise analyze``."""
-    path = file or largest_print_file()
-    rows = [
+def compare(path: Path, repeat: int) -> float:
+    """``layerwise analyze`` against the naive parser on one file; print both; return the ratio of medians."""
+    label = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    print(f"FILE = {label}")
+    ours = time_command(["-m", "server", "analyze", str(path)], repeat)
+    as_json = time_command(["-m", "server", "analyze", "--json", str(path)], 1)[2]
+    naive = time_command(["-m", "bench.analysis.naive", str(path)], repeat)
+    print(f"{'  layerwise analyze FILE':<36} {ours[0]:7.3f} s {ours[1]:7.3f} s")
+    print(f"{'  naive line-by-line parser FILE':<36} {naive[0]:7.3f} s {naive[1]:7.3f} s")
+    analysis = json.loads(as_json)
+    totals = {f["index"]: round(f["mm"], 2) for f in analysis["filaments"]}
+    if totals != _naive_totals(naive[2]):
+        print(f"  WARNING: the two disagree: layerwise {totals} != naive {_naive_totals(naive[2])}")
+    else:
+        print(f"  both: {analysis['gcode_bytes'] / 1e6:.1f} MB of gcode, {analysis['layer_count']} layers, "
+              f"mm per filament {totals}")
+    ratio = naive[1] / ours[1]
+    print(f"  >= 10x the naive parser     {ratio:5.1f}x (medians)  {naive[0] / ours[0]:5.1f}x (best runs)")
+    return ratio
+
+
+def run(repeat: int, files: list[Path] | None = None) -> float:
+    """Print the table; return the ratio of medians (naive parser / ``layerwise analyze``) on the first file."""
+    print(f"whole processes, {repeat} runs each (wall time)")
+    print(f"{'':<36} {'best':>9} {'median':>9}")
+    helps = {}
+    for name, args in [
         ("python -c pass (interpreter start)", ["-c", "pass"]),
         ("layerwise --help", ["-m", "server", "--help"]),
         ("layerwise analyze --help", ["-m", "server", "analyze", "--help"]),
-        ("layerwise analyze FILE", ["-m", "server", "analyze", str(path)]),
-        ("layerwise analyze --json FILE", ["-m", "server", "analyze", "--json", str(path)]),
-        ("naive line-by-line parser FILE", ["-m", "bench.analysis.naive", str(path)]),
-    ]
-    print(f"whole processes, {repeat} runs each; FILE = {path.relative_to(ROOT)}")
-    print(f"{'':<36} {'best':>9} {'median':>9}")
-    results: dict[str, tuple[float, float, str]] = {}
-    for name, args in rows:
-        results[name] = best, median, _ = time_command(args, repeat)
+    ]:
+        best, median, _ = time_command(args, repeat)
+        helps[name] = median
         print(f"{name:<36} {best:7.3f} s {median:7.3f} s")
-    analysis = json.loads(results["layerwise analyze --json FILE"][2])
-    ours = {f["index"]: round(f["mm"], 2) for f in analysis["filaments"]}
-    naive = _naive_totals(results["naive line-by-line parser FILE"][2])
-    if ours != naive:
-        print(f"WARNING: the two disagree: layerwise {ours} != naive {naive}")
-    else:
-        print(f"both: {analysis['layer_count']} layers, mm per filament {ours}")
-    naive_best, naive_median, _ = results["naive line-by-line parser FILE"]
-    ours_best, ours_median, _ = results["layerwise analyze FILE"]
-    ratio = naive_median / ours_median
-    print(f">= 10x the naive parser       {ratio:5.1f}x (medians)  {naive_best / ours_best:5.1f}x (best runs)")
     for name in ("layerwise --help", "layerwise analyze --help"):
-        print(f"{name + ' < 0.3 s':<30}{results[name][1]:6.3f} s (median)")
+        print(f"  {name + ' < 0.3 s':<34}{helps[name]:6.3f} s (median)")
+    ratios = [compare(path, repeat) for path in files or [largest_print_file()]]
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    return ratio
+    return ratios[0]

@@ -48,6 +48,7 @@ floating-point sums) are the same however the stream is cut.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -57,14 +58,16 @@ from typing import NamedTuple
 
 from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex, LineTooLong
 
-# The vectorised indexer needs numpy, which takes longer to import (50-100 ms) than the regex indexer
-# (same result, about 15 ms/MB slower) takes over a few MB: a scanner left to choose starts with the regex
-# and moves to numpy once this much gcode has gone through, or at once if numpy is already loaded.
-AUTO_VECTOR_BYTES = 16 << 20
+# From this much gcode on, numpy's import (50-100 ms on a 2-core machine) pays for itself: the regex
+# indexer is ~10 ms/MB slower. analyze_file(one_shot=True) (the CLI) uses the regex below it.
+VECTOR_FROM_BYTES = 10 << 20
 
 
 def vector_module() -> ModuleType | None:
     """server.analysis.vector, imported on first use; None without numpy."""
+    if "numpy" not in sys.modules:
+        # Layerwise does no linear algebra: one OpenBLAS thread makes numpy's import ~40 % quicker.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         from server.analysis import vector
     except ImportError:  # pragma: no cover
@@ -227,10 +230,10 @@ class GcodeScanner:
     ) -> None:
         self._index: Indexer = regex_index
         self._count_newlines: Callable[[bytes, int, int], int] = _count_newlines
-        # None: the regex first, numpy from AUTO_VECTOR_BYTES on (or at once when loaded); see vector_module
-        self._auto = vectorised is None
-        if vectorised or (vectorised is None and "numpy" in sys.modules):
-            self._use_vector(required=bool(vectorised))
+        # None: numpy when installed. Imported at the first feed, so a reader thread already started
+        # inflates meanwhile, and a module that only imports this one does not load numpy.
+        self._vector_wanted = vectorised is not False
+        self._vector_required = bool(vectorised)
         self._default = default_filament
         self._max_carry = max_carry
         self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
@@ -250,7 +253,6 @@ class GcodeScanner:
         self._done = False
 
     def _use_vector(self, *, required: bool) -> None:
-        self._auto = False
         vector = vector_module()
         if vector is None:
             if required:
@@ -262,8 +264,9 @@ class GcodeScanner:
     def feed(self, data: bytes) -> None:
         if not data:
             return
-        if self._auto and self._size >= AUTO_VECTOR_BYTES:  # both indexers agree chunk by chunk
-            self._use_vector(required=False)
+        if self._vector_wanted:
+            self._vector_wanted = False
+            self._use_vector(required=self._vector_required)
         self._size += len(data)
         # One copy per chunk: the carried partial line, the new data, and padding that lets the
         # vectorised indexer read a few bytes past any line without bounds checks.
