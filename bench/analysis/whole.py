@@ -45,18 +45,25 @@ def _env() -> dict[str, str]:
     return env
 
 
-def time_command(args: list[str], repeat: int) -> tuple[float, float, str]:
-    """(best, median) wall seconds of ``python args`` in a fresh process, and its last output."""
-    times: list[float] = []
-    out = ""
+def _once(args: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-400:]}")
+    return seconds, done.stdout
+
+
+def time_commands(commands: list[list[str]], repeat: int) -> list[tuple[float, float, str]]:
+    """(best, median) wall seconds of each ``python args`` in fresh processes, and its output. The commands
+    take turns, so a change in the machine's load (other people's work on a shared machine) hits each alike."""
+    times: list[list[float]] = [[] for _ in commands]
+    outs = [""] * len(commands)
     for _ in range(repeat):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode:
-            raise SystemExit(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-400:]}")
-        out = done.stdout
-    return min(times), statistics.median(times), out
+        for i, args in enumerate(commands):
+            seconds, outs[i] = _once(args)
+            times[i].append(seconds)
+    return [(min(t), statistics.median(t), out) for t, out in zip(times, outs, strict=True)]
 
 
 def _naive_totals(out: str) -> dict[int, float]:
@@ -68,9 +75,9 @@ def compare(path: Path, repeat: int) -> float:
     """``layerwise analyze`` against the naive parser on one file; print both; return the ratio of medians."""
     label = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     print(f"FILE = {label}")
-    ours = time_command(["-m", "server", "analyze", str(path)], repeat)
-    as_json = time_command(["-m", "server", "analyze", "--json", str(path)], 1)[2]
-    naive = time_command(["-m", "bench.analysis.naive", str(path)], repeat)
+    as_json = _once(["-m", "server", "analyze", "--json", str(path)])[1]
+    commands = [["-m", "server", "analyze", str(path)], ["-m", "bench.analysis.naive", str(path)]]
+    ours, naive = time_commands(commands, repeat)
     print(f"{'  layerwise analyze FILE':<36} {ours[0]:7.3f} s {ours[1]:7.3f} s")
     print(f"{'  naive line-by-line parser FILE':<36} {naive[0]:7.3f} s {naive[1]:7.3f} s")
     analysis = json.loads(as_json)
@@ -90,12 +97,12 @@ def run(repeat: int, files: list[Path] | None = None) -> float:
     print(f"whole processes, {repeat} runs each (wall time)")
     print(f"{'':<36} {'best':>9} {'median':>9}")
     helps = {}
-    for name, args in [
-        ("python -c pass (interpreter start)", ["-c", "pass"]),
-        ("layerwise --help", ["-m", "server", "--help"]),
-        ("layerwise analyze --help", ["-m", "server", "analyze", "--help"]),
-    ]:
-        best, median, _ = time_command(args, repeat)
+    commands = {
+        "python -c pass (interpreter start)": ["-c", "pass"],
+        "layerwise --help": ["-m", "server", "--help"],
+        "layerwise analyze --help": ["-m", "server", "analyze", "--help"],
+    }
+    for name, (best, median, _) in zip(commands, time_commands(list(commands.values()), repeat), strict=True):
         helps[name] = median
         print(f"{name:<36} {best:7.3f} s {median:7.3f} s")
     for name in ("layerwise --help", "layerwise analyze --help"):
