@@ -61,9 +61,13 @@ def per_layer(operations: list[Operation]) -> tuple[int, dict[int, dict[int, flo
     layers: dict[int, dict[int, float]] = {}
     layer, count, tool, first_tool = 0, 0, -1, None
     absolute, e_pos, skipping = False, 0.0, False
+    numbered = any(op.command == "M73" and "L" in op.params for op in operations)  # else count the comments
     for op in operations:
         amount = 0.0
-        if op.command in ("G0", "G1", "G2", "G3") and "E" in op.params:
+        if op.command == "LAYER":
+            if not numbered:
+                layer = count = layer + 1
+        elif op.command in ("G0", "G1", "G2", "G3") and "E" in op.params:
             e = op.params["E"]
             amount = e - e_pos if absolute else e
             e_pos = e if absolute else e_pos + amount

@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="layerwise-bench-") as tmp:
-        # The largest real file, and the same file's layers repeated to 11 MB of gcode (issue 11's size).
-        eleven = Path(tmp) / "p1s-11mb.gcode.3mf"
-        build(SAMPLE, eleven, 11 * MB)
-        whole.run(max(args.repeat, 5), [whole.largest_print_file(), eleven])
+        # The largest real file (6.5 MB of gcode), and its layers twice over (12.9 MB: issue 11 spoke of
+        # an 11 MB file; build() repeats whole rounds of layers, so at least 11 MB gives 12.9 MB).
+        twice = Path(tmp) / "p1s-658-layers-twice.gcode.3mf"
+        build(SAMPLE, twice, 11 * MB)
+        whole.run(max(args.repeat, 5), [whole.largest_print_file(), twice])
     if args.whole:
         return 0
     print()
