@@ -4,8 +4,10 @@ Each subcommand lives in the module that owns it; that module provides
 ``add_arguments(parser)`` and ``run(args) -> int``. Registering one costs nothing:
 the table below names its module and help line, and only the module of the command
 being run (or asked for ``--help``) is imported, so ``layerwise --help`` imports no
-subcommand and ``layerwise analyze`` never loads the web app or the simulator. A
-subcommand module keeps its heavy imports inside ``run`` for the same reason.
+subcommand and ``layerwise analyze`` never loads the web app or the simulator.
+What a subcommand module imports at its top is paid by ``layerwise CMD --help``
+too: keep heavy imports (numpy, the web app) out of it where they are not needed
+to define the arguments (tests/app/test_cli_imports.py checks --help and analyze).
 """
 
 from __future__ import annotations
