@@ -1,8 +1,13 @@
 """The ``layerwise`` command.
 
 Each subcommand lives in the module that owns it; that module provides
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
-when their subcommand is built, so ``layerwise analyze`` never loads the web app.
+``add_arguments(parser)`` and ``run(args) -> int``. Registering one costs nothing:
+the table below names its module and help line, and only the module of the command
+being run (or asked for ``--help``) is imported, so ``layerwise --help`` imports no
+subcommand and ``layerwise analyze`` never loads the web app or the simulator.
+What a subcommand module imports at its top is paid by ``layerwise CMD --help``
+too: keep heavy imports (numpy, the web app) out of it where they are not needed
+to define the arguments (tests/app/test_cli_imports.py checks --help and analyze).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Sequence
 
 from server import __version__
 
-# name -> (module, one-line help)
+# name -> (module, one-line help); the module is imported only when its command runs
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("server.web.serve", "run Layerwise against the configured printers and Spoolman"),
     "demo": ("server.sim.demo", "run Layerwise against a virtual printer and a Spoolman stand-in"),
@@ -25,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` only (the others show their help line)."""
     parser = argparse.ArgumentParser(
         prog="layerwise",
         description="Keeps Spoolman in step with what Bambu Lab printers really use, layer by layer.",
@@ -33,33 +39,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"layerwise {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(_run=module.run)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(_run=module.run)
     return parser
 
 
+def command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (the top level's options,
+    ``--help`` and ``--version``, take no value)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    from server.datadir import DataDirInUse
-    from server.listen import PortUnavailable
-
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    # serve/demo on a data directory another process runs on, or on a port they cannot have
-    except (DataDirInUse, PortUnavailable) as err:
-        print(f"layerwise: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `layerwise analyze FILE | head`: the reader left; nothing more to say
         _quiet_stdout()
         return 0
+    except Exception as err:
+        if not _refused(err):
+            raise
+        print(f"layerwise: {err}", file=sys.stderr)
+        return 2
+
+
+def _refused(err: Exception) -> bool:
+    """serve/demo on a data directory another process runs on, or on a port they cannot have. Imported
+    here, not at the top: server.listen brings uvicorn, which `layerwise analyze` has no use for."""
+    from server.datadir import DataDirInUse
+    from server.listen import PortUnavailable
+
+    return isinstance(err, DataDirInUse | PortUnavailable)
 
 
 def _quiet_stdout() -> None:

@@ -8,6 +8,10 @@ stores it deflated in a .gcode.3mf in a temp dir, and reports for it:
   * a baseline token-dictionary parser measured side by side (over the first 16 MB, inflated up front);
   * peak RSS growth of each run, for two file sizes, to show it does not grow with the file.
 Every timing is the best of ``--repeat`` runs, each in a fresh process.
+
+First, whole processes as a person runs them (bench/analysis/whole.py): ``layerwise --help``,
+``layerwise analyze --help`` and ``layerwise analyze FILE`` against a naive line-by-line parser
+(bench/analysis/naive.py) on the largest real file; ``--whole`` runs only that part.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # for ``python bench/analysis/run.py``
     sys.path.insert(0, str(ROOT))
 
+from bench.analysis import whole  # noqa: E402
 from bench.analysis.build import build  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "fixtures" / "print-files" / "p1s-658-layers-bs2.07.gcode.3mf"
@@ -48,7 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=100, help="size of the big gcode in MB (default 100)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing, best kept (default 5)")
+    parser.add_argument("--whole", action="store_true",
+                        help="only the whole-process timings (layerwise --help, analyze FILE against the naive parser)")
     args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="layerwise-bench-") as tmp:
+        # The largest real file (6.5 MB of gcode), and its layers twice over (12.9 MB: issue 11 spoke of
+        # an 11 MB file; build() repeats whole rounds of layers, so at least 11 MB gives 12.9 MB).
+        twice = Path(tmp) / "p1s-658-layers-twice.gcode.3mf"
+        build(SAMPLE, twice, 11 * MB)
+        whole.run(max(args.repeat, 5), [whole.largest_print_file(), twice])
+    if args.whole:
+        return 0
+    print()
 
     with tempfile.TemporaryDirectory(prefix="layerwise-bench-") as tmp:
         big, small = Path(tmp) / "big.gcode.3mf", Path(tmp) / "small.gcode.3mf"

@@ -2,7 +2,7 @@
 no database, no asyncio. See docs/analysis.md for the rules and the accuracy on real files.
 
 Public API (the tracking engine relies on these names):
-    analyze_file(source, plate=None, *, limits=None) -> PrintAnalysis
+    analyze_file(source, plate=None, *, limits=None, one_shot=False) -> PrintAnalysis
     analyze_gcode_stream(chunks) -> GcodeUsage
     read_metadata(source, plate) -> ArchiveMetadata
     plate_thumbnail(source, plate) -> bytes | None
@@ -58,7 +58,7 @@ from server.analysis.metadata import (
     parse_slice_info,
 )
 from server.analysis.result import FilamentUsage, PrintAnalysis, grams
-from server.analysis.scanner import GcodeScanner, analyze_gcode_stream
+from server.analysis.scanner import VECTOR_FROM_BYTES, GcodeScanner, analyze_gcode_stream
 
 __all__ = [
     "AbsurdExtrusion",
@@ -297,13 +297,15 @@ class _FirstBytes:
             yield chunk
 
 
-def _analyze(reader: GcodeReader, meta: ArchiveMetadata, *, verify: bool = False) -> PrintAnalysis:
+def _analyze(
+    reader: GcodeReader, meta: ArchiveMetadata, *, verify: bool = False, vectorised: bool | None = None
+) -> PrintAnalysis:
     used = meta.used_filaments()
     tap = _FirstBytes(iter(reader))
     stream = iter(tap)
     chunks = _threaded(stream)
     try:
-        usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0)
+        usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0, vectorised=vectorised)
     except BadGcode:
         chunks.close()  # stops the reader thread before this one takes over the stream
         if verify:  # garbage may be damage: read on, so a bad CRC or MD5 is reported as what it is
@@ -331,18 +333,31 @@ def _analyze(reader: GcodeReader, meta: ArchiveMetadata, *, verify: bool = False
     )
 
 
+def _indexer(size: int | None, one_shot: bool) -> bool | None:
+    """None (numpy when installed), or False (the regex indexer) for a one-shot process and a file too small
+    for numpy's import to pay. The two indexers' sums can differ in the last bits (summation order)."""
+    return False if one_shot and size is not None and size < VECTOR_FROM_BYTES else None
+
+
 @_file_errors_only
-def analyze_file(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> PrintAnalysis:
+def analyze_file(
+    source: Source, plate: int | str | None = None, *, limits: Limits | None = None, one_shot: bool = False
+) -> PrintAnalysis:
     """Analyse one plate of a .gcode.3mf (path or binary file object), or a plain .gcode file.
 
     ``plate``: N, ``"Metadata/plate_N.gcode"``, the print command's param, or None for the only/first
     plate (plain gcode ignores it). Raises an AnalysisError subclass for hostile or broken input.
+    ``one_shot``: a process that analyses one file and exits (``layerwise analyze``) leaves numpy unloaded
+    when the gcode is smaller than VECTOR_FROM_BYTES.
     """
     limits = limits or DEFAULT_LIMITS
     if not _is_archive(source):
         plate_number(plate)  # still reject nonsense
-        return _analyze(GcodeReader(file_chunks(source, limits)), ArchiveMetadata(plate=1))
+        size = os.path.getsize(source) if isinstance(source, str | os.PathLike) else None
+        reader = GcodeReader(file_chunks(source, limits))
+        return _analyze(reader, ArchiveMetadata(plate=1), vectorised=_indexer(size, one_shot))
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
         meta = _archive_metadata(archive, number, limits)
-        return _analyze(plate_gcode(archive, number, limits), meta, verify=True)
+        reader = plate_gcode(archive, number, limits)
+        return _analyze(reader, meta, verify=True, vectorised=_indexer(reader.expected_size, one_shot))

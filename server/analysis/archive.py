@@ -216,10 +216,13 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limits: 
 class GcodeReader:
     """Yields a plate's gcode in chunks; after exhaustion, ``md5`` is the hex digest of what was read."""
 
-    def __init__(self, chunks: Iterator[bytes], expected_md5: str | None = None) -> None:
+    def __init__(
+        self, chunks: Iterator[bytes], expected_md5: str | None = None, expected_size: int | None = None
+    ) -> None:
         self._chunks = chunks
         self._hash = hashlib.md5(usedforsecurity=False)
         self.expected_md5 = expected_md5
+        self.expected_size = expected_size  # what the archive says, for choosing the indexer; never trusted
         self.md5 = ""
         self.size = 0
 
@@ -240,7 +243,7 @@ def plate_gcode(archive: zipfile.ZipFile, plate: int, limits: Limits = DEFAULT_L
     digest = None
     if expected is not None:
         digest = expected.decode("ascii", "replace").strip().split()[0] if expected.strip() else None
-    return GcodeReader(_inflate(archive, info, limits.max_gcode_bytes, limits), digest)
+    return GcodeReader(_inflate(archive, info, limits.max_gcode_bytes, limits), digest, info.file_size)
 
 
 def file_chunks(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"layerwise analyze: {problem}", file=sys.stderr)
             return 1
-        analysis = analyze_file(args.file, args.plate)
+        analysis = analyze_file(args.file, args.plate, one_shot=True)
     except AnalysisError as err:
         print(f"layerwise analyze: {err}", file=sys.stderr)
         return 1

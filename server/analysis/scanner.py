@@ -4,7 +4,10 @@ docstring lists them) and returns the per-layer, per-filament millimetres (``Gco
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Callable, Iterable
+from types import ModuleType
 
 from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex, LineTooLong
 from server.analysis.gcode import (
@@ -23,6 +26,7 @@ from server.analysis.gcode import (
     UNASSIGNED,
     UNLOAD_TOOLS,
     GcodeUsage,
+    Index,
     Mark,
     ToolChange,
     Usage,
@@ -32,12 +36,23 @@ from server.analysis.gcode import (
     regex_index,
 )
 
-try:  # the vectorised indexer needs numpy; the regex indexer gives the same result without it
-    import numpy  # noqa: F401
-except ImportError:  # pragma: no cover
-    _vector = None
-else:
-    from server.analysis import vector as _vector
+# From this much gcode on, numpy's import (50-100 ms on a 2-core machine) pays for itself: the regex
+# indexer is ~10 ms/MB slower. analyze_file(one_shot=True) (the CLI) uses the regex below it.
+VECTOR_FROM_BYTES = 10 << 20
+
+Indexer = Callable[[bytes, int], Index]
+
+
+def vector_module() -> ModuleType | None:
+    """server.analysis.vector, imported on first use; None without numpy."""
+    if "numpy" not in sys.modules:
+        # Layerwise does no linear algebra: one OpenBLAS thread makes numpy's import ~40 % quicker.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        from server.analysis import vector
+    except ImportError:  # pragma: no cover
+        return None
+    return vector
 
 
 class _Refused(Exception):
@@ -59,12 +74,12 @@ class GcodeScanner:
     def __init__(
         self, *, default_filament: int = 0, max_carry: int = DEFAULT_MAX_CARRY, vectorised: bool | None = None
     ) -> None:
-        if vectorised is None:
-            vectorised = _vector is not None
-        if vectorised and _vector is None:
-            raise RuntimeError("numpy is not installed")
-        self._index = _vector.index if vectorised and _vector is not None else regex_index
-        self._count_newlines = _vector.count_newlines if vectorised and _vector is not None else _count_newlines
+        self._index: Indexer = regex_index
+        self._count_newlines: Callable[[bytes, int, int], int] = _count_newlines
+        # None: numpy when installed. Imported at the first feed, so a reader thread already started
+        # inflates meanwhile, and a module that only imports this one does not load numpy.
+        self._vector_wanted = vectorised is not False
+        self._vector_required = bool(vectorised)
         self._default = default_filament
         self._max_carry = max_carry
         self._carry = b"\n"  # every buffer starts at a line start, marked by its newline
@@ -83,10 +98,21 @@ class GcodeScanner:
         self._cells = 0  # per-layer figures kept, against MAX_CELLS
         self._done = False
 
+    def _use_vector(self, *, required: bool) -> None:
+        vector = vector_module()
+        if vector is None:
+            if required:
+                raise RuntimeError("numpy is not installed")
+            return
+        self._index, self._count_newlines = vector.index, vector.count_newlines
+
     # -- streaming -------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         if not data:
             return
+        if self._vector_wanted:
+            self._vector_wanted = False
+            self._use_vector(required=self._vector_required)
         self._size += len(data)
         # One copy per chunk: the carried partial line, the new data, and padding that lets the
         # vectorised indexer read a few bytes past any line without bounds checks.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.analysis import AnalysisError, analyze_gcode_stream
+from server.analysis import AnalysisError, analyze_file, analyze_gcode_stream
 from server.analysis.gcode import PADDING, regex_index
 from server.analysis.vector import index
 
@@ -143,3 +143,13 @@ def test_arbitrary_input_never_crashes_and_engines_agree(lines: list[bytes], cut
     assert [sorted(layer) for layer in fast.layers] == [sorted(layer) for layer in slow.layers]
     for a, b in zip(fast.layers, slow.layers, strict=True):
         assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+def test_one_shot_analysis_of_a_small_file_uses_the_regex_indexer() -> None:
+    """`layerwise analyze` (one_shot) leaves numpy out below VECTOR_FROM_BYTES; the tracker keeps numpy.
+    Same figures to rounding either way (the two indexers sum in a different order)."""
+    path = FIXTURES / "p1s-2colour-bs2.05.gcode.3mf"
+    regex = analyze_gcode_stream([_gcode(path.name)], vectorised=False)
+    vector = analyze_gcode_stream([_gcode(path.name)], vectorised=True)
+    assert analyze_file(path, one_shot=True).layers == regex.layers
+    assert analyze_file(path).layers == vector.layers

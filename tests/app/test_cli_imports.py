@@ -1,0 +1,63 @@
+"""The command line imports only what the command run needs: `layerwise --help` no subcommand's module,
+`layerwise analyze` neither the web app nor the simulator. A behaviour test (which modules are loaded),
+not a timing one: the time is in bench.analysis (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+P1S = ROOT / "tests" / "fixtures" / "print-files" / "p1s-2colour-bs2.05.gcode.3mf"
+SERVER_SIDE = ["litestar", "sqlmodel", "sqlalchemy", "aiomqtt", "httpx", "uvicorn", "server.web", "server.sim"]
+
+PROBE = """
+import contextlib, io, json, sys
+from server.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded_by(*argv: str) -> set[str]:
+    """Top-level packages and server.* subpackages a fresh interpreter holds after `layerwise ARGV`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(out.splitlines()[-1])
+    assert result["code"] == 0, result["code"]
+    names: set[str] = set()
+    for module in result["modules"]:
+        parts = module.split(".")
+        names.add(parts[0])
+        if parts[0] == "server" and len(parts) > 1:
+            names.add(".".join(parts[:2]))
+    return names
+
+
+def test_help_imports_no_subcommand() -> None:
+    loaded = loaded_by("--help")
+    assert loaded.isdisjoint([*SERVER_SIDE, "numpy", "pydantic", "server.analysis", "server.config"]), loaded
+
+
+@pytest.mark.parametrize("argv", [("analyze", "--help"), ("analyze", str(P1S))])
+def test_analyze_imports_neither_the_web_app_nor_the_simulator(argv: tuple[str, ...]) -> None:
+    loaded = loaded_by(*argv)
+    assert "server.analysis" in loaded
+    assert loaded.isdisjoint([*SERVER_SIDE, "pydantic", "server.config", "server.tracking"]), loaded
+
+
+@pytest.mark.parametrize("argv", [("analyze", "--help"), ("analyze", str(P1S))])
+def test_analyze_leaves_numpy_unloaded_for_a_small_file(argv: tuple[str, ...]) -> None:
+    """numpy's import costs more than it saves below VECTOR_FROM_BYTES of gcode (0.76 MB here)."""
+    assert "numpy" not in loaded_by(*argv)
