@@ -202,7 +202,8 @@ class JobMachine(StateChart):
 
     def __init__(self, effects: JobEffects, job: JobCheckpoint | None = None) -> None:
         self.effects = effects
-        self._before: JobCheckpoint | None = None  # the checkpoint as the current event found it
+        self._before: JobCheckpoint | None = None  # the checkpoint as last saved, when the current event came
+        self._saved: JobCheckpoint | None = None  # while resuming: the checkpoint as it was before the restart
         self._committed = False
         self._refused: set[tuple[int | None, str, str]] = set()
         super().__init__(model=JobModel(job), state_field="lifecycle")
@@ -225,7 +226,7 @@ class JobMachine(StateChart):
 
     async def fire(self, event: str, **data: Any) -> bool:
         """Send `event`; False when it does not apply in the current state (logged once, ignored)."""
-        self._before, self._committed = self.model.job, False
+        self._before, self._committed = self._saved or self.model.job, False
         try:
             await self.send(event, **data)
         except TransitionNotAllowed:
@@ -258,14 +259,19 @@ class JobMachine(StateChart):
     async def restart_with(self, decision: ResumeCause, *, current: Mapping[str, Any], at: datetime) -> None:
         """The printer's state after a restart (or a reconnect that lost reports) decided what
         became of the open job: `restart`, then carry on, settle it, or close it."""
+        saved = self.model.job
         await self.fire("restart")
-        if isinstance(decision, ContinueSameJob):
-            await self.fire("continue_job", cause=decision, paused=decision.paused, current=current, at=at)
-        elif isinstance(decision, SettleEndedJob):
-            event = {"finished": "finish", "failed": "fail", "cancelled": "cancel"}[decision.final]
-            await self.fire(event, cause=decision, at=at)
-        else:
-            await self.fire("fail", cause=decision, at=at)
+        self._saved = saved  # `resuming` is a passing state: what counts as saved is the checkpoint before it
+        try:
+            if isinstance(decision, ContinueSameJob):
+                await self.fire("continue_job", cause=decision, paused=decision.paused, current=current, at=at)
+            elif isinstance(decision, SettleEndedJob):
+                event = {"finished": "finish", "failed": "fail", "cancelled": "cancel"}[decision.final]
+                await self.fire(event, cause=decision, at=at)
+            else:
+                await self.fire("fail", cause=decision, at=at)
+        finally:
+            self._saved = None
 
     def _refuse(self, event: str) -> None:
         key = (self.effects.job_id, self.state_id, event)

@@ -352,3 +352,17 @@ def test_the_docs_carry_the_current_diagram() -> None:
 def test_the_diagram_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--diagram"]) == 0
     assert capsys.readouterr().out == diagram()
+
+
+async def test_a_restart_is_compared_with_the_checkpoint_saved_before_it() -> None:
+    # `resuming` passes unsaved: what the decision changed is measured against the stored checkpoint.
+    machine, effects = machine_for(stored("running"), analysis=ANALYSIS)
+    saved: list[JobCheckpoint | None] = []
+
+    async def commit(step: Step, before: JobCheckpoint | None) -> None:
+        saved.append(before)
+        machine.job = step.job
+
+    effects.commit = commit  # type: ignore[method-assign]
+    await machine.restart_with(ContinueSameJob(1, 30), current=CURRENT, at=AT)
+    assert machine.state_id == "running" and saved == [stored("running")]
