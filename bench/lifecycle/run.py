@@ -47,8 +47,10 @@ class NullEffects:
     async def leave_job(self, current: Mapping[str, Any]) -> None:
         self.analysis = None
 
-    async def record_job(self, started: JobStarted) -> None:
+    async def record_job(self, job: JobCheckpoint, started: JobStarted) -> None:
+        assert self.machine is not None
         self.job_id = (self.job_id or 0) + 1
+        self.machine.job = job
 
     def want_file(self, current: Mapping[str, Any]) -> None:
         pass

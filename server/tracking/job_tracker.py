@@ -277,15 +277,13 @@ class JobTracker:
         self._feeding = None
         self._start_view = printer_view(current)
 
-    async def record_job(self, started: lifecycle.JobStarted) -> None:
-        job = self.job
-        assert job is not None
+    async def record_job(self, job: JobCheckpoint, started: lifecycle.JobStarted) -> None:
         record = await asyncio.to_thread(
             job_store.create_job, self.db, self.printer, _key_text(job), state=job.lifecycle,
             file_name=started.subtask_name or started.file, plate=started.plate, checkpoint=job.to_dict(),
             started_at=job.started_at,
         )
-        self.job_id = record.id
+        self.job_id, self.job = record.id, job
         log.info("%s: job %s started: %s (plate %s)", self.printer, record.id, job.key.name, started.plate)
         self._announce()
 

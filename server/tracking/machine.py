@@ -66,14 +66,15 @@ class JobEffects(Protocol):
     async def leave_job(self, current: Mapping[str, Any]) -> None:
         """A new print starts: let the last job's file work go (or finish it on the side)."""
 
-    async def record_job(self, started: JobStarted) -> None:
-        """The new job (the model's checkpoint) gets its row."""
+    async def record_job(self, job: JobCheckpoint, started: JobStarted) -> None:
+        """The new job gets its row, and is the printer's job from then on (``JobMachine.job = job``)."""
 
     def want_file(self, current: Mapping[str, Any]) -> None:
         """Fetch and analyse the job's file unless that is under way already."""
 
     async def commit(self, step: Step, before: JobCheckpoint | None) -> None:
-        """Write the step's bills and checkpoint; `before` is the checkpoint as the event found it."""
+        """Write the step's bills and checkpoint, then make it the job (``JobMachine.job = step.job``);
+        `before` is the checkpoint as last saved."""
 
 
 # The checkpoint stores the innermost state's id; the machine reads a compound state's
@@ -204,7 +205,7 @@ class JobMachine(StateChart):
         self.effects = effects
         self._before: JobCheckpoint | None = None  # the checkpoint as last saved, when the current event came
         self._saved: JobCheckpoint | None = None  # while resuming: the checkpoint as it was before the restart
-        self._committed = False
+        self._pending = False  # an event moved the model's checkpoint and its action has not saved it yet
         self._refused: set[tuple[int | None, str, str]] = set()
         super().__init__(model=JobModel(job), state_field="lifecycle")
 
@@ -212,12 +213,15 @@ class JobMachine(StateChart):
 
     @property
     def job(self) -> JobCheckpoint | None:
-        return self.model.job
+        """The printer's job as saved: while an event's action is still writing it, the checkpoint the
+        event found (the new state is not shown before it is stored)."""
+        return self._before if self._pending else self.model.job
 
     @job.setter
     def job(self, job: JobCheckpoint | None) -> None:
-        """Take a checkpoint (restored, or with new facts): the machine stands where it says."""
+        """Take a checkpoint (restored, saved, or with new facts): the machine stands where it says."""
         self.model.job = job
+        self._pending = False
 
     @property
     def state_id(self) -> str:
@@ -226,16 +230,18 @@ class JobMachine(StateChart):
 
     async def fire(self, event: str, **data: Any) -> bool:
         """Send `event`; False when it does not apply in the current state (logged once, ignored)."""
-        self._before, self._committed = self._saved or self.model.job, False
+        self._before, self._pending = self._saved or self.model.job, True
         try:
             await self.send(event, **data)
         except TransitionNotAllowed:
             self._refuse(event)
             return False
         except BaseException:
-            if not self._committed:
+            if self._pending:
                 self.model.job = self._before  # nothing was saved: the job stays as it was
             raise
+        finally:
+            self._pending = False
         return True
 
     async def apply(self, event: LifecycleEvent, *, current: Mapping[str, Any], at: datetime) -> None:
@@ -304,7 +310,7 @@ class JobMachine(StateChart):
 
     async def on_enter_downloading(self, current: Mapping[str, Any], started: JobStarted | None = None) -> None:
         if started is not None:
-            await self.effects.record_job(started)
+            await self.effects.record_job(self._job(), started)
         self.effects.want_file(current)
 
     async def after_file_fetched(self, file_path: str) -> None:
@@ -359,7 +365,6 @@ class JobMachine(StateChart):
 
     async def _commit(self, step: Step) -> None:
         await self.effects.commit(step, self._before)
-        self._committed = True
 
 
 def diagram() -> str:

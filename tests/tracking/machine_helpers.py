@@ -29,8 +29,10 @@ class Recorder:
     async def leave_job(self, current: Any) -> None:
         self.analysis = None
 
-    async def record_job(self, started: JobStarted) -> None:
+    async def record_job(self, job: JobCheckpoint, started: JobStarted) -> None:
+        assert self.machine is not None
         self.job_id = (self.job_id or 0) + 1
+        self.machine.job = job
 
     def want_file(self, current: Any) -> None:
         self.fetches += 1

@@ -366,3 +366,21 @@ async def test_a_restart_is_compared_with_the_checkpoint_saved_before_it() -> No
     effects.commit = commit  # type: ignore[method-assign]
     await machine.restart_with(ContinueSameJob(1, 30), current=CURRENT, at=AT)
     assert machine.state_id == "running" and saved == [stored("running")]
+
+
+async def test_the_new_state_is_shown_only_once_it_is_saved() -> None:
+    # A reader of the printer's job (the dashboard, a test waiting for "analysed") never sees a state
+    # whose checkpoint is not stored yet.
+    machine, effects = machine_for()
+    await fire_all(machine, "start_job", "file_fetched")
+    seen: list[tuple[str | None, str]] = []
+    record = effects.commit
+
+    async def commit(step: Step, before: JobCheckpoint | None) -> None:
+        seen.append((machine.job.lifecycle if machine.job else None, machine.state_id))
+        await record(step, before)
+        seen.append((machine.job.lifecycle if machine.job else None, machine.state_id))
+
+    effects.commit = commit  # type: ignore[method-assign]
+    await fire_all(machine, "file_analysed")
+    assert seen == [("parsing", "running"), ("running", "running")]
