@@ -55,7 +55,7 @@ class NullEffects:
     def want_file(self, current: Mapping[str, Any]) -> None:
         pass
 
-    async def commit(self, step: Step, before: JobCheckpoint | None) -> None:
+    async def commit(self, step: Step) -> None:
         assert self.machine is not None
         if step.job is not None:
             self.machine.job = step.job

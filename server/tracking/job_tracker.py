@@ -291,8 +291,8 @@ class JobTracker:
         if self._needs_file():
             self._start_fetch(current)
 
-    async def commit(self, step: lifecycle.Step, before: JobCheckpoint | None) -> None:
-        await self._commit(step, before)
+    async def commit(self, step: lifecycle.Step) -> None:
+        await self._commit(step)  # while the event is pending, self.job is the checkpoint as saved
 
     async def _observe_trays(self, current: Mapping[str, Any], view: PrinterView) -> None:
         if self.job is None or not self.job.open or self.job_id is None:
@@ -375,22 +375,21 @@ class JobTracker:
 
     # ---- persistence ------------------------------------------------------------------------------------
 
-    async def _commit(self, step: lifecycle.Step, saved: JobCheckpoint | None = None) -> None:
-        """``saved``: the checkpoint as last saved, when the machine has moved ``self.job``'s state since."""
+    async def _commit(self, step: lifecycle.Step) -> None:
         job = step.job
         if job is None or self.job_id is None:
             return
         columns = self._columns(job)
-        before = self.job if saved is None else saved
+        before = self.job
         if step.bills:
             base = self._mapping(job)
             await asyncio.to_thread(ledger.record_bills, self.db, self.job_id, list(step.bills),
                                     lambda layer: self._switches.mapping_at(layer, base),
                                     checkpoint=job.to_dict(), **columns)
             self._wake_outbox()
-        elif job != before:
+        elif job != self.job:
             await asyncio.to_thread(job_store.save_checkpoint, self.db, self.job_id, job.to_dict(), **columns)
-        changed = job != before
+        changed = job != self.job
         self.job = job
         # A mapping stated (or taken from the printer's report) after bills were written with no tray
         # known: they wait for it. Saved in the checkpoint first, so a crash here is redone by restore().

@@ -72,9 +72,9 @@ class JobEffects(Protocol):
     def want_file(self, current: Mapping[str, Any]) -> None:
         """Fetch and analyse the job's file unless that is under way already."""
 
-    async def commit(self, step: Step, before: JobCheckpoint | None) -> None:
-        """Write the step's bills and checkpoint, then make it the job (``JobMachine.job = step.job``);
-        `before` is the checkpoint as last saved."""
+    async def commit(self, step: Step) -> None:
+        """Write the step's bills and checkpoint, then make it the job (``JobMachine.job = step.job``).
+        Until then ``JobMachine.job`` is the checkpoint as last saved, to compare the step with."""
 
 
 # The checkpoint stores the innermost state's id; the machine reads a compound state's
@@ -364,7 +364,7 @@ class JobMachine(StateChart):
         await self._commit(step)
 
     async def _commit(self, step: Step) -> None:
-        await self.effects.commit(step, self._before)
+        await self.effects.commit(step)
 
 
 def diagram() -> str:

@@ -37,7 +37,7 @@ class Recorder:
     def want_file(self, current: Any) -> None:
         self.fetches += 1
 
-    async def commit(self, step: Step, before: JobCheckpoint | None) -> None:
+    async def commit(self, step: Step) -> None:
         assert self.machine is not None
         if step.job is not None and self.job_id is not None:
             self.commits.append(step)

@@ -280,7 +280,7 @@ async def test_a_failing_adapter_leaves_the_job_as_it_was() -> None:
     machine, effects = await printing()
     before = machine.job
 
-    async def broken(step: Step, saved: JobCheckpoint | None) -> None:
+    async def broken(step: Step) -> None:
         raise OSError("disk full")
 
     effects.commit = broken  # type: ignore[method-assign]
@@ -359,8 +359,8 @@ async def test_a_restart_is_compared_with_the_checkpoint_saved_before_it() -> No
     machine, effects = machine_for(stored("running"), analysis=ANALYSIS)
     saved: list[JobCheckpoint | None] = []
 
-    async def commit(step: Step, before: JobCheckpoint | None) -> None:
-        saved.append(before)
+    async def commit(step: Step) -> None:
+        saved.append(machine.job)  # the job as the adapter sees it while writing the step
         machine.job = step.job
 
     effects.commit = commit  # type: ignore[method-assign]
@@ -376,9 +376,9 @@ async def test_the_new_state_is_shown_only_once_it_is_saved() -> None:
     seen: list[tuple[str | None, str]] = []
     record = effects.commit
 
-    async def commit(step: Step, before: JobCheckpoint | None) -> None:
+    async def commit(step: Step) -> None:
         seen.append((machine.job.lifecycle if machine.job else None, machine.state_id))
-        await record(step, before)
+        await record(step)
         seen.append((machine.job.lifecycle if machine.job else None, machine.state_id))
 
     effects.commit = commit  # type: ignore[method-assign]
