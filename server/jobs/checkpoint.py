@@ -125,7 +125,7 @@ class JobCheckpoint:
 
     printer: str
     key: JobKey
-    lifecycle: str = "downloading"  # a lifecycle state id (see lifecycle.PrintLifecycle)
+    lifecycle: str = "downloading"  # the job machine's state (machine.JobMachine moves it; only it)
     file_url: str | None = None  # as the printer or the echo gave it
     file_path: str | None = None  # the local copy in the data directory
     sha256: str | None = None

@@ -1,26 +1,19 @@
-"""The print lifecycle: a state machine per printer, and the pure function that turns
-printer reports into lifecycle events. No I/O.
+"""The print lifecycle's pure decisions: the events printer reports mean, and what each event
+does to a job's facts and bills. No I/O, and no lifecycle state: that is the machine's
+(`server.jobs.machine.JobMachine`), whose actions call these functions.
 
 `derive_events(job, previous, current, echo)` compares two merged printer states (and
 the `project_file` echo, when one arrived) and says what happened: a job started,
-a layer was reached, a pause, a resume, the end. The printer task feeds the events to
-`PrintLifecycle`, the billing rule and the ledger.
-
-Run `python -m server.jobs.lifecycle --diagram` for the Mermaid diagram that
-`docs/tracking.md` embeds (a test keeps the two in step).
+a layer was reached, a pause, a resume, the end. `apply_event` / `apply_resume` give the
+job's facts after one (progress, the end, its reason) and the bills now due.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-
-from statemachine import State, StateChart
-from statemachine.contrib.diagram import formatter
 
 from server.billing.rules import AnalysisLike, BillLine, bill_finish, bill_progress, bill_stop
 from server.jobs.checkpoint import (
@@ -39,106 +32,6 @@ from server.jobs.checkpoint import (
 from server.jobs.mapping import active_trays, known_mapping
 from server.printer.trays import PrinterView
 from server.printer.values import as_int
-
-
-class PrintLifecycle(StateChart):
-    """One printer's print lifecycle. The machine is reused from job to job, so the end
-    states are not final: the next job starts from any of them. An event that does not
-    apply in the current state raises (see `next_state` for the checking form)."""
-
-    allow_event_without_transition = False
-
-    idle = State("Idle", initial=True)
-    resuming = State("Resuming")  # after a restart with an open job checkpoint
-    downloading = State("Downloading")
-    parsing = State("Parsing")
-    untracked = State("Untracked")  # the file could not be obtained or read: shown with its reason
-
-    class printing(State.Compound, name="Printing"):
-        running = State("Running", initial=True)
-        paused = State("Paused")
-
-        pause = running.to(paused)
-        resume = paused.to(running)
-
-    finished = State("Finished")
-    failed = State("Failed")
-    cancelled = State("Cancelled")
-
-    start_job = (
-        idle.to(downloading)
-        | finished.to(downloading)
-        | failed.to(downloading)
-        | cancelled.to(downloading)
-        | untracked.to(downloading)
-        | resuming.to(downloading)
-        | printing.to(downloading)  # a new job without the old one's end seen
-    )
-    restart = idle.to(resuming)
-    file_fetched = downloading.to(parsing)
-    file_analysed = parsing.to(printing)
-    file_unavailable = downloading.to(untracked) | parsing.to(untracked)
-    continue_job = resuming.to(printing)
-    finish = (
-        printing.to(finished)
-        | resuming.to(finished)
-        | downloading.to(finished)
-        | parsing.to(finished)
-        | untracked.to(finished)
-    )
-    fail = (
-        printing.to(failed) | resuming.to(failed) | downloading.to(failed) | parsing.to(failed) | untracked.to(failed)
-    )
-    cancel = (
-        printing.to(cancelled)
-        | resuming.to(cancelled)
-        | downloading.to(cancelled)
-        | parsing.to(cancelled)
-        | untracked.to(cancelled)
-    )
-
-
-def lifecycle_at(state_id: str) -> PrintLifecycle:
-    """A machine standing in `state_id` (a leaf id such as "paused", or "printing")."""
-    machine = PrintLifecycle()
-    if state_id == "idle":
-        return machine
-    path = {
-        "resuming": ["restart"],
-        "downloading": ["restart", "start_job"],
-        "parsing": ["restart", "start_job", "file_fetched"],
-        "untracked": ["restart", "start_job", "file_unavailable"],
-        "printing": ["restart", "continue_job"],
-        "running": ["restart", "continue_job"],
-        "paused": ["restart", "continue_job", "pause"],
-        "finished": ["restart", "finish"],
-        "failed": ["restart", "fail"],
-        "cancelled": ["restart", "cancel"],
-    }[state_id]
-    for event in path:
-        machine.send(event)
-    return machine
-
-
-def leaf_state(machine: PrintLifecycle) -> str:
-    """The innermost active state's id: what a job checkpoint stores."""
-    values = [s.id for s in machine.configuration]
-    return "paused" if "paused" in values else "running" if "running" in values else values[0]
-
-
-def next_state(state_id: str, event: str) -> str | None:
-    """The leaf state after `event` from `state_id`, or None when it does not apply."""
-    machine = lifecycle_at(state_id)
-    if event not in {e.id for e in machine.allowed_events}:
-        return None
-    machine.send(event)
-    return leaf_state(machine)
-
-
-def diagram() -> str:
-    """The machine as a Mermaid `stateDiagram-v2`, generated from its definition."""
-    return formatter.render(PrintLifecycle, "mermaid").rstrip() + "\n"
-
 
 # ---- events ---------------------------------------------------------------------------------------------
 
@@ -211,15 +104,6 @@ class CancelConfirmed:
 LifecycleEvent = (
     JobStarted | LayerReached | Paused | Resumed | Finished | Failed | CancelConfirmed | JobChanged | MappingStated
 )
-
-
-def machine_event(event: LifecycleEvent) -> str | None:
-    """The `PrintLifecycle` event a lifecycle event drives; None for those that only
-    bill or teach (a layer, a stated mapping) or announce the ones that follow."""
-    if isinstance(event, Failed):
-        return "cancel" if event.cancelled else "fail"
-    names = {JobStarted: "start_job", Paused: "pause", Resumed: "resume", Finished: "finish"}
-    return names.get(type(event))
 
 
 _LAYER_STATES = ("RUNNING", "PAUSE")  # states whose layer_num is the print's (not PREPARE's leftovers)
@@ -434,7 +318,6 @@ def _ended_offline(job: JobCheckpoint) -> list[LifecycleEvent]:
 # ---- applying events to a job ------------------------------------------------------------------------------
 
 CANCELLED_REASON = "task cancelled"
-_WAITING_FOR_FILE = frozenset({"downloading", "parsing", "untracked"})
 
 
 @dataclass(frozen=True)
@@ -444,18 +327,6 @@ class Step:
 
     job: JobCheckpoint | None
     bills: tuple[BillLine, ...] = ()
-
-
-def transition(job: JobCheckpoint, event: str) -> JobCheckpoint:
-    """The job with its lifecycle state moved by a machine event (`file_fetched`,
-    `file_analysed`, `file_unavailable`, ...); unchanged where the event does not apply."""
-    moved = next_state(job.lifecycle, event)
-    return job if moved is None else replace(job, lifecycle=moved)
-
-
-def mark_untracked(job: JobCheckpoint, reason: str) -> JobCheckpoint:
-    """The job's file could not be obtained or read: it stays visible with the reason."""
-    return replace(transition(job, "file_unavailable"), untracked_reason=reason)
 
 
 def bills_due(job: JobCheckpoint, analysis: AnalysisLike | None) -> Step:
@@ -504,7 +375,8 @@ def observe_trays(
 
 
 def _end(job: JobCheckpoint, final: FinalState, at: datetime, reason: str | None) -> JobCheckpoint:
-    return replace(job, final_state=final, lifecycle=final, ended_at=at, end_reason=reason)
+    """The job closed: its final state, when and why (the lifecycle state is the machine's to move)."""
+    return replace(job, final_state=final, ended_at=at, end_reason=reason)
 
 
 def apply_event(
@@ -515,7 +387,8 @@ def apply_event(
     printer: str,
     at: datetime,
 ) -> Step:
-    """The job after one event from `derive_events`, and the bills now due.
+    """The job's facts after one event from `derive_events`, and the bills now due (the machine,
+    `machine.JobMachine`, moves the lifecycle state and calls this from its actions).
 
     `JobStarted` returns the new job (the caller has persisted the one it replaces);
     `analysis` is None until the job's file is analysed, and billing catches up then
@@ -524,7 +397,6 @@ def apply_event(
         started = JobCheckpoint(
             printer=printer,
             key=event.key,
-            lifecycle="downloading",
             file_url=event.file,
             mapping=dict(event.mapping),
             reported=dict(event.reported),
@@ -533,7 +405,7 @@ def apply_event(
         )
         return Step(started) if analysis is None else with_analysis(started, analysis)
     if isinstance(event, CancelConfirmed) and job is not None and job.final_state == "failed":
-        return Step(replace(job, final_state="cancelled", lifecycle="cancelled", end_reason=CANCELLED_REASON))
+        return Step(replace(job, final_state="cancelled", end_reason=CANCELLED_REASON))
     if job is None or not job.open:
         return Step(job)
     if isinstance(event, LayerReached):
@@ -548,40 +420,19 @@ def apply_event(
         if reason is None and event.print_error:
             reason = f"print_error {event.print_error:#010x}"
         job = _end(job, "cancelled" if event.cancelled else "failed", at, reason)
-    elif isinstance(event, Paused | Resumed):
-        job = transition(job, "pause" if isinstance(event, Paused) else "resume")
-    return bills_due(job, analysis)
+    return bills_due(job, analysis)  # a pause or resume only bills what is due
 
 
 def apply_resume(job: JobCheckpoint, decision: ResumeDecision, analysis: AnalysisLike | None, *, at: datetime) -> Step:
-    """An open job after the resume decision at startup (`jobs.decide_resume`).
+    """An open job's facts after the resume decision at startup (`jobs.decide_resume`); the
+    machine moves its state (`continue_job`, or the end).
 
     After `CloseAndStartNew(start_new=True)` the next `derive_events(job, {}, state)`
     starts the new print."""
     if isinstance(decision, ContinueSameJob):
         job = job.seen(decision.layer, decision.mc_percent)
-        if job.lifecycle not in _WAITING_FOR_FILE:
-            job = replace(job, lifecycle="paused" if decision.paused else "running")
     elif isinstance(decision, SettleEndedJob):
         job = _end(job.seen(decision.at_layer, decision.mc_percent), decision.final, at, None)
     else:
         job = _end(job, "failed", at, decision.reason)
     return bills_due(job, analysis)
-
-
-# ---- command line: the diagram ----------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.jobs.lifecycle")
-    parser.add_argument("--diagram", action="store_true", help="print the lifecycle as a Mermaid diagram")
-    args = parser.parse_args(argv)
-    if args.diagram:
-        sys.stdout.write(diagram())
-        return 0
-    parser.print_help()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

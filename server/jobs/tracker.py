@@ -1,8 +1,11 @@
 """One printer's jobs: from printer reports to checkpoints and ledger bills.
 
-The pure pieces decide (``lifecycle.derive_events`` / ``apply_event``, the billing
-rule, the mapping learner, ``jobs.decide_resume``); this adapter does the I/O
-around them, in this order, so nothing is lost or billed twice:
+The printer's job lifecycle is ``machine.JobMachine``, one per tracker: the events
+``lifecycle.derive_events`` finds in each report (and the resume decision after a
+restart, ``jobs.decide_resume``) drive it, and its actions call the pure rules (the
+billing rule, the mapping learner) and this adapter's I/O (``JobEffects``: ``commit``,
+``record_job``, ``want_file``, ``leave_job``), in this order, so nothing is lost or
+billed twice:
 
 1. a decision's bills and the job checkpoint are written in one SQLite transaction
    (``billed.record_bills``), and only then
@@ -48,6 +51,7 @@ from server.jobs.checkpoint import (
     newly_known,
     text,
 )
+from server.jobs.machine import JobMachine
 from server.jobs.mapping import LAYER_SLACK, active_trays
 from server.jobs.remaining import RemainEstimator
 from server.jobs.switches import TraySwitch, TraySwitchTracker
@@ -86,7 +90,7 @@ class JobTracker:
         self.outbox = outbox
         self.jobs_dir = Path(data_dir) / "jobs"
         self.pins = pins
-        self.job: JobCheckpoint | None = None
+        self.machine = JobMachine(self)  # in charge of the job's lifecycle; its model is the job checkpoint
         self.job_id: int | None = None
         self.analysis: PrintAnalysis | None = None
         self._resumed = False  # the printer's state now is known (an open job matched against it)
@@ -103,6 +107,15 @@ class JobTracker:
         self._switches = TraySwitchTracker.for_job()  # auto-refill / swapped trays during this job
         self._feeding: int | None = None  # the slicer filament the loaded tray feeds
         self._given_up: set[int] = set()  # jobs whose file could not be read: not fetched again
+
+    @property
+    def job(self) -> JobCheckpoint | None:
+        """The printer's current (or last) job: the machine's model."""
+        return self.machine.job
+
+    @job.setter
+    def job(self, job: JobCheckpoint | None) -> None:
+        self.machine.job = job
 
     # ---- start-up ---------------------------------------------------------------------------------------
 
@@ -243,20 +256,18 @@ class JobTracker:
         self._resumed = True
         assert self.job is not None
         log.info("%s: after restart: %s", self.printer, decision)
-        step = lifecycle.apply_resume(self.job, decision, self.analysis, at=_now())
-        await self._commit(step)
+        await self.machine.restart_with(decision, current=current, at=_now())
         if isinstance(decision, CloseAndStartNew) and decision.start_new:
             for event in lifecycle.derive_events(self.job, {}, current):
                 await self._apply(event, current)
 
     async def _apply(self, event: lifecycle.LifecycleEvent, current: Mapping[str, Any]) -> None:
-        if isinstance(event, lifecycle.JobStarted):
-            await self._start_job(event, current)
-            return
-        step = lifecycle.apply_event(self.job, event, self.analysis, printer=self.printer, at=_now())
-        await self._commit(step)
+        await self.machine.apply(event, current=current, at=_now())
 
-    async def _start_job(self, event: lifecycle.JobStarted, current: Mapping[str, Any]) -> None:
+    # ---- the machine's effects (JobEffects) ---------------------------------------------------------------
+
+    async def leave_job(self, current: Mapping[str, Any]) -> None:
+        """A new print starts: the last job's file is still read on the side if its bills need it."""
         if self._needs_file() or (self._fetch is not None and not self._fetch.done() and self.job is not None
                                   and not self.job.open):
             self._detach_last_job()
@@ -267,17 +278,23 @@ class JobTracker:
         self._switches = TraySwitchTracker.for_job()
         self._feeding = None
         self._start_view = printer_view(current)
-        step = lifecycle.apply_event(None, event, None, printer=self.printer, at=_now())
-        assert step.job is not None
+
+    async def record_job(self, job: JobCheckpoint, started: lifecycle.JobStarted) -> None:
         record = await asyncio.to_thread(
-            job_store.create_job, self.db, self.printer, _key_text(step.job), state=step.job.lifecycle,
-            file_name=event.subtask_name or event.file, plate=event.plate, checkpoint=step.job.to_dict(),
-            started_at=step.job.started_at,
+            job_store.create_job, self.db, self.printer, _key_text(job), state=job.lifecycle,
+            file_name=started.subtask_name or started.file, plate=started.plate, checkpoint=job.to_dict(),
+            started_at=job.started_at,
         )
-        self.job_id, self.job = record.id, step.job
-        log.info("%s: job %s started: %s (plate %s)", self.printer, record.id, step.job.key.name, event.plate)
+        self.job_id, self.job = record.id, job
+        log.info("%s: job %s started: %s (plate %s)", self.printer, record.id, job.key.name, started.plate)
         self._announce()
-        self._start_fetch(current)
+
+    def want_file(self, current: Mapping[str, Any]) -> None:
+        if self._needs_file():
+            self._start_fetch(current)
+
+    async def commit(self, step: lifecycle.Step) -> None:
+        await self._commit(step)  # while the event is pending, self.job is the checkpoint as saved
 
     async def _observe_trays(self, current: Mapping[str, Any], view: PrinterView) -> None:
         if self.job is None or not self.job.open or self.job_id is None:
@@ -464,7 +481,7 @@ class JobTracker:
         if analysis is None:
             step = lifecycle.Step(replace(job, untracked_reason=reason))
         else:
-            step = lifecycle.with_analysis(lifecycle.transition(job, "file_analysed"), analysis)
+            step = lifecycle.with_analysis(job, analysis)  # ended: its state stays
         assert step.job is not None
         columns = self._columns(step.job)
         if step.bills:
@@ -501,7 +518,8 @@ class JobTracker:
         try:
             local = await self._fetch_with_retries(job, current, folder)
             async with self._lock:
-                await self._move(job_id, "file_fetched", file_path=str(local))
+                if self.job_id == job_id:
+                    await self.machine.fire("file_fetched", file_path=str(local))
             analysis = await asyncio.to_thread(analyze_file, local, job.plate)
             thumbnail = await asyncio.to_thread(_save_analysis, folder, analysis, local, job.plate)
             if thumbnail:
@@ -517,7 +535,7 @@ class JobTracker:
             self._given_up.add(job_id)
             async with self._lock:
                 if self.job_id == job_id and self.job is not None:
-                    await self._commit(lifecycle.Step(lifecycle.mark_untracked(self.job, reason)))
+                    await self.machine.fire("file_unavailable", reason=reason)
                 else:
                     await self._settle_detached(job_id, None, reason)
             return
@@ -525,9 +543,7 @@ class JobTracker:
             if self.job_id != job_id or self.job is None:
                 await self._settle_detached(job_id, analysis, None)
                 return
-            self.analysis = analysis
-            job_now = lifecycle.transition(self.job, "file_analysed")
-            await self._commit(lifecycle.with_analysis(job_now, analysis))
+            await self.machine.fire("file_analysed", analysis=analysis)
             log.info("%s: job %s analysed: %d layers, %d filament(s)", self.printer, job_id,
                      analysis.layer_count, len(analysis.filaments))
 
@@ -543,11 +559,6 @@ class JobTracker:
                 log.info("%s: fetching the job's file failed (%s); retrying in %.0f s", self.printer, exc, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
-
-    async def _move(self, job_id: int, event: str, **changes: Any) -> None:
-        if self.job_id != job_id or self.job is None:
-            return
-        await self._commit(lifecycle.Step(replace(lifecycle.transition(self.job, event), **changes)))
 
     async def _fetch_file(self, job: JobCheckpoint, current: Mapping[str, Any], folder: Path) -> Path:
         if job.file_path and Path(job.file_path).is_file():

@@ -1,13 +1,11 @@
-"""The print lifecycle: the state machine, its diagram in the docs, and the events
-derived from printer reports."""
+"""The print lifecycle: the events derived from printer reports (the machine they drive:
+test_machine.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from statemachine.exceptions import TransitionNotAllowed
 
 from server.jobs.checkpoint import ENDED_OFFLINE, JobCheckpoint, JobKey
 from server.jobs.lifecycle import (
@@ -19,102 +17,9 @@ from server.jobs.lifecycle import (
     LayerReached,
     MappingStated,
     Paused,
-    PrintLifecycle,
     Resumed,
     derive_events,
-    diagram,
-    leaf_state,
-    lifecycle_at,
-    machine_event,
-    main,
-    next_state,
 )
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "tracking.md"
-
-# ---- the machine -----------------------------------------------------------------------------------------
-
-
-def walk(*events: str) -> PrintLifecycle:
-    machine = PrintLifecycle()
-    for event in events:
-        machine.send(event)
-    return machine
-
-
-def test_a_tracked_print_from_start_to_finish_and_the_next_one() -> None:
-    machine = walk("start_job", "file_fetched", "file_analysed")
-    assert leaf_state(machine) == "running"
-    machine.send("pause")
-    assert leaf_state(machine) == "paused"
-    machine.send("resume")
-    machine.send("finish")
-    assert leaf_state(machine) == "finished"
-    machine.send("start_job")
-    assert leaf_state(machine) == "downloading"
-
-
-@pytest.mark.parametrize("end", ["fail", "cancel", "finish"])
-def test_an_untracked_job_still_ends(end: str) -> None:
-    machine = walk("start_job", "file_unavailable")
-    assert leaf_state(machine) == "untracked"
-    machine.send(end)
-    assert leaf_state(machine) == {"fail": "failed", "cancel": "cancelled", "finish": "finished"}[end]
-
-
-def test_a_restart_resumes_or_settles() -> None:
-    assert leaf_state(walk("restart", "continue_job")) == "running"
-    assert leaf_state(walk("restart", "finish")) == "finished"
-    assert leaf_state(walk("restart", "start_job")) == "downloading"
-
-
-def test_a_pause_inside_printing_can_still_fail() -> None:
-    machine = walk("start_job", "file_fetched", "file_analysed", "pause", "fail")
-    assert leaf_state(machine) == "failed"
-
-
-def test_events_that_do_not_apply_are_refused() -> None:
-    with pytest.raises(TransitionNotAllowed):
-        walk("file_analysed")
-    assert next_state("idle", "file_analysed") is None
-    assert next_state("downloading", "pause") is None
-    assert next_state("running", "pause") == "paused"
-    assert next_state("paused", "cancel") == "cancelled"
-
-
-@pytest.mark.parametrize(
-    "state",
-    ["idle", "resuming", "downloading", "parsing", "untracked", "running", "paused", "finished", "failed",
-     "cancelled"],
-)
-def test_a_machine_is_rebuilt_from_a_checkpoints_state(state: str) -> None:
-    assert leaf_state(lifecycle_at(state)) == state
-
-
-def test_the_docs_carry_the_current_diagram() -> None:
-    generated = diagram()
-    assert generated.startswith("stateDiagram-v2")
-    assert f"```mermaid\n{generated}```" in DOCS.read_text(encoding="utf-8"), (
-        "docs/tracking.md is stale: paste `python -m server.jobs.lifecycle --diagram` into it"
-    )
-
-
-def test_the_diagram_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--diagram"]) == 0
-    assert capsys.readouterr().out == diagram()
-
-
-def test_each_event_drives_its_transition() -> None:
-    key = JobKey("Cube")
-    assert machine_event(JobStarted(key, None, None, None)) == "start_job"
-    assert machine_event(Paused(None)) == "pause"
-    assert machine_event(Resumed()) == "resume"
-    assert machine_event(Finished()) == "finish"
-    assert machine_event(Failed(True, 3, 10)) == "cancel"
-    assert machine_event(Failed(False, 3, 10)) == "fail"
-    assert machine_event(LayerReached(3, 10)) is None
-    assert machine_event(JobChanged(key)) is None
-
 
 # ---- events ---------------------------------------------------------------------------------------------
 

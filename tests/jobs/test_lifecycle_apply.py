@@ -1,5 +1,5 @@
-"""Applying lifecycle events and resume decisions to a job: its facts, its lifecycle
-state and the bills that become due."""
+"""Applying lifecycle events and resume decisions to a job: its facts and the bills that become
+due (the lifecycle state is the machine's: tests/tracking/test_machine.py)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,7 @@ from server.jobs.lifecycle import (
     Step,
     apply_event,
     apply_resume,
-    mark_untracked,
     observe_trays,
-    transition,
     with_analysis,
 )
 from tests.billing.test_billing_fake_analysis import FakeAnalysis, FakeToolChange
@@ -73,9 +71,9 @@ def test_an_announced_job_keeps_its_stated_mapping() -> None:
 def test_layers_bill_once_the_analysis_is_known_and_catch_up_when_it_arrives() -> None:
     waiting = run(STARTED, LayerReached(0, 0), LayerReached(3, 70), analysis=None)
     assert waiting.bills == () and waiting.job is not None and waiting.job.last_layer == 3
-    caught_up = with_analysis(transition(transition(waiting.job, "file_fetched"), "file_analysed"), ANALYSIS)
+    caught_up = with_analysis(waiting.job, ANALYSIS)
     assert billed_layers(caught_up) == [(0, 0), (1, 0), (2, 0), (2, 1)]
-    assert caught_up.job is not None and caught_up.job.lifecycle == "running"
+    assert caught_up.job is not None and caught_up.job.open
     assert caught_up.job.learner.changes == ((0, 0), (2, 1))
     again = with_analysis(caught_up.job, ANALYSIS)
     assert again.bills == ()
@@ -89,7 +87,7 @@ def test_finish_bills_everything_left() -> None:
 
 def test_a_finish_seen_before_the_file_is_analysed_is_settled_later() -> None:
     ended = run(STARTED, LayerReached(2, 50), Finished(), analysis=None).job
-    assert ended is not None and ended.lifecycle == "finished"
+    assert ended is not None and ended.final_state == "finished"
     assert billed_layers(with_analysis(ended, ANALYSIS))[-1] == (3, 1)
 
 
@@ -107,7 +105,7 @@ def test_a_late_cancel_code_relabels_the_failed_job_without_billing_more() -> No
     assert failed is not None
     step = run(CancelConfirmed(50348044), job=failed)
     assert step.bills == ()
-    assert step.job is not None and step.job.final_state == "cancelled" and step.job.lifecycle == "cancelled"
+    assert step.job is not None and step.job.final_state == "cancelled" and step.job.end_reason == "task cancelled"
     assert step.job.billing == failed.billing
 
 
@@ -116,14 +114,14 @@ def test_a_failure_names_its_error() -> None:
     assert job is not None and job.final_state == "failed" and job.end_reason == "print_error 0x07008011"
 
 
-def test_pause_and_resume_move_the_lifecycle_only_while_printing() -> None:
+def test_pause_and_resume_bill_what_is_due_and_change_no_fact() -> None:
+    # Which states they move between is the machine's (test_machine.py).
     downloading = run(STARTED, Paused(None), analysis=None).job
-    assert downloading is not None and downloading.lifecycle == "downloading"
-    printing = transition(transition(downloading, "file_fetched"), "file_analysed")
-    paused = run(Paused(None), job=printing).job
-    assert paused is not None and paused.lifecycle == "paused"
-    resumed = run(Resumed(), job=paused).job
-    assert resumed is not None and resumed.lifecycle == "running"
+    assert downloading is not None and downloading == run(STARTED, analysis=None).job
+    printing = run(STARTED, LayerReached(2, 50), analysis=None).job
+    paused = run(Paused(None), job=printing)
+    assert billed_layers(paused) == [(0, 0), (1, 0)] and paused.job is not None and paused.job.open
+    assert run(Resumed(), job=paused.job).bills == ()
 
 
 def test_a_stated_mapping_arriving_later_is_kept() -> None:
@@ -136,13 +134,12 @@ def test_events_for_a_closed_job_change_nothing() -> None:
     assert run(LayerReached(5, 99), Failed(True, 1, 1), JobChanged(JobKey("Cube")), job=closed).job == closed
 
 
-def test_an_unobtainable_file_leaves_the_job_untracked_with_its_reason() -> None:
+def test_a_job_whose_file_is_unobtainable_still_ends() -> None:
+    # Marking it untracked is the machine's (test_machine.py).
     job = run(STARTED, analysis=None).job
     assert job is not None
-    untracked = mark_untracked(job, "file not found on the SD card")
-    assert untracked.lifecycle == "untracked" and untracked.untracked_reason == "file not found on the SD card"
-    ended = run(Finished(), job=untracked, analysis=None).job
-    assert ended is not None and ended.lifecycle == "finished"
+    ended = run(Finished(), job=job, analysis=None)
+    assert ended.job is not None and ended.job.final_state == "finished" and ended.bills == ()
 
 
 def test_tray_reports_teach_the_open_job() -> None:
@@ -161,20 +158,20 @@ def test_tray_reports_teach_the_open_job() -> None:
 def resumed_job() -> JobCheckpoint:
     job = run(STARTED, LayerReached(2, 50)).job
     assert job is not None
-    return transition(transition(job, "file_fetched"), "file_analysed")
+    return job
 
 
 def test_continue_bills_the_layers_missed() -> None:
     step = apply_resume(resumed_job(), ContinueSameJob(3, 80), ANALYSIS, at=AT)
     assert billed_layers(step) == [(2, 0), (2, 1)]
-    assert step.job is not None and step.job.lifecycle == "running" and step.job.open
+    assert step.job is not None and step.job.open and step.job.last_layer == 3
 
 
-def test_continue_keeps_a_job_still_waiting_for_its_file() -> None:
+def test_continue_notes_the_progress_of_a_job_still_waiting_for_its_file() -> None:
     job = run(STARTED, analysis=None).job
     assert job is not None
     step = apply_resume(job, ContinueSameJob(3, 80), None, at=AT)
-    assert step.job is not None and step.job.lifecycle == "downloading" and step.job.last_layer == 3
+    assert step.job is not None and step.bills == () and step.job.last_layer == 3
 
 
 def test_settle_a_job_that_finished_while_down() -> None:

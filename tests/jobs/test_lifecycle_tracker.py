@@ -297,3 +297,29 @@ async def test_a_subtask_name_renamed_or_of_the_wrong_type_keeps_the_job(rig: Ri
     assert len(job_store.list_jobs(rig.db, NAME)) == 1
     ours = ("server.jobs", "server.billing", "server.slots")
     assert [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(ours)] == []
+
+
+# ---- issue 11: events that do not apply -------------------------------------------------------------------
+
+
+async def test_events_that_do_not_apply_are_logged_once_and_the_tracker_carries_on(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """Pauses and resumes of a print whose file is not there (downloading, then untracked): the machine
+    refuses them, says so once per state and event, and the print is still followed to its end."""
+    caplog.set_level(logging.INFO, logger="server.jobs.machine")
+    await rig.report(gcode_state="IDLE", subtask_name="Gone.3mf", gcode_file="Gone.3mf", layer_num=0, mc_percent=0)
+    await rig.report(gcode_state="PREPARE")
+    for _ in range(3):
+        await rig.report(gcode_state="PAUSE")
+        await rig.report(gcode_state="RUNNING", layer_num=2)
+    await rig.file_read()
+    await rig.report(gcode_state="PAUSE")
+    await rig.report(gcode_state="RUNNING", layer_num=3)
+    await rig.report(gcode_state="FINISH")
+    job = rig.tracker.job
+    assert job is not None and job.final_state == "finished" and job.lifecycle == "finished"
+    assert job.untracked_reason and job.last_layer == 3
+    refused = [r.getMessage() for r in caplog.records if "does not apply" in r.getMessage()]
+    assert refused and len(refused) == len(set(refused))
+    assert all(line.startswith(f"{NAME}: job {rig.tracker.job_id} (Gone)") for line in refused)
+    assert any("'pause' does not apply in state untracked" in line for line in refused)

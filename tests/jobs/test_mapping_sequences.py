@@ -8,6 +8,7 @@ the tray reports), two are cloud prints that announce `ams_mapping`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from dataclasses import dataclass, field
@@ -19,20 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from machine_helpers import Recorder, machine_for
 
 from server.analysis import PrintAnalysis, analyze_file
 from server.billing.rules import BillLine, billed_total
 from server.jobs.checkpoint import JobCheckpoint, decide_resume
-from server.jobs.lifecycle import (
-    JobStarted,
-    LifecycleEvent,
-    Step,
-    apply_event,
-    apply_resume,
-    derive_events,
-    observe_trays,
-    with_analysis,
-)
+from server.jobs.lifecycle import JobStarted, LifecycleEvent, Step, derive_events, observe_trays
+from server.jobs.machine import JobMachine
 from server.jobs.mapping import MappingLearner
 from server.printer.state import merge_report
 
@@ -70,18 +64,34 @@ def expected_mapping(name: str) -> dict[int, int]:
 
 @dataclass
 class Replay:
-    """The printer task's job handling, reduced to its pure parts. The analysis becomes
-    available `analysis_delay` messages after the job starts (the file downloading)."""
+    """The printer task's job handling without its I/O: the job machine, driven by the events
+    derived from each report. The analysis becomes available `analysis_delay` messages after
+    the job starts (the file downloading)."""
 
     analysis: PrintAnalysis
     analysis_delay: int = 0
     state: dict[str, Any] = field(default_factory=dict)
-    job: JobCheckpoint | None = None
-    known: PrintAnalysis | None = None
     since_start: int = 0
     layer_when_analysed: int | None = None
-    bills: list[BillLine] = field(default_factory=list)
     events: list[LifecycleEvent] = field(default_factory=list)
+    machine: JobMachine = field(init=False)
+    effects: Recorder = field(init=False)
+    loop: asyncio.AbstractEventLoop = field(init=False, default_factory=asyncio.new_event_loop)
+
+    def __post_init__(self) -> None:
+        self.machine, self.effects = machine_for()
+
+    @property
+    def job(self) -> JobCheckpoint | None:
+        return self.machine.job
+
+    @property
+    def known(self) -> PrintAnalysis | None:
+        return self.effects.analysis
+
+    @property
+    def bills(self) -> list[BillLine]:
+        return self.effects.bills
 
     def feed(self, message: dict[str, Any]) -> None:
         body = message.get("print")
@@ -94,20 +104,27 @@ class Replay:
         for event in derive_events(self.job, previous, self.state, echo):
             self.events.append(event)
             if isinstance(event, JobStarted):
-                self.known, self.since_start = None, 0
-            self.take(apply_event(self.job, event, self.known, printer="a1", at=NOW))
+                self.since_start = 0
+            self.loop.run_until_complete(self.machine.apply(event, current=self.state, at=NOW))
         if self.job is None:
             return
-        self.job = observe_trays(self.job, self.state)
+        self.machine.job = observe_trays(self.job, self.state)
         self.since_start += 1
         if self.known is None and self.since_start > self.analysis_delay:
-            self.known = self.analysis
             self.layer_when_analysed = self.job.last_layer
-            self.take(with_analysis(self.job, self.analysis))
+            self.loop.run_until_complete(self.machine.fire("file_fetched", file_path="job.gcode.3mf"))
+            self.loop.run_until_complete(self.machine.fire("file_analysed", analysis=self.analysis))
 
-    def take(self, step: Step) -> None:
-        self.job = step.job
-        self.bills.extend(step.bills)
+    def restart(self, stored: JobCheckpoint, printer_state: dict[str, Any]) -> None:
+        """Layerwise restarts: a new machine from the stored checkpoint (and the analysis, if it was
+        known), resumed as the printer's full state says."""
+        bills = self.bills
+        self.machine, self.effects = machine_for(stored, self.known, job_id=self.effects.job_id)
+        self.effects.commits.append(Step(None, tuple(bills)))  # what was billed before the restart
+        self.state = dict(printer_state)  # the full report after reconnecting
+        if stored.open:
+            decision = decide_resume(stored, printer_state)
+            self.loop.run_until_complete(self.machine.restart_with(decision, current=self.state, at=NOW))
 
 
 @pytest.mark.parametrize("delay", [0, 250], ids=["analysed-at-once", "analysed-late"])
@@ -177,10 +194,7 @@ def test_a_restart_mid_print_resumes_and_still_bills_the_whole_print_once(name: 
                 continue  # Layerwise is down; the printer carries on
             if index == down_at + 40 and replay.job is not None:
                 stored = JobCheckpoint.from_dict(json.loads(json.dumps(replay.job.to_dict())))
-                replay.state = dict(printer_state)  # the full report after reconnecting
-                replay.job = stored
-                if stored.open:
-                    replay.take(apply_resume(stored, decide_resume(stored, printer_state), analysis, at=NOW))
+                replay.restart(stored, printer_state)
                 continue
             replay.feed(message)
         job = replay.job
