@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from server.billing.amounts import UsedAmounts
 from server.billing.settlement import (
     APPLIED_STATES,
     READY,
@@ -187,7 +188,7 @@ def spool_log(db: Database, spool_id: int, *, limit: int = 50, offset: int = 0, 
 
 
 @dataclass
-class JobSpoolPart:
+class JobSpoolPart(UsedAmounts):
     """What one job billed to one spool (or, while unresolved, what waits on one tray/filament)."""
 
     spool_id: int | None
@@ -203,14 +204,6 @@ class JobSpoolPart:
     mm_stuck: float = 0.0
     mm_corrected: float = 0.0  # refunds (negative) and charges from corrections
     states: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def mm(self) -> float:
-        return self.mm_delivered + self.mm_pending
-
-    @property
-    def grams(self) -> float:
-        return self.grams_delivered + self.grams_pending
 
     @property
     def tray_labels(self) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from server.billing.amounts import UsedAmounts
 from server.billing.settlement import APPLIED_STATES, DOUBTFUL, PENDING_STATES, REJECTED
 from server.db import Database
 from server.db.ledger_tables import JobRow, LedgerEntry
@@ -41,7 +42,7 @@ class JobRecord:
 
 
 @dataclass
-class SpoolUsage:
+class SpoolUsage(UsedAmounts):
     """What one job used from one spool (or, while unresolved, from one tray or filament)."""
 
     spool_id: int | None
@@ -53,14 +54,6 @@ class SpoolUsage:
     mm_rejected: float = 0.0
     estimate: bool = False  # some of it is a pro-rata estimate (a cancel mid-layer)
     doubtful: bool = False  # some delivery could not be settled for certain; see the ledger
-
-    @property
-    def mm(self) -> float:
-        return self.mm_delivered + self.mm_pending
-
-    @property
-    def grams(self) -> float:
-        return self.grams_delivered + self.grams_pending
 
 
 @dataclass(frozen=True)
