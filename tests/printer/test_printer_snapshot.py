@@ -95,7 +95,7 @@ def test_the_print_command_states_its_mapping_apart_from_the_printers_report() -
                       "subtask_name": "cube", "task_id": "0", "ams_mapping": [0, 1]}}
     job = project_file(echo, state)
     assert job == ProjectFile(file="ftp:///cube.gcode.3mf", subtask_name="cube", plate=2, task_id=None,
-                              subtask_id=None, mapping={0: 0, 1: 1})
+                              subtask_id=None, mapping={0: 0, 1: 1}, name="cube")
     shot = snapshot(state, echo=report_body(echo))
     assert shot.view.job_mapping == [0, 1]  # the job's, for the pages
     assert shot.reported_mapping == (3, 2)  # the printer's own
