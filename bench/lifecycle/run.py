@@ -2,7 +2,9 @@
 
 A recorded A1 print (tests/fixtures/sequences, 4 colours, cloud) is replayed report by report
 through what the printer task runs for each on its event loop: ``lifecycle.derive_events`` and
-the printer's ``JobMachine`` (``machine.apply``), with the tracker's I/O left out (a null
+the printer's ``JobMachine`` (``machine.apply``) on the report's snapshot (made before the clock
+starts: the printer task makes it once per report, ``bench.printer.views`` counts those), with the
+tracker's I/O left out (a null
 adapter: this measures the lifecycle's own work, not SQLite). Printed: per report, the mean and
 the worst, and per lifecycle event (start, pause, end, ...) the time of one machine transition.
 
@@ -19,7 +21,6 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from server.jobs.checkpoint import JobCheckpoint, JobKey
 from server.jobs.lifecycle import JobStarted, Paused, Resumed, Step, derive_events
 from server.jobs.machine import JobMachine
+from server.printer.snapshot import BLANK, PrinterSnapshot, project_file, snapshot
 from server.printer.state import merge_report
 
 SEQUENCES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "sequences"
@@ -44,7 +46,7 @@ class NullEffects:
         self.analysis: Any = None
         self.machine: JobMachine | None = None
 
-    async def leave_job(self, current: Mapping[str, Any]) -> None:
+    async def leave_job(self, current: PrinterSnapshot) -> None:
         self.analysis = None
 
     async def record_job(self, job: JobCheckpoint, started: JobStarted) -> None:
@@ -52,7 +54,7 @@ class NullEffects:
         self.job_id = (self.job_id or 0) + 1
         self.machine.job = job
 
-    def want_file(self, current: Mapping[str, Any]) -> None:
+    def want_file(self, current: PrinterSnapshot) -> None:
         pass
 
     async def commit(self, step: Step) -> None:
@@ -73,18 +75,21 @@ async def replay(messages: list[dict[str, Any]]) -> tuple[list[float], dict[str,
     per_report: list[float] = []
     per_event: dict[str, list[float]] = {}
     state: dict[str, Any] = {}
+    current = BLANK
     for message in messages:
         body = message.get("print")
         if not isinstance(body, dict):
             continue
         echo = body if body.get("command") == "project_file" else None
-        previous = state
+        previous = current
         if echo is None:
             state = merge_report(state, message)
+        current = snapshot(state, report=body)
+        announced = project_file(echo) if echo is not None else None
         start = time.perf_counter()
-        for event in derive_events(machine.job, previous, state, echo):
+        for event in derive_events(machine.job, previous, current, announced):
             began = time.perf_counter()
-            await machine.apply(event, current=state, at=AT)
+            await machine.apply(event, current=current, at=AT)
             per_event.setdefault(type(event).__name__, []).append(time.perf_counter() - began)
         per_report.append(time.perf_counter() - start)
     return per_report, per_event

@@ -15,29 +15,16 @@ from typing import Any, Literal
 
 from server.billing.rules import BillingCheckpoint
 from server.jobs.mapping import MappingLearner
+from server.printer.snapshot import PrintStatus, ProjectFile, Reported, task_id, text
 from server.printer.values import as_int
 
 FinalState = Literal["finished", "failed", "cancelled"]
-ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
 # print_error values that mean "the user stopped it" rather than a fault:
 # 0x0300400C "The task was canceled.", 0x0500400E "Printing was cancelled."
 CANCEL_ERRORS = frozenset({0x0300400C, 0x0500400E})
 ENDED_OFFLINE = "ended while offline"
 
-# A plate number is small: a 5000-digit one would make int() raise (and is no plate).
-_PLATE = re.compile(r"plate_(\d{1,6})\.gcode", re.IGNORECASE)
 _SUFFIXES = (".gcode.3mf", ".3mf", ".gcode")
-
-
-def text(value: Any) -> str | None:
-    """A report's text field; any other type (a number, null, a list) counts as missing."""
-    return value if isinstance(value, str) and value else None
-
-
-def plate_of(path: Any) -> int | None:
-    """The plate number of `Metadata/plate_2.gcode` (the echo's `param`, X1/H2 `gcode_file`)."""
-    match = _PLATE.search(text(path) or "")
-    return int(match.group(1)) if match else None
 
 
 def job_name(name: Any) -> str:
@@ -50,14 +37,6 @@ def job_name(name: Any) -> str:
     return base
 
 
-def _task_id(value: Any) -> str | None:
-    """Cloud task ids (text or a number); LAN prints send "0", which identifies nothing."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text_ = str(value).strip()
-    return None if text_ in ("", "0") else text_
-
-
 @dataclass(frozen=True)
 class JobKey:
     """What identifies one print: its name, plate and (cloud prints) task ids."""
@@ -68,25 +47,16 @@ class JobKey:
     subtask_id: str | None = None
 
     @classmethod
-    def from_state(cls, print_state: Mapping[str, Any]) -> JobKey:
-        """The print the printer's own report describes."""
-        return cls(
-            name=job_name(text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))),
-            plate=plate_of(print_state.get("gcode_file")),
-            task_id=_task_id(print_state.get("task_id")),
-            subtask_id=_task_id(print_state.get("subtask_id")),
-        )
+    def of(cls, status: PrintStatus) -> JobKey:
+        """The print the printer's own reports describe."""
+        return cls(name=job_name(status.named), plate=status.plate, task_id=status.task_id,
+                   subtask_id=status.subtask_id)
 
     @classmethod
-    def from_echo(cls, echo: Mapping[str, Any]) -> JobKey:
+    def from_echo(cls, echo: ProjectFile) -> JobKey:
         """The print a `project_file` echo announces. Only the echo's own fields count:
         the merged state still describes the previous print when it arrives."""
-        return cls(
-            name=job_name(text(echo.get("subtask_name")) or text(echo.get("file")) or text(echo.get("url"))),
-            plate=plate_of(echo.get("param")),
-            task_id=_task_id(echo.get("task_id")),
-            subtask_id=_task_id(echo.get("subtask_id")),
-        )
+        return cls(name=job_name(echo.name), plate=echo.plate, task_id=echo.task_id, subtask_id=echo.subtask_id)
 
     def same_print(self, other: JobKey) -> bool:
         """True when both keys can name the same print; unknown parts never disagree."""
@@ -103,8 +73,8 @@ class JobKey:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobKey:
-        return cls(text(data.get("name")) or "", as_int(data.get("plate")), _task_id(data.get("task_id")),
-                   _task_id(data.get("subtask_id")))
+        return cls(text(data.get("name")) or "", as_int(data.get("plate")), task_id(data.get("task_id")),
+                   task_id(data.get("subtask_id")))
 
 
 def _time(value: Any) -> datetime | None:
@@ -269,63 +239,53 @@ ResumeDecision = ContinueSameJob | SettleEndedJob | CloseAndStartNew
 _PLATE_ONLY = re.compile(r"plate_\d+", re.IGNORECASE)
 
 
-def _renamed(checkpoint: JobCheckpoint, now: JobKey, print_state: Mapping[str, Any]) -> bool:
+def _renamed(checkpoint: JobCheckpoint, now: JobKey, status: PrintStatus) -> bool:
     """Only the print's name changed (a rename is cosmetic): the same task ids and plate, and the
     printer still prints the job's own file. An X1's `gcode_file` names only the plate, which
     identifies nothing."""
     key = checkpoint.key
     if (key.task_id, key.subtask_id, key.plate) != (now.task_id, now.subtask_id, now.plate):
         return False
-    file_now, file_then = job_name(print_state.get("gcode_file")), job_name(checkpoint.file_url)
+    file_now, file_then = job_name(status.gcode_file), job_name(checkpoint.file_url)
     return bool(file_now) and file_now == file_then and not _PLATE_ONLY.fullmatch(file_now)
 
 
-def decide_resume(checkpoint: JobCheckpoint, print_state: Mapping[str, Any]) -> ResumeDecision:
-    """What to do with an open job's checkpoint given the printer's merged state now."""
-    state = str(print_state.get("gcode_state") or "").upper()
-    now_printing = state in ACTIVE_STATES
-    now_key = JobKey.from_state(print_state)
-    named = text(print_state.get("subtask_name")) or text(print_state.get("gcode_file"))
+def decide_resume(checkpoint: JobCheckpoint, status: PrintStatus) -> ResumeDecision:
+    """What to do with an open job's checkpoint given where the printer's print stands now."""
+    now_printing = status.active
+    now_key = JobKey.of(status)
     # A rename only counts as the same print while it prints: settling an ended job on the file's
     # word alone could bill a print that was another one.
-    renamed = now_printing and _renamed(checkpoint, now_key, print_state)
-    same = bool(named) and (checkpoint.key.same_print(now_key) or renamed)
+    renamed = now_printing and _renamed(checkpoint, now_key, status)
+    same = bool(status.named) and (checkpoint.key.same_print(now_key) or renamed)
     if not same:
         return CloseAndStartNew(start_new=now_printing)
-    return _decide_same(checkpoint, print_state, now_key)
+    return _decide_same(checkpoint, status, now_key)
 
 
-# The fields of a report that say where a print stands, and those that say which print it is.
-PROGRESS_FIELDS = ("gcode_state", "layer_num", "mc_percent", "print_error")
-IDENTITY_FIELDS = ("subtask_name", "gcode_file", "task_id", "subtask_id")
-RESUME_FIELDS = PROGRESS_FIELDS + IDENTITY_FIELDS
-
-
-def decide_resume_from_reports(checkpoint: JobCheckpoint, reported: Mapping[str, Any]) -> ResumeDecision | None:
-    """The resume decision from the fields the printer reported since the restart (``RESUME_FIELDS``
-    of its deltas), for a printer that gives no full state (it refuses ``pushall``). None while they
-    say nothing about progress yet: wait for the next report, never for a full state.
+def decide_resume_from_reports(checkpoint: JobCheckpoint, reported: Reported) -> ResumeDecision | None:
+    """The resume decision from the print fields the printer reported since the restart (its deltas),
+    for a printer that gives no full state (it refuses ``pushall``). None while they say nothing about
+    progress yet: wait for the next report, never for a full state.
 
     Deltas name the print only when it changes, so a delta that names none continues the
     checkpoint's print, as long as its layer is not behind the checkpoint's (a print started over
     is another). A layer or percent without ``gcode_state`` is a printer that prints: only a
     running print moves them."""
-    if not any(key in reported for key in ("gcode_state", "layer_num", "mc_percent")):
+    if not reported.fields & {"gcode_state", "layer_num", "mc_percent"}:
         return None
-    state = dict(reported)
-    if "gcode_state" not in state:
-        state["gcode_state"] = "RUNNING"
-    if any(text(reported.get(key)) or _task_id(reported.get(key)) for key in IDENTITY_FIELDS):
-        return decide_resume(checkpoint, state)
-    return _decide_same(checkpoint, state, JobKey(""))
+    status = reported.status
+    if "gcode_state" not in reported.fields:
+        status = replace(status, gcode_state="RUNNING")
+    if any((status.subtask_name, status.gcode_file, status.task_id, status.subtask_id)):
+        return decide_resume(checkpoint, status)
+    return _decide_same(checkpoint, status, JobKey(""))
 
 
-def _decide_same(checkpoint: JobCheckpoint, print_state: Mapping[str, Any], now_key: JobKey) -> ResumeDecision:
+def _decide_same(checkpoint: JobCheckpoint, status: PrintStatus, now_key: JobKey) -> ResumeDecision:
     """The decision for a printer that reports the checkpoint's print (or one it cannot tell apart)."""
-    state = str(print_state.get("gcode_state") or "").upper()
-    layer = as_int(print_state.get("layer_num"))
-    percent = as_int(print_state.get("mc_percent"))
-    now_printing = state in ACTIVE_STATES
+    state, layer, percent = status.gcode_state, status.layer, status.percent
+    now_printing = status.active
     # A job that never reached a layer, facing a FINISH/FAILED that only its name ties
     # to it, may face the *previous* print of the same file: settling would bill a print
     # that is yet to come. Closing it unbilled is the side that never bills twice.
@@ -342,7 +302,7 @@ def _decide_same(checkpoint: JobCheckpoint, print_state: Mapping[str, Any], now_
     if state == "FINISH":
         return SettleEndedJob("finished", layer, percent)
     if state == "FAILED":
-        final: FinalState = "cancelled" if is_cancel(as_int(print_state.get("print_error"))) else "failed"
+        final: FinalState = "cancelled" if is_cancel(status.print_error) else "failed"
         if behind or layer is None:
             return SettleEndedJob(final, checkpoint.last_layer, checkpoint.last_percent)
         return SettleEndedJob(final, layer, percent)

@@ -2,8 +2,8 @@
 does to a job's facts and bills. No I/O, and no lifecycle state: that is the machine's
 (`server.jobs.machine.JobMachine`), whose actions call these functions.
 
-`derive_events(job, previous, current, echo)` compares two merged printer states (and
-the `project_file` echo, when one arrived) and says what happened: a job started,
+`derive_events(job, previous, current, echo)` compares two printer snapshots (and the
+`project_file` echo, when one arrived) and says what happened: a job started,
 a layer was reached, a pause, a resume, the end. `apply_event` / `apply_resume` give the
 job's facts after one (progress, the end, its reason) and the bills now due.
 """
@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 from server.billing.rules import AnalysisLike, BillLine, bill_finish, bill_progress, bill_stop
 from server.jobs.checkpoint import (
-    ACTIVE_STATES,
     ENDED_OFFLINE,
     ContinueSameJob,
     FinalState,
@@ -27,11 +25,8 @@ from server.jobs.checkpoint import (
     SettleEndedJob,
     is_cancel,
     job_name,
-    text,
 )
-from server.jobs.mapping import active_trays, known_mapping
-from server.printer.trays import PrinterView
-from server.printer.values import as_int
+from server.printer.snapshot import LAYER_STATES, PrinterSnapshot, PrintStatus, ProjectFile
 
 # ---- events ---------------------------------------------------------------------------------------------
 
@@ -106,84 +101,33 @@ LifecycleEvent = (
 )
 
 
-_LAYER_STATES = ("RUNNING", "PAUSE")  # states whose layer_num is the print's (not PREPARE's leftovers)
-
-
-def _body(state: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The `print` part of a merged state or a report (either form); {} for anything else."""
-    if not isinstance(state, Mapping):
-        return {}
-    body = state.get("print", state)
-    return dict(body) if isinstance(body, Mapping) else {}
-
-
-@dataclass(frozen=True)
-class _View:
-    gcode_state: str
-    layer: int | None
-    percent: int | None
-    print_error: int | None
-    subtask_name: str | None
-    gcode_file: str | None
-
-    @classmethod
-    def of(cls, state: Mapping[str, Any]) -> _View:
-        body = _body(state)
-        return cls(
-            gcode_state=(text(body.get("gcode_state")) or "").upper(),
-            layer=as_int(body.get("layer_num")),
-            percent=as_int(body.get("mc_percent")),
-            print_error=as_int(body.get("print_error")),
-            subtask_name=text(body.get("subtask_name")),
-            gcode_file=text(body.get("gcode_file")),
-        )
-
-    @property
-    def active(self) -> bool:
-        return self.gcode_state in ACTIVE_STATES
-
-
-def _echo_body(echo: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not echo:
-        return None
-    body = _body(echo)
-    return body if body.get("command", "project_file") == "project_file" else None
-
-
-def _started(state: Mapping[str, Any], echo: dict[str, Any] | None, *, picked_up: bool = False) -> JobStarted:
-    body = _body(state)
+def _started(status: PrintStatus, echo: ProjectFile | None, *, reported: Mapping[int, int] | None = None,
+             picked_up: bool = False) -> JobStarted:
     if echo is not None:
         key = JobKey.from_echo(echo)
-        return JobStarted(
-            key=key,
-            file=text(echo.get("url")) or text(echo.get("file")),
-            subtask_name=text(echo.get("subtask_name")),
-            plate=key.plate,
-            mapping=known_mapping(echo, None),
-            announced=True,
-        )
-    key = JobKey.from_state(body)
+        return JobStarted(key=key, file=echo.file, subtask_name=echo.subtask_name, plate=key.plate,
+                          mapping=dict(echo.mapping), announced=True)
+    key = JobKey.of(status)
     # No stated mapping from the state here: for a job seen starting, its `mapping` report may
     # still be the last print's (one that changes while the job runs comes as MappingStated).
     # A print Layerwise joins while it runs has no such history: the report is this print's,
     # kept as `reported` and taken once the file's own filament list agrees with it.
-    running = _View.of(body).gcode_state in _LAYER_STATES
-    return JobStarted(
-        key=key,
-        file=text(body.get("gcode_file")),
-        subtask_name=text(body.get("subtask_name")),
-        plate=key.plate,
-        announced=False,
-        reported=known_mapping(None, body) if picked_up and running else {},
-    )
+    running = status.gcode_state in LAYER_STATES
+    return JobStarted(key=key, file=status.gcode_file, subtask_name=status.subtask_name, plate=key.plate,
+                      announced=False, reported=dict(reported or {}) if picked_up and running else {})
 
 
-def _file_changed(before: _View, now: _View) -> bool:
+def reported_mapping(shot: PrinterSnapshot) -> dict[int, int]:
+    """The printer's own `mapping` report as slicer filament -> tray (the trays it names)."""
+    return {index: tray for index, tray in enumerate(shot.reported_mapping) if tray is not None}
+
+
+def _file_changed(before: PrintStatus, now: PrintStatus) -> bool:
     """The printer's file changed to another one (A1/P1 name it; X1/H2 only name the plate)."""
     return bool(before.gcode_file and now.gcode_file and job_name(before.gcode_file) != job_name(now.gcode_file))
 
 
-def _another_print(job: JobCheckpoint, old: _View, new: _View, before: JobKey, now: JobKey) -> bool:
+def _another_print(job: JobCheckpoint, old: PrintStatus, new: PrintStatus, before: JobKey, now: JobKey) -> bool:
     """The printer's own job fields say another print runs than the open job.
 
     Task ids, the plate and the file identify a print; a `subtask_name` that alone changed is
@@ -205,7 +149,7 @@ def _another_print(job: JobCheckpoint, old: _View, new: _View, before: JobKey, n
     return layer_back or percent_back or restarted
 
 
-def _stop_point(old: _View, new: _View, job: JobCheckpoint | None) -> tuple[int | None, int | None]:
+def _stop_point(old: PrintStatus, new: PrintStatus, job: JobCheckpoint | None) -> tuple[int | None, int | None]:
     """Where a stopped print got to. The merged state's `layer_num` is trusted when this
     report changed it or the job saw it; otherwise it may be the previous print's (and
     some firmware resets it as it stops), so what the job saw last stands."""
@@ -216,7 +160,7 @@ def _stop_point(old: _View, new: _View, job: JobCheckpoint | None) -> tuple[int 
     return seen, job.last_percent if job is not None else None
 
 
-def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleEvent]:
+def _ended(old: PrintStatus, new: PrintStatus, job: JobCheckpoint | None) -> list[LifecycleEvent]:
     if new.gcode_state == "FINISH":
         return [Finished()]
     if new.gcode_state == "FAILED":
@@ -230,11 +174,11 @@ def _ended(old: _View, new: _View, job: JobCheckpoint | None) -> list[LifecycleE
 
 def derive_events(
     job: JobCheckpoint | None,
-    previous: Mapping[str, Any],
-    current: Mapping[str, Any],
-    echo: Mapping[str, Any] | None = None,
+    previous: PrinterSnapshot,
+    current: PrinterSnapshot,
+    echo: ProjectFile | None = None,
 ) -> list[LifecycleEvent]:
-    """The lifecycle events between two merged printer states.
+    """The lifecycle events between two printer snapshots.
 
     `job` is the open (or last) job's checkpoint with the events derived before already
     applied; `echo` is the `project_file` message when this update is one. Rules:
@@ -246,14 +190,12 @@ def derive_events(
     - FINISH finishes; FAILED fails, or cancels when `print_error` is a cancel code;
       IDLE with a job open means the printer forgot it (a reboot): failed, ended while offline.
     """
-    old, new = _View.of(previous), _View.of(current)
+    old, new = previous.status, current.status
     open_job = job if job is not None and job.open else None
     events: list[LifecycleEvent] = []
-    body = _echo_body(echo)
-    current_body, previous_body = _body(current), _body(previous)
 
-    if body is not None:
-        started = _started(current, body)
+    if echo is not None:
+        started = _started(new, echo)
         if open_job is not None and open_job.key.same_print(started.key):
             # The same echo again, or an echo after the printer's own reports started
             # the job: only its mapping is news.
@@ -269,23 +211,22 @@ def derive_events(
         late = new.gcode_state == old.gcode_state == "FAILED" and error != old.print_error and error is not None
         if late and is_cancel(error) and job is not None and job.final_state == "failed":
             return [CancelConfirmed(error)]
-        if new.active and (not old.active or job is None or not job.key.same_print(JobKey.from_state(current_body))):
+        if new.active and (not old.active or job is None or not job.key.same_print(JobKey.of(new))):
             # Picked up: the printer was printing before Layerwise saw it start (joined mid-print,
             # or no earlier state at all after a restart).
-            events.append(_started(current, None, picked_up=old.active or not old.gcode_state))
+            events.append(_started(new, None, reported=reported_mapping(current),
+                                   picked_up=old.active or not old.gcode_state))
             # Picked up while already printing (the previous state was active too), the
             # layer is this print's; entering from idle, only a changed one is.
             trusted = new.layer != old.layer or old.active
-            if new.layer is not None and trusted and new.gcode_state in _LAYER_STATES:
+            if new.layer is not None and trusted and new.gcode_state in LAYER_STATES:
                 events.append(LayerReached(new.layer, new.percent))
         return events
 
     # A job is open. Another print only counts when the printer's own job fields
     # changed: a merged state keeps the last print's name until a report replaces it.
-    if new.active and (new.subtask_name or new.gcode_file):
-        now_key, before_key = JobKey.from_state(current_body), JobKey.from_state(previous_body)
-        if _another_print(open_job, old, new, before_key, now_key):
-            return [JobChanged(open_job.key), *_ended_offline(open_job), _started(current, None)]
+    if new.active and new.named and _another_print(open_job, old, new, JobKey.of(old), JobKey.of(new)):
+        return [JobChanged(open_job.key), *_ended_offline(open_job), _started(new, None)]
     if not new.active:
         # Only a change counts: an announced job waits through the previous print's
         # FINISH that the printer keeps showing until PREPARE (the A1 may pass IDLE).
@@ -296,13 +237,13 @@ def derive_events(
             return _ended(old, new, open_job)
         return events
     if not open_job.mapping:
-        stated = known_mapping(None, current_body)
-        if stated and stated != known_mapping(None, previous_body):
+        stated = reported_mapping(current)
+        if stated and stated != reported_mapping(previous):
             events.append(MappingStated(stated))
     # A layer_num of 0 that did not change is no stale danger: it says "prelude", which
     # a job that has seen no layer yet needs for learning its first load.
     first = open_job.last_layer is None and new.layer == 0
-    if new.layer is not None and (new.layer != old.layer or first) and new.gcode_state in _LAYER_STATES:
+    if new.layer is not None and (new.layer != old.layer or first) and new.gcode_state in LAYER_STATES:
         events.append(LayerReached(new.layer, new.percent))
     if new.gcode_state == "PAUSE" and old.gcode_state != "PAUSE":
         events.append(Paused(new.print_error))
@@ -362,15 +303,12 @@ def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
     return bills_due(job, analysis)
 
 
-def observe_trays(
-    job: JobCheckpoint, printer_state: Mapping[str, Any], view: PrinterView | None = None
-) -> JobCheckpoint:
-    """Feed the printer's active-tray report to the job's mapping learner (``view``: the state's
-    tray view, when the caller has it already)."""
+def observe_trays(job: JobCheckpoint, shot: PrinterSnapshot) -> JobCheckpoint:
+    """Feed the printer's active-tray report (the tray loaded, the tray being loaded) to the job's
+    mapping learner."""
     if not job.open:
         return job
-    state = printer_state.get("print", printer_state)
-    learner = job.learner.observe(job.last_layer, *active_trays(state, view))
+    learner = job.learner.observe(job.last_layer, shot.active_tray, shot.loading_tray)
     return job if learner == job.learner else replace(job, learner=learner)
 
 
@@ -427,7 +365,7 @@ def apply_resume(job: JobCheckpoint, decision: ResumeDecision, analysis: Analysi
     """An open job's facts after the resume decision at startup (`jobs.decide_resume`); the
     machine moves its state (`continue_job`, or the end).
 
-    After `CloseAndStartNew(start_new=True)` the next `derive_events(job, {}, state)`
+    After `CloseAndStartNew(start_new=True)` the next `derive_events(job, BLANK, snapshot)`
     starts the new print."""
     if isinstance(decision, ContinueSameJob):
         job = job.seen(decision.layer, decision.mc_percent)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -50,6 +50,7 @@ from server.jobs.lifecycle import (
     apply_resume,
     with_analysis,
 )
+from server.printer.snapshot import PrinterSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ class JobEffects(Protocol):
     job_id: int | None
     analysis: AnalysisLike | None
 
-    async def leave_job(self, current: Mapping[str, Any]) -> None:
+    async def leave_job(self, current: PrinterSnapshot) -> None:
         """A new print starts: let the last job's file work go (or finish it on the side)."""
 
     async def record_job(self, job: JobCheckpoint, started: JobStarted) -> None:
         """The new job gets its row, and is the printer's job from then on (``JobMachine.job = job``)."""
 
-    def want_file(self, current: Mapping[str, Any]) -> None:
+    def want_file(self, current: PrinterSnapshot) -> None:
         """Fetch and analyse the job's file unless that is under way already."""
 
     async def commit(self, step: Step) -> None:
@@ -244,7 +245,7 @@ class JobMachine(StateChart):
             self._pending = False
         return True
 
-    async def apply(self, event: LifecycleEvent, *, current: Mapping[str, Any], at: datetime) -> None:
+    async def apply(self, event: LifecycleEvent, *, current: PrinterSnapshot, at: datetime) -> None:
         """Drive the machine with an event `lifecycle.derive_events` found in a report."""
         if isinstance(event, JobStarted):
             await self.fire("start_job", started=event, current=current, at=at)
@@ -262,7 +263,7 @@ class JobMachine(StateChart):
         else:
             assert isinstance(event, JobChanged)  # only announces the Failed that follows
 
-    async def restart_with(self, decision: ResumeCause, *, current: Mapping[str, Any], at: datetime) -> None:
+    async def restart_with(self, decision: ResumeCause, *, current: PrinterSnapshot, at: datetime) -> None:
         """The printer's state after a restart (or a reconnect that lost reports) decided what
         became of the open job: `restart`, then carry on, settle it, or close it."""
         saved = self.model.job
@@ -303,12 +304,12 @@ class JobMachine(StateChart):
 
     # ---- actions ------------------------------------------------------------------------------------------
 
-    async def on_start_job(self, started: JobStarted, current: Mapping[str, Any], at: datetime) -> None:
+    async def on_start_job(self, started: JobStarted, current: PrinterSnapshot, at: datetime) -> None:
         """The last job's file work is let go; the new job's checkpoint becomes the model."""
         await self.effects.leave_job(current)
         self.model.job = apply_event(None, started, None, printer=self.effects.printer, at=at).job
 
-    async def on_enter_downloading(self, current: Mapping[str, Any], started: JobStarted | None = None) -> None:
+    async def on_enter_downloading(self, current: PrinterSnapshot, started: JobStarted | None = None) -> None:
         if started is not None:
             await self.effects.record_job(self._job(), started)
         self.effects.want_file(current)

@@ -1,9 +1,10 @@
 """Which tray prints which slicer filament.
 
-Known when the printer or the slicer says so (`ams_mapping`, `ams_mapping2`, the
-printer's `mapping` report); otherwise learned while the print runs: the analysis
-knows at which layer each filament is loaded (`tool_changes`, the first load in the
-prelude included) and the printer's active-tray reports say which tray it loaded.
+Known when the printer or the slicer says so (`ams_mapping`, `ams_mapping2`: the echo's
+`ProjectFile.mapping`; the printer's `mapping` report: `PrinterSnapshot.reported_mapping`);
+otherwise learned while the print runs: the analysis knows at which layer each filament is
+loaded (`tool_changes`, the first load in the prelude included) and the printer's active-tray
+reports say which tray it loaded.
 
 Global tray index: `ams_id * 4 + slot` for AMS / AMS Lite / AMS 2 Pro, `128..135`
 for AMS HT units (one slot each), `254`/`255` for the external spool holder(s).
@@ -16,46 +17,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server.billing.rules import ToolChangeLike
-from server.printer.trays import EXTERNAL_IDS, PrinterView, decode_legacy, printer_view
-from server.printer.values import OnceLog, as_int, value_at
+from server.printer.snapshot import NO_TRAY
+from server.printer.values import as_int
 
-NO_TRAY = 255  # in `tray_now` / `tray_tar`: nothing loaded (A1/P1/X1 report it mid-change)
 # A layer-numbered change may be seen while the printer still reports the previous
 # layer (the change block runs at the layer boundary), so accept one layer of slack.
 LAYER_SLACK = 1
-
-
-# Oddities in the reports read here are logged once per process; the printer task's own
-# reads log them per printer.
-_ONCE = OnceLog("tracking")
-
-
-def known_mapping(echo: Mapping[str, Any] | None, printer_state: Mapping[str, Any] | None) -> dict[int, int]:
-    """The mapping stated outright: `ams_mapping2` / `ams_mapping` of the `project_file`
-    echo when one is given (only the echo's: the state may be the last print's), else
-    the printer's own `mapping` report. External spool ids are resolved against the
-    printer's external holders the way the tray model names them. Empty when nobody says."""
-    job = dict((echo or {}).get("print", echo or {}))
-    if echo is not None and not job.get("ams_mapping") and not job.get("ams_mapping2"):
-        return {}
-    view = printer_view(printer_state or {}, project_file=job or None, once=_ONCE)
-    return {index: tray for index, tray in enumerate(view.job_mapping) if tray is not None}
-
-
-def active_trays(printer_state: Mapping[str, Any], view: PrinterView | None = None) -> tuple[int | None, int | None]:
-    """(tray loaded now, tray being loaded) from a merged `print` state; None = nothing.
-
-    Printers that report extruders (`device.extruder.info[].snow`: H2D, P2S, H2S, A2L)
-    keep `ams.tray_tar` at a stale value, so only the loaded tray counts there.
-    """
-    view = view or printer_view(printer_state, once=_ONCE)  # the caller's, when it has one for this state
-    if isinstance(value_at(printer_state, ("device", "extruder", "info")), list):
-        return view.active_tray, None
-    tar = as_int(value_at(printer_state, ("ams", "tray_tar")))
-    tar = None if tar is None or tar == NO_TRAY else decode_legacy(tar)
-    if tar in EXTERNAL_IDS and view.tray(tar) is None and len(view.external) == 1:
-        tar = view.external[0].global_index  # as the tray model resolves `tray_now`
-    return view.active_tray, tar
 
 
 @dataclass(frozen=True)

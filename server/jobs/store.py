@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -20,6 +20,7 @@ from server.billing.settlement import APPLIED_STATES, DOUBTFUL, PENDING_STATES, 
 from server.db import Database
 from server.db.ledger_tables import JobRow, LedgerEntry
 from server.db.models import jsonable, utcnow
+from server.jobs.checkpoint import JobCheckpoint
 
 # Columns a checkpoint save may change besides the checkpoint itself.
 _JOB_FIELDS = ("state", "final", "reason", "file_name", "plate", "thumbnail", "ended_at", "job_key")
@@ -214,3 +215,35 @@ def _usage(session: Session, job_ids: list[int]) -> dict[int, list[SpoolUsage]]:
         job_id: sorted(lines.values(), key=lambda u: (u.spool_id is None, u.spool_id or 0, u.tray or 0))
         for job_id, lines in by_job.items()
     }
+
+
+# ---- the tracker's writes ---------------------------------------------------------------------------------
+
+
+def key_text(job: JobCheckpoint) -> str:
+    """The job row's ``job_key``: the parts of the print's key that are known."""
+    key = job.key
+    return "|".join(str(part) for part in (key.name, key.plate, key.task_id, key.subtask_id) if part not in (None, ""))
+
+
+def columns(job: JobCheckpoint) -> dict[str, Any]:
+    """The row's columns a checkpoint save changes along with the checkpoint."""
+    values: dict[str, Any] = {"state": job.lifecycle}
+    if job.final_state is not None:
+        values.update(final=True, ended_at=job.ended_at or datetime.now(UTC),
+                      reason=job.end_reason or job.untracked_reason)
+    elif job.untracked_reason:
+        values["reason"] = job.untracked_reason
+    return values
+
+
+def record_manual_tray(db: Database, printer: str, job_id: int, filament_index: int, tray: int) -> None:
+    """A person's tray for a job that is not the tracker's current one (an ended job, perhaps still to
+    be billed from its file): kept in its checkpoint all the same."""
+    record = get_job(db, job_id)
+    if record is None or record.printer != printer:
+        raise LookupError(f"printer {printer} has no job {job_id}")
+    if record.checkpoint:
+        job = JobCheckpoint.from_dict(record.checkpoint)
+        job = replace(job, manual={**job.manual, filament_index: tray})
+        save_checkpoint(db, job_id, job.to_dict())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from server.printer.state import report_body
@@ -118,6 +118,32 @@ class PrinterSnapshot:
         return self.view.tray(global_index)
 
 
+# A report's print field -> the PrintStatus attribute that holds it.
+_ATTRIBUTES = {"gcode_state": "gcode_state", "layer_num": "layer", "mc_percent": "percent",
+               "print_error": "print_error", "subtask_name": "subtask_name", "gcode_file": "gcode_file",
+               "task_id": "task_id", "subtask_id": "subtask_id"}
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The print fields the printer's reports named over a span (since a restart, say), each with the
+    value it was last reported with; the others stay unset. From deltas this is all that is news."""
+
+    status: PrintStatus = field(default_factory=PrintStatus)
+    fields: frozenset[str] = field(default_factory=frozenset)  # report field names, as in ``reported``
+
+    def add(self, shot: PrinterSnapshot) -> Reported:
+        """These fields after one more report (its snapshot)."""
+        if not shot.reported:
+            return self
+        news = {_ATTRIBUTES[name]: getattr(shot.status, _ATTRIBUTES[name]) for name in shot.reported}
+        return Reported(replace(self.status, **news), self.fields | shot.reported)
+
+
+# The printer before any report: what a job compares its first snapshot with.
+BLANK = PrinterSnapshot(status=PrintStatus(), view=PrinterView(units=[], external=[], active_tray=None))
+
+
 @dataclass(frozen=True)
 class ProjectFile:
     """The `project_file` print command (or its echo): which file, which plate, and the slot mapping
@@ -129,6 +155,7 @@ class ProjectFile:
     task_id: str | None
     subtask_id: str | None
     mapping: dict[int, int]
+    name: str | None = None  # what names the print: its subtask, else its file, else its URL
 
 
 def _status(state: Mapping[str, Any]) -> PrintStatus:
@@ -177,11 +204,15 @@ def project_file(echo: Mapping[str, Any], state: Mapping[str, Any] | None = None
     if body.get("command", "project_file") != "project_file":
         return None
     mapping: dict[int, int] = {}
-    if body.get("ams_mapping") or body.get("ams_mapping2"):
-        view = printer_view(state or {}, project_file=body, once=once)
+    if state is not None and (body.get("ams_mapping") or body.get("ams_mapping2")):
+        view = printer_view(state, project_file=body, once=once)
         mapping = {index: tray for index, tray in enumerate(view.job_mapping) if tray is not None}
+    elif state is None:  # nothing to resolve external ids against: the trays as stated
+        stated = mapping_from(body.get("ams_mapping"), body.get("ams_mapping2"))
+        mapping = {index: tray for index, tray in enumerate(stated) if tray is not None}
+    url, file, subtask = text(body.get("url")), text(body.get("file")), text(body.get("subtask_name"))
     return ProjectFile(
-        file=text(body.get("url")) or text(body.get("file")), subtask_name=text(body.get("subtask_name")),
-        plate=plate_of(body.get("param")), task_id=task_id(body.get("task_id")),
-        subtask_id=task_id(body.get("subtask_id")), mapping=mapping,
+        file=url or file, subtask_name=subtask, plate=plate_of(body.get("param")),
+        task_id=task_id(body.get("task_id")), subtask_id=task_id(body.get("subtask_id")), mapping=mapping,
+        name=subtask or file or url,
     )

@@ -1,10 +1,12 @@
 """One printer's long-lived task: its MQTT link, its merged state, and the feed to its jobs.
 
-The link delivers reports; the state model merges them; the task announces
-changes on the event bus and keeps the last known state in SQLite so the
-dashboard has something to show right after a restart. The job tracker and the
-RFID matcher it feeds are given to it (``server.runtime.printer_task`` wires
-them): printer I/O sits below the job lifecycle and does not import it.
+The link delivers reports; the state model merges them; the task turns each
+merged state into one typed ``PrinterSnapshot`` (``printer.snapshot``), once per
+report, and hands that on: to the job tracker, to RFID matching, to the pages
+(``view``). It announces changes on the event bus and keeps the last known state
+in SQLite so the dashboard has something to show right after a restart. The job
+tracker and the RFID matcher it feeds are given to it (``server.runtime.printer_task``
+wires them): printer I/O sits below the job lifecycle and does not import it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -23,26 +24,24 @@ from server.events import Event, EventBus
 from server.printer.errors import BadReport
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.refusals import is_full_report
+from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, project_file, snapshot
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
-from server.printer.trays import PrinterView, printer_view
+from server.printer.trays import PrinterView
 from server.printer.values import OnceLog
 
 log = logging.getLogger(__name__)
 
 PERSIST_EVERY = 10.0  # seconds between state snapshots; a crash loses at most this much display state
 REPORT_SAMPLE_CHARS = 4096  # the last raw report kept for diagnostics, cut to this
-_NO_VIEW = PrinterView(units=[], external=[], active_tray=None)
-
 
 class JobFeed(Protocol):
-    """What the task feeds each merged report to: the job tracker (``server.jobs.tracker.JobTracker``)."""
+    """What the task feeds each report's snapshot to: the job tracker (``server.jobs.tracker.JobTracker``)."""
 
     def restore(self) -> None: ...
 
-    async def on_update(self, previous: Mapping[str, Any], current: Mapping[str, Any],
-                        echo: Mapping[str, Any] | None = None, *, full: bool = False,
-                        view: PrinterView | None = None, report: Mapping[str, Any] | None = None) -> None: ...
+    async def on_update(self, previous: PrinterSnapshot, current: PrinterSnapshot,
+                        echo: ProjectFile | None = None, *, full: bool = False) -> None: ...
 
     async def no_full_state(self) -> None: ...
 
@@ -88,7 +87,8 @@ class PrinterTask(Generic[Jobs]):
         self.last_report_error: str | None = None
         self.last_report_error_at: datetime | None = None
         self.last_report = ""  # the last report as received, cut to REPORT_SAMPLE_CHARS: for diagnostics
-        self._last_view: PrinterView | None = None
+        self.snapshot = BLANK  # the printer as of its last report: made once per report, read by all
+        self._resnap()
         self.jobs = jobs
         self.jobs.restore()
 
@@ -105,22 +105,26 @@ class PrinterTask(Generic[Jobs]):
         info = message.get("info")
         if isinstance(info, dict) and info.get("command") == "get_version":
             self.version = self._cleaned(info, VERSION_FIELDS)
+            self._resnap()  # the units' kinds and serials
             self.bus.publish(Event("printer", self.name, {}))
             return
         body = message.get("print")
         if not isinstance(body, dict):
             return
         command = body.get("command")
-        previous = self.state
+        previous = self.snapshot
         if command == "project_file":
             # The print command's echo describes the job; it is not printer state.
             self.project_file = self._cleaned(body, ECHO_FIELDS)
-            await self._track(previous, self.state, self.project_file)
+            self._resnap()  # the job's mapping, for the pages
+            echo = project_file(self.project_file, once=self.once)
+            await self._track(previous, self.snapshot, echo)
         elif command in (None, "push_status"):
             try:
                 report, problems = clean_report(body)
                 state = merge_clean(self.state, report, problems)
-                view = printer_view(state, self.version, self.project_file, once=self.once)
+                current = snapshot(state, version=self.version, echo=self.project_file, report=report,
+                                   once=self.once)
             except Exception as exc:
                 # Cleaning should make this impossible; should it happen, the report is dropped and the
                 # last good state stays, so tracking goes on with the next report.
@@ -128,12 +132,12 @@ class PrinterTask(Generic[Jobs]):
                               "skipped", exc)
                 return
             self._note(problems)
-            self.state, self._last_view = state, view
+            self.state, self.snapshot = state, current
             self._live_state = True
-            await self._track(previous, state, None, full=is_full_report(report), view=view, report=report)
+            await self._track(previous, current, None, full=is_full_report(report))
             if self.rfid is not None:
                 try:
-                    await self.rfid.on_view(self.name, view)
+                    await self.rfid.on_view(self.name, current.view)
                 except Exception as exc:  # a matching bug must not take the link down: once per kind
                     self.once.warn(f"rfid:{type(exc).__name__}", "RFID matching failed on a report (%s)",
                                    type(exc).__name__, exc_info=exc)
@@ -143,9 +147,9 @@ class PrinterTask(Generic[Jobs]):
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
             self._persisted_at = time.monotonic()
             # In a worker thread, off the path of the next report; a snapshot of the state is taken now.
-            snapshot = dict(self.state)
+            saved = dict(self.state)
             self._persisting = asyncio.create_task(asyncio.to_thread(
-                repo.save_printer_state, self.db, self.name, snapshot, self.online, self.last_seen))
+                repo.save_printer_state, self.db, self.name, saved, self.online, self.last_seen))
 
     def _cleaned(self, body: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         cleaned, problems = clean_report(body, fields)
@@ -169,11 +173,10 @@ class PrinterTask(Generic[Jobs]):
         self.last_report_error, self.last_report_error_at = str(bad), datetime.now(UTC)
         self.bus.publish(Event("printer", self.name, {}))
 
-    async def _track(self, previous: dict[str, Any], current: dict[str, Any], echo: dict[str, Any] | None,
-                     *, full: bool = False, view: PrinterView | None = None,
-                     report: dict[str, Any] | None = None) -> None:
+    async def _track(self, previous: PrinterSnapshot, current: PrinterSnapshot, echo: ProjectFile | None,
+                     *, full: bool = False) -> None:
         try:
-            await self.jobs.on_update(previous, current, echo, full=full, view=view, report=report)
+            await self.jobs.on_update(previous, current, echo, full=full)
         except Exception:
             # A tracking bug must not take the printer link down with it; the checkpoint
             # is intact, so the next report retries from where billing stood.
@@ -188,15 +191,17 @@ class PrinterTask(Generic[Jobs]):
         self.bus.publish(Event("printer", self.name, {}))
 
     def view(self) -> PrinterView:
-        """The tray and job view of the current state; never raises (the web and RFID matching rely on it)."""
+        """The tray and job view of the last report (the snapshot's: never built again for a page)."""
+        return self.snapshot.view
+
+    def _resnap(self) -> None:
+        """The snapshot of the state as it stands (at start, or when the version or the job's echo
+        arrives), reporting no print fields of its own. Never raises: the last good one stays."""
         try:
-            view = printer_view(self.state, self.version, self.project_file, once=self.once)
+            self.snapshot = snapshot(self.state, version=self.version, echo=self.project_file, once=self.once)
         except Exception as exc:
             self._problem(f"view:{type(exc).__name__}", f"the printer's state could not be shown "
                           f"({type(exc).__name__})", exc)
-            return self._last_view or _NO_VIEW
-        self._last_view = view
-        return view
 
     async def _on_status(self, status: LinkStatus) -> None:
         was_online = self.online

@@ -107,14 +107,15 @@ Action = Assign | Unassign | Conflict | Create | NoChange
 Lookup = Mapping[str, int | None]
 
 
-def snapshot(view: PrinterView) -> dict[int, TrayTag]:
+def tags_of(view: PrinterView) -> dict[int, TrayTag]:
+    """Each tray's presence and tag, as the printer's snapshot shows them (``PrinterSnapshot.view``)."""
     return {tray.global_index: TrayTag(tray.present, tray_tag(tray) if tray.present else None)
             for tray in view.trays}
 
 
 def changed_trays(previous: Mapping[int, TrayTag], view: PrinterView) -> list[int]:
     """Trays whose presence or tag differs from what was last applied (unknown trays count as changed)."""
-    now = snapshot(view)
+    now = tags_of(view)
     return sorted(index for index, seen in now.items() if previous.get(index) != seen)
 
 

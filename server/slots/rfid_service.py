@@ -1,6 +1,7 @@
 """RFID auto-matching, applied: looks tags up in Spoolman and assigns spools through the slot service.
 
-The printer task hands every new ``PrinterView`` to ``on_view``. That call is cheap and never waits for
+The printer task hands the tray view of every report's snapshot (``PrinterSnapshot.view``, typed and made
+once per report; nothing here reads the raw report) to ``on_view``. That call is cheap and never waits for
 Spoolman: it compares the trays' presence and tags with what was last applied and, only when something
 changed (or at a start / reconnect, or when a failed lookup is due for a retry), wakes this printer's
 worker, which does the lookups and applies the decisions of ``server.slots.rfid``. So a slow or
@@ -224,7 +225,7 @@ class RfidService:
         for action in actions:
             if not await self._apply(printer, state, view, action):
                 failed.add(action.tray)
-        now = rfid.snapshot(view)
+        now = rfid.tags_of(view)
         for tray in trays - failed:
             if tray in now:
                 state.applied[tray] = now[tray]

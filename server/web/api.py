@@ -13,7 +13,7 @@ from litestar.response import File
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND, HTTP_409_CONFLICT
 
 from server.jobs import store as job_store
-from server.jobs.tracker import THUMBNAIL_FILE
+from server.jobs.files import THUMBNAIL_FILE
 from server.printer.task import PrinterTask
 from server.runtime import Runtime
 from server.slots.errors import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter

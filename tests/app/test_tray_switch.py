@@ -53,7 +53,7 @@ async def test_runout_to_backup_tray_moves_billing_to_the_backup_spool(tmp_path:
             while tracker.job.open or (await stack.runtime.outbox.backlog()).backlog.count:
                 await asyncio.sleep(0.05)
 
-        (switch,) = tracker._switches.switches
+        (switch,) = tracker.trays.switches.switches
         assert (switch.filament, switch.old_tray, switch.new_tray) == (0, 0, 4)
         first = used_mm(stack, 1) - before[1]
         backup = used_mm(stack, 7) - before[7]

@@ -17,8 +17,8 @@ from e2e_stack import (
     per_tray,
 )
 
+from server.jobs import files as job_files
 from server.jobs import store as job_store
-from server.jobs import tracker as job_tracker
 from server.printer.errors import PrinterUnreachable
 
 MAPPING = mapping_of(XMAS_MAPPING)
@@ -31,15 +31,15 @@ async def test_a_dropped_ftps_connection_is_retried_not_fatal(
 ) -> None:
     analysis = analysis_of(XMAS)
     failures = [PrinterUnreachable("printer p0: connection refused"), PrinterUnreachable("printer p0: EOF")]
-    real_fetch = job_tracker.JobTracker._fetch_file
+    real_fetch = job_files.JobFiles._fetch_file
 
     async def flaky_fetch(self, *args, **kwargs):
         if failures:
             raise failures.pop(0)
         return await real_fetch(self, *args, **kwargs)
 
-    monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", flaky_fetch)
-    monkeypatch.setattr(job_tracker, "FETCH_RETRY_DELAYS", (0.1, 0.1, 0.1))
+    monkeypatch.setattr(job_files.JobFiles, "_fetch_file", flaky_fetch)
+    monkeypatch.setattr(job_files, "FETCH_RETRY_DELAYS", (0.1, 0.1, 0.1))
     async with make_stack() as stack:
         await stack.start("p0", XMAS, XMAS_MAPPING)
         await stack.wait_analysed("p0")
@@ -54,7 +54,7 @@ async def test_a_job_that_ended_before_its_file_was_read_is_billed_after_the_res
     """Layerwise stops while the file is still being fetched; the print finishes meanwhile."""
     analysis = analysis_of(XMAS)
     blocked = asyncio.Event()
-    real_fetch = job_tracker.JobTracker._fetch_file
+    real_fetch = job_files.JobFiles._fetch_file
 
     async def stuck_fetch(self, *args, **kwargs):
         blocked.set()
@@ -63,12 +63,12 @@ async def test_a_job_that_ended_before_its_file_was_read_is_billed_after_the_res
 
     async with make_stack() as stack:
         printer = stack.rigs["p0"].printer
-        monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", stuck_fetch)
+        monkeypatch.setattr(job_files.JobFiles, "_fetch_file", stuck_fetch)
         printer.add_file(f"/cache/{XMAS}", PRINT_FILES / XMAS)
         await printer.start_print(f"/cache/{XMAS}", ams_mapping=XMAS_MAPPING)
         await asyncio.wait_for(blocked.wait(), 20)
         await stack.web.stop()
-        monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", real_fetch)
+        monkeypatch.setattr(job_files.JobFiles, "_fetch_file", real_fetch)
         await printer.goto_layer(analysis.layer_count)
         await printer.finish()
         await stack.restart()
@@ -85,7 +85,7 @@ async def test_a_new_print_does_not_drop_the_last_job_whose_file_is_still_being_
     """The fetch of job A's file keeps failing for a moment; A is cancelled and B starts meanwhile.
     A is still read and billed (pro rata), and B is billed whole (found by the fault campaign)."""
     analysis = analysis_of(XMAS)
-    real_fetch = job_tracker.JobTracker._fetch_file
+    real_fetch = job_files.JobFiles._fetch_file
     failing_for = {XMAS: 3}
 
     async def flaky_fetch(self, job, *args, **kwargs):
@@ -94,8 +94,8 @@ async def test_a_new_print_does_not_drop_the_last_job_whose_file_is_still_being_
             raise PrinterUnreachable("printer p0: connection dropped")
         return await real_fetch(self, job, *args, **kwargs)
 
-    monkeypatch.setattr(job_tracker.JobTracker, "_fetch_file", flaky_fetch)
-    monkeypatch.setattr(job_tracker, "FETCH_RETRY_DELAYS", (0.5, 0.5, 0.5, 0.5))
+    monkeypatch.setattr(job_files.JobFiles, "_fetch_file", flaky_fetch)
+    monkeypatch.setattr(job_files, "FETCH_RETRY_DELAYS", (0.5, 0.5, 0.5, 0.5))
     async with make_stack() as stack:
         printer = stack.rigs["p0"].printer
         printer.add_file(f"/cache/{XMAS}", PRINT_FILES / XMAS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from snapshots import snap
+
 from server.billing.rules import BillingCheckpoint
 from server.jobs.checkpoint import (
     ENDED_OFFLINE,
@@ -146,10 +148,10 @@ def test_tray_reports_teach_the_open_job() -> None:
     job = run(STARTED, LayerReached(0, 0)).job
     assert job is not None
     for tray_now, tray_tar in (("255", "255"), ("255", "3"), ("3", "3")):
-        job = observe_trays(job, {"print": {"ams": {"tray_now": tray_now, "tray_tar": tray_tar}}})
+        job = observe_trays(job, snap({"print": {"ams": {"tray_now": tray_now, "tray_tar": tray_tar}}}))
     assert job.learned == {0: 3}
     closed = run(Finished(), job=job).job
-    assert closed is not None and observe_trays(closed, {"ams": {"tray_now": "1", "tray_tar": "1"}}) == closed
+    assert closed is not None and observe_trays(closed, snap({"ams": {"tray_now": "1", "tray_tar": "1"}})) == closed
 
 
 # ---- resume ----------------------------------------------------------------------------------------------------

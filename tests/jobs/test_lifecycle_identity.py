@@ -17,17 +17,18 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from snapshots import events_between, key_of, key_of_echo, resume
 
-from server.jobs.checkpoint import JobCheckpoint, JobKey, decide_resume, job_name, plate_of
+from server.jobs.checkpoint import JobCheckpoint, JobKey, job_name
 from server.jobs.lifecycle import (
     JobChanged,
     JobStarted,
     LayerReached,
     MappingStated,
     apply_event,
-    derive_events,
     with_analysis,
 )
+from server.printer.snapshot import plate_of
 from tests.billing.test_billing_fake_analysis import FakeAnalysis, FakeToolChange
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -47,7 +48,7 @@ def started(events: list[Any]) -> JobStarted:
 
 
 def test_a_job_picked_up_mid_print_takes_the_reported_mapping_once_the_file_agrees() -> None:
-    events = derive_events(None, X1_RUNNING, X1_RUNNING)  # Layerwise joins: no history, state = now
+    events = events_between(None, X1_RUNNING, X1_RUNNING)  # Layerwise joins: no history, state = now
     assert [type(e) for e in events] == [JobStarted, LayerReached]
     job = apply_event(None, events[0], None, printer="x1", at=AT).job
     assert job is not None and job.mapping == {} and job.reported == {0: 0, 1: 1, 3: 2}
@@ -61,14 +62,14 @@ def test_a_job_picked_up_mid_print_takes_the_reported_mapping_once_the_file_agre
 
 
 def test_a_job_picked_up_from_an_empty_previous_state_counts_as_picked_up() -> None:
-    # After a restart that closed the old job: derive_events(job, {}, state).
-    event = started(derive_events(None, {}, X1_RUNNING))
+    # After a restart that closed the old job: events_between(job, {}, state).
+    event = started(events_between(None, {}, X1_RUNNING))
     assert event.reported == {0: 0, 1: 1, 3: 2}
 
 
 def test_a_reported_mapping_that_misses_a_used_filament_is_not_taken() -> None:
     state = {**X1_RUNNING, "mapping": [0, 1]}  # the last print's, for two filaments: 3 is unmapped
-    job = apply_event(None, started(derive_events(None, state, state)), None, printer="x1", at=AT).job
+    job = apply_event(None, started(events_between(None, state, state)), None, printer="x1", at=AT).job
     assert job is not None
     step = with_analysis(job.seen(3, 60), ANALYSIS)
     assert step.job is not None and step.job.mapping == {}
@@ -77,10 +78,10 @@ def test_a_reported_mapping_that_misses_a_used_filament_is_not_taken() -> None:
 def test_a_job_started_from_reports_still_ignores_the_last_prints_mapping() -> None:
     finish = {**X1_RUNNING, "gcode_state": "FINISH", "layer_num": 50}
     prepare = {**finish, "gcode_state": "PREPARE"}
-    event = started(derive_events(None, finish, prepare))
+    event = started(events_between(None, finish, prepare))
     assert event.mapping == {} and event.reported == {}
     # Also when picked up in PREPARE: the printer may not have replaced the last print's mapping yet.
-    assert started(derive_events(None, prepare, prepare)).reported == {}
+    assert started(events_between(None, prepare, prepare)).reported == {}
 
 
 def test_a_stated_mapping_wins_over_the_reported_one() -> None:
@@ -118,9 +119,9 @@ def open_job(key: JobKey = CUBE, **changes: Any) -> JobCheckpoint:
 
 def test_a_subtask_renamed_mid_print_is_the_same_job() -> None:
     renamed = {**LAN_RUNNING, "subtask_name": "Cube (copy)", "layer_num": 21, "mc_percent": 42}
-    assert derive_events(open_job(), LAN_RUNNING, renamed) == [LayerReached(21, 42)]
+    assert events_between(open_job(), LAN_RUNNING, renamed) == [LayerReached(21, 42)]
     x1 = {**LAN_RUNNING, "gcode_file": "/data/Metadata/plate_1.gcode"}
-    assert derive_events(open_job(), x1, {**x1, "subtask_name": "Renamed", "layer_num": 21}) == [
+    assert events_between(open_job(), x1, {**x1, "subtask_name": "Renamed", "layer_num": 21}) == [
         LayerReached(21, 40)]
 
 
@@ -129,20 +130,20 @@ def test_a_renamed_subtask_whose_print_started_over_is_another_print() -> None:
     # is what shows another print (its end and start were not seen).
     x1 = {**LAN_RUNNING, "gcode_file": "/data/Metadata/plate_1.gcode"}
     other = {**x1, "subtask_name": "Vase", "layer_num": 2, "mc_percent": 3}
-    events = derive_events(open_job(), x1, other)
+    events = events_between(open_job(), x1, other)
     assert isinstance(events[0], JobChanged) and started(events).key.name == "Vase"
 
 
 def test_another_file_or_task_is_another_print() -> None:
     other_file = {**LAN_RUNNING, "subtask_name": "Vase.3mf", "gcode_file": "Vase.3mf", "layer_num": 21}
-    assert isinstance(derive_events(open_job(), LAN_RUNNING, other_file)[0], JobChanged)
+    assert isinstance(events_between(open_job(), LAN_RUNNING, other_file)[0], JobChanged)
     cloud = {**LAN_RUNNING, "task_id": "11", "subtask_id": "12"}
     job = open_job(key=JobKey("Cube", None, "11", "12"))
     other_task = {**cloud, "subtask_name": "Cube", "task_id": "13", "subtask_id": "14", "layer_num": 21}
-    assert isinstance(derive_events(job, cloud, other_task)[0], JobChanged)
+    assert isinstance(events_between(job, cloud, other_task)[0], JobChanged)
     # The same task renamed is the same print.
     renamed = {**cloud, "subtask_name": "Renamed", "layer_num": 21}
-    assert derive_events(job, cloud, renamed) == [LayerReached(21, 40)]
+    assert events_between(job, cloud, renamed) == [LayerReached(21, 40)]
 
 
 WRONG = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8),
@@ -154,9 +155,9 @@ def test_wrong_types_are_missing_values() -> None:
     assert job_name(5) == "" and job_name(["a"]) == "" and job_name(None) == ""
     assert plate_of(7) is None and plate_of({"a": 1}) is None
     assert plate_of("Metadata/plate_" + "1" * 5000 + ".gcode") is None  # no ValueError from int()
-    key = JobKey.from_state({"subtask_name": 5, "gcode_file": ["x"], "task_id": {"a": 1}, "subtask_id": 2.5})
+    key = key_of({"subtask_name": 5, "gcode_file": ["x"], "task_id": {"a": 1}, "subtask_id": 2.5})
     assert key == JobKey("", None, None, None)
-    assert JobKey.from_echo({"subtask_name": None, "file": 3, "url": [], "param": 4, "task_id": [1]}) == JobKey("")
+    assert key_of_echo({"subtask_name": None, "file": 3, "url": [], "param": 4, "task_id": [1]}) == JobKey("")
 
 
 @settings(max_examples=150, deadline=None)
@@ -167,13 +168,13 @@ def test_any_report_value_never_raises_and_a_renamed_subtask_keeps_the_job(field
                                                                         layer: int) -> None:
     job = open_job()
     current = {**LAN_RUNNING, field: value, "layer_num": layer if field != "layer_num" else value}
-    events = derive_events(job, LAN_RUNNING, current)
-    derive_events(None, LAN_RUNNING, current)
-    derive_events(None, {}, current)
-    derive_events(job, current, LAN_RUNNING)
-    derive_events(job, LAN_RUNNING, LAN_RUNNING, {"command": "project_file", field: value})
-    decide_resume(job, current)
-    JobKey.from_state(current)
+    events = events_between(job, LAN_RUNNING, current)
+    events_between(None, LAN_RUNNING, current)
+    events_between(None, {}, current)
+    events_between(job, current, LAN_RUNNING)
+    events_between(job, LAN_RUNNING, LAN_RUNNING, {"command": "project_file", field: value})
+    resume(job, current)
+    key_of(current)
     if field == "subtask_name":
         # Whatever the name becomes (text, a number, null, a list), the job goes on.
         assert not any(isinstance(e, JobChanged | JobStarted) for e in events)
@@ -185,8 +186,8 @@ def test_any_report_value_never_raises_and_a_renamed_subtask_keeps_the_job(field
 def test_a_cloud_task_renamed_is_the_same_print_even_without_a_subtask_id() -> None:
     cloud = {**LAN_RUNNING, "task_id": "11"}
     job = open_job(key=JobKey("Cube", None, "11", None))
-    assert derive_events(job, cloud, {**cloud, "subtask_name": "Renamed", "layer_num": 21}) == [LayerReached(21, 40)]
-    assert isinstance(derive_events(job, cloud, {**cloud, "task_id": "12", "layer_num": 21})[0], JobChanged)
+    assert events_between(job, cloud, {**cloud, "subtask_name": "Renamed", "layer_num": 21}) == [LayerReached(21, 40)]
+    assert isinstance(events_between(job, cloud, {**cloud, "task_id": "12", "layer_num": 21})[0], JobChanged)
 
 
 # ---- item 1: what a step makes known ---------------------------------------------------------------------
@@ -196,7 +197,7 @@ def test_a_mapping_stated_after_the_start_makes_its_trays_known_for_release() ->
     from server.jobs.checkpoint import newly_known
 
     job = open_job()
-    (event,) = derive_events(job, LAN_RUNNING, {**LAN_RUNNING, "mapping": [256, 257]})  # AMS 1, slots 0 and 1
+    (event,) = events_between(job, LAN_RUNNING, {**LAN_RUNNING, "mapping": [256, 257]})  # AMS 1, slots 0 and 1
     assert event == MappingStated({0: 4, 1: 5})
     after = apply_event(job, event, ANALYSIS, printer="a1", at=AT).job
     assert after is not None
@@ -214,11 +215,11 @@ def test_a_rename_while_layerwise_was_down_resumes_the_same_job() -> None:
 
     job = open_job(file_url="Cube.3mf")
     renamed = {**LAN_RUNNING, "subtask_name": "Cube v2", "layer_num": 25}
-    assert decide_resume(job, renamed) == ContinueSameJob(25, 40)
+    assert resume(job, renamed) == ContinueSameJob(25, 40)
     # Another file is another print; on an X1 the file names only the plate, so a new name is too.
-    assert decide_resume(job, {**renamed, "gcode_file": "Vase.3mf"}) == CloseAndStartNew(start_new=True)
+    assert resume(job, {**renamed, "gcode_file": "Vase.3mf"}) == CloseAndStartNew(start_new=True)
     x1 = open_job(file_url="/data/Metadata/plate_1.gcode")
-    assert decide_resume(x1, {**renamed, "gcode_file": "/data/Metadata/plate_1.gcode"}) == CloseAndStartNew(True)
+    assert resume(x1, {**renamed, "gcode_file": "/data/Metadata/plate_1.gcode"}) == CloseAndStartNew(True)
 
 
 @settings(max_examples=100, deadline=None)
@@ -234,7 +235,7 @@ def test_a_print_whose_name_keeps_changing_stays_one_job_billed_through_its_laye
     started_jobs = 0
     billed = 0.0
     for previous, current in itertools.pairwise(states):
-        for event in derive_events(job, previous, current):
+        for event in events_between(job, previous, current):
             started_jobs += isinstance(event, JobStarted)
             step = apply_event(job, event, analysis, printer="a1", at=AT)
             job = step.job
@@ -253,7 +254,7 @@ CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mqtt-captures"
                                   "push_status_full_H2D_RUNNING_cloud_extspool_active_AMSHT128_129.json"])
 def test_real_printers_joined_mid_print_report_their_mapping(name: str) -> None:
     state = json.loads((CAPTURES / name).read_text("utf-8"))
-    event = started(derive_events(None, state, state))
+    event = started(events_between(None, state, state))
     assert set(event.reported) == {0} and event.reported[0] is not None
     job = apply_event(None, event, None, printer="p", at=AT).job
     assert job is not None
@@ -265,4 +266,4 @@ def test_real_printers_joined_mid_print_report_their_mapping(name: str) -> None:
 def test_an_a2l_mapping_report_with_nothing_mapped_states_nothing() -> None:
     state = json.loads((CAPTURES / "push_status_full_A2L_IDLE_amslite_id16.json").read_text("utf-8"))
     running = {"print": {**state["print"], "gcode_state": "RUNNING", "subtask_name": "Cube", "layer_num": 3}}
-    assert started(derive_events(None, running, running)).reported == {}
+    assert started(events_between(None, running, running)).reported == {}

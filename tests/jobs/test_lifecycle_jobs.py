@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from snapshots import key_of, key_of_echo, resume
 
 from server.billing.rules import BillingCheckpoint
 from server.jobs.checkpoint import (
@@ -16,11 +17,10 @@ from server.jobs.checkpoint import (
     JobCheckpoint,
     JobKey,
     SettleEndedJob,
-    decide_resume,
     job_name,
-    plate_of,
 )
 from server.jobs.mapping import MappingLearner
+from server.printer.snapshot import plate_of
 
 
 def checkpoint(**changes: Any) -> JobCheckpoint:
@@ -65,8 +65,8 @@ def test_plate_numbers() -> None:
 def test_keys_of_the_same_print_match_across_echo_and_reports() -> None:
     echo = {"subtask_name": "Testqube_Mulitcolor", "param": "Metadata/plate_1.gcode", "task_id": "627521184",
             "subtask_id": "627521184"}
-    from_echo = JobKey.from_echo(echo)
-    from_report = JobKey.from_state({"subtask_name": "Testqube_Mulitcolor", "gcode_file": "Testqube_Mulitcolor.3mf",
+    from_echo = key_of_echo(echo)
+    from_report = key_of({"subtask_name": "Testqube_Mulitcolor", "gcode_file": "Testqube_Mulitcolor.3mf",
                                      "task_id": "627521184", "subtask_id": "627521184"})
     assert from_echo == JobKey("Testqube_Mulitcolor", 1, "627521184", "627521184")
     assert from_echo.same_print(from_report)
@@ -79,8 +79,8 @@ def test_keys_of_the_same_print_match_across_echo_and_reports() -> None:
 def test_an_echo_names_its_print_by_its_own_fields_only() -> None:
     echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "file": "MyModel.3mf",
             "url": "ftp:///MyModel.3mf"}
-    assert JobKey.from_echo(echo) == JobKey("MyModel", 1)
-    assert JobKey.from_echo({"url": "file:///sdcard/cache/Vase.gcode.3mf"}) == JobKey("Vase")
+    assert key_of_echo(echo) == JobKey("MyModel", 1)
+    assert key_of_echo({"url": "file:///sdcard/cache/Vase.gcode.3mf"}) == JobKey("Vase")
 
 
 # ---- the checkpoint ------------------------------------------------------------------------------------------
@@ -121,14 +121,14 @@ def test_progress_never_moves_backwards_in_the_checkpoint() -> None:
 
 
 def test_the_same_print_still_running_continues() -> None:
-    assert decide_resume(checkpoint(), printer()) == ContinueSameJob(24, 61)
-    assert decide_resume(checkpoint(), printer(layer_num=20)) == ContinueSameJob(20, 61)
-    assert decide_resume(checkpoint(), printer(gcode_state="PAUSE")) == ContinueSameJob(24, 61, paused=True)
+    assert resume(checkpoint(), printer()) == ContinueSameJob(24, 61)
+    assert resume(checkpoint(), printer(layer_num=20)) == ContinueSameJob(20, 61)
+    assert resume(checkpoint(), printer(gcode_state="PAUSE")) == ContinueSameJob(24, 61, paused=True)
 
 
 def test_a_job_still_preparing_takes_no_layer_from_the_last_print() -> None:
     job = checkpoint(last_layer=None, last_percent=None, billing=BillingCheckpoint())
-    assert decide_resume(job, printer(gcode_state="PREPARE", layer_num=50, mc_percent=100)) == (
+    assert resume(job, printer(gcode_state="PREPARE", layer_num=50, mc_percent=100)) == (
         ContinueSameJob(None, None)
     )
 
@@ -137,50 +137,50 @@ def test_an_ended_print_that_only_the_name_ties_to_an_unstarted_job_is_not_settl
     # Announced, then Layerwise went down before the first layer; the printer shows a
     # FINISH of the same file: maybe the previous print. Never risk billing twice.
     job = checkpoint(last_layer=None, last_percent=None, billing=BillingCheckpoint())
-    assert decide_resume(job, printer(gcode_state="FINISH", layer_num=50)) == CloseAndStartNew(start_new=False)
+    assert resume(job, printer(gcode_state="FINISH", layer_num=50)) == CloseAndStartNew(start_new=False)
     cloud = replace(job, key=JobKey("Cube", 1, "7", "8"))
-    assert decide_resume(cloud, printer(gcode_state="FINISH", layer_num=50, task_id="7", subtask_id="8")) == (
+    assert resume(cloud, printer(gcode_state="FINISH", layer_num=50, task_id="7", subtask_id="8")) == (
         SettleEndedJob("finished", 50, 61)
     )
 
 
 def test_the_same_file_behind_the_checkpoint_is_a_new_print() -> None:
-    assert decide_resume(checkpoint(), printer(layer_num=2)) == CloseAndStartNew(start_new=True)
+    assert resume(checkpoint(), printer(layer_num=2)) == CloseAndStartNew(start_new=True)
 
 
 def test_a_print_that_finished_while_down_bills_all() -> None:
-    assert decide_resume(checkpoint(), printer(gcode_state="FINISH", layer_num=50, mc_percent=100)) == (
+    assert resume(checkpoint(), printer(gcode_state="FINISH", layer_num=50, mc_percent=100)) == (
         SettleEndedJob("finished", 50, 100)
     )
 
 
 def test_a_print_that_failed_while_down_bills_through_the_last_known_layer() -> None:
-    assert decide_resume(checkpoint(), printer(gcode_state="FAILED", layer_num=31, mc_percent=70)) == (
+    assert resume(checkpoint(), printer(gcode_state="FAILED", layer_num=31, mc_percent=70)) == (
         SettleEndedJob("failed", 31, 70)
     )
     cancelled = printer(gcode_state="FAILED", layer_num=31, mc_percent=70, print_error=50348044)
-    assert decide_resume(checkpoint(), cancelled) == SettleEndedJob("cancelled", 31, 70)
+    assert resume(checkpoint(), cancelled) == SettleEndedJob("cancelled", 31, 70)
     # The printer's layer went away (or back): what the checkpoint knows stands.
-    assert decide_resume(checkpoint(), printer(gcode_state="FAILED", layer_num=0)) == (
+    assert resume(checkpoint(), printer(gcode_state="FAILED", layer_num=0)) == (
         SettleEndedJob("failed", 20, 55)
     )
 
 
 def test_another_print_closes_the_old_job_and_starts_the_new_one() -> None:
     other = printer(subtask_name="Vase.3mf", gcode_file="Vase.3mf", layer_num=4)
-    assert decide_resume(checkpoint(), other) == CloseAndStartNew(start_new=True)
-    assert decide_resume(checkpoint(), printer(subtask_name="Vase.3mf", gcode_state="FINISH")) == (
+    assert resume(checkpoint(), other) == CloseAndStartNew(start_new=True)
+    assert resume(checkpoint(), printer(subtask_name="Vase.3mf", gcode_state="FINISH")) == (
         CloseAndStartNew(start_new=False)
     )
 
 
 def test_a_rebooted_printer_closes_the_job_as_ended_while_offline() -> None:
-    decision = decide_resume(checkpoint(), printer(gcode_state="IDLE", subtask_name="", gcode_file="", layer_num=0))
+    decision = resume(checkpoint(), printer(gcode_state="IDLE", subtask_name="", gcode_file="", layer_num=0))
     assert decision == CloseAndStartNew(start_new=False)
     assert decision.reason == "ended while offline"
 
 
 def test_cloud_task_ids_decide_identity() -> None:
     job = checkpoint(key=JobKey("Cube", 1, "7", "8"))
-    assert decide_resume(job, printer(task_id="7", subtask_id="8")) == ContinueSameJob(24, 61)
-    assert decide_resume(job, printer(task_id="9", subtask_id="10")) == CloseAndStartNew(start_new=True)
+    assert resume(job, printer(task_id="7", subtask_id="8")) == ContinueSameJob(24, 61)
+    assert resume(job, printer(task_id="9", subtask_id="10")) == CloseAndStartNew(start_new=True)

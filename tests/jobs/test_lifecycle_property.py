@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from snapshots import events_between
 
 from server.billing.rules import BillLine, billed_total
 from server.jobs.checkpoint import JobCheckpoint
-from server.jobs.lifecycle import JobStarted, apply_event, derive_events
+from server.jobs.lifecycle import JobStarted, apply_event
 from tests.billing.test_billing_fake_analysis import FakeAnalysis
 
 AT = datetime(2026, 11, 21, tzinfo=UTC)
@@ -52,7 +53,7 @@ def test_one_print_bills_what_was_printed_once(walk: list[tuple], end: str, runn
     def report(**delta: Any) -> None:
         nonlocal state, job, starts
         previous, state = state, {**state, **delta}
-        for event in derive_events(job, previous, state):
+        for event in events_between(job, previous, state):
             starts += isinstance(event, JobStarted)
             step = apply_event(job, event, ANALYSIS, printer="p", at=AT)
             job = step.job

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from snapshots import snap
 
 from server.analysis import analyze_file
 from server.billing import ledger
@@ -25,8 +26,8 @@ from server.billing.settlement import WAITING_TRAY
 from server.config import PrinterConfig
 from server.db import Database, open_database, repo
 from server.events import EventBus
+from server.jobs import files as job_files
 from server.jobs import store as job_store
-from server.jobs import tracker as job_tracker
 from server.jobs.checkpoint import JobCheckpoint, JobKey
 from server.jobs.tracker import JobTracker
 from server.printer.tls import PinStore
@@ -66,11 +67,11 @@ class Rig:
 
     async def report(self, **fields: Any) -> None:
         previous, self.state = self.state, {**self.state, **fields}
-        await self.tracker.on_update(previous, self.state, full=True)
+        await self.tracker.on_update(snap(previous), snap(self.state, report=self.state), full=True)
 
     async def file_read(self) -> None:
         """The job's file fetched and analysed (or given up)."""
-        task = self.tracker._fetch
+        task = self.tracker.files.fetch
         assert task is not None
         await asyncio.wait_for(asyncio.shield(task), 60)
 
@@ -149,7 +150,7 @@ async def test_a_print_joined_mid_way_bills_every_layer_to_the_reported_trays(ri
     rig.state = {**IDLE, "gcode_state": "RUNNING", "subtask_name": CUBE_4, "gcode_file": CUBE_4, "layer_num": 20,
                  "mc_percent": 40, "mapping": packed(trays)}
     rig.tracker = rig.new_tracker()
-    await rig.tracker.on_update(rig.state, rig.state, full=True)
+    await rig.tracker.on_update(snap(rig.state), snap(rig.state, report=rig.state), full=True)
     await rig.file_read()
     assert rig.tracker.job is not None and rig.tracker.job.mapping == {0: 3, 1: 0, 2: 2, 3: 1}
     await rig.report(layer_num=50)
@@ -179,10 +180,10 @@ def bad_archive(tmp_path: Path) -> Path:
 async def assert_untracked_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> str:
     job = rig.tracker.job
     assert job is not None and job.lifecycle == "untracked" and job.untracked_reason
-    fetch = rig.tracker._fetch
+    fetch = rig.tracker.files.fetch
     for layer in range(1, 6):
         await rig.report(gcode_state="RUNNING", layer_num=layer)
-    assert rig.tracker._fetch is fetch  # never fetched again
+    assert rig.tracker.files.fetch is fetch  # never fetched again
     record = job_store.get_job(rig.db, rig.tracker.job_id)  # type: ignore[arg-type]
     assert record is not None and record.reason == job.untracked_reason
     untracked = [r for r in caplog.records if "is untracked" in r.getMessage()]
@@ -207,7 +208,7 @@ async def test_any_exception_while_reading_the_file_ends_the_job_untracked_once(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(job_tracker, "analyze_file", broken)
+    monkeypatch.setattr(job_files, "analyze_file", broken)
     await rig.start(CUBE_1)
     reason = await assert_untracked_once(rig, caplog)
     assert "RecursionError" in reason or "recursion" in reason
@@ -233,7 +234,7 @@ async def test_a_person_states_a_filaments_tray(rig: Rig) -> None:
     assert record is not None and record.checkpoint["manual"] == {"0": 2}
     await rig.tracker.close()
     rig.tracker = rig.new_tracker()
-    await rig.tracker.on_update(rig.state, rig.state, full=True)
+    await rig.tracker.on_update(snap(rig.state), snap(rig.state, report=rig.state), full=True)
     assert rig.tracker.job is not None and rig.tracker.job.tray_for(0) == 2
     await rig.report(layer_num=15)
     assert {e.tray for e in rig.entries() if e.filament_index == 0} == {2}
@@ -275,7 +276,7 @@ async def test_a_tray_loaded_while_a_filament_of_unknown_tray_prints_is_no_tray_
         tray = "5" if 11 <= layer <= 13 else "4"
         await rig.report(layer_num=layer, ams={"tray_now": tray, "tray_tar": tray})
     await rig.report(gcode_state="FINISH")
-    assert rig.tracker._switches.switches == ()
+    assert rig.tracker.trays.switches.switches == ()
     assert {e.tray for e in rig.entries() if e.filament_index == 0} == {4}
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshots import snap
 
-from server.jobs.mapping import MappingLearner, active_trays, known_mapping
+from server.jobs.lifecycle import reported_mapping
+from server.jobs.mapping import MappingLearner
+from server.printer.snapshot import project_file
 from tests.billing.test_billing_fake_analysis import FakeToolChange
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mqtt-captures"
@@ -16,6 +19,20 @@ CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mqtt-captures"
 
 def capture(name: str) -> dict[str, Any]:
     return json.loads((CAPTURES / name).read_text(encoding="utf-8"))["print"]
+
+
+def known_mapping(echo: dict[str, Any] | None, state: dict[str, Any] | None) -> dict[int, int]:
+    """The mapping stated outright: the echo's (``ProjectFile.mapping``), else the printer's report."""
+    if echo is not None:
+        stated = project_file(echo, state)
+        assert stated is not None
+        return stated.mapping
+    return reported_mapping(snap(state))
+
+
+def active_trays(state: dict[str, Any]) -> tuple[int | None, int | None]:
+    shot = snap(state)
+    return shot.active_tray, shot.loading_tray
 
 
 # ---- stated mappings -----------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from machine_helpers import Recorder, machine_for
+from snapshots import events_between, resume, snap
 
 from server.analysis import PrintAnalysis, analyze_file
 from server.billing.rules import BillLine, billed_total
-from server.jobs.checkpoint import JobCheckpoint, decide_resume
-from server.jobs.lifecycle import JobStarted, LifecycleEvent, Step, derive_events, observe_trays
+from server.jobs.checkpoint import JobCheckpoint
+from server.jobs.lifecycle import JobStarted, LifecycleEvent, Step, observe_trays
 from server.jobs.machine import JobMachine
 from server.jobs.mapping import MappingLearner
 from server.printer.state import merge_report
@@ -101,14 +102,15 @@ class Replay:
         previous = self.state
         if echo is None:
             self.state = merge_report(self.state, message)
-        for event in derive_events(self.job, previous, self.state, echo):
+        current = snap(self.state)
+        for event in events_between(self.job, previous, self.state, echo):
             self.events.append(event)
             if isinstance(event, JobStarted):
                 self.since_start = 0
-            self.loop.run_until_complete(self.machine.apply(event, current=self.state, at=NOW))
+            self.loop.run_until_complete(self.machine.apply(event, current=current, at=NOW))
         if self.job is None:
             return
-        self.machine.job = observe_trays(self.job, self.state)
+        self.machine.job = observe_trays(self.job, current)
         self.since_start += 1
         if self.known is None and self.since_start > self.analysis_delay:
             self.layer_when_analysed = self.job.last_layer
@@ -123,8 +125,8 @@ class Replay:
         self.effects.commits.append(Step(None, tuple(bills)))  # what was billed before the restart
         self.state = dict(printer_state)  # the full report after reconnecting
         if stored.open:
-            decision = decide_resume(stored, printer_state)
-            self.loop.run_until_complete(self.machine.restart_with(decision, current=self.state, at=NOW))
+            decision = resume(stored, printer_state)
+            self.loop.run_until_complete(self.machine.restart_with(decision, current=snap(self.state), at=NOW))
 
 
 @pytest.mark.parametrize("delay", [0, 250], ids=["analysed-at-once", "analysed-late"])

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from snapshots import snap
 
 from server.analysis import analyze_file
-from server.jobs.mapping import active_trays
 from server.jobs.switches import TraySwitch, TraySwitchTracker
 from server.printer.state import merge_report
 
@@ -104,7 +104,7 @@ def test_real_four_colour_sequences_have_no_switches(name: str) -> None:
         if state.get("gcode_state") != "RUNNING" or not isinstance(layer, int):
             continue
         filament = next((f for at, f in reversed(changes) if at <= layer), None)
-        tracker, switch = tracker.feed(layer, active_trays(state)[0], mapping, filament)
+        tracker, switch = tracker.feed(layer, snap(state).active_tray, mapping, filament)
         assert switch is None, (layer, switch)
         fed += 1
     assert fed > 50 and tracker.switches == ()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from snapshots import echo_of, snap
 from test_lifecycle_tracker import CUBE_4, FIXTURES, IDLE, Rig, rig  # noqa: F401 (the fixture)
 
 from server.analysis import analyze_file
@@ -15,7 +16,7 @@ from server.analysis import analyze_file
 async def delta(rig: Rig, **fields: Any) -> None:
     """A P1-style delta: only the fields that changed, never a full report."""
     previous, rig.state = rig.state, {**rig.state, **fields}
-    await rig.tracker.on_update(previous, rig.state, full=False, report=fields)
+    await rig.tracker.on_update(snap(previous), snap(rig.state, report=fields), full=False)
 
 
 async def restart(rig: Rig, snapshot: dict[str, Any]) -> None:
@@ -96,7 +97,7 @@ async def test_a_cloud_print_whose_url_gives_nothing_is_read_from_the_printer_by
     echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "testqube-a1-4colour-bs2.04",
             "url": f"https://127.0.0.1:1/{CUBE_4}?signature=x", "task_id": "77", "subtask_id": "77",
             "ams_mapping": [0, 1, 2, 3]}
-    await rig.tracker.on_update(rig.state, rig.state, echo)
+    await rig.tracker.on_update(snap(rig.state), snap(rig.state), echo_of(echo))
     await rig.file_read()
     assert rig.tracker.analysis is not None
     assert rig.tracker.analysis.layer_count == analyze_file(FIXTURES / CUBE_4).layer_count
@@ -111,7 +112,7 @@ async def test_a_reconnect_that_lost_the_start_of_running_continues_from_the_nex
     echo = {"command": "project_file", "param": "Metadata/plate_1.gcode", "subtask_name": "testqube-a1-4colour-bs2.04",
             "url": f"file:///sdcard/cache/{CUBE_4}", "task_id": "78", "subtask_id": "78", "ams_mapping": [0, 1, 2, 3]}
     await rig.tracker.no_full_state()  # the first connection: nothing open yet
-    await rig.tracker.on_update(rig.state, rig.state, echo)
+    await rig.tracker.on_update(snap(rig.state), snap(rig.state), echo_of(echo))
     await rig.file_read()
     await rig.tracker.no_full_state()  # the reconnect
     for n in range(5, 51):

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from printer_captures import CAPTURES, load_capture
 
-from server.printer.snapshot import PrinterSnapshot, ProjectFile, project_file, snapshot
+from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, Reported, project_file, snapshot
 from server.printer.state import clean_report, merge_clean, report_body
 from server.printer.trays import printer_view
 
@@ -95,12 +95,25 @@ def test_the_print_command_states_its_mapping_apart_from_the_printers_report() -
                       "subtask_name": "cube", "task_id": "0", "ams_mapping": [0, 1]}}
     job = project_file(echo, state)
     assert job == ProjectFile(file="ftp:///cube.gcode.3mf", subtask_name="cube", plate=2, task_id=None,
-                              subtask_id=None, mapping={0: 0, 1: 1})
+                              subtask_id=None, mapping={0: 0, 1: 1}, name="cube")
     shot = snapshot(state, echo=report_body(echo))
     assert shot.view.job_mapping == [0, 1]  # the job's, for the pages
     assert shot.reported_mapping == (3, 2)  # the printer's own
     assert project_file({"print": {"command": "pushall"}}) is None
     assert project_file({"print": {"command": "project_file", "file": "a.3mf"}}).mapping == {}  # type: ignore[union-attr]
+
+
+def test_reported_gathers_what_deltas_named_with_their_latest_values() -> None:
+    first = {"gcode_state": "RUNNING", "layer_num": 12}
+    second = {"layer_num": 13, "subtask_name": "Cube", "task_id": "0"}  # "0": a LAN print, no task id
+    state = _state(first)
+    seen = Reported().add(snapshot(state, report=first))
+    seen = seen.add(snapshot(_state(first, second), report=second))
+    seen = seen.add(snapshot(_state(first, second)))  # an echo's snapshot reports nothing of its own
+    assert seen.fields == {"gcode_state", "layer_num", "subtask_name", "task_id"}
+    assert (seen.status.gcode_state, seen.status.layer, seen.status.subtask_name) == ("RUNNING", 13, "Cube")
+    assert seen.status.task_id is None and seen.status.percent is None  # never reported: unset
+    assert BLANK.reported == frozenset() and BLANK.status.gcode_state == "" and BLANK.trays == []
 
 
 def test_a_snapshot_is_immutable() -> None:

@@ -1,4 +1,4 @@
-"""Fuzz of the printer-report path: decode -> clean and merge -> tray view -> lifecycle events (issue 9).
+"""Fuzz of the printer-report path: decode -> clean and merge -> snapshot -> lifecycle events (issue 9).
 
 Inputs are arbitrary JSON, arbitrary bytes, and real captures mutated (wrong types, odd values, missing
 keys, extra nesting, cut or garbled text). The path is the one ``PrinterTask`` takes, without its I/O and
@@ -21,6 +21,7 @@ from printer_captures import CAPTURES, load_capture
 from server.jobs import lifecycle
 from server.jobs.checkpoint import JobCheckpoint, decide_resume
 from server.printer.link import decode_payload
+from server.printer.snapshot import BLANK, PrinterSnapshot, project_file, snapshot
 from server.printer.state import (
     ECHO_FIELDS,
     STATE_FIELDS,
@@ -31,7 +32,6 @@ from server.printer.state import (
     clean_state,
     merge_clean,
 )
-from server.printer.trays import PrinterView, printer_view
 from server.printer.values import OnceLog
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -156,7 +156,7 @@ class Pipeline:
         self.version: dict[str, Any] | None = None
         self.echo: dict[str, Any] | None = None
         self.job: JobCheckpoint | None = None
-        self.view: PrinterView = printer_view({})
+        self.snapshot: PrinterSnapshot = BLANK
 
     def feed(self, raw: bytes | dict[str, Any]) -> list[lifecycle.LifecycleEvent]:
         message = decode_payload(raw, self.once) if isinstance(raw, bytes) else raw
@@ -165,28 +165,29 @@ class Pipeline:
         info = message.get("info")
         if isinstance(info, dict) and info.get("command") == "get_version":
             self.version = clean_report(info, VERSION_FIELDS)[0]
-            self.view = printer_view(self.state, self.version, self.echo, once=self.once)
+            self.snapshot = snapshot(self.state, version=self.version, echo=self.echo, once=self.once)
             return []
         body = message.get("print")
         if not isinstance(body, dict):
             return []
-        previous = self.state
+        previous = self.snapshot
         if body.get("command") == "project_file":
             self.echo = clean_report(body, ECHO_FIELDS)[0]
-            events = lifecycle.derive_events(self.job, previous, self.state, self.echo)
+            self.snapshot = snapshot(self.state, version=self.version, echo=self.echo, once=self.once)
+            events = lifecycle.derive_events(self.job, previous, self.snapshot, project_file(self.echo))
         elif body.get("command") in (None, "push_status"):
             report, problems = clean_report(body)
             self.state = merge_clean(self.state, report, problems)
-            self.view = printer_view(self.state, self.version, self.echo, once=self.once)
-            events = lifecycle.derive_events(self.job, previous, self.state, None)
+            self.snapshot = snapshot(self.state, version=self.version, echo=self.echo, report=report, once=self.once)
+            events = lifecycle.derive_events(self.job, previous, self.snapshot, None)
         else:
             return []
         for event in events:
             self.job = lifecycle.apply_event(self.job, event, None, printer="fuzz", at=AT).job
         if self.job is not None:
-            self.job = lifecycle.observe_trays(self.job, self.state, self.view)
+            self.job = lifecycle.observe_trays(self.job, self.snapshot)
             if self.job.open:
-                decide_resume(self.job, self.state)  # what a restart would decide now
+                decide_resume(self.job, self.snapshot.status)  # what a restart would decide now
         return events
 
     def check_state(self) -> None:
@@ -201,7 +202,7 @@ def _good_layer(layer: int) -> dict[str, Any]:
 
 
 def _next_layer(pipeline: Pipeline) -> int:
-    seen = [v for v in (pipeline.view.layer_num, pipeline.job.last_layer if pipeline.job else None)
+    seen = [v for v in (pipeline.snapshot.status.layer, pipeline.job.last_layer if pipeline.job else None)
             if v is not None]
     return max([0, *seen]) + 1
 
@@ -220,7 +221,7 @@ def test_bad_reports_never_stop_tracking(start: str, bad: list[bytes | dict[str,
         events = pipeline.feed(_good_layer(layer))
         pipeline.check_state()
         # The good report is understood: the printer is printing this layer, and a job bills it.
-        assert pipeline.view.gcode_state == "RUNNING" and pipeline.view.layer_num == layer
+        assert pipeline.snapshot.status.gcode_state == "RUNNING" and pipeline.snapshot.status.layer == layer
         assert pipeline.job is not None and pipeline.job.open and pipeline.job.last_layer == layer, events
         assert any(isinstance(e, lifecycle.LayerReached) and e.layer == layer for e in events)
 

@@ -68,6 +68,16 @@ async def test_item9_printer_task_drops_the_report_and_keeps_tracking(tmp_path: 
     assert task.view().layer_num == 7  # the next report is understood
 
 
+async def test_the_pages_read_the_reports_snapshot_and_build_no_view_of_their_own(tmp_path: Path) -> None:
+    task = _task(tmp_path)
+    await task._on_message(load_capture(FULL))
+    assert task.view() is task.snapshot.view  # made once, by the report
+    assert task.snapshot.status.gcode_state == "FAILED" and "gcode_state" in task.snapshot.reported
+    echo = {"print": {"command": "project_file", "url": "ftp:///cube.gcode.3mf", "ams_mapping": [2]}}
+    await task._on_message(echo)
+    assert task.view().job_mapping == [2] and task.snapshot.reported == frozenset()  # the echo reports no field
+
+
 def test_item11_deep_json_is_refused_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
     once = OnceLog("p")
     with caplog.at_level(logging.DEBUG):

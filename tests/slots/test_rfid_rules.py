@@ -52,10 +52,10 @@ def test_tag_prefers_tray_uuid_then_tag_uid_upper_case() -> None:
 
 
 def test_capture_tags_key_on_tray_uuid_and_zeros_mean_no_tag() -> None:
-    x1c = rfid.snapshot(capture_view("push_status_full_X1C_3xAMS_1xAMSHT_rfid_FINISH.json"))
+    x1c = rfid.tags_of(capture_view("push_status_full_X1C_3xAMS_1xAMSHT_rfid_FINISH.json"))
     assert x1c[0] == TrayTag(True, "5F3D8925633343C29FB9A97FA9125971")
     assert x1c[128] == TrayTag(True, "3912400D8BFC4A4D9578E9E643162E10")
-    a1 = rfid.snapshot(capture_view("push_status_full_A1_IDLE_amslite_vt_tray254.json"))
+    a1 = rfid.tags_of(capture_view("push_status_full_A1_IDLE_amslite_vt_tray254.json"))
     assert all(t.tag is None for t in a1.values())  # third-party spools: all-zero tags
 
 
@@ -74,7 +74,7 @@ def test_first_view_of_a_capture_assigns_every_known_tag_and_leaves_the_rest() -
 # ----- appearing, changing, disappearing ----------------------------------------------------------
 
 def test_only_changed_trays_are_decided() -> None:
-    before = rfid.snapshot(view(tray(0, uuid=UUID_A), tray(1)))
+    before = rfid.tags_of(view(tray(0, uuid=UUID_A), tray(1)))
     assert decide(before, view(tray(0, uuid=UUID_A), tray(1)), {}, {}, ON) == []
     assert rfid.changed_trays(before, view(tray(0, uuid=UUID_B), tray(1))) == [0]
 
