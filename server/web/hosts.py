@@ -33,10 +33,10 @@ def host_name(header: str | None) -> str | None:
     """The name or address in a ``Host`` header, lower case, without port, brackets or a trailing dot."""
     if not header or any(c in header for c in "/@\\ \t") or len(header) > 300:
         return None
-    parts = urlsplit(f"//{header}")
     try:
+        parts = urlsplit(f"//{header}")
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
+    except ValueError:  # also "[::1" (an unclosed bracket)
         return None
     name = (parts.hostname or "").rstrip(".")
     return name or None
