@@ -16,9 +16,11 @@ import pytest
 from litestar import Litestar, get, post
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
+from pydantic import SecretStr
 
-from server.config import ServerConfig, Settings
+from server.config import ServerConfig, Settings, SpoolmanConfig
 from server.runtime import Runtime
+from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web import csrf, security
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
@@ -161,3 +163,30 @@ async def test_a_500_is_logged_once_with_its_route_and_overflow_is_400(caplog: p
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].getMessage() == "GET /boom/{item} failed: RuntimeError"
     assert "hunter2" not in caplog.text and "42" not in errors[0].getMessage()
+
+
+SPOOLMAN_KEY = "sp00lman-Proxy-Key-7f3a9c"
+
+
+@pytest.mark.parametrize("configured", [SPOOLMAN_KEY, "a-wrong-key-1234"])
+async def test_the_spoolman_key_is_sent_and_never_shown(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                       configured: str) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = SpoolmanStore()
+    seed_demo(store)
+    async with SpoolmanStandin(store, api_key=SPOOLMAN_KEY) as spoolman:
+        settings = Settings(server=ServerConfig(data_dir=tmp_path / "data"),
+                            spoolman=SpoolmanConfig(url=spoolman.url, timeout=2, api_key=SecretStr(configured)))
+        app = create_app(Runtime.build(settings))
+        async with EmbeddedServer(app, lifespan="on", name="layerwise") as server, \
+                httpx.AsyncClient(base_url=server.url, timeout=20) as client:
+            spools = await client.get("/api/v1/spools")
+            assert spools.status_code == (200 if configured == SPOOLMAN_KEY else 503), spools.text
+            if configured != SPOOLMAN_KEY:
+                assert "api_key" in spools.json()["message"]
+            answers = [spools] + [await client.get(path) for path in (
+                "/", "/connect", "/jobs", "/attention", "/spools/1/ledger", "/api/v1/backlog",
+                "/api/v1/schema/openapi.json", "/printers/nobody/slots/0/spools?q=pla")]
+    for answer in answers:
+        assert configured not in answer.text, answer.url
+    assert configured not in caplog.text
