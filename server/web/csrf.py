@@ -78,10 +78,12 @@ async def csrf_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> 
     token = bearer_token(connection.headers.get("authorization"))
     if token is not None:
         verifier: TokenVerifier | None = connection.app.state.get(VERIFIER_STATE)
+        challenge = {"WWW-Authenticate": 'Bearer realm="layerwise"'}
         if verifier is None:
-            raise NotAuthorizedException("bearer tokens are not accepted here: no API tokens are set up")
+            raise NotAuthorizedException("bearer tokens are not accepted here: no API tokens are set up",
+                                         headers=challenge)
         if not token or not await verifier.verify(token):
-            raise NotAuthorizedException("bearer token refused")
+            raise NotAuthorizedException("bearer token refused", headers=challenge)
         return
     problem = csrf_problem(
         connection.cookies.get(COOKIE_NAME),

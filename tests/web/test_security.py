@@ -74,7 +74,8 @@ async def test_every_state_changing_route_needs_a_token(web: Web) -> None:
             # The right pair from another site (a sibling host could plant the cookie) is refused too.
             assert (await script.request(method, path, headers={"sec-fetch-site": "same-site"})).status_code == 403
             for bad in ("Bearer nope", "Bearer", "bearer " + GOOD_TOKEN[:-1]):
-                assert (await browser.request(method, path, headers={"authorization": bad})).status_code == 401, where
+                refused = await browser.request(method, path, headers={"authorization": bad})
+                assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer"), where
             # Past the guard: the handler answers (unknown printer or job, missing body...), never 401/403.
             passed = await browser.request(method, path, headers={"authorization": f"Bearer {GOOD_TOKEN}"})
             assert passed.status_code not in (401, 403), (where, passed.text)
@@ -190,3 +191,11 @@ async def test_the_spoolman_key_is_sent_and_never_shown(tmp_path: Path, caplog: 
     for answer in answers:
         assert configured not in answer.text, answer.url
     assert configured not in caplog.text
+
+
+async def test_a_login_proxys_basic_header_leaves_the_decision_to_the_csrf_check(web: Web) -> None:
+    basic = {"authorization": "Basic dXNlcjpwdw=="}
+    async with httpx.AsyncClient(base_url=web.url, **csrf_pair()) as script, \
+            httpx.AsyncClient(base_url=web.url) as browser:
+        assert (await browser.post("/api/v1/attention/retry", json={}, headers=basic)).status_code == 403
+        assert (await script.post("/api/v1/attention/retry", json={}, headers=basic)).status_code not in (401, 403)
