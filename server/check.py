@@ -103,7 +103,7 @@ async def _probe_spoolman(settings: Settings, timeout: float) -> CheckResult:
         return CheckResult(subject, False, f"cannot run the probe ({exc})")
 
     async def info() -> CheckResult:
-        client = SpoolmanClient(url, timeout=settings.spoolman.timeout)
+        client = SpoolmanClient(url, timeout=settings.spoolman.timeout, api_key=settings.spoolman.api_key)
         try:
             result = await _call(client.info)
         finally:
@@ -130,7 +130,8 @@ def summary(settings: Settings) -> CheckResult:
     count = len(settings.printers)
     parts = [f"{count} printer{'s' if count != 1 else ''}"]
     if settings.spoolman.url:
-        parts.append(f"Spoolman {settings.spoolman.url}")
+        key = ", API key set" if settings.spoolman.api_key is not None else ""
+        parts.append(f"Spoolman {settings.spoolman.url}{key}")
     where = f" {settings.config_file}" if settings.config_file else " (environment)"
     return CheckResult(f"configuration{where}", True, ", ".join(parts))
 

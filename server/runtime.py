@@ -64,7 +64,7 @@ class Runtime:
         data_lock = lock_data_dir(settings.server.data_dir)  # first: one process per data dir (DataDirInUse)
         db = open_database(settings.server.data_dir)
         spoolman = (
-            SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout)
+            SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout, api_key=settings.spoolman.api_key)
             if settings.spoolman.url
             else None
         )

@@ -27,6 +27,7 @@ from server.db.engine import database_path
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess, restartable_port
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
+from server.web import csrf
 
 PRINTER = "Bench P1S"
 SERIAL = "01P00A000000077"
@@ -237,7 +238,9 @@ async def rig(workdir: Path, *, log_level: str = "WARNING", proxy: bool = False,
             workdir / "layerwise", spoolman_url=(lossy or spoolman).url, printers=[config],
             seed_mappings={PRINTER: spool_for_tray}, log_level=log_level, spoolman_timeout=spoolman_timeout,
         ))
-        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        token = csrf.new_token()  # the CSRF pair a script sends to change slots (no API tokens yet)
+        client = await stack.enter_async_context(httpx.AsyncClient(
+            timeout=10, cookies={csrf.COOKIE_NAME: token}, headers={csrf.HEADER_NAME: token}))
         bench = Rig(printer, spoolman, store, layerwise, dict(spool_for_tray), client, lossy)
         await bench.wait_online()
         yield bench

@@ -23,6 +23,7 @@ from server.config.sources import (
     env_warnings,
     read_toml,
     resolve_access_code_file,
+    resolve_secret_file,
     toml_sections,
 )
 
@@ -95,6 +96,7 @@ def load_settings(
         else:
             mappings_by_raw.append((target, mapping, MAPPINGS_ENV))
 
+    resolve_secret_file(sections["spoolman"], problems, "api_key", "Spoolman's API key")
     validated = {name: validate(model, sections[name], problems) for name, model in SECTIONS.items()}
     printers = [(raw, validate(PrinterConfig, raw, problems)) for raw in printer_raws]
     valid_printers = [(raw, printer) for raw, printer in printers if printer is not None]

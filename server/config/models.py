@@ -58,6 +58,31 @@ def _http_url(value: Any) -> str | None:
     return value.strip().rstrip("/")
 
 
+def _allowed_host(item: str) -> str:
+    entry = item.strip().lower().rstrip(".")
+    if entry.startswith("[") and entry.endswith("]"):
+        entry = entry[1:-1]  # [fe80::1] as in a URL
+    try:
+        return str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else str(ipaddress.ip_address(entry))
+    except ValueError:
+        if "/" in entry or ":" in entry or not _HOSTNAME.match(entry):
+            raise _fault(f"{item!r} is neither a host name, an IP address nor a network") from None
+    return entry
+
+
+def _secret_text(value: Any) -> str:
+    """An access code or API key: printable ASCII without spaces, registered for redaction first.
+    Messages never quote the value: it is a secret even when it is wrong."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        raise _fault("is not text")
+    register_secret(value)
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise _fault("has characters other than letters, digits and punctuation")
+    return value
+
+
 def _tcp_port(value: Any) -> Any:
     if isinstance(value, int | str) and not isinstance(value, bool) and str(value).strip().isdigit():
         number = int(value)
@@ -101,6 +126,9 @@ class ServerConfig(Section):
     base_url: str | None = Field(
         None, description="the http(s) URL the web app is reached at, such as https://layerwise.example.net"
     )
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="host names, IP addresses or networks (192.168.1.0/24) the web app may be reached at"
+    )
 
     @field_validator("host", mode="before")
     @classmethod
@@ -143,10 +171,33 @@ class ServerConfig(Section):
     def _base_url(cls, value: Any) -> Any:
         return _http_url(value)
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # LAYERWISE_ALLOWED_HOSTS=a.lan,192.168.1.0/24
+            value = [item for item in re.split(r"[\s,]+", value) if item]
+        if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+            raise _fault(f"is {shown(value)}, not a list of names")
+        return tuple(_allowed_host(item) for item in value)
+
 
 class SpoolmanConfig(Section):
     url: str | None = Field(None, description="Spoolman's base URL, such as http://spoolman:7912")
     timeout: float = Field(10.0, description="a number of seconds greater than 0")
+    api_key: SecretStr | None = Field(
+        None, description="the API key sent as 'Authorization: Bearer' (Spoolman behind an authenticating proxy)"
+    )
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = value.strip()  # a file's or variable's trailing newline
+        if value == "":
+            raise _fault("is empty")
+        return _secret_text(value)
 
     @field_validator("url", mode="before")
     @classmethod
@@ -241,19 +292,12 @@ class PrinterConfig(Section):
     @field_validator("access_code", mode="before")
     @classmethod
     def _access_code(cls, value: Any) -> Any:
-        # Messages here never quote the value: it is a secret even when it is wrong.
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # `access_code = 12345678` without quotes in TOML
-        if not isinstance(value, str):
-            raise _fault("is not text")
-        register_secret(value)
-        if len(value) != ACCESS_CODE_LENGTH:
-            raise _fault(f"is {len(value)} characters")
-        if not value.isascii() or not value.isprintable() or " " in value:
-            raise _fault("has characters other than letters, digits and punctuation")
-        return value
+        code = _secret_text(value)
+        if len(code) != ACCESS_CODE_LENGTH:
+            raise _fault(f"is {len(code)} characters")
+        return code
 
     @field_validator("mqtt_port", "ftps_port", mode="before")
     @classmethod

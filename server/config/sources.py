@@ -28,8 +28,11 @@ ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_TLS_CERTFILE": ("server", "tls_certfile"),
     "LAYERWISE_TLS_KEYFILE": ("server", "tls_keyfile"),
     "LAYERWISE_BASE_URL": ("server", "base_url"),
+    "LAYERWISE_ALLOWED_HOSTS": ("server", "allowed_hosts"),
     "LAYERWISE_SPOOLMAN_URL": ("spoolman", "url"),
     "LAYERWISE_SPOOLMAN_TIMEOUT": ("spoolman", "timeout"),
+    "LAYERWISE_SPOOLMAN_API_KEY": ("spoolman", "api_key"),
+    "LAYERWISE_SPOOLMAN_API_KEY_FILE": ("spoolman", "api_key_file"),
     "LAYERWISE_RFID_EXTRA_FIELD": ("rfid", "extra_field"),
     "LAYERWISE_RFID_CREATE_SPOOLS": ("rfid", "create_spools"),
     "LAYERWISE_RFID_AUTO_ASSIGN": ("rfid", "auto_assign"),
@@ -41,6 +44,8 @@ ENV_PRINTER_KEYS = (
 )  # fmt: skip
 # Keys a [[printers]] entry may carry beyond PrinterConfig's fields; the loader consumes them.
 PRINTER_LOADER_KEYS = ("access_code_file", "ams_mappings")
+# The same for the sections: a secret read from a file (Docker secrets).
+SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",)}
 # Prefixes this module owns: an unknown variable under them is a typo, not someone else's setting.
 OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_")
 
@@ -91,7 +96,7 @@ def toml_sections(data: dict[str, Any], problems: Problems) -> tuple[dict[str, R
             if not isinstance(value, dict):
                 problems.add(top, f"is {shown(value)}", f"a [{top}] table")
                 continue
-            allowed = allowed_keys(SECTIONS[top])
+            allowed = allowed_keys(SECTIONS[top], SECTION_LOADER_KEYS.get(top, ()))
             for name, item in value.items():
                 if name in allowed:
                     sections[top].set(name, item, f"{top}.{name}")
@@ -166,22 +171,28 @@ def apply_overrides(sections: dict[str, Raw], overrides: Mapping[str, Any]) -> N
 
 
 def resolve_access_code_file(raw: Raw, problems: Problems) -> None:
-    if "access_code_file" not in raw.values:
+    resolve_secret_file(raw, problems, "access_code", "the printer's 8-character access code")
+
+
+def resolve_secret_file(raw: Raw, problems: Problems, field: str, what: str) -> None:
+    """``<field>_file``: read the secret from that file (a Docker secret), set it as ``<field>``."""
+    file_field = f"{field}_file"
+    if file_field not in raw.values:
         return
-    key = raw.key("access_code_file")
-    path = Path(str(raw.values.pop("access_code_file"))).expanduser()
-    if "access_code" in raw.values:
-        problems.add(key, f"is set together with {raw.key('access_code')}", "only one of the two")
+    key = raw.key(file_field)
+    path = Path(str(raw.values.pop(file_field))).expanduser()
+    if field in raw.values:
+        problems.add(key, f"is set together with {raw.key(field)}", "only one of the two")
         return
-    expected = "a readable file holding the printer's 8-character access code"
-    raw.reported.add("access_code")  # a missing code is this key's problem, not a second line
+    expected = f"a readable file holding {what}"
+    raw.reported.add(field)  # a missing secret is this key's problem, not a second line
     try:
-        code = path.read_text(encoding="utf-8").strip()
+        secret = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         problems.add(key, f"'{path}' does not exist", expected)
         return
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(key, f"cannot read '{path}' ({getattr(exc, 'strerror', None) or exc})", expected)
         return
-    raw.reported.discard("access_code")
-    raw.set("access_code", code, f"{key} ('{path}')")
+    raw.reported.discard(field)
+    raw.set(field, secret, f"{key} ('{path}')")

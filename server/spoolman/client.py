@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from server.logs import register_secret
 from server.retry import EqualJitter
 from server.spoolman.errors import (
     SpoolmanNotFound,
@@ -52,7 +53,9 @@ class SpoolmanClient:
         retries: int = 3,
         backoff_base: float = 0.25,
         backoff_cap: float = 5.0,
+        api_key: SecretStr | None = None,
     ) -> None:
+        """``api_key``: sent as ``Authorization: Bearer`` (Spoolman behind an authenticating proxy)."""
         root = base_url.rstrip("/")
         if not root.endswith(API_PREFIX):
             root += API_PREFIX
@@ -60,11 +63,15 @@ class SpoolmanClient:
         self.base_url = str(httpx.URL(root).copy_with(username=None, password=None))
         self.retries = retries
         self._wait = EqualJitter(backoff_base, backoff_cap, random.Random())
+        headers = {"accept": "application/json"}
+        if api_key is not None:
+            register_secret(api_key.get_secret_value())  # a library's debug log must not show it either
+            headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
         self._http = httpx.AsyncClient(
             base_url=root,
             timeout=httpx.Timeout(timeout),
             transport=transport,
-            headers={"accept": "application/json"},
+            headers=headers,
             # Spoolman (uvicorn) drops idle connections after 5 s; reusing one just as it closes would
             # turn a `use` into an unknown outcome, so let ours expire well before that.
             limits=httpx.Limits(keepalive_expiry=2.0),
@@ -348,6 +355,15 @@ class SpoolmanClient:
                 )
             resource, item_id = resource_of(path)
             raise SpoolmanNotFound(message_of(response), resource=resource, id=item_id)
+        if response.status_code in (401, 403):
+            # Spoolman has no login: this is the authenticating proxy in front of it, which passed nothing
+            # on. Like an outage (bills wait, the error is shown), and safe to send again once the key is right.
+            raise SpoolmanUnreachable(
+                f"{where} answered {response.status_code} {message_of(response)[:80]!r}: "
+                "check [spoolman] api_key (LAYERWISE_SPOOLMAN_API_KEY)",
+                request_sent=False,
+                status_code=response.status_code,
+            )
         if response.status_code >= 400:
             raise SpoolmanRejected(message_of(response), status_code=response.status_code)
         return response

@@ -20,6 +20,7 @@ from server.slots.errors import InvalidTray, SlotError, SpoolElsewhere, SpoolNot
 from server.slots.rfid_service import RfidConflict, RfidService, TagOffer
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import ledger_api
+from server.web.ledger_actions import MAX_ID
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, printer_out
 
 
@@ -76,7 +77,7 @@ async def search_spools(
     search: Annotated[str | None, Parameter(description="words matched against id, name, "
                                             "material, vendor, colour, location")] = None,
     limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
 ) -> SpoolPage:
     """Spoolman's spools (archived hidden), for picking one for a slot."""
     if runtime.spoolman is None:
@@ -100,7 +101,7 @@ async def list_jobs(
     runtime: Runtime,
     printer: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
 ) -> list[dict[str, Any]]:
     """Jobs, newest first, with millimetres and grams per spool (delivered, pending, rejected)."""
     jobs = await asyncio.to_thread(job_store.list_jobs, runtime.db, printer, limit, offset)

@@ -7,6 +7,7 @@ from litestar.config.compression import CompressionConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -15,7 +16,7 @@ from litestar.template import TemplateConfig
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.runtime import Runtime
-from server.web import api, events, history, ledger_pages, pages, schema_page, slot_pages
+from server.web import api, csrf, events, history, hosts, ledger_pages, pages, schema_page, security, slot_pages
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -31,9 +32,11 @@ def runs_demo(runtime: Runtime) -> bool:
                for p in runtime.settings.printers)
 
 
-def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None) -> Litestar:
+def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None,
+               token_verifier: csrf.TokenVerifier | None = None) -> Litestar:
     """``manage_lifespan=False`` lets a caller that already started the runtime reuse it. ``demo`` makes
-    every page say it is the demo (None: it is when the runtime runs the demo's virtual printer)."""
+    every page say it is the demo (None: it is when the runtime runs the demo's virtual printer).
+    ``token_verifier`` lets scripts change things with a bearer token instead of the CSRF token."""
     return Litestar(
         route_handlers=[
             healthz,
@@ -50,8 +53,12 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",
                                      render_plugins=[schema_page.SchemaPage(), JsonRenderPlugin()]),
-        state=State({"demo": runs_demo(runtime) if demo is None else demo}),
-        exception_handlers=api.exception_handlers,
+        state=State({"demo": runs_demo(runtime) if demo is None else demo, csrf.VERIFIER_STATE: token_verifier}),
+        exception_handlers={**security.exception_handlers, **api.exception_handlers},
+        # Every route: the Host check (DNS rebinding), the CSRF check on what changes state, security headers.
+        middleware=[DefineMiddleware(hosts.HostCheck, allowed=hosts.for_server(runtime.settings.server))],
+        guards=[csrf.csrf_guard],
+        before_send=[security.add_security_headers],
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
         logging_config=None,  # server.logs owns logging: Litestar's default would install a second format

@@ -148,7 +148,7 @@ async def attention_pick_spool(runtime: Runtime, request: Request) -> Template:
 
 @get("/attention/spools", include_in_schema=False)
 async def attention_spools(runtime: Runtime, request: Request, q: str = "",
-                           offset: Annotated[int, Parameter(ge=0)] = 0) -> Template:
+                           offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> Template:
     selector = _selector_from_query(dict(request.query_params))
     if selector is None:
         return _notice(request, "That group of bills is not known. Reload the page.")
@@ -163,13 +163,13 @@ class TrayForm:
     tray: Id
 
 
-@post("/attention/tray", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/attention/tray", include_in_schema=False)
 async def attention_tray(runtime: Runtime, request: Request,
                          data: Annotated[TrayForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response[Any]:
     return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray))
 
 
-@post("/attention/repoint", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/attention/repoint", include_in_schema=False)
 async def attention_repoint(
     runtime: Runtime, request: Request,
     data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
@@ -182,14 +182,14 @@ async def attention_repoint(
     return await _act(request, ledger_actions.repoint(runtime, selector, int(target)))
 
 
-@post("/attention/retry", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/attention/retry", include_in_schema=False)
 async def attention_retry(runtime: Runtime, request: Request,
                           data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Response[Any]:
     return await _act(request, ledger_actions.retry(runtime, data.selector()))
 
 
-@post("/attention/confirm", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/attention/confirm", include_in_schema=False)
 async def attention_confirm(runtime: Runtime, request: Request,
                             data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                             ) -> Response[Any]:
@@ -244,7 +244,7 @@ async def correct_page(runtime: Runtime, request: Request, job_id: PathId,
 
 @get("/jobs/{job_id:int}/correct/spools", include_in_schema=False)
 async def correct_spools(runtime: Runtime, request: Request, job_id: PathId, from_spool: PathId, q: str = "",
-                         offset: Annotated[int, Parameter(ge=0)] = 0) -> Template:
+                         offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> Template:
     results = await _search(runtime, q.strip(), offset)
     return _partial(request, "partials/spool_results.html", picker=_correction_picker(job_id, from_spool),
                     results=results)
@@ -267,7 +267,7 @@ class CorrectionForm:
     refund_mm: float | None = None
 
 
-@post("/jobs/{job_id:int}/correct", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/jobs/{job_id:int}/correct", include_in_schema=False)
 async def correct_confirm(runtime: Runtime, request: Request, job_id: PathId,
                           data: Annotated[CorrectionForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Template:

@@ -16,7 +16,6 @@ from litestar.response import Response, Template
 from server.runtime import Runtime
 from server.slots.errors import SlotError, SpoolElsewhere
 from server.spoolman import SpoolmanError
-from server.web import csrf
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
 from server.web.pages import (
     _card_extras,
@@ -90,7 +89,7 @@ class AssignForm:
     move: bool = False
 
 
-@post("/printers/{name:str}/slots/{tray:int}/assign", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/printers/{name:str}/slots/{tray:int}/assign", include_in_schema=False)
 async def assign(
     runtime: Runtime,
     request: Request,
@@ -130,7 +129,7 @@ class ResolveForm:
     use: str
 
 
-@post("/printers/{name:str}/slots/{tray:int}/rfid/resolve", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/printers/{name:str}/slots/{tray:int}/rfid/resolve", include_in_schema=False)
 async def resolve_rfid_conflict(
     runtime: Runtime,
     request: Request,
@@ -148,7 +147,7 @@ async def resolve_rfid_conflict(
     return _changed(request, name, message)
 
 
-@post("/printers/{name:str}/slots/{tray:int}/rfid/remember", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/printers/{name:str}/slots/{tray:int}/rfid/remember", include_in_schema=False)
 async def remember_rfid_tag(
     runtime: Runtime,
     request: Request,
@@ -167,7 +166,7 @@ async def remember_rfid_tag(
     return _changed(request, name, f"Spool #{data.spool_id} now carries this tray's RFID tag.")
 
 
-@post("/printers/{name:str}/slots/{tray:int}/unassign", include_in_schema=False, guards=[csrf.csrf_guard])
+@post("/printers/{name:str}/slots/{tray:int}/unassign", include_in_schema=False)
 async def unassign(runtime: Runtime, request: Request, name: str, tray: int) -> Response[Any]:
     try:
         removed = await runtime.slots.unassign(name, tray)

@@ -19,6 +19,7 @@ from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
+from tests.web.credentials import csrf_pair
 
 ACCESS_CODE = "s3cr3t42"
 PRINTER = "Workshop P1S"
@@ -64,5 +65,5 @@ async def make_stack(tmp_path: Path, **printer_options: Any) -> AsyncIterator[St
         )
         runtime = Runtime.build(settings)
         async with EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise") as web, \
-                httpx.AsyncClient(base_url=web.url, timeout=20) as client:
+                httpx.AsyncClient(base_url=web.url, timeout=20, **csrf_pair()) as client:
             yield Stack(runtime, client, printer, spoolman)

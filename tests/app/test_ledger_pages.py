@@ -56,24 +56,30 @@ async def test_page_actions_need_the_csrf_token_and_explain_refusals(stack: Stac
     job = new_job(stack)
     ids = bill(stack, job, {}, range(0, 2), filament=1)
     form = {"job_id": str(job), "filament_index": "1", "tray": "0"}
-    assert (await stack.client.post("/attention/tray", data=form)).status_code == 403
-    token = await _token(stack.client)
+    async with httpx.AsyncClient(base_url=stack.client.base_url) as browser:  # no CSRF pair, like a browser
+        await _page_actions(stack, browser, job, ids, form)
+
+
+async def _page_actions(stack: Stack, browser: httpx.AsyncClient, job: int, ids: list[int],
+                        form: dict[str, str]) -> None:
+    assert (await browser.post("/attention/tray", data=form)).status_code == 403
+    token = await _token(browser)
     headers = {"X-CSRF-Token": token}
-    refused = await stack.client.post("/attention/tray", data={**form, "tray": "300"}, headers=headers)
+    refused = await browser.post("/attention/tray", data={**form, "tray": "300"}, headers=headers)
     assert refused.status_code == 200 and "0 to 255" in refused.text  # said in words, nothing swapped away
-    garbage = await stack.client.post("/attention/tray", data={"job_id": "x"}, headers=headers)
+    garbage = await browser.post("/attention/tray", data={"job_id": "x"}, headers=headers)
     assert garbage.status_code == 400
     for action in ("retry", "confirm"):
-        wrong = await stack.client.post(f"/attention/{action}", data={"job_id": str(job), "state": "waiting_tray",
-                                                                       "filament_index": "1"}, headers=headers)
+        wrong = await browser.post(f"/attention/{action}", data={"job_id": str(job), "state": "waiting_tray",
+                                                                 "filament_index": "1"}, headers=headers)
         assert wrong.status_code == 200 and "does not apply" in wrong.text
-    incomplete = await stack.client.post("/attention/repoint", data={"job_id": str(job)}, headers=headers)
+    incomplete = await browser.post("/attention/repoint", data={"job_id": str(job)}, headers=headers)
     assert incomplete.status_code == 200 and "incomplete" in incomplete.text
-    done = await stack.client.post("/attention/tray", data=form, headers=headers)
+    done = await browser.post("/attention/tray", data=form, headers=headers)
     assert done.status_code == 200 and "layerwise:changed" in done.headers["HX-Trigger"]
     assert "2 bills released" in done.headers["HX-Trigger"]
     await until(lambda: states(stack, ids) == {DELIVERED})
-    again = await stack.client.post("/attention/tray", data=form, headers=headers)
+    again = await browser.post("/attention/tray", data=form, headers=headers)
     assert "No bills match" in again.text
 
 
@@ -81,12 +87,17 @@ async def test_correction_from_the_page_needs_the_token_and_is_written_once(stac
     job = new_job(stack)
     ids = bill(stack, job, {0: 0}, range(0, 2))
     await until(lambda: states(stack, ids) == {DELIVERED})
-    form = {"from_spool": "3", "to_spool": "4"}
-    assert (await stack.client.post(f"/jobs/{job}/correct", data=form)).status_code == 403
-    headers = {"X-CSRF-Token": await _token(stack.client, f"/jobs/{job}")}
-    done = await stack.client.post(f"/jobs/{job}/correct", data=form, headers=headers)
-    assert done.status_code == 200 and 'data-done="correction"' in done.text
-    twice = await stack.client.post(f"/jobs/{job}/correct", data=form, headers=headers)
-    assert "has no usage on spool #3 to move" in twice.text
+    async with httpx.AsyncClient(base_url=stack.client.base_url) as browser:
+        await _correct(browser, job)
     log = (await stack.client.get("/api/v1/spools/4/ledger")).json()["items"]
     assert [i["kind"] for i in log] == ["charge"]
+
+
+async def _correct(browser: httpx.AsyncClient, job: int) -> None:
+    form = {"from_spool": "3", "to_spool": "4"}
+    assert (await browser.post(f"/jobs/{job}/correct", data=form)).status_code == 403
+    headers = {"X-CSRF-Token": await _token(browser, f"/jobs/{job}")}
+    done = await browser.post(f"/jobs/{job}/correct", data=form, headers=headers)
+    assert done.status_code == 200 and 'data-done="correction"' in done.text
+    twice = await browser.post(f"/jobs/{job}/correct", data=form, headers=headers)
+    assert "has no usage on spool #3 to move" in twice.text

@@ -40,14 +40,15 @@ def test_unknown_table_and_server_key(tmp_path: Path) -> None:
     assert problems(tmp_path, '[spoolmann]\nurl = "http://x"\n[server]\nprot = 1\n') == [
         "spoolmann: unknown key (did you mean 'spoolman'?); expected one of server, spoolman, rfid, printers",
         "server.prot: unknown key (did you mean 'port'?); expected one of host, port, data_dir, log_level, "
-        "tls_certfile, tls_keyfile, base_url",
+        "tls_certfile, tls_keyfile, base_url, allowed_hosts",
     ]
 
 
 def test_unknown_environment_variable_in_an_owned_prefix(tmp_path: Path) -> None:
     assert problems(tmp_path, env={"LAYERWISE_SPOOLMAN_ULR": "http://x"}) == [
         "LAYERWISE_SPOOLMAN_ULR: unknown variable (did you mean 'LAYERWISE_SPOOLMAN_URL'?); "
-        "expected one of LAYERWISE_SPOOLMAN_URL, LAYERWISE_SPOOLMAN_TIMEOUT"
+        "expected one of LAYERWISE_SPOOLMAN_URL, LAYERWISE_SPOOLMAN_TIMEOUT, LAYERWISE_SPOOLMAN_API_KEY, "
+        "LAYERWISE_SPOOLMAN_API_KEY_FILE"
     ]
 
 

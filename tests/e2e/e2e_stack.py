@@ -32,6 +32,7 @@ from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
+from tests.web.credentials import csrf_pair
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PRINT_FILES = FIXTURES / "print-files"
@@ -303,7 +304,8 @@ def stack_factory(tmp_path: Path) -> StackFactory:
             runtime = Runtime.build(settings)
             web = EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise")
             await web.start()
-            result = Stack(runtime, web, httpx.AsyncClient(base_url=web.url, timeout=20), spoolman, rigs, data_dir)
+            client = httpx.AsyncClient(base_url=web.url, timeout=20, **csrf_pair())
+            result = Stack(runtime, web, client, spoolman, rigs, data_dir)
             stack.push_async_callback(lambda: result.web.stop())  # the one running then (see restart)
             await stack.enter_async_context(result.client)
             for name in rigs:

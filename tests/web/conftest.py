@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from credentials import csrf_pair
 from fake_camera import write_y4m
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from web_stack import CHROMIUM, CHROMIUM_ARGS, DEMO_SLOTS, PHONE, PRINTER, SCANNED_LABEL, WebStack
@@ -52,7 +53,7 @@ def page(browser: Browser, stack: WebStack) -> Iterator[Page]:
 
 @pytest.fixture
 def api(stack: WebStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url + "/api/v1", timeout=10) as client:
+    with httpx.Client(base_url=stack.url + "/api/v1", timeout=10, **csrf_pair()) as client:
         for tray, spool in DEMO_SLOTS.items():  # every test starts from the demo's assignments
             client.put(f"/printers/{quote(PRINTER)}/slots/{tray}", json={"spool_id": spool, "move": True})
         yield client

@@ -1,4 +1,4 @@
-from server.web.csrf import csrf_problem, new_token, token_cookie, usable_token
+from server.web.csrf import bearer_token, csrf_problem, new_token, token_cookie, usable_token
 
 
 def test_matching_header_passes() -> None:
@@ -30,3 +30,11 @@ def test_malformed_cookie_is_not_a_token() -> None:
 def test_cookie_is_http_only() -> None:
     cookie = token_cookie(new_token(), secure=False)
     assert cookie.httponly and cookie.samesite == "lax" and cookie.path == "/"
+
+
+def test_bearer_token_only_for_the_bearer_scheme() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer   abc ") == "abc"
+    assert bearer_token("Bearer") == ""  # a bearer header without a token: refused, not ignored
+    assert bearer_token("Basic dXNlcjpwdw==") is None  # a login proxy's header: the CSRF check decides
+    assert bearer_token(None) is None and bearer_token("") is None

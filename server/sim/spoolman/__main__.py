@@ -19,12 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7912, help="port (default 7912, Spoolman's; 0 = any free)")
     parser.add_argument("--empty", action="store_true", help="start without the demo vendors, filaments and spools")
+    parser.add_argument("--api-key", default=None,
+                        help="answer 401 unless requests carry 'Authorization: Bearer API_KEY'")
     args = parser.parse_args(argv)
     store = SpoolmanStore()
     if not args.empty:
         seed_demo(store)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(SpoolmanStandin(store, host=args.host, port=args.port)))
+        asyncio.run(_serve(SpoolmanStandin(store, host=args.host, port=args.port, api_key=args.api_key)))
     return 0
 
 

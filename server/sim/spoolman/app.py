@@ -6,6 +6,7 @@ on lists, `{"message": ...}` for 400/404, FastAPI's `{"detail": [...]}` for 422.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -85,13 +86,19 @@ def _query(request: Request) -> dict[str, str]:
     return {key: request.query_params[key] for key in request.query_params}
 
 
-def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORDER) -> Litestar:
+def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORDER,
+                       api_key: str | None = None) -> Litestar:
+    """``api_key``: answer 401 unless a request says ``Authorization: Bearer <api_key>``, as Spoolman
+    behind an authenticating reverse proxy does (Spoolman itself has no login)."""
     Handler = Callable[..., Awaitable[tuple[int, Any] | tuple[int, Any, dict[str, str]]]]
 
     def answering(handler: Handler) -> Callable[..., Awaitable[Response[Any]]]:
         """Turn a handler's (status, body[, headers]) or a store error into a recorded response."""
 
         async def run(request: Request) -> Response[Any]:
+            if api_key is not None and not hmac.compare_digest(
+                    request.headers.get("authorization", "").encode(), f"Bearer {api_key}".encode()):
+                return _reply(recorder, request, 401, {"detail": "Not authenticated"})
             try:
                 status, body, *rest = await handler(request, **request.path_params)
             except _Answer as answer:

@@ -10,9 +10,10 @@ from server.web.embedded import EmbeddedServer
 class SpoolmanStandin(EmbeddedServer):
     """The Spoolman stand-in listening on `url`; `stop()` gives "connection refused" until `start()`."""
 
-    def __init__(self, store: SpoolmanStore | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, store: SpoolmanStore | None = None, host: str = "127.0.0.1", port: int = 0,
+                 api_key: str | None = None) -> None:
         self.store = store if store is not None else SpoolmanStore()
-        super().__init__(create_standin_app(self.store), host, port, name="spoolman-standin")
+        super().__init__(create_standin_app(self.store, api_key=api_key), host, port, name="spoolman-standin")
 
     async def __aenter__(self) -> SpoolmanStandin:
         await self.start()
