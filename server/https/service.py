@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from server.https import store
 from server.https.authority import cert_der, cert_pem, fingerprint, missing_names
@@ -64,7 +65,7 @@ class LocalHttps:
 
     def _server_lacks(self, name: str) -> bool:
         try:
-            cert = x509.load_pem_x509_certificate(self.files.cert.read_bytes())
+            cert = store.first_certificate(self.files.cert)
         except (OSError, ValueError):
             return True
         return bool(missing_names(cert, [name]))
@@ -93,6 +94,9 @@ class LocalHttps:
 
     def authority_profile(self) -> bytes:
         return mobileconfig(self.authority)
+
+    def authority_name(self) -> str:
+        return str(self.authority.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
     def authority_fingerprint(self) -> str:
         return fingerprint(self.authority)

@@ -74,10 +74,15 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(temporary, path)
 
 
+def first_certificate(path: Path) -> x509.Certificate:
+    """The first certificate of a PEM file (the server's file also carries the authority after it)."""
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
 def _load_pair(key_path: Path, cert_path: Path) -> KeyAndCert | None:
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        cert = first_certificate(cert_path)
     except (OSError, ValueError):
         return None  # missing or damaged: made anew
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
@@ -85,9 +90,9 @@ def _load_pair(key_path: Path, cert_path: Path) -> KeyAndCert | None:
     return KeyAndCert(key, cert)
 
 
-def _save_pair(pair: KeyAndCert, key_path: Path, cert_path: Path) -> None:
+def _save_pair(pair: KeyAndCert, key_path: Path, cert_path: Path, chain: bytes = b"") -> None:
     _write(key_path, key_pem(pair.key), 0o600)
-    _write(cert_path, cert_pem(pair.cert), 0o644)
+    _write(cert_path, cert_pem(pair.cert) + chain, 0o644)
 
 
 def load_authority(files: TlsFiles) -> x509.Certificate | None:
@@ -111,7 +116,9 @@ def ensure(files: TlsFiles, names: list[str], now: dt.datetime, label: str) -> b
     if not reason:
         return False
     log.info("HTTPS: new server certificate for %s (%s)", ", ".join(names), reason)
-    _save_pair(issue_server_certificate(ca, names, now), files.key, files.cert)
+    # The authority follows the server's certificate: a client that was told to trust the authority's key
+    # (Chromium's --ignore-certificate-errors-spki-list, some Android versions) finds it in the chain.
+    _save_pair(issue_server_certificate(ca, names, now), files.key, files.cert, chain=cert_pem(ca.cert))
     return True
 
 

@@ -109,7 +109,7 @@ async def setup_page(request: Request) -> Template:
         "next_path": next_path,
         "qr": qr_svg(https_origin + "/"),
         "fingerprint": local.authority_fingerprint(),
-        "authority_name": local.authority.subject.rfc4514_string(),
+        "authority_name": local.authority_name(),
         "secure": request.url.scheme == "https",
         "stay_cookie": STAY_COOKIE,
     }
