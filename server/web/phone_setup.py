@@ -45,10 +45,17 @@ def setup_redirect(method: str, path: str, query: str, headers: Mapping[str, str
         return None
     if headers.get("x-forwarded-proto", "").lower() == "https":
         return None
+    if _loopback(headers.get("host", "")):  # http://localhost is a secure context already: camera and install work
+        return None
     if f"{STAY_COOKIE}=1" in headers.get("cookie", "").replace(" ", ""):
         return None
     target = path + (f"?{query}" if query else "")
     return "/setup" if target == "/" else f"/setup?next={quote(target, safe='')}"
+
+
+def _loopback(host_header: str) -> bool:
+    host = (urlsplit(f"//{host_header}").hostname or "").rstrip(".")
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
 
 
 class SetupRedirect:

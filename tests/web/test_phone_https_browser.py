@@ -12,7 +12,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,12 @@ from web_stack import CHROMIUM, CHROMIUM_ARGS, PHONE
 
 from server.https.authority import fingerprint, san_names, spki_sha256
 from server.web.embedded import bind_tcp
+from tests.app.test_first_start import _wait_healthy
 
 NAME = "printer-pi.lan"
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/126.0.0.0 Mobile Safari/537.36")
-STARTUP_S = 60
+STARTUP_S = 60  # an upper bound for a slow, loaded machine, never a measured duration
 
 
 def _free_port() -> int:
@@ -80,16 +80,7 @@ mqtt_port = {printer.getsockname()[1]}
         process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--config", str(config)],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline = time.monotonic() + STARTUP_S
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{running.http_port}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "layerwise serve did not come up"
-                time.sleep(0.1)  # polling interval for the condition above, not a timing assertion
+            _wait_healthy(running.http_port, process)
             yield running
         finally:
             process.terminate()

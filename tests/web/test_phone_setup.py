@@ -22,6 +22,9 @@ def test_everything_else_is_served_as_it_is() -> None:
     assert setup_redirect("GET", "/", "", {**PAGE, "hx-request": "true"}) is None
     assert setup_redirect("GET", "/", "", {**PAGE, "x-forwarded-proto": "https"}) is None  # a reverse proxy's
     assert setup_redirect("GET", "/", "", {**PAGE, "cookie": f"a=b; {STAY_COOKIE}=1"}) is None
+    for host in ("localhost:7913", "127.0.0.1:7913", "[::1]:7913", "app.localhost"):  # secure contexts already
+        assert setup_redirect("GET", "/", "", {**PAGE, "host": host}) is None, host
+    assert setup_redirect("GET", "/", "", {**PAGE, "host": "192.168.1.20:7913"}) == "/setup"
 
 
 def test_next_stays_on_this_site() -> None:
