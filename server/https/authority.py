@@ -167,16 +167,20 @@ def missing_names(cert: x509.Certificate, names: Names) -> list[str]:
     return [n for n in names if not any(_same_name(n, h) for h in have)]
 
 
-def authority_renewal_reason(ca: x509.Certificate | None, names: Names, now: dt.datetime) -> str | None:
-    """Why a new authority is needed (phones must then trust it anew), or None to keep it."""
+def authority_renewal_reason(ca: x509.Certificate | None, now: dt.datetime) -> str | None:
+    """Why a new authority is needed (phones must then trust it anew), or None to keep it. Never for a new
+    name: a container's host name changes with every upgrade, and phones should not have to trust again."""
     if ca is None:
         return "no authority yet"
     if now + RENEW_BEFORE >= ca.not_valid_after_utc:
         return "the authority expires soon"
-    outside = [n for n in names if not permits(ca, n)]
-    if outside:
-        return f"the authority may not sign for {', '.join(outside)}"
     return None
+
+
+def certifiable(ca: x509.Certificate, names: Names) -> tuple[list[str], list[str]]:
+    """``names`` split into those ``ca`` may sign for and those it may not (left out of the certificate)."""
+    kept = [n for n in names if permits(ca, n)]
+    return kept, [n for n in names if n not in kept]
 
 
 def server_renewal_reason(cert: x509.Certificate | None, ca: x509.Certificate, names: Names,

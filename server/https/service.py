@@ -43,17 +43,24 @@ class LocalHttps:
     clock: Callable[[], dt.datetime] = _now
     context: ssl.SSLContext | None = None  # the running HTTPS server's, once it runs
     _authority: x509.Certificate | None = None
+    _warned: set[str] = field(default_factory=set)  # names already logged as left out
 
     def names(self) -> list[str]:
         return wanted_names(self.hostname, self.addresses(), self.base_url, store.read_learnt(self.files))
 
     def refresh(self) -> bool:
         """Make or renew the certificates as needed; True when the server certificate changed."""
-        changed = store.ensure(self.files, self.names(), self.clock(), self.hostname or "this machine")
+        outcome = store.ensure(self.files, self.names(), self.clock(), self.hostname or "this machine")
         self._authority = store.load_authority(self.files)
-        if changed and self.context is not None:
+        if outcome.changed and self.context is not None:
             self.context.load_cert_chain(str(self.files.cert), str(self.files.key))
-        return changed
+        new = [n for n in outcome.left_out if n not in self._warned]
+        if new:
+            log.warning("HTTPS: the certificate cannot name %s: Layerwise's authority was made for other names "
+                        "(delete %s and restart for a new one; every phone must then trust it again)",
+                        ", ".join(new), self.files.folder)
+            self._warned.update(new)
+        return outcome.changed
 
     def learn(self, host_header: str | None) -> None:
         """Add the name a browser used to reach us, if the certificate may and does not yet carry it."""

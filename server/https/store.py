@@ -21,6 +21,7 @@ from server.https.authority import (
     KeyAndCert,
     authority_renewal_reason,
     cert_pem,
+    certifiable,
     issue_server_certificate,
     key_pem,
     new_authority,
@@ -100,26 +101,32 @@ def load_authority(files: TlsFiles) -> x509.Certificate | None:
     return pair.cert if pair else None
 
 
-def ensure(files: TlsFiles, names: list[str], now: dt.datetime, label: str) -> bool:
-    """Make or renew the authority and server certificate so they fit ``names`` at ``now``.
-    True when a new server certificate was written (a running server should load it)."""
+@dataclass(frozen=True)
+class Outcome:
+    changed: bool  # a new server certificate was written: a running server should load it
+    left_out: list[str]  # names the authority may not sign for (a new authority would: delete tls/)
+
+
+def ensure(files: TlsFiles, names: list[str], now: dt.datetime, label: str) -> Outcome:
+    """Make or renew the authority and server certificate so they fit ``names`` at ``now``."""
     ca = _load_pair(files.ca_key, files.ca_cert)
-    reason = authority_renewal_reason(ca.cert if ca else None, names, now)
+    reason = authority_renewal_reason(ca.cert if ca else None, now)
     if reason:
         log.warning("HTTPS: making a new certificate authority (%s); phones must trust it once, "
                     "see the set-up page", reason)
         ca = new_authority(names, now, label)
         _save_pair(ca, files.ca_key, files.ca_cert)
     assert ca is not None
+    names, left_out = certifiable(ca.cert, names)
     server = _load_pair(files.key, files.cert)
     reason = server_renewal_reason(server.cert if server else None, ca.cert, names, now)
     if not reason:
-        return False
+        return Outcome(False, left_out)
     log.info("HTTPS: new server certificate for %s (%s)", ", ".join(names), reason)
     # The authority follows the server's certificate: a client that was told to trust the authority's key
     # (Chromium's --ignore-certificate-errors-spki-list, some Android versions) finds it in the chain.
     _save_pair(issue_server_certificate(ca, names, now), files.key, files.cert, chain=cert_pem(ca.cert))
-    return True
+    return Outcome(True, left_out)
 
 
 def read_learnt(files: TlsFiles) -> list[str]:

@@ -27,7 +27,7 @@ def _cert(path: Path) -> x509.Certificate:
 
 def test_first_start_makes_the_authority_and_certificate_with_private_keys_0600(tmp_path: Path) -> None:
     files = store.tls_files(tmp_path)
-    assert store.ensure(files, NAMES, NOW, "pi") is True
+    assert store.ensure(files, NAMES, NOW, "pi").changed is True
     for key in (files.ca_key, files.key):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(files.folder.stat().st_mode) == 0o700
@@ -40,9 +40,9 @@ def test_a_restart_keeps_both_and_a_new_address_renews_only_the_server_certifica
     files = store.tls_files(tmp_path)
     store.ensure(files, NAMES, NOW, "pi")
     ca, server = files.ca_cert.read_bytes(), files.cert.read_bytes()
-    assert store.ensure(files, NAMES, NOW + dt.timedelta(days=1), "pi") is False
+    assert store.ensure(files, NAMES, NOW + dt.timedelta(days=1), "pi").changed is False
     assert (files.ca_cert.read_bytes(), files.cert.read_bytes()) == (ca, server)
-    assert store.ensure(files, [*NAMES, "192.168.1.21"], NOW, "pi") is True
+    assert store.ensure(files, [*NAMES, "192.168.1.21"], NOW, "pi").changed is True
     assert files.ca_cert.read_bytes() == ca and "192.168.1.21" in san_names(_cert(files.cert))
 
 
@@ -50,7 +50,7 @@ def test_the_server_certificate_is_renewed_before_it_expires(tmp_path: Path) -> 
     files = store.tls_files(tmp_path)
     store.ensure(files, NAMES, NOW, "pi")
     first = _cert(files.cert)
-    assert store.ensure(files, NAMES, NOW + SERVER_VALIDITY - dt.timedelta(days=29), "pi") is True
+    assert store.ensure(files, NAMES, NOW + SERVER_VALIDITY - dt.timedelta(days=29), "pi").changed is True
     assert _cert(files.cert).not_valid_after_utc > first.not_valid_after_utc
 
 
@@ -58,7 +58,7 @@ def test_a_damaged_or_foreign_key_is_made_anew(tmp_path: Path) -> None:
     files = store.tls_files(tmp_path)
     store.ensure(files, NAMES, NOW, "pi")
     files.key.write_text("not a key")
-    assert store.ensure(files, NAMES, NOW, "pi") is True
+    assert store.ensure(files, NAMES, NOW, "pi").changed is True
     ca = files.ca_cert.read_bytes()
     files.ca_key.write_bytes(b"")
     store.ensure(files, NAMES, NOW, "pi")
@@ -117,3 +117,17 @@ def test_a_learnt_name_reaches_the_running_server_without_a_restart(tmp_path: Pa
     assert store.read_learnt(local.files) == ["printer-pi.lan"]
     assert local.authority_pem().startswith(b"-----BEGIN CERTIFICATE-----")
     assert b"PRIVATE" not in local.authority_pem() + local.authority_der() + local.authority_profile()
+
+
+def test_a_new_host_name_keeps_the_authority_and_is_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    files = store.tls_files(tmp_path)
+    local = LocalHttps(files, port=0, hostname="f3a9c1d2e4b5", addresses=lambda: ["192.168.1.20"])
+    local.refresh()
+    ca = files.ca_cert.read_bytes()
+    local.hostname = "0b1c2d3e4f5a"  # the container was recreated by an upgrade
+    local.refresh()
+    local.refresh()
+    assert files.ca_cert.read_bytes() == ca
+    names = san_names(_cert(files.cert))
+    assert "0b1c2d3e4f5a" not in names and "0b1c2d3e4f5a.local" in names and "192.168.1.20" in names
+    assert caplog.text.count("cannot name 0b1c2d3e4f5a") == 1
