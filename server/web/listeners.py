@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ from litestar import Litestar
 from server.https.service import LocalHttps
 from server.web.phone_setup import STATE_KEY, SetupRedirect
 
+log = logging.getLogger(__name__)
+
 
 class _Quiet(uvicorn.Server):
     """The HTTPS server: the HTTP server takes SIGINT/SIGTERM and tells this one to stop."""
@@ -24,6 +27,12 @@ class _Quiet(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _report_https_end(task: asyncio.Task[None]) -> None:
+    """The HTTPS side failed on its own: say so; plain HTTP goes on serving."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("HTTPS for phones stopped: %s", task.exception())
 
 
 async def _serve_both(http: uvicorn.Server, http_sock: socket.socket, https: uvicorn.Server,
@@ -38,10 +47,9 @@ async def _serve_both(http: uvicorn.Server, http_sock: socket.socket, https: uvi
     local.context = https.config.ssl  # renewed certificates go into the running server
     second = asyncio.create_task(https.serve(sockets=[https_sock]))
     fresh = asyncio.create_task(local.keep_fresh())
+    second.add_done_callback(_report_https_end)
     try:
         while not main.done():
-            if second.done():  # the HTTPS side failed: say so, keep serving HTTP
-                second.result()
             await asyncio.sleep(0.1)
             if http.should_exit:
                 https.should_exit = True
