@@ -143,7 +143,7 @@
 
   // ----- QR scanning --------------------------------------------------------------------------
   const cameraHelp = "The camera only works on a secure connection: open Layerwise over https:// " +
-    "(“Set up this phone” at /setup shows how, once per phone) or on localhost. " +
+    "(set certificate and key under [server], or put it behind a reverse proxy with TLS) or on localhost. " +
     "You can still search for the spool below.";
   function cameraAvailable() {
     return window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia;
