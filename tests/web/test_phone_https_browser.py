@@ -7,7 +7,9 @@ not on localhost, which would be a secure context even over HTTP).
 
 from __future__ import annotations
 
+import os
 import plistlib
+import shutil
 import socket
 import ssl
 import subprocess
@@ -116,14 +118,30 @@ def test_the_downloads_are_the_authority_and_never_a_key(served: Served) -> None
         assert b"PRIVATE" not in body
 
 
-def _phone(playwright: Playwright, profile: Path, *extra: str) -> BrowserContext:
+def _phone(playwright: Playwright, profile: Path, *extra: str, env: dict[str, str] | None = None) -> BrowserContext:
     """A fresh Chromium profile on a "phone" that reaches Layerwise as printer-pi.lan, with a fake camera."""
     return playwright.chromium.launch_persistent_context(
         user_data_dir=profile, executable_path=CHROMIUM, viewport=PHONE, permissions=["camera"],
-        user_agent=ANDROID,
+        user_agent=ANDROID, env=env,
         args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {NAME} 127.0.0.1", "--disable-features=HttpsUpgrades",
               "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", *extra],
     )
+
+
+def _trusting(served: Served, home: Path) -> tuple[list[str], dict[str, str] | None]:
+    """Chromium arguments and environment for a browser that trusts Layerwise's authority: imported into a
+    fresh NSS database (Chromium on Linux reads $HOME/.pki/nssdb), as a person imports it into a phone's
+    store; Chromium then checks the chain, the names and the authority's name constraints itself. Without
+    certutil (Debian's libnss3-tools, which .ci/run installs): trust the authority's key by flag instead."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        return [f"--ignore-certificate-errors-spki-list={spki_sha256(served.authority())}"], None
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([certutil, "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    subprocess.run([certutil, "-A", "-d", f"sql:{db}", "-n", "Layerwise", "-t", "C,,", "-i", str(served.ca_file)],
+                   check=True)
+    return [], {**os.environ, "HOME": str(home)}
 
 
 CAMERA = """async () => {
@@ -173,10 +191,8 @@ def test_a_phone_that_does_not_trust_layerwise_gets_the_setup_page(
 def test_a_phone_that_trusts_layerwise_goes_to_https_installs_the_app_and_gets_the_camera(
     playwright: Playwright, served: Served, tmp_path: Path
 ) -> None:
-    # Trusting the authority: Chromium accepts any chain that holds this public key (the server sends the
-    # authority after its own certificate), as it would after the CA was imported into its certificate store.
-    context = _phone(playwright, tmp_path / "profile",
-                     f"--ignore-certificate-errors-spki-list={spki_sha256(served.authority())}")
+    args, env = _trusting(served, tmp_path / "home")
+    context = _phone(playwright, tmp_path / "profile", *args, env=env)
     try:
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(f"http://{NAME}:{served.http_port}/")
