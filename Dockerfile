@@ -34,9 +34,11 @@ ENV PATH=/opt/layerwise/bin:$PATH \
     LAYERWISE_DATA_DIR=/data \
     LAYERWISE_HOST=0.0.0.0 \
     LAYERWISE_PORT=7913 \
+    LAYERWISE_HTTPS_PORT=7914 \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]
-EXPOSE 7913
+# 7913: plain HTTP; 7914: Layerwise's own HTTPS, for phones (camera, installing the app).
+EXPOSE 7913 7914
 # No USER: the container starts as root only so that the entrypoint can hand /data to the layerwise
 # user (uid 1000) -- Docker creates a missing bind-mount directory as root -- and then it drops root
 # for good before Layerwise starts. `docker run --user 1000:1000` (compose `user:`) skips that step.

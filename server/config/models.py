@@ -112,6 +112,9 @@ class Section(BaseModel):
 class ServerConfig(Section):
     host: str = Field("0.0.0.0", description="an address to listen on, such as 0.0.0.0 or 127.0.0.1")
     port: int = Field(7913, description="a TCP port number 1-65535")
+    https_port: int = Field(
+        7914, description="a TCP port number 1-65535 for Layerwise's own HTTPS, or 0 (or off) for none"
+    )
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("layerwise")),
         description="a directory for Layerwise's database (created if missing)",
@@ -140,6 +143,13 @@ class ServerConfig(Section):
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, value: Any) -> Any:
+        return _tcp_port(value)
+
+    @field_validator("https_port", mode="before")
+    @classmethod
+    def _https_port(cls, value: Any) -> Any:
+        if value is False or (isinstance(value, int | str) and str(value).strip().lower() in ("0", "off", "false")):
+            return 0
         return _tcp_port(value)
 
     @field_validator("data_dir", mode="before")

@@ -23,6 +23,7 @@ SECTIONS: dict[str, type[Section]] = {"server": ServerConfig, "spoolman": Spoolm
 ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_HOST": ("server", "host"),
     "LAYERWISE_PORT": ("server", "port"),
+    "LAYERWISE_HTTPS_PORT": ("server", "https_port"),
     "LAYERWISE_DATA_DIR": ("server", "data_dir"),
     "LAYERWISE_LOG_LEVEL": ("server", "log_level"),
     "LAYERWISE_TLS_CERTFILE": ("server", "tls_certfile"),

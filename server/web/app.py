@@ -16,7 +16,19 @@ from litestar.template import TemplateConfig
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.runtime import Runtime
-from server.web import api, csrf, events, history, hosts, ledger_pages, pages, schema_page, security, slot_pages
+from server.web import (
+    api,
+    csrf,
+    events,
+    history,
+    hosts,
+    ledger_pages,
+    pages,
+    phone_setup,
+    schema_page,
+    security,
+    slot_pages,
+)
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -46,6 +58,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *slot_pages.handlers,
             *ledger_pages.handlers,
             *history.handlers,
+            *phone_setup.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},

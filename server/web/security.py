@@ -21,7 +21,8 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
+    # https: the set-up page probes Layerwise's own HTTPS port (another origin) with an image.
+    "img-src 'self' data: blob: https:",
     "media-src 'self' blob: mediastream:",
     "connect-src 'self'",
     "worker-src 'self'",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from server.config import ConfigError, Settings, add_config_argument, load_setti
 from server.logs import setup_logging
 
 if TYPE_CHECKING:
+    from server.https.service import LocalHttps
     from server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument("--host", help="address to listen on (default from config, 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port to listen on (default from config, 7913)")
+    parser.add_argument("--https-port", type=int,
+                        help="port of Layerwise's own HTTPS for phones (default from config, 7914; 0 turns it off)")
     parser.add_argument("--data-dir", help="where the database and job files live")
 
 
@@ -40,6 +44,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, object]:
         overrides["server.host"] = args.host
     if args.port:
         overrides["server.port"] = args.port
+    if getattr(args, "https_port", None) is not None:
+        overrides["server.https_port"] = args.https_port
     if args.data_dir:
         overrides["server.data_dir"] = args.data_dir
     return overrides
@@ -58,7 +64,7 @@ NO_PRINTERS = ("no printers configured: add a [[printers]] section (name, host, 
 
 
 # Where and how loudly to run, like --host/--port: not a configuration of what to run.
-RUN_ONLY_VARIABLES = ("LAYERWISE_HOST", "LAYERWISE_PORT", "LAYERWISE_LOG_LEVEL")
+RUN_ONLY_VARIABLES = ("LAYERWISE_HOST", "LAYERWISE_PORT", "LAYERWISE_HTTPS_PORT", "LAYERWISE_LOG_LEVEL")
 
 
 def nothing_configured(settings: Settings, args: argparse.Namespace, env: Mapping[str, str]) -> bool:
@@ -72,11 +78,10 @@ def nothing_configured(settings: Settings, args: argparse.Namespace, env: Mappin
 
 
 def run_app(settings: Settings, runtime_factory: Callable[[Settings], Runtime] | None = None) -> int:
-    import uvicorn
-
     from server.datadir import lock_data_dir
     from server.listen import bind_listener, display_url
     from server.runtime import Runtime
+    from server.web import listeners
     from server.web.app import create_app
 
     server = settings.server
@@ -84,22 +89,47 @@ def run_app(settings: Settings, runtime_factory: Callable[[Settings], Runtime] |
     data_lock = lock_data_dir(server.data_dir)
     try:
         sock = bind_listener(server.host, server.port)
+        local = _local_https(settings)
         runtime = (runtime_factory or Runtime.build)(settings)
         app = create_app(runtime)
         scheme = "https" if server.tls_certfile else "http"
         where = "" if server.host in ("127.0.0.1", "::1", "localhost") else f" (listening on {server.host})"
         log.info("Layerwise: open %s%s", display_url(scheme, server.host, server.port), where)
-        config = uvicorn.Config(
-            app,
-            ssl_certfile=str(server.tls_certfile) if server.tls_certfile else None,
-            ssl_keyfile=str(server.tls_keyfile) if server.tls_keyfile else None,
-            log_config=None,
-            access_log=False,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        if local:
+            log.info("Layerwise: HTTPS for phones at %s (a phone's first visit over HTTP shows how to set it up)",
+                     display_url("https", server.host, local[0].port))
+        tls = (str(server.tls_certfile), str(server.tls_keyfile)) if server.tls_certfile else None
+        listeners.serve(app, sock, tls=tls, local=local)
     finally:
         data_lock.release()
     return 0
+
+
+def local_https_port(settings: Settings) -> int:
+    """The port of Layerwise's own HTTPS, or 0: none when it is off, or when the user's own certificate or a
+    reverse proxy (an https base_url) already provides HTTPS; those take precedence."""
+    server = settings.server
+    if server.tls_certfile or (server.base_url or "").startswith("https://"):
+        return 0
+    return server.https_port
+
+
+def _local_https(settings: Settings) -> tuple[LocalHttps, socket.socket] | None:
+    from server.https.service import LocalHttps
+    from server.https.store import tls_files
+    from server.listen import PortUnavailable, bind_listener
+
+    port = local_https_port(settings)
+    if not port:
+        return None
+    try:
+        sock = bind_listener(settings.server.host, port)
+    except PortUnavailable as exc:  # HTTP still works; phones just get no camera until this is fixed
+        log.warning("no HTTPS for phones: %s (LAYERWISE_HTTPS_PORT / [server] https_port; 0 turns it off)", exc)
+        return None
+    local = LocalHttps(tls_files(settings.server.data_dir), port, settings.server.base_url)
+    local.refresh()
+    return local, sock
 
 
 def run(args: argparse.Namespace) -> int:
