@@ -15,7 +15,7 @@ from litestar.template import TemplateConfig
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.runtime import Runtime
-from server.web import api, events, history, ledger_pages, pages, schema_page, slot_pages
+from server.web import api, events, history, ledger_pages, pages, scan_pages, schema_page, slot_pages
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -42,6 +42,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *pages.handlers,
             *slot_pages.handlers,
             *ledger_pages.handlers,
+            *scan_pages.handlers,
             *history.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
