@@ -30,6 +30,8 @@ async def _choice(runtime: Runtime, code: str | None, spool_id: int | None) -> t
     if isinstance(label, FilamentCode):
         results = await _search(runtime, "", 0, label.filament_id)
         return 200, {"filament_id": label.filament_id, "results": results, "picker": _picker(label.filament_id)}
+    if runtime.spoolman is None:
+        return 503, {"problem": "Spoolman is not configured: set [spoolman] url, then scan again."}
     try:
         spool = await runtime.spools.get(label.spool_id)
     except SpoolmanError as exc:
