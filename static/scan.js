@@ -240,6 +240,10 @@
 
   // ----- wiring ---------------------------------------------------------------------------------------
   document.addEventListener("click", (event) => {
+    // A notice's Close button outside the dialog (on /scan): take the notice away.
+    const close = event.target.closest("[data-action=close]");
+    const answer = close && !close.closest("dialog") && close.closest("#scan-answer");
+    if (answer) answer.replaceChildren();
     const action = event.target.closest("[data-action=scan], [data-action=stop-scan]");
     if (!action) return;
     if (action.dataset.action === "stop-scan") stop();
