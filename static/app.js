@@ -1,4 +1,4 @@
-// Layerwise page behaviour: slot dialog, live updates, QR scanning, install prompt, service worker.
+// Layerwise page behaviour: slot dialog, live updates, install prompt, service worker (scanning: scan.js).
 // Everything else is server-rendered HTML swapped in by htmx.
 (function () {
   "use strict";
@@ -25,7 +25,6 @@
     }
     const title = body.querySelector("#dialog-title");
     (title || focusable()[0] || dialog).focus();
-    checkCamera();
   });
 
   dialog.addEventListener("keydown", (event) => {
@@ -45,12 +44,10 @@
     const action = event.target.closest("[data-action]");
     if (!action) return;
     const name = action.dataset.action;
-    if (name === "close") dialog.close();
-    else if (name === "scan") startScan(action);
-    else if (name === "stop-scan") stopScan();
+    if (name === "close") dialog.close(); // scan and stop-scan: static/scan.js
   });
   dialog.addEventListener("close", () => {
-    stopScan();
+    window.LayerwiseScan.stop();
     body.replaceChildren();
     const tile = opener && document.getElementById(opener);
     if (tile) tile.focus();
@@ -140,104 +137,6 @@
   }
   if (document.querySelector("[data-printer-card], [data-ledger-live]")) connect();
   else live.hidden = true; // a page that does not update live: no "Connecting…" that never ends
-
-  // ----- QR scanning --------------------------------------------------------------------------
-  const cameraHelp = "The camera only works on a secure connection: open Layerwise over https:// " +
-    "(set certificate and key under [server], or put it behind a reverse proxy with TLS) or on localhost. " +
-    "You can still search for the spool below.";
-  function cameraAvailable() {
-    return window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia;
-  }
-  function checkCamera() {
-    const help = body.querySelector("#camera-help");
-    if (help && !cameraAvailable()) { help.textContent = cameraHelp; help.hidden = false; }
-  }
-
-  let scan = null; // {stream, timer, button}
-  let jsQRLoading = null;
-  function loadJsQR() { // the fallback decoder is 250 KB: fetch it only when a scan needs it
-    jsQRLoading = jsQRLoading || new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = "/static/vendor/jsqr-1.4.0.js";
-      script.onload = () => resolve(window.jsQR);
-      script.onerror = () => { jsQRLoading = null; reject(new Error("could not load the QR decoder")); };
-      document.head.appendChild(script);
-    });
-    return jsQRLoading;
-  }
-  async function makeDecoder() {
-    if ("BarcodeDetector" in window) {
-      const formats = await window.BarcodeDetector.getSupportedFormats();
-      if (formats.includes("qr_code")) {
-        const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
-        return async (video) => { const codes = await detector.detect(video); return codes.length ? codes[0].rawValue : null; };
-      }
-    }
-    const jsQR = await loadJsQR();
-    const canvas = document.createElement("canvas");
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    return async (video) => {
-      const scale = Math.min(1, 640 / video.videoWidth);
-      canvas.width = Math.round(video.videoWidth * scale);
-      canvas.height = Math.round(video.videoHeight * scale);
-      context.drawImage(video, 0, 0, canvas.width, canvas.height);
-      const image = context.getImageData(0, 0, canvas.width, canvas.height);
-      const code = jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
-      return code ? code.data : null;
-    };
-  }
-  async function startScan(button) {
-    const help = body.querySelector("#camera-help");
-    const box = body.querySelector(".scanner");
-    if (!cameraAvailable()) { checkCamera(); return; }
-    if (scan) return;
-    help.hidden = true;
-    let stream;
-    try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-    } catch (error) {
-      help.textContent = error.name === "NotAllowedError"
-        ? "Camera access was refused. Allow the camera for this site in the browser's settings, then try again."
-        : error.name === "NotFoundError" ? "No camera was found on this device."
-        : "The camera could not be started: " + error.message;
-      help.hidden = false;
-      return;
-    }
-    const video = box.querySelector("video");
-    scan = { stream, timer: null, button };
-    video.srcObject = stream;
-    box.hidden = false;
-    button.hidden = true;
-    await video.play().catch(() => {});
-    let decode;
-    try { decode = await makeDecoder(); } catch (error) {
-      stopScan(); help.textContent = error.message; help.hidden = false; return;
-    }
-    const tick = async () => {
-      if (!scan) return;
-      let text = null;
-      if (video.readyState >= 2 && video.videoWidth) {
-        try { text = await decode(video); } catch (_) { text = null; }
-      }
-      if (text && scan) {
-        stopScan();
-        const url = button.dataset.scanUrl + "?code=" + encodeURIComponent(text);
-        htmx.ajax("GET", url, { target: "#scan-result", swap: "innerHTML" });
-      } else if (scan) {
-        scan.timer = setTimeout(tick, 150);
-      }
-    };
-    tick();
-  }
-  function stopScan() {
-    if (!scan) return;
-    clearTimeout(scan.timer);
-    for (const track of scan.stream.getTracks()) track.stop();
-    const box = body.querySelector(".scanner");
-    if (box) { box.hidden = true; box.querySelector("video").srcObject = null; }
-    scan.button.hidden = false;
-    scan = null;
-  }
 
   // ----- install prompt and offline support -----------------------------------------------------
   const install = document.getElementById("install");

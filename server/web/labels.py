@@ -3,6 +3,8 @@
 Pure parsing, no I/O. Spoolman prints ``WEB+SPOOLMAN:S-<id>`` (spool) or
 ``WEB+SPOOLMAN:F-<id>`` (filament), in any case, or a URL ending in
 ``/spool/show/<id>`` / ``/filament/show/<id>`` when a base URL is configured.
+``static/labels.js`` is the browser's copy of ``parse_label``; both are tested
+with the same table of cases (``tests/web/label_codes.json``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ class NotALabel:
 
 Label = SpoolCode | FilamentCode | NotALabel
 
-_SCHEME_CODE = re.compile(r"web\+spoolman:([sf])-0*(\d{1,9})", re.IGNORECASE)
+# [0-9], not \d: Python's \d also takes other scripts' digits, which the browser's copy does not.
+_SCHEME_CODE = re.compile(r"web\+spoolman:([sf])-0*([0-9]{1,9})", re.IGNORECASE)
 # Spoolman may sit under a sub-path behind a proxy, so only the end of the URL is fixed.
-_URL_CODE = re.compile(r"https?://[^\s?#]+/(spool|filament)/show/0*(\d{1,9})/?(?:[?#]\S*)?", re.IGNORECASE)
+_URL_CODE = re.compile(
+    r"https?://[^\s?#]+/(spool|filament)/show/0*([0-9]{1,9})/?(?:[?#]\S*)?", re.IGNORECASE)
+MAX_CODE = 2000  # a QR code holds at most ~4300 characters; a label's code is a few dozen
 
 
 def parse_label(text: str) -> Label:
@@ -45,3 +50,20 @@ def parse_label(text: str) -> Label:
     if number == 0:  # Spoolman ids start at 1
         return NotALabel(text)
     return SpoolCode(number) if kind == "s" else FilamentCode(number)
+
+
+EXPECTED = ("Spoolman's labels read web+spoolman:s-<id> (a spool), web+spoolman:f-<id> (a filament) "
+            "or a link ending in /spool/show/<id>.")
+
+
+def label_problem(text: str) -> str:
+    """Why ``text`` is not a label, in words for the person who scanned it (for a ``NotALabel``)."""
+    code = text.strip()
+    if not code:
+        return "No code was given. Scan the QR code on a Spoolman label."
+    if len(code) > MAX_CODE:
+        return f"That code is {len(code)} characters long: not a Spoolman label. " + EXPECTED
+    shown = code if len(code) <= 80 else code[:77] + "…"
+    if code.lower().startswith("web+spoolman:"):
+        return f"“{shown}” is a Spoolman link, but not to a spool or a filament with a valid id. " + EXPECTED
+    return f"“{shown}” is not a Spoolman label. " + EXPECTED

@@ -32,6 +32,8 @@ _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 SHELL_FILES = (
     "/static/app.css",
     "/static/app.js",
+    "/static/labels.js",
+    "/static/scan.js",
     "/static/vendor/htmx-2.0.11.min.js",
     "/static/icons/icon-192.png",
 )
@@ -42,7 +44,8 @@ def asset_version() -> str:
     """Changes whenever a shell file changes, so browsers and the service worker drop stale copies."""
     digest = hashlib.sha256(__version__.encode())
     icons = sorted((static_dir() / "icons").glob("*.png"))
-    for path in (static_dir() / "app.css", static_dir() / "app.js", templates_dir() / "sw.js", manifest_path(), *icons):
+    shell = [static_dir() / name for name in ("app.css", "app.js", "labels.js", "scan.js")]
+    for path in (*shell, templates_dir() / "sw.js", manifest_path(), *icons):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 

@@ -21,6 +21,7 @@ from tests.web.web_stack import PRINTER, WebStack
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 README_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCAN_FIRST = "/scan?code=web%2Bspoolman%3As-4"  # a label scanned with no slot open: where does it go?
 
 
 def _dashboard_under_way(page: Page, stack: WebStack) -> None:
@@ -47,7 +48,7 @@ def _review(page: Page, stack: WebStack, out: Path) -> None:
     assert printer is not None
     stack.call(printer.finish)
     expect(page.locator("[data-end-of-print]")).to_be_visible(timeout=30_000)
-    pages = {"dashboard": "/", "jobs": "/jobs", "attention": "/attention", "connect": "/connect",
+    pages = {"dashboard": "/", "jobs": "/jobs", "attention": "/attention", "connect": "/connect", "scan": SCAN_FIRST,
              "job": page.locator("[data-end-of-print] a").get_attribute("href") or "/jobs"}
     for width in (360, 390):
         page.set_viewport_size({"width": width, "height": 800})
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                 page.screenshot(path=args.out / "dashboard-phone.png", full_page=True)
                 _open_slot(page, 1)
                 page.screenshot(path=args.out / "slot-dialog-phone.png")
+                page.keyboard.press("Escape")
+                page.goto(SCAN_FIRST)
+                expect(page.locator("#where-title")).to_be_visible()
+                page.screenshot(path=args.out / "scan-first-phone.png")
                 if args.review is not None:
                     args.review.mkdir(parents=True, exist_ok=True)
                     _review(page, stack, args.review)

@@ -1,47 +1,45 @@
+import json
+from pathlib import Path
+
 import pytest
 
-from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
+from server.web.labels import FilamentCode, Label, NotALabel, SpoolCode, label_problem, parse_label
+
+# The same table tests static/labels.js in Chromium (test_scan_browser.py).
+CASES = json.loads((Path(__file__).parent / "label_codes.json").read_text())["cases"]
+
+
+def expected_label(text: str, expected: list[object] | None) -> Label:
+    if expected is None:
+        return NotALabel(text)
+    kind, number = expected
+    assert isinstance(number, int)
+    return SpoolCode(number) if kind == "spool" else FilamentCode(number)
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES, ids=[repr(c[0]) for c in CASES])
+def test_label_codes(text: str, expected: list[object] | None) -> None:
+    assert parse_label(text) == expected_label(text, expected)
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "words"),
     [
-        ("WEB+SPOOLMAN:S-3", SpoolCode(3)),
-        ("web+spoolman:s-42", SpoolCode(42)),
-        ("Web+Spoolman:S-0007", SpoolCode(7)),
-        ("  WEB+SPOOLMAN:S-12\n", SpoolCode(12)),
-        ("WEB+SPOOLMAN:F-5", FilamentCode(5)),
-        ("web+spoolman:f-9", FilamentCode(9)),
-        ("http://spoolman.lan:7912/spool/show/15", SpoolCode(15)),
-        ("https://example.org/tools/spoolman/spool/show/15/", SpoolCode(15)),
-        ("HTTPS://EXAMPLE.ORG/SPOOL/SHOW/8", SpoolCode(8)),
-        ("http://spoolman.lan/filament/show/4", FilamentCode(4)),
-        ("http://spoolman.lan/spool/show/6?ref=label", SpoolCode(6)),
+        ("", "No code was given"),
+        ("  \n", "No code was given"),
+        ("x" * 3000, "3000 characters long"),
+        ("web+spoolman:x-3", "not to a spool or a filament with a valid id"),
+        ("WEB+SPOOLMAN:S-0", "not to a spool or a filament with a valid id"),
+        ("https://example.org/hello", "“https://example.org/hello” is not a Spoolman label"),
     ],
 )
-def test_spoolman_codes(text: str, expected: object) -> None:
-    assert parse_label(text) == expected
+def test_label_problem_says_why_in_words(text: str, words: str) -> None:
+    problem = label_problem(text)
+    assert words in problem
+    assert "web+spoolman:s-<id>" in problem or "Scan the QR code" in problem
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "hello",
-        "S-3",
-        "WEB+SPOOLMAN:S-",
-        "WEB+SPOOLMAN:S-0",
-        "WEB+SPOOLMAN:X-3",
-        "WEB+SPOOLMAN:S-3 extra",
-        "xWEB+SPOOLMAN:S-3",
-        "WEB+SPOOLMAN:S--3",
-        "http://spoolman.lan/spool/show/",
-        "http://spoolman.lan/spool/show/3/edit",
-        "http://spoolman.lan/vendor/show/3",
-        "ftp://spoolman.lan/spool/show/3",
-        "/spool/show/3",
-        "WEB+SPOOLMAN:S-12345678901",
-    ],
-)
-def test_anything_else_is_not_a_label(text: str) -> None:
-    assert parse_label(text) == NotALabel(text)
+def test_label_problem_shortens_long_codes() -> None:
+    problem = label_problem("https://example.org/" + "a" * 200)
+    assert "…" in problem
+    assert len(problem) < 300

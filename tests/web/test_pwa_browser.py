@@ -136,6 +136,15 @@ def test_qr_scan_through_the_fake_camera_assigns_the_spool(page: Page, api: http
     expect(tile(page, 1)).to_have_attribute("data-spool", "3")
 
 
+def test_scan_first_with_the_live_camera_asks_where_the_spool_goes(page: Page, api: httpx.Client) -> None:
+    page.goto("/")
+    page.locator("#scan-first").click()
+    page.locator('[data-action="scan"]').click()  # a secure context (127.0.0.1): the live camera
+    page.wait_for_url("**/scan?code=*", timeout=30_000)
+    expect(page.locator("#where-title")).to_have_text("Where does this spool go?")
+    expect(page.locator("#scan-where .spool-card")).to_contain_text("#3 PLA Basic Jade White")
+
+
 def test_scan_result_for_filament_and_foreign_codes(page: Page, api: httpx.Client) -> None:
     page.goto("/")
     base = f"/printers/{quote(PRINTER)}/slots/1/scan?code="
