@@ -14,8 +14,9 @@ from litestar.template import TemplateConfig
 
 from server import __version__
 from server.assets import static_dir, templates_dir
+from server.auth.gate import Gate
 from server.runtime import Runtime
-from server.web import api, events, history, ledger_pages, pages, schema_page, slot_pages
+from server.web import api, auth_pages, events, history, ledger_pages, pages, schema_page, slot_pages
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -33,7 +34,10 @@ def runs_demo(runtime: Runtime) -> bool:
 
 def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None) -> Litestar:
     """``manage_lifespan=False`` lets a caller that already started the runtime reuse it. ``demo`` makes
-    every page say it is the demo (None: it is when the runtime runs the demo's virtual printer)."""
+    every page say it is the demo (None: it is when the runtime runs the demo's virtual printer).
+    Access control (server/auth) is off for the demo."""
+    demo = runs_demo(runtime) if demo is None else demo
+    gate = Gate(runtime.db, runtime.settings.auth, demo=demo)
     return Litestar(
         route_handlers=[
             healthz,
@@ -43,6 +47,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *slot_pages.handlers,
             *ledger_pages.handlers,
             *history.handlers,
+            *auth_pages.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
@@ -50,7 +55,8 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",
                                      render_plugins=[schema_page.SchemaPage(), JsonRenderPlugin()]),
-        state=State({"demo": runs_demo(runtime) if demo is None else demo}),
+        middleware=[auth_pages.middleware(gate)],
+        state=State({"demo": demo, "auth": gate}),
         exception_handlers=api.exception_handlers,
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
