@@ -134,7 +134,7 @@ def middleware(gate: Gate) -> DefineMiddleware:
 def _form_page(request: Request, template: str, *, status: int = 200, headers: dict[str, str] | None = None,
                **values: Any) -> Template:
     token = csrf.usable_token(request.cookies.get(csrf.COOKIE_NAME)) or csrf.new_token()
-    target = safe_next(request.query_params.get("next"))
+    target = safe_next(values.pop("next", None) or request.query_params.get("next"))
     return Template(template, context=_context(request, form_token=token, next=target, **values),
                     status_code=status, cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
                     headers={"Cache-Control": "no-store", **(headers or {})})
@@ -174,15 +174,17 @@ async def login(request: Request) -> Template | Redirect:
     form, problem = await _form(request)
     name = form.get("name", "").strip()
     if problem is not None:
-        return _form_page(request, "login.html", status=403, name=name, error=f"Not signed in: {problem}.")
+        return _form_page(request, "login.html", status=403, name=name, next=form.get("next"),
+                          error=f"Not signed in: {problem}.")
     result = await asyncio.to_thread(gate.sign_in, _client(request), name, form.get("password", ""))
     if result.retry_after is not None:
         minutes = -(-result.retry_after // 60)
+        wait = f"{minutes} minute{'' if minutes == 1 else 's'}"
         return _form_page(request, "login.html", status=429, headers={"Retry-After": str(result.retry_after)},
-                          name=name, error=f"Too many failed attempts. Try again in {minutes} minute"
-                                           f"{'' if minutes == 1 else 's'}.")
+                          name=name, next=form.get("next"), error=f"Too many failed attempts. Try again in {wait}.")
     if result.session_id is None:
-        return _form_page(request, "login.html", status=401, name=name, error="Wrong name or password.")
+        return _form_page(request, "login.html", status=401, name=name, next=form.get("next"),
+                          error="Wrong name or password.")
     return _signed_in(request, result.session_id, form.get("next", "/"))
 
 
@@ -207,7 +209,7 @@ async def first_run(request: Request) -> Template | Redirect:
     problem = problem or passwords.name_problem(name) or passwords.password_problem(password, form.get("again", ""))
     if problem is not None:
         return _form_page(request, "first_run.html", status=400, name=name, min_length=passwords.MIN_LENGTH,
-                          error=f"Not saved: {problem}.")
+                          next=form.get("next"), error=f"Not saved: {problem}.")
     session_id = await asyncio.to_thread(gate.first_user, name, password)
     if session_id is None:  # someone else was quicker
         return Redirect("/login", status_code=303)
