@@ -9,13 +9,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from litestar import Request, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.middleware.base import DefineMiddleware
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import credentials, passwords
-from server.auth.decisions import Access
+from server.auth.decisions import Access, TokenGrant, is_public
 from server.auth.gate import Gate
 from server.auth.store import SESSION_LIFETIME
 from server.web import csrf
@@ -70,8 +71,8 @@ class AuthMiddleware:
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.gate.enabled:
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or not self.gate.enabled or is_public(scope["path"]):
+            await self.app(scope, receive, send)  # no thread hop for static files
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
@@ -82,8 +83,9 @@ class AuthMiddleware:
         if verdict.access is not Access.ALLOW:
             await _refuse(scope, headers, verdict.access, send)
             return
-        if verdict.user is not None:
-            scope.setdefault("state", {})["auth_user"] = verdict.user
+        state = scope.setdefault("state", {})
+        state["auth_user"] = verdict.user
+        state["auth_token"] = verdict.token
         if verdict.refreshed_session is None:
             await self.app(scope, receive, send)
             return
@@ -127,6 +129,17 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 
 def middleware(gate: Gate) -> DefineMiddleware:
     return DefineMiddleware(AuthMiddleware, gate=gate)
+
+
+def bearer_grant(connection: ASGIConnection) -> TokenGrant | None:
+    """The valid API token this request carries (``Authorization: Bearer``), or ``None``: the seam for checks
+    that let a script's token stand in for a browser's proof, such as the CSRF check. The middleware has
+    already verified it when access control is on; otherwise it is looked up here."""
+    state = connection.scope.get("state", {})
+    if "auth_token" in state:
+        return state["auth_token"]  # type: ignore[no-any-return]
+    token = credentials.bearer_token(connection.headers.get("authorization"))
+    return connection.app.state.auth.verify_bearer(token) if token else None
 
 
 # ----- pages -------------------------------------------------------------------------------------

@@ -11,17 +11,19 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
+from litestar import Litestar, Request
 
 from server.auth import store
-from server.auth.decisions import is_public
+from server.auth.decisions import TokenGrant, is_public
 from server.auth.gate import AUTH_OFF_WARNING
 from server.config import AuthConfig, ServerConfig, Settings
 from server.runtime import Runtime
 from server.web.app import create_app
+from server.web.auth_pages import bearer_grant
 from server.web.embedded import EmbeddedServer
 
 PASSWORD = "correct horse"
@@ -229,3 +231,19 @@ async def test_after_sign_in_only_local_paths(site: Site, target: str) -> None:
     answer = await site.other.post("/login", data={"csrf_token": token, "name": "ann", "password": PASSWORD,
                                                    "next": target})
     assert answer.headers["location"] == "/"
+
+
+async def test_bearer_grant_is_the_seam_for_other_checks(site: Site) -> None:
+    """What the CSRF check can ask: the grant the middleware found, or (access control off) a fresh lookup."""
+    reader = store.create_token(site.runtime.db, "home-assistant", read_only=True)
+
+    def request(state: dict[str, object], token: str | None) -> Request[Any, Any, Any]:
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        return Request({"type": "http", "method": "POST", "path": "/", "headers": headers, "litestar_app": site.app,
+                        "state": state, "query_string": b""})  # type: ignore[typeddict-item]
+
+    stashed = TokenGrant("from the middleware", read_only=False)
+    assert bearer_grant(request({"auth_token": stashed}, None)) is stashed
+    assert bearer_grant(request({}, reader)) == TokenGrant("home-assistant", read_only=True)
+    assert bearer_grant(request({}, "lw_" + "x" * 43)) is None
+    assert bearer_grant(request({}, None)) is None
