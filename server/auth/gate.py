@@ -50,6 +50,8 @@ class Gate:
         self.clock = clock
         if not config.required and not demo:
             log.warning("%s", AUTH_OFF_WARNING)
+        if self.enabled:
+            store.forget_expired_sessions(db)  # once per start: expired sessions are dead weight
 
     @property
     def enabled(self) -> bool:

@@ -115,3 +115,12 @@ def test_password_rules() -> None:
     assert passwords.password_problem("long enough", "long enough") is None
     assert passwords.name_problem(" ann") is not None and passwords.name_problem("") is not None
     assert passwords.name_problem("ann") is None
+
+
+def test_expired_sessions_are_forgotten(db: Database) -> None:
+    start = utcnow()
+    old = store.create_session(db, "ann", now=start - 2 * store.SESSION_LIFETIME)
+    fresh = store.create_session(db, "ann", now=start)
+    assert store.forget_expired_sessions(db, now=start) == 1
+    assert store.session_user(db, fresh, now=start) is not None
+    assert credentials.digest(old) not in dump(db)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from server.auth.decisions import TokenGrant, is_public
 from server.auth.gate import AUTH_OFF_WARNING
 from server.config import AuthConfig, ServerConfig, Settings
 from server.runtime import Runtime
+from server.sim.printer.certs import ensure_certificates
 from server.web.app import create_app
 from server.web.auth_pages import bearer_grant
 from server.web.embedded import EmbeddedServer
@@ -56,18 +58,26 @@ def make_site(tmp_path: Path) -> Callable[..., SiteRunner]:
 class SiteRunner:
     """A site on its own data directory: `async with make_site(...) as site`."""
 
-    def __init__(self, tmp_path: Path, *, auth: AuthConfig | None = None, demo: bool = False) -> None:
+    def __init__(self, tmp_path: Path, *, auth: AuthConfig | None = None, demo: bool = False,
+                 https: bool = False) -> None:
         self.settings = Settings(server=ServerConfig(data_dir=tmp_path / "data"), auth=auth or AuthConfig())
         self.demo = demo
+        self.certs = ensure_certificates(tmp_path / "certs", "layerwise-test") if https else None
 
     async def __aenter__(self) -> Site:
         self.runtime = Runtime.build(self.settings)
         self.app = create_app(self.runtime, demo=self.demo)
-        self.web = EmbeddedServer(self.app, "127.0.0.1", 0, lifespan="on", name="layerwise")
+        self.web = EmbeddedServer(self.app, "127.0.0.1", 0, lifespan="on", name="layerwise",
+                                  certfile=self.certs.chain if self.certs else None,
+                                  keyfile=self.certs.key if self.certs else None)
         await self.web.start()
-        self.local = httpx.AsyncClient(base_url=self.web.url, timeout=20)
-        self.other = httpx.AsyncClient(base_url=self.web.url, timeout=20,
-                                       transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2"))
+        verify: ssl.SSLContext | bool = True
+        if self.certs is not None:  # the certificate names a serial, not the address: trust its CA, skip the name
+            verify = ssl.create_default_context(cafile=str(self.certs.ca_cert))
+            verify.check_hostname = False
+        self.local = httpx.AsyncClient(base_url=self.web.url, timeout=20, verify=verify)
+        self.other = httpx.AsyncClient(base_url=self.web.url, timeout=20, transport=httpx.AsyncHTTPTransport(
+            local_address="127.0.0.2", verify=verify))
         return Site(self.app, self.runtime, self.local, self.other)
 
     async def __aexit__(self, *exc: object) -> None:
@@ -119,6 +129,14 @@ async def test_first_run_creates_the_password_and_signs_in(site: Site) -> None:
     # once a password exists, the first-run page is gone and this machine must sign in too
     assert (await site.other.get("/first-run")).headers["location"] == "/login"
     assert (await site.local.get("/")).status_code == 303
+
+
+async def test_over_https_the_session_cookie_is_secure(make_site: Callable[..., SiteRunner]) -> None:
+    async with make_site(https=True) as site:
+        await store_user(site)
+        signed = await site.sign_in(site.other)
+        assert signed.status_code == 303 and "Secure" in signed.headers["set-cookie"]
+        assert (await site.other.get("/")).status_code == 200
 
 
 async def test_with_a_password_every_route_but_the_public_ones_refuses(site: Site) -> None:
