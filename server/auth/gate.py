@@ -23,6 +23,10 @@ AUTH_OFF_WARNING = ("access control is off ([auth] required = false): anyone who
                     "change slots and bills; see the README's 'Access control'")
 
 
+NO_PASSWORD_WARNING = ("no password yet: the first visitor from another machine creates it (at /first-run); "
+                       "set it now with `layerwise user add NAME`")
+
+
 @dataclass(frozen=True)
 class Verdict:
     access: Access
@@ -52,6 +56,8 @@ class Gate:
             log.warning("%s", AUTH_OFF_WARNING)
         if self.enabled:
             store.forget_expired_sessions(db)  # once per start: expired sessions are dead weight
+            if not store.has_users(db):
+                log.warning("%s", NO_PASSWORD_WARNING)
 
     @property
     def enabled(self) -> bool:

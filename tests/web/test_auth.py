@@ -20,7 +20,7 @@ from litestar import Litestar, Request
 
 from server.auth import store
 from server.auth.decisions import TokenGrant, is_public
-from server.auth.gate import AUTH_OFF_WARNING
+from server.auth.gate import AUTH_OFF_WARNING, NO_PASSWORD_WARNING
 from server.config import AuthConfig, ServerConfig, Settings
 from server.runtime import Runtime
 from server.sim.printer.certs import ensure_certificates
@@ -160,7 +160,8 @@ async def store_user(site: Site) -> None:
     store.set_password(site.runtime.db, "ann", PASSWORD)
 
 
-async def test_sign_in_and_out(site: Site) -> None:
+async def test_sign_in_and_out(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     await store_user(site)
     wrong = await site.sign_in(site.other, password="wrong horse")
     assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
@@ -173,6 +174,11 @@ async def test_sign_in_and_out(site: Site) -> None:
     assert (out.status_code, out.headers["location"]) == (303, "/login")
     assert (await site.other.get("/")).status_code == 303
     assert (await site.other.get("/api/v1/printers")).status_code == 401
+    # secrets never reach the server's log: not the password tried, not the right one, no hash, no session id
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    assert "failed sign-in from 127.0.0.2" in logged
+    for secret in ("wrong horse", PASSWORD, "$argon2", signed.cookies["layerwise_session"]):
+        assert secret not in logged
 
 
 async def test_sessions_survive_a_restart(make_site: Callable[..., SiteRunner]) -> None:
@@ -265,3 +271,15 @@ async def test_bearer_grant_is_the_seam_for_other_checks(site: Site) -> None:
     assert bearer_grant(request({}, reader)) == TokenGrant("home-assistant", read_only=True)
     assert bearer_grant(request({}, "lw_" + "x" * 43)) is None
     assert bearer_grant(request({}, None)) is None
+
+
+async def test_the_start_says_when_no_password_exists(make_site: Callable[..., SiteRunner],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        async with make_site() as site:
+            await store_user(site)
+        assert NO_PASSWORD_WARNING in caplog.text
+        caplog.clear()
+        async with make_site():
+            pass
+        assert NO_PASSWORD_WARNING not in caplog.text and PASSWORD not in caplog.text
