@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("server.sim.cli", "run a virtual Bambu Lab printer (MQTT over TLS and implicit FTPS)"),
     "check": ("server.check", "validate the configuration and try each printer and Spoolman"),
     "analyze": ("server.analysis.cli", "per-layer, per-filament usage of a sliced .gcode.3mf or .gcode"),
+    "user": ("server.auth.cli_user", "add, list or remove the people who may sign in to the web app"),
+    "token": ("server.auth.cli_token", "create, list or revoke API tokens (Authorization: Bearer)"),
 }
 
 

@@ -22,6 +22,7 @@ from server.config.mappings import MAPPING_EXPECTED, MAX_TRAY, parse_mappings
 from server.config.models import (
     ACCESS_CODE_LENGTH,
     TLS_MODES,
+    AuthConfig,
     PrinterConfig,
     RfidConfig,
     ServerConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "PRINTER_LOADER_KEYS",
     "SECTIONS",
     "TLS_MODES",
+    "AuthConfig",
     "ConfigError",
     "PrinterConfig",
     "RfidConfig",

@@ -242,6 +242,27 @@ class RfidConfig(Section):
         return value
 
 
+class AuthConfig(Section):
+    required: bool = Field(True, description="true or false (false lets anyone on the network in)")
+    trusted_networks: tuple[str, ...] = Field(
+        (), description='a list of networks whose visitors skip the sign-in, such as ["192.168.1.0/24"]'
+    )
+
+    @field_validator("trusted_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):  # LAYERWISE_AUTH_TRUSTED_NETWORKS=192.168.1.0/24,10.0.0.5
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _fault(f"is {shown(value)}")
+        for network in value:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError:
+                raise _fault(f"{network!r} is not a network") from None
+        return tuple(network.strip() for network in value)
+
+
 class PrinterConfig(Section):
     name: str = Field(description="a unique, non-empty printer name")
     host: str = Field(description="the printer's IP address or host name, without scheme or port")
@@ -340,6 +361,7 @@ class Settings(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     spoolman: SpoolmanConfig = Field(default_factory=SpoolmanConfig)
     rfid: RfidConfig = Field(default_factory=RfidConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     printers: tuple[PrinterConfig, ...] = ()
     # printer name -> {global tray index: Spoolman spool id}; seeds slot assignments once.
     seed_mappings: dict[str, dict[int, int]] = Field(default_factory=dict)

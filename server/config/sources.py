@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.config.models import PrinterConfig, RfidConfig, Section, ServerConfig, SpoolmanConfig, shown
+from server.config.models import AuthConfig, PrinterConfig, RfidConfig, Section, ServerConfig, SpoolmanConfig, shown
 from server.config.problems import Problems, Raw, allowed_keys, unknown_key
 
 CONFIG_ENV = "LAYERWISE_CONFIG"
 MAPPINGS_ENV = "LAYERWISE_AMS_MAPPINGS"
 
-SECTIONS: dict[str, type[Section]] = {"server": ServerConfig, "spoolman": SpoolmanConfig, "rfid": RfidConfig}
+SECTIONS: dict[str, type[Section]] = {"server": ServerConfig, "spoolman": SpoolmanConfig, "rfid": RfidConfig,
+                                     "auth": AuthConfig}
 
 ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_HOST": ("server", "host"),
@@ -37,6 +38,8 @@ ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_RFID_EXTRA_FIELD": ("rfid", "extra_field"),
     "LAYERWISE_RFID_CREATE_SPOOLS": ("rfid", "create_spools"),
     "LAYERWISE_RFID_AUTO_ASSIGN": ("rfid", "auto_assign"),
+    "LAYERWISE_AUTH_REQUIRED": ("auth", "required"),
+    "LAYERWISE_AUTH_TRUSTED_NETWORKS": ("auth", "trusted_networks"),
 }
 ENV_PRINTER_PREFIX = "LAYERWISE_PRINTER_"
 ENV_PRINTER_KEYS = (
@@ -48,7 +51,7 @@ PRINTER_LOADER_KEYS = ("access_code_file", "ams_mappings")
 # The same for the sections: a secret read from a file (Docker secrets).
 SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",)}
 # Prefixes this module owns: an unknown variable under them is a typo, not someone else's setting.
-OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_")
+OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_", "LAYERWISE_AUTH_")
 
 
 def env_names() -> list[str]:

@@ -1,6 +1,7 @@
 """SQLite storage: SQLModel tables, migrations, sessions and plain-value repository functions."""
 
 from server.db import repo
+from server.db.auth_tables import ApiTokenRow, SessionRow, UserRow  # noqa: F401  (registers the tables)
 from server.db.engine import DB_FILENAME, Database, database_path, open_database
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery  # noqa: F401  (registers the tables)
 from server.db.migrations import SCHEMA_VERSION, SchemaTooNewError

@@ -143,6 +143,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE ledger_entries ADD COLUMN pair_id INTEGER",
         ),
     ),
+    Migration(
+        5,
+        "access control: users (Argon2 hashes), sessions and API tokens (SHA-256 of their secrets)",
+        (
+            """CREATE TABLE users (
+                name VARCHAR NOT NULL,
+                password_hash VARCHAR NOT NULL,
+                created_at DATETIME NOT NULL,
+                PRIMARY KEY (name)
+            )""",
+            """CREATE TABLE auth_sessions (
+                id_hash VARCHAR NOT NULL,
+                user VARCHAR NOT NULL,
+                created_at DATETIME NOT NULL,
+                expires_at DATETIME NOT NULL,
+                PRIMARY KEY (id_hash)
+            )""",
+            "CREATE INDEX ix_auth_sessions_user ON auth_sessions (user)",
+            """CREATE TABLE api_tokens (
+                name VARCHAR NOT NULL,
+                token_hash VARCHAR NOT NULL,
+                read_only BOOLEAN DEFAULT '0' NOT NULL,
+                created_at DATETIME NOT NULL,
+                last_used DATETIME,
+                PRIMARY KEY (name),
+                UNIQUE (token_hash)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version

@@ -15,9 +15,11 @@ from litestar.template import TemplateConfig
 
 from server import __version__
 from server.assets import static_dir, templates_dir
+from server.auth.gate import Gate
 from server.runtime import Runtime
 from server.web import (
     api,
+    auth_pages,
     csrf,
     events,
     history,
@@ -45,11 +47,25 @@ def runs_demo(runtime: Runtime) -> bool:
                for p in runtime.settings.printers)
 
 
+class _GateTokens:
+    """The CSRF check's token verifier: a valid API token of access control (read-only ones are
+    refused before, by the access-control middleware)."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    async def verify(self, token: str) -> bool:
+        return self.gate.verify_bearer(token) is not None
+
+
 def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None,
                token_verifier: csrf.TokenVerifier | None = None) -> Litestar:
     """``manage_lifespan=False`` lets a caller that already started the runtime reuse it. ``demo`` makes
     every page say it is the demo (None: it is when the runtime runs the demo's virtual printer).
-    ``token_verifier`` lets scripts change things with a bearer token instead of the CSRF token."""
+    ``token_verifier`` lets scripts change things with a bearer token instead of the CSRF token
+    (by default: the API tokens of access control). Access control (server/auth) is off for the demo."""
+    demo = runs_demo(runtime) if demo is None else demo
+    gate = Gate(runtime.db, runtime.settings.auth, demo=demo)
     return Litestar(
         route_handlers=[
             healthz,
@@ -61,6 +77,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *scan_pages.handlers,
             *history.handlers,
             *phone_setup.handlers,
+            *auth_pages.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
@@ -68,10 +85,12 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",
                                      render_plugins=[schema_page.SchemaPage(), JsonRenderPlugin()]),
-        state=State({"demo": runs_demo(runtime) if demo is None else demo, csrf.VERIFIER_STATE: token_verifier}),
+        state=State({"demo": demo, "auth": gate, csrf.VERIFIER_STATE: token_verifier or _GateTokens(gate)}),
         exception_handlers={**security.exception_handlers, **api.exception_handlers},
-        # Every route: the Host check (DNS rebinding), the CSRF check on what changes state, security headers.
-        middleware=[DefineMiddleware(hosts.HostCheck, allowed=hosts.for_server(runtime.settings.server))],
+        # Every route: the Host check (DNS rebinding), access control, the CSRF check on what changes state,
+        # security headers.
+        middleware=[DefineMiddleware(hosts.HostCheck, allowed=hosts.for_server(runtime.settings.server)),
+                    auth_pages.middleware(gate)],
         guards=[csrf.csrf_guard],
         before_send=[security.add_security_headers],
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
