@@ -75,7 +75,8 @@ class Gate:
                 decide_access(self.policy, probe) is Access.ALLOW and not authorization and not session_cookie):
             return Verdict(Access.ALLOW)  # public, off, or a trusted network: no database needed
         token = bad_token = None
-        if authorization:
+        if authorization and authorization.lstrip()[:7].lower() == "bearer ":
+            # Only Bearer is ours: a proxy's own sign-in (Basic) in front of Layerwise is not a bad token.
             raw = credentials.bearer_token(authorization)
             token = self.verify_bearer(raw) if raw else None
             bad_token = token is None

@@ -181,7 +181,7 @@ async def login_page(request: Request) -> Template | Redirect:
     return _form_page(request, "login.html", name="")
 
 
-@post("/login", include_in_schema=False, status_code=303)
+@post("/login", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def login(request: Request) -> Template | Redirect:
     gate = gate_of(request)
     form, problem = await _form(request)
@@ -211,7 +211,7 @@ async def first_run_page(request: Request) -> Template | Redirect:
     return _form_page(request, "first_run.html", name="admin", min_length=passwords.MIN_LENGTH)
 
 
-@post("/first-run", include_in_schema=False, status_code=303)
+@post("/first-run", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def first_run(request: Request) -> Template | Redirect:
     gate = gate_of(request)
     form, problem = await _form(request)
@@ -229,7 +229,7 @@ async def first_run(request: Request) -> Template | Redirect:
     return _signed_in(request, session_id, form.get("next", "/"))
 
 
-@post("/logout", include_in_schema=False, status_code=303)
+@post("/logout", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def logout(request: Request) -> Redirect:
     _, problem = await _form(request)
     secure = request.url.scheme == "https"

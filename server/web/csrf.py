@@ -72,7 +72,10 @@ def csrf_problem(cookie: str | None, header: str | None, fetch_site: str | None)
     return None
 
 
-async def csrf_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+FORM_CHECKED = "csrf_in_form"  # a handler ``opt``: the handler checks the token of its own form field
+
+
+async def csrf_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     if connection.scope.get("method", "GET") in SAFE_METHODS:
         return
     token = bearer_token(connection.headers.get("authorization"))
@@ -85,6 +88,8 @@ async def csrf_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> 
         if not token or not await verifier.verify(token):
             raise NotAuthorizedException("bearer token refused", headers=challenge)
         return
+    if handler.opt.get(FORM_CHECKED):
+        return  # plain HTML forms (sign-in, first run, sign-out) cannot send a header; they check the field
     problem = csrf_problem(
         connection.cookies.get(COOKIE_NAME),
         connection.headers.get(HEADER_NAME),

@@ -27,6 +27,7 @@ from server.sim.printer.certs import ensure_certificates
 from server.web.app import create_app
 from server.web.auth_pages import bearer_grant
 from server.web.embedded import EmbeddedServer
+from tests.web.credentials import csrf_pair
 
 PASSWORD = "correct horse"
 # What anyone may fetch without signing in (anything else in the route table must refuse).
@@ -244,7 +245,11 @@ async def test_off_for_the_demo_and_when_not_required(make_site: Callable[..., S
     assert AUTH_OFF_WARNING not in caplog.text
     with caplog.at_level(logging.WARNING):
         async with make_site(auth=AuthConfig(required=False)) as site:
-            assert (await site.other.put("/api/v1/printers/None/slots/0", json={"spool_id": 1})).status_code == 404
+            pair = csrf_pair()  # the CSRF check still holds with access control off
+            site.other.cookies.update(pair["cookies"])
+            answer = await site.other.put("/api/v1/printers/None/slots/0", json={"spool_id": 1},
+                                          headers=pair["headers"])
+            assert answer.status_code == 404
     assert AUTH_OFF_WARNING in caplog.text
 
 
