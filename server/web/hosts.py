@@ -4,10 +4,10 @@ A page on ``evil.example`` whose name is re-pointed at this machine's address ta
 ``evil.example``: same origin for the browser, so CSRF tokens do not help, but its ``Host`` header
 still says ``evil.example``. Only the names this machine goes by pass: localhost and loopback, the
 machine's own name (and ``<name>.local``), its addresses, the name in ``[server] base_url`` and
-``[server] allowed_hosts``. An IP-literal ``Host`` cannot come from a rebinding (the browser connected
-to exactly that address), but it must still be one of the machine's: the address the connection
-arrived on, another of its addresses, or an allowed network (Docker: the host's LAN address is not
-the container's).
+``[server] allowed_hosts``, and names only the home network resolves (single-label names, ``.lan``,
+``.local``, ``.home.arpa``...). An IP-literal ``Host`` cannot come from a rebinding (the browser connected
+to exactly that address): any private address passes (Docker: the host's LAN address is not the
+container's); a public one must be the connection's own or an allowed network.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server.config import ServerConfig
+from server.https.authority import HOME_SUFFIXES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -60,9 +61,18 @@ class AllowedHosts:
     def permits(self, name: str, local_address: str | None = None) -> bool:
         address = ip_of(name)
         if address is None:
-            return name in self.names
+            return name in self.names or home_name(name)
         here = ip_of(local_address) if local_address else None
-        return address == here or any(address in network for network in self.networks)
+        # Any private address: a rebinding needs a name, and in Docker the phone's address for the host is
+        # not the container's. A public address must be listed.
+        return (address == here or address.is_private or address.is_link_local
+                or any(address in network for network in self.networks))
+
+
+def home_name(name: str) -> bool:
+    """A name only the home network's own resolver answers (``printer-pi``, ``printer-pi.lan``, ``.home.arpa``):
+    no outside site can re-point it, so it cannot carry a rebinding."""
+    return "." not in name or any(name.endswith("." + suffix) for suffix in HOME_SUFFIXES if suffix != "localhost")
 
 
 def host_problem(header: str | None, allowed: AllowedHosts, local_address: str | None) -> str | None:

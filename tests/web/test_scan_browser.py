@@ -2,7 +2,7 @@
 photo of the label (a file input) and the page decodes it. And scan first: a label scanned with no slot
 open asks where the spool goes (/scan, also the handler of Spoolman's web+spoolman: links).
 
-Chromium reaches the app as http://layerwise.test:PORT (mapped to 127.0.0.1), which, unlike localhost,
+Chromium reaches the app as http://layerwise.lan:PORT (mapped to 127.0.0.1), which, unlike localhost,
 is not a secure context: navigator.mediaDevices is absent, as on a phone on the LAN."""
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 from web_stack import CHROMIUM, CHROMIUM_ARGS, PHONE, PRINTER, WebStack
 
+from server.web.phone_setup import STAY_COOKIE
+
 pytestmark = pytest.mark.browser
 
 PHOTOS = Path(__file__).parents[1] / "fixtures" / "label-photos"
 CASES = json.loads((Path(__file__).parent / "label_codes.json").read_text())["cases"]
-HOST = "layerwise.test"
+HOST = "layerwise.lan"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,8 @@ def lan(browser: Browser, stack: WebStack) -> Iterator[Page]:
     """A phone on the home network: the app over plain http by a name that is not localhost."""
     port = urlsplit(stack.url).port
     context = browser.new_context(viewport=PHONE, base_url=f"http://{HOST}:{port}")
+    # This phone chose "stay on plain HTTP" on the set-up page (what scanning without HTTPS is for).
+    context.add_cookies([{"name": STAY_COOKIE, "value": "1", "url": f"http://{HOST}:{port}"}])
     context.set_default_timeout(20_000)
     opened = context.new_page()
     yield opened
