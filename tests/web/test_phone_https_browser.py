@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,23 @@ mqtt_port = {printer.getsockname()[1]}
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             _wait_healthy(running.http_port, process)
+            _wait_listening(running.https_port, process)  # HTTPS starts just after HTTP is up
             yield running
         finally:
             process.terminate()
             output, _ = process.communicate(timeout=STARTUP_S)
             assert "PRIVATE KEY" not in output  # the authority's key never reaches the log
+
+
+def _wait_listening(port: int, process: subprocess.Popen[str]) -> None:
+    for _ in range(STARTUP_S * 10):
+        assert process.poll() is None, "layerwise serve exited"
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on the HTTPS port {port}")
 
 
 def test_https_answers_with_a_certificate_from_layerwises_authority(served: Served) -> None:
