@@ -71,9 +71,12 @@ const sent = Promise.all([
 </script></body></html>"""
     page.goto(foreign.url)
     expect(page).to_have_title("sent")  # both requests went out (opaque answers)
-    with page.expect_response(target) as answer:
+    # Wait for the form's navigation to finish, not only its answer: the next goto would interrupt it.
+    with page.expect_navigation(url=target) as navigation:
         page.locator("#f").evaluate("form => form.submit()")
-    return answer.value.status
+    answer = navigation.value
+    assert answer is not None
+    return answer.status
 
 
 def test_a_foreign_page_cannot_remember_a_tag_or_resolve_a_conflict(
