@@ -58,6 +58,12 @@ class _GateTokens:
         return self.gate.verify_bearer(token) is not None
 
 
+def _with_gettext(engine: JinjaTemplateEngine) -> None:
+    """Templates mark what people read with ``_("…")`` (new-style gettext: ``_("%(n)s left", n=3)``)."""
+    engine.engine.add_extension("jinja2.ext.i18n")
+    engine.engine.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+
+
 def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None,
                token_verifier: csrf.TokenVerifier | None = None) -> Litestar:
     """``manage_lifespan=False`` lets a caller that already started the runtime reuse it. ``demo`` makes
@@ -82,7 +88,8 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
         lifespan=[runtime.lifespan] if manage_lifespan else [],
-        template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine,
+                                       engine_callback=_with_gettext),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",
                                      render_plugins=[schema_page.SchemaPage(), JsonRenderPlugin()]),
         state=State({"demo": demo, "auth": gate, csrf.VERIFIER_STATE: token_verifier or _GateTokens(gate)}),
