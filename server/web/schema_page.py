@@ -10,6 +10,7 @@ from litestar import Request
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 
 from server import __version__
+from server.web.pages import asset_url
 
 
 class SchemaPage(OpenAPIRenderPlugin):
@@ -23,7 +24,10 @@ class SchemaPage(OpenAPIRenderPlugin):
         rows = "".join(f"<li><code>{escape(p)}</code></li>" for p in paths)
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Layerwise API</title><link rel="stylesheet" href="/static/app.css"></head>
+<meta name="color-scheme" content="light dark">
+<meta name="theme-color" content="#0e7c66" media="(prefers-color-scheme: light)">
+<meta name="theme-color" content="#0b1412" media="(prefers-color-scheme: dark)">
+<title>Layerwise API</title><link rel="stylesheet" href="{asset_url("/static/app.css")}"></head>
 <body><main id="main"><h1>Layerwise API {escape(__version__)}</h1>
 <p>The JSON API lives under <code>/api/v1</code>. Its OpenAPI description:
 <a href="/api/v1/schema/openapi.json">openapi.json</a> (open it in any OpenAPI viewer).</p>
