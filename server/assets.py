@@ -6,6 +6,8 @@ checkout or an editable install finds them at the top of the repository.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -30,3 +32,20 @@ def static_dir() -> Path:
 
 def manifest_path() -> Path:
     return asset_root() / "manifest.webmanifest"
+
+
+def versioned_files(root: Path | None = None) -> list[Path]:
+    """Every file whose change must reach browsers past their caches and the service worker's: all of
+    ``static/`` that pages load (scripts, styles, icons, vendored libraries), the service worker and the
+    manifest."""
+    base = root or asset_root()
+    shipped = sorted(p for p in (base / "static").rglob("*") if p.is_file() and p.suffix in (".js", ".css", ".png"))
+    return [*shipped, base / "templates" / "sw.js", base / "manifest.webmanifest"]
+
+
+def fingerprint(files: Iterable[Path], salt: str) -> str:
+    """A short hash of the files' names and bytes (and ``salt``, the version): changes when any of them does."""
+    digest = hashlib.sha256(salt.encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]

@@ -130,11 +130,25 @@
       setLive("lost", "Reconnecting…");
       // EventSource retries by itself unless the server answered with an error; then we do.
       if (source.readyState === EventSource.CLOSED) {
-        setTimeout(connect, retry);
-        retry = Math.min(retry * 2, 30000);
+        signedOut().then((out) => {
+          if (out) { setLive("lost", "Signed out"); location.assign(loginUrl()); return; } // retrying cannot help
+          setTimeout(connect, retry);
+          retry = Math.min(retry * 2, 30000);
+        });
       }
     };
   }
+  // EventSource hides the status it was refused with: ask a small API route whether the session is gone
+  // (401, or 403 for a visitor who may not read) rather than retrying for ever after a sign-out or expiry.
+  async function signedOut() {
+    try {
+      const answer = await fetch("/api/v1/printers", { headers: { Accept: "application/json" }, cache: "no-store" });
+      return answer.status === 401 || answer.status === 403;
+    } catch (_) {
+      return false; // the server cannot be reached: keep retrying
+    }
+  }
+  const loginUrl = () => "/login?next=" + encodeURIComponent(location.pathname + location.search);
   if (document.querySelector("[data-printer-card], [data-ledger-live]")) connect();
   else live.hidden = true; // a page that does not update live: no "Connecting…" that never ends
 

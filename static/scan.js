@@ -6,8 +6,8 @@
 (function () {
   "use strict";
   const liveHelp = "The live camera needs a secure connection (https:// or localhost), so this button takes a " +
-    "photo instead: hold the phone 15–30 cm from the label, in good light. For live scanning open Layerwise " +
-    "over https:// (set certificate and key under [server], or put it behind a reverse proxy with TLS).";
+    "photo instead: hold the phone 15–30 cm from the label, in good light. For live scanning: ";
+  const setupLink = "Set up this phone"; // the page that makes https:// work (templates/setup.html)
   const noCode = "No QR code found in that photo. Take it again closer, with the label's QR code sharp and " +
     "in the middle of the picture, in good light; or search for the spool instead.";
 
@@ -25,11 +25,18 @@
     };
   }
   function tell(help, text) { help.textContent = text; help.hidden = !text; }
+  function tellWithSetup(help, text) {
+    const link = document.createElement("a");
+    link.href = "/setup?next=" + encodeURIComponent(location.pathname + location.search);
+    link.textContent = setupLink;
+    help.replaceChildren(text, link, ".");
+    help.hidden = false;
+  }
 
   /** Says, in every scan section now on the page, that the button takes a photo here. */
   function check(root) {
     if (cameraAvailable()) return;
-    for (const help of (root || document).querySelectorAll(".scan .scan-help")) tell(help, liveHelp);
+    for (const help of (root || document).querySelectorAll(".scan .scan-help")) tellWithSetup(help, liveHelp);
   }
 
   function found(button, text) {

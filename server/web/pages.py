@@ -8,7 +8,6 @@ only successful responses, and a blank dialog helps nobody.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -18,7 +17,7 @@ from litestar import Request, get
 from litestar.response import File, Template
 
 from server import __version__
-from server.assets import manifest_path, static_dir, templates_dir
+from server.assets import fingerprint, manifest_path, versioned_files
 from server.billing import attention, backlog, statements
 from server.jobs import store as job_store
 from server.runtime import Runtime
@@ -41,13 +40,9 @@ SHELL_FILES = (
 
 @cache
 def asset_version() -> str:
-    """Changes whenever a shell file changes, so browsers and the service worker drop stale copies."""
-    digest = hashlib.sha256(__version__.encode())
-    icons = sorted((static_dir() / "icons").glob("*.png"))
-    shell = [static_dir() / name for name in ("app.css", "app.js", "labels.js", "scan.js")]
-    for path in (*shell, templates_dir() / "sw.js", manifest_path(), *icons):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
+    """Changes whenever a static file, the service worker or the manifest changes, so browsers and the
+    service worker drop stale copies."""
+    return fingerprint(versioned_files(), __version__)
 
 
 def asset_url(path: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from web_stack import PHONE
 
 from server.config import ServerConfig, Settings
@@ -104,3 +104,29 @@ def test_first_run_then_sign_out_and_in(visitor: Page, site: Site, artifacts: Pa
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{site.url}/jobs")
+
+
+def test_live_updates_stop_and_go_to_sign_in_when_the_session_ends(visitor: Page, site: Site) -> None:
+    page = visitor
+    page.goto("/")
+    page.get_by_label("Name").fill("ann")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    page.get_by_role("button", name="Create and sign in").click()
+    expect(page.locator("#live")).to_have_text("Live")
+    held: list[Route] = []  # the live-update stream's next connection, held back until the session has ended
+    page.route("**/events", lambda route: held.append(route))
+    page.reload()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page did not connect to /events"
+    other = page.context.new_page()  # signed out in another tab: this tab's session ends with it
+    other.goto("/")
+    other.get_by_role("button", name="Sign out").click()
+    expect(other.locator("h1")).to_have_text("Sign in")
+    other.close()
+    held[0].continue_()  # now refused with 401: no retrying for ever, but the sign-in page
+    expect(page).to_have_url(f"{site.url}/login?next=%2F")
+    expect(page.locator("h1")).to_have_text("Sign in")

@@ -2,7 +2,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from server.assets import static_dir
+from server.assets import asset_root, fingerprint, static_dir, versioned_files
 from server.web.icons import ICONS, draw_icon, encode_png
 from server.web.pages import PAGE_SIZE, SpoolResults, asset_url, slug, swatch, unit_kind
 
@@ -62,3 +62,16 @@ def test_committed_small_icons_match_the_generator() -> None:
     for name, (size, maskable) in ICONS.items():
         if size == 192:
             assert (static_dir() / "icons" / name).read_bytes() == encode_png(draw_icon(size, maskable=maskable))
+
+
+def test_the_asset_version_covers_every_static_script_and_style(tmp_path: Path) -> None:
+    names = {path.relative_to(asset_root()).as_posix() for path in versioned_files()}
+    assert {"static/setup.js", "static/scan.js", "static/app.css", "static/vendor/htmx-2.0.11.min.js",
+            "templates/sw.js", "manifest.webmanifest"} <= names
+    (tmp_path / "static").mkdir()
+    (tmp_path / "templates").mkdir()
+    for name in ("static/setup.js", "static/app.css", "templates/sw.js", "manifest.webmanifest"):
+        (tmp_path / name).write_text("one")
+    before = fingerprint(versioned_files(tmp_path), "1.0")
+    (tmp_path / "static" / "setup.js").write_text("two")
+    assert fingerprint(versioned_files(tmp_path), "1.0") != before

@@ -70,6 +70,7 @@ def test_the_lan_page_is_not_a_secure_context(lan: Page, api: httpx.Client) -> N
     help_text = lan.locator("#camera-help")
     expect(help_text).to_contain_text("takes a photo")
     expect(help_text).to_contain_text("https://")
+    expect(help_text.get_by_role("link", name="Set up this phone")).to_have_attribute("href", "/setup?next=%2F")
     file_input = lan.locator('.scan input[type="file"]')
     expect(file_input).to_have_attribute("accept", "image/*")
     expect(file_input).to_have_attribute("capture", "environment")
