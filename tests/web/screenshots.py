@@ -47,6 +47,7 @@ def _review(page: Page, stack: WebStack, out: Path) -> None:
     printer = stack.printer
     assert printer is not None
     stack.call(printer.finish)
+    page.goto("/")
     expect(page.locator("[data-end-of-print]")).to_be_visible(timeout=30_000)
     pages = {"dashboard": "/", "jobs": "/jobs", "attention": "/attention", "connect": "/connect", "scan": SCAN_FIRST,
              "job": page.locator("[data-end-of-print] a").get_attribute("href") or "/jobs"}

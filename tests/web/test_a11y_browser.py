@@ -18,7 +18,7 @@ from credentials import csrf_pair
 from playwright.sync_api import Browser, Page, expect
 from test_auth_browser import PASSWORD, Site
 from test_ledger_browser import bill, entry_states, wait_for
-from test_pwa_browser import open_dialog
+from test_pwa_browser import open_dialog, tile
 from web_stack import DEMO_SLOTS, PRINTER, WebStack
 
 from server.billing.settlement import DELIVERED
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.browser
 VIEWS = [pytest.param((NARROW, scheme), id=f"360-{scheme}") for scheme in ("light", "dark")] + [
     pytest.param((WIDE, scheme), id=f"desktop-{scheme}") for scheme in ("light", "dark")]
 SCAN_FIRST = "/scan?code=" + quote("web+spoolman:s-4")
+NEW_TAG = "DEADBEEF00112233445566778899AABB"
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,15 @@ def scene(stack: WebStack) -> dict[str, Any]:
 def pages(job: int) -> dict[str, str]:
     return {"dashboard": "/", "jobs": "/jobs", "job": f"/jobs/{job}", "attention": "/attention",
             "spool ledger": "/spools/1/ledger", "correction": f"/jobs/{job}/correct?from_spool=1",
-            "connect": "/connect", "scan": "/scan", "scan first": SCAN_FIRST, "setup": "/setup", "offline": "/offline",
-            "schema": "/api/v1/schema"}
+            "connect": "/connect", "scan": "/scan", "scan first": SCAN_FIRST,
+            "scan first, a filament's label": "/scan?code=" + quote("web+spoolman:f-1"), "setup": "/setup",
+            "offline": "/offline", "schema": "/api/v1/schema"}
 
 
 @pytest.fixture(params=VIEWS)
 def view(request: pytest.FixtureRequest, browser: Browser, stack: WebStack) -> Iterator[Page]:
     viewport, scheme = request.param
-    made = context(browser, stack.url, viewport, scheme)
+    made = context(browser, stack.url, viewport, scheme, permissions=["camera"])
     yield made.new_page()
     made.close()
 
@@ -130,11 +132,42 @@ def test_every_dialog_passes_axe(view: Page, scene: dict[str, Any]) -> None:
     check(page, "RFID conflict", found)
     page.keyboard.press("Escape")
     expect(page.locator("#slot-dialog")).to_be_hidden()
+    open_dialog(page, 1)  # the fake camera shows spool 3's label
+    page.locator('[data-action="scan"]').click()
+    expect(page.locator("#scan-result .spool-card")).to_be_visible(timeout=30_000)
+    check(page, "slot dialog after a scan", found)
+    page.keyboard.press("Escape")
+    expect(page.locator("#slot-dialog")).to_be_hidden()
     page.goto("/attention")
     page.locator('[data-action="assign-spool"]').first.click()
     expect(page.locator("#slot-dialog")).to_be_visible()
     check(page, "assign a spool from the attention list", found)
+    page.keyboard.press("Escape")
+    expect(page.locator("#slot-dialog")).to_be_hidden()
+    page.locator('[data-action="repoint"]').first.click()
+    expect(page.locator("#dialog-title")).to_have_text("Send to another spool")
+    check(page, "send bills to another spool", found)
     assert not found, report(found)
+
+
+def test_the_offer_to_remember_a_tag_passes_axe(view: Page, stack: WebStack, scene: dict[str, Any]) -> None:
+    printer = stack.printer
+    assert printer is not None
+    page = view
+    stack.call(lambda: printer.push_tray_change(0, 3, tray_uuid=NEW_TAG))  # a spool no tag names is loaded in A4
+    try:
+        page.goto("/")
+        expect(tile(page, 3).locator(".badge.rfid")).to_be_visible()
+        open_dialog(page, 3)
+        page.locator('.spool-pick[data-spool-id="2"]').click()
+        expect(page.locator(".rfid-offer")).to_be_visible()
+        found: dict[str, list[str]] = {}
+        check(page, "remember an RFID tag", found)
+        assert not found, report(found)
+    finally:
+        stack.call(lambda: printer.push_tray_change(0, 3, tray_uuid="0" * 32))
+        with httpx.Client(base_url=stack.url + "/api/v1", timeout=10, **csrf_pair()) as api:
+            api.put(f"/printers/{quote(PRINTER)}/slots/3", json={"spool_id": 2, "move": True})
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

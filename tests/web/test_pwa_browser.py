@@ -163,7 +163,7 @@ def test_camera_unavailable_explains_why(page: Page, api: httpx.Client) -> None:
     help_text = page.locator("#camera-help")
     expect(help_text).to_be_visible()
     expect(help_text).to_contain_text("https://")
-    expect(help_text).to_contain_text("[server]")
+    expect(help_text.get_by_role("link", name="Set up this phone")).to_have_attribute("href", "/setup?next=%2F")
 
 
 def test_dialog_keeps_keyboard_focus_and_gives_it_back(page: Page, api: httpx.Client) -> None:
