@@ -216,8 +216,17 @@ def test_main_flows_have_thumb_sized_targets_and_a_bottom_sheet(browser: Browser
         small["slot dialog"] = found
     assert not small, report(small)
 
-    # A bottom sheet: the dialog sits on the bottom edge, its width the screen's.
+    # A bottom sheet: on the bottom edge, the screen's width, its main actions in the lowest quarter (in
+    # reach of the thumb of the hand that holds the phone), however far the spool list is scrolled.
     box = page.locator("#slot-dialog").bounding_box()
     assert box is not None
     assert abs(box["y"] + box["height"] - NARROW["height"]) < 1 and box["width"] == NARROW["width"]
+    for scrolled in (0, 10_000):
+        page.locator("#slot-dialog").evaluate("(dialog, top) => { dialog.scrollTop = top; }", scrolled)
+        for action in ('[data-action="scan"]', ".sheet-close"):
+            target = page.locator(f"#slot-dialog {action}").bounding_box()
+            assert target is not None
+            assert target["y"] > NARROW["height"] * 0.75 and target["y"] + target["height"] <= NARROW["height"], action
+    page.locator("#slot-dialog .sheet-close").click()
+    expect(page.locator("#slot-dialog")).to_be_hidden()
     made.close()
