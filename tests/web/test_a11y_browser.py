@@ -24,6 +24,7 @@ from web_stack import DEMO_SLOTS, PRINTER, WebStack
 from server.billing.settlement import DELIVERED
 from server.https.service import LocalHttps
 from server.https.store import tls_files
+from server.sim.demo import DEMO_FILE, DEMO_MAPPING
 from server.web.phone_setup import STATE_KEY
 
 pytestmark = pytest.mark.browser
@@ -66,6 +67,9 @@ def scene(stack: WebStack) -> dict[str, Any]:
         deadline = time.monotonic() + 20
         while not api.get(f"/printers/{quote(PRINTER)}/rfid/conflicts").json() and time.monotonic() < deadline:
             time.sleep(0.1)
+    # A print under way: the card's progress, layer, time left and plate preview.
+    stack.call(lambda: printer.start_print(DEMO_FILE, ams_mapping=DEMO_MAPPING, subtask_name="Layerwise demo"))
+    stack.call(lambda: printer.goto_layer(14))
     return {"job": job}
 
 
@@ -186,6 +190,9 @@ def test_sign_in_pages_pass_axe(browser: Browser, tmp_path: Path, scheme: str) -
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_label("Password again").fill(PASSWORD)
         page.get_by_role("button", name="Create and sign in").click()
+        expect(page.locator("#live")).to_have_text("Live")
+        page.locator("#install").evaluate("button => { button.hidden = false; }")  # the widest top bar
+        check(page, "dashboard signed in, with Install app", found)
         page.get_by_role("button", name="Sign out").click()
         for width, page in views.items():
             page.goto("/login")
@@ -204,7 +211,8 @@ def test_main_flows_have_thumb_sized_targets_and_a_bottom_sheet(browser: Browser
     page = made.new_page()
     small: dict[str, list[str]] = {}
     for name, path in {"dashboard": "/", "attention": "/attention", "scan first": SCAN_FIRST, "scan": "/scan",
-                       "job": f"/jobs/{scene['job']}", "jobs": "/jobs"}.items():
+                       "job": f"/jobs/{scene['job']}", "jobs": "/jobs", "setup": "/setup",
+                       "spool ledger": "/spools/1/ledger"}.items():
         page.goto(path)
         page.wait_for_load_state("load")
         if found := small_targets(page):
@@ -230,3 +238,25 @@ def test_main_flows_have_thumb_sized_targets_and_a_bottom_sheet(browser: Browser
     page.locator("#slot-dialog .sheet-close").click()
     expect(page.locator("#slot-dialog")).to_be_hidden()
     made.close()
+
+
+_HOVER_ONLY = """() => {
+  const hiding = /(^|;)\\s*(display|visibility|opacity|max-height|clip|clip-path)\\s*:/;
+  const found = [];
+  for (const sheet of document.styleSheets) {
+    const walk = (rules) => { for (const rule of rules) {
+      if (rule.cssRules && !rule.selectorText) walk(rule.cssRules);
+      else if (rule.selectorText && rule.selectorText.includes(":hover") && hiding.test(rule.style.cssText)) {
+        found.push(rule.cssText);
+      }
+    } };
+    walk(sheet.cssRules);
+  }
+  return found;
+}"""
+
+
+def test_nothing_is_shown_only_on_hover(page: Page) -> None:
+    """A phone has no hover: no style may show or hide anything on hover (only borders and colours)."""
+    page.goto("/")
+    assert page.evaluate(_HOVER_ONLY) == []
