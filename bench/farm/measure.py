@@ -1,4 +1,4 @@
-"""What ``bench.farm`` reads about the Layerwise process from outside (/proc) and from its probe file."""
+"""What ``bench.farm`` reads about Layerwise from outside (/proc) and from its instruments (server/instruments.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def read_probe(path: Path) -> dict[str, Any]:
+def read_instruments(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):

@@ -13,7 +13,7 @@ printed, so the accounting is exact whatever the layer). Figures over the window
 start to the last cancel:
 
 - Layerwise's CPU as % of one core (/proc), its RSS (largest sample, one a second);
-- event-loop lag p50/p99, sampled inside the process (``server.probe``: how late a 50 ms sleep wakes);
+- event-loop lag p50/p99, sampled inside the process (``server.instruments``: how late a 50 ms sleep wakes);
 - SQLite commit time p99 (inside the process: every session commit, ``synchronous=FULL``);
 - report-to-bill latency p99: the layer change published by the printer -> the layer's first ledger
   entry committed (the ledger's ``created_at``; both clocks are this machine's wall clock);
@@ -42,14 +42,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bench.farm.measure import Window, cpu_seconds, percentile, read_probe, rss_mb
+from bench.farm.measure import Window, cpu_seconds, percentile, read_instruments, rss_mb
 from bench.faults.accounting import Bill, count_layers, owed_layers, spoolman_vs_ledger
 from bench.faults.harness import RecordingStore, new_spool
 from bench.faults.run import PrintFile, load_files
 from server.config import PrinterConfig
 from server.db.engine import database_path
+from server.instruments import INSTRUMENTS_ENV
 from server.logs import setup_logging
-from server.probe import PROBE_ENV
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin
@@ -230,14 +230,14 @@ def judge(database: Path, farm: list[FarmPrinter], store: RecordingStore) -> tup
 async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], workdir: Path) -> Figures:
     started = time.monotonic()
     store = RecordingStore()
-    probe_file = workdir / "probe.json"
+    instruments_file = workdir / "instruments.json"
     async with contextlib.AsyncExitStack() as stack:
         spoolman = await stack.enter_async_context(SpoolmanStandin(store))
         farm = await open_printers(stack, count, files, store, workdir)
         layerwise = await stack.enter_async_context(LayerwiseProcess(
             workdir / "layerwise", spoolman_url=spoolman.url, printers=printer_configs(farm),
             seed_mappings={p.name: p.spool_for_tray for p in farm}, log_level="WARNING",
-            startup_timeout=300, env={PROBE_ENV: str(probe_file)}))
+            startup_timeout=300, env={INSTRUMENTS_ENV: str(instruments_file)}))
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         await wait_online(client, layerwise.url, count, timeout=120 + count)
         pid = layerwise.pid
@@ -248,8 +248,8 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         prints = [asyncio.create_task(print_for(p, i * stagger, args.seconds, args.layer_seconds, i))
                   for i, p in enumerate(farm)]
         await asyncio.sleep(args.ramp)  # every printer has started: the window opens
-        probe = read_probe(probe_file)
-        window = Window(cpu_seconds(pid), time.monotonic(), len(probe["lag_ms"]), len(probe["commit_ms"]))
+        readings = read_instruments(instruments_file)
+        window = Window(cpu_seconds(pid), time.monotonic(), len(readings["lag_ms"]), len(readings["commit_ms"]))
         bytes_at, reports_at = received[0], sum(p.reports for p in farm)
         rss = rss_mb(pid)
         while not all(task.done() for task in prints):
@@ -263,9 +263,9 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         ok = await wait_drained(database_path(layerwise.data_dir), count, args.drain_timeout)
         for task in streams:
             task.cancel()
-        await asyncio.sleep(2)  # the probe writes its samples every second
-        probe = read_probe(probe_file)
-        lag, commits = probe["lag_ms"][window.lag_seen:], probe["commit_ms"][window.commits_seen:]
+        await asyncio.sleep(2)  # the instruments write its samples every second
+        readings = read_instruments(instruments_file)
+        lag, commits = readings["lag_ms"][window.lag_seen:], readings["commit_ms"][window.commits_seen:]
         database = database_path(layerwise.data_dir)
         latencies = await asyncio.to_thread(bill_latencies, database, farm)
         layers, lost, twice, waiting, off = await asyncio.to_thread(judge, database, farm, store)

@@ -1,6 +1,6 @@
 """Measurements taken inside a running Layerwise, for benchmarks (``bench.farm``).
 
-Off unless ``LAYERWISE_PROBE_FILE`` names a file. Then the runtime samples the event loop's lag (how late
+Off unless ``LAYERWISE_INSTRUMENTS_FILE`` names a file. Then the runtime samples the event loop's lag (how late
 a 50 ms sleep wakes up: the time every other task on the loop waited for the one that held it) and times
 every SQLite commit, and writes the samples to the file as JSON every second. A benchmark reads them from
 outside, since what it wants to know is how late this process's own loop runs, which no outside
@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-PROBE_ENV = "LAYERWISE_PROBE_FILE"
+INSTRUMENTS_ENV = "LAYERWISE_INSTRUMENTS_FILE"
 LAG_INTERVAL_S = 0.05
 WRITE_INTERVAL_S = 1.0
 
 
-class Probe:
+class Instruments:
     """Collects samples in memory (a benchmark runs minutes: thousands of floats) and writes them out."""
 
     def __init__(self, path: Path) -> None:
@@ -80,6 +80,6 @@ class Probe:
             self.write()
 
 
-def from_environment() -> Probe | None:
-    path = os.environ.get(PROBE_ENV)
-    return Probe(Path(path)) if path else None
+def from_environment() -> Instruments | None:
+    path = os.environ.get(INSTRUMENTS_ENV)
+    return Instruments(Path(path)) if path else None
