@@ -19,6 +19,7 @@ from server.config import PrinterConfig, Settings
 from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
+from server.instruments import from_environment
 from server.jobs.tracker import JobTracker
 from server.printer.task import PrinterTask
 from server.printer.tls import PinStore
@@ -97,6 +98,9 @@ class Runtime:
         return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
 
     async def start(self) -> None:
+        instruments = from_environment()
+        if instruments is not None:  # benchmarks only (bench.farm): loop lag and commit times from inside
+            self._tasks.append(asyncio.create_task(instruments.run(), name="instruments"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox"))
         for name, printer in self.printers.items():

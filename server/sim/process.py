@@ -137,6 +137,7 @@ class LayerwiseProcess:
         log_level: str = "INFO",
         spoolman_timeout: float = 5.0,
         startup_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -149,6 +150,7 @@ class LayerwiseProcess:
         self._spoolman_timeout = spoolman_timeout
         self._process: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self._env = dict(env or {})  # set on top of the cleaned environment (e.g. the benchmark probe)
 
     def __repr__(self) -> str:  # no access codes: only where and whether it runs
         return f"LayerwiseProcess(url={self.url!r}, pid={self.pid}, data_dir='{self.data_dir}')"
@@ -207,7 +209,7 @@ class LayerwiseProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith("LAYERWISE_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"  # the log is read while the process runs
-        return env
+        return {**env, **self._env}
 
     async def start(self) -> None:
         if self.running:

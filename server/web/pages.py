@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from litestar import Request, get
-from litestar.response import File, Template
+from litestar.response import File, Redirect, Template
 
 from server import __version__
 from server.assets import fingerprint, manifest_path, versioned_files
@@ -230,8 +230,14 @@ async def _slot(runtime: Runtime, name: str, tray: int) -> tuple[PrinterOut | No
 # ----- pages -------------------------------------------------------------------------------------
 
 
+# From this many printers the start page is the farm view: a card per printer is a screen each.
+FARM_VIEW_FROM = 13
+
+
 @get("/", include_in_schema=False)
-async def dashboard(runtime: Runtime, request: Request) -> Template:
+async def dashboard(runtime: Runtime, request: Request, view: str = "") -> Template | Redirect:
+    if len(runtime.printers) >= FARM_VIEW_FROM and view != "cards":
+        return Redirect("/farm")
     token = csrf.usable_token(request.cookies.get(csrf.COOKIE_NAME)) or csrf.new_token()
     printers = [await printer_out(runtime, task) for task in runtime.printers.values()]
     badge = await ledger_actions.badge_context(runtime)

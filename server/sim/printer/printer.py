@@ -498,6 +498,11 @@ class VirtualPrinter:
         await self._change(gcode_state="RUNNING", mc_print_stage="2", print_error=0)
         job.resumed.set()
 
+    async def heartbeat(self, wobble: float) -> None:
+        """The report the firmware sends about every second while printing, with nothing new in it but
+        temperatures (a delta on P1/A1, the full state on X1): the background load of a real printer."""
+        await self._change(nozzle_temper=round(220.0 + wobble, 1), bed_temper=round(60.0 + wobble / 4, 1))
+
     # --- a paced print ---------------------------------------------------------------------------------
 
     async def run_print(self, remote_path: str, *, layer_seconds: float, cancel_at: int | None = None,

@@ -1,0 +1,85 @@
+"""Measurements taken inside a running Layerwise, for benchmarks (``bench.farm``).
+
+Off unless ``LAYERWISE_INSTRUMENTS_FILE`` names a file. Then the runtime samples the event loop's lag (how late
+a 50 ms sleep wakes up: the time every other task on the loop waited for the one that held it) and times
+every SQLite commit, and writes the samples to the file as JSON every second. A benchmark reads them from
+outside, since what it wants to know is how late this process's own loop runs, which no outside
+observer can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+INSTRUMENTS_ENV = "LAYERWISE_INSTRUMENTS_FILE"
+LAG_INTERVAL_S = 0.05
+WRITE_INTERVAL_S = 1.0
+
+
+class Instruments:
+    """Collects samples in memory (a benchmark runs minutes: thousands of floats) and writes them out."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lag_ms: list[float] = []
+        self.commit_ms: list[float] = []
+        self._lock = threading.Lock()  # commits happen in worker threads (asyncio.to_thread)
+        self._begun: dict[int, float] = {}
+
+    def _before_commit(self, session: Session) -> None:
+        self._begun[id(session)] = time.perf_counter()
+
+    def _after_commit(self, session: Session) -> None:
+        started = self._begun.pop(id(session), None)
+        if started is not None:
+            with self._lock:
+                self.commit_ms.append((time.perf_counter() - started) * 1000)
+
+    def listen(self) -> None:
+        # On the Session class: every session of this process, whichever module opened it.
+        event.listen(Session, "before_commit", self._before_commit)
+        event.listen(Session, "after_commit", self._after_commit)
+
+    def forget(self) -> None:
+        event.remove(Session, "before_commit", self._before_commit)
+        event.remove(Session, "after_commit", self._after_commit)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"pid": os.getpid(), "lag_ms": list(self.lag_ms), "commit_ms": list(self.commit_ms)}
+
+    def write(self) -> None:
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+        temporary.replace(self.path)  # a reader never sees half a file
+
+    async def run(self) -> None:
+        self.listen()
+        loop = asyncio.get_running_loop()
+        last_write = loop.time()
+        try:
+            while True:
+                asked = loop.time()
+                await asyncio.sleep(LAG_INTERVAL_S)
+                now = loop.time()
+                self.lag_ms.append(max(0.0, (now - asked - LAG_INTERVAL_S) * 1000))
+                if now - last_write >= WRITE_INTERVAL_S:
+                    await asyncio.to_thread(self.write)
+                    last_write = now
+        finally:
+            self.forget()
+            self.write()
+
+
+def from_environment() -> Instruments | None:
+    path = os.environ.get(INSTRUMENTS_ENV)
+    return Instruments(Path(path)) if path else None

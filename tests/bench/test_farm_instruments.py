@@ -1,0 +1,49 @@
+"""bench.farm's readings: the instruments inside Layerwise (loop lag, commit times) and /proc figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from bench.farm.measure import cpu_seconds, percentile, read_instruments, rss_mb
+from server.db import open_database
+from server.db.models import Meta
+from server.instruments import Instruments
+
+
+def test_the_instruments_sample_loop_lag_and_time_every_commit(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    instruments = Instruments(tmp_path / "instruments.json")
+
+    def commit() -> None:
+        with db.session() as session:
+            session.add(Meta(key="bench", value="1"))
+            session.commit()
+
+    async def run() -> None:
+        task = asyncio.create_task(instruments.run())
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(commit)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
+    readings = read_instruments(tmp_path / "instruments.json")
+    assert readings["pid"] == os.getpid()
+    assert len(readings["lag_ms"]) >= 3 and all(lag >= 0 for lag in readings["lag_ms"])
+    assert len(readings["commit_ms"]) == 1 and readings["commit_ms"][0] > 0
+    db.close()
+
+
+def test_a_missing_or_half_written_file_reads_as_no_samples(tmp_path: Path) -> None:
+    assert read_instruments(tmp_path / "none.json") == {"lag_ms": [], "commit_ms": []}
+    (tmp_path / "half.json").write_text('{"lag_ms": [1.0, 2')
+    assert read_instruments(tmp_path / "half.json")["lag_ms"] == []
+
+
+def test_proc_figures_and_percentiles() -> None:
+    assert cpu_seconds(os.getpid()) > 0 and rss_mb(os.getpid()) > 10
+    assert percentile([], 99) is None and percentile([5.0], 99) == 5.0
+    assert percentile([float(x) for x in range(1, 101)], 50) == 50.5
