@@ -1,0 +1,120 @@
+"""The shell end to end: bus events in, Apprise's ``json://`` target posting to a real local HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config.reach import NotificationsConfig
+from server.db import open_database
+from server.events import Event, EventBus
+from server.notify.service import ATTEMPTS, Notifications
+from server.spoolman.directory import SpoolDirectory
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 port 0 that answers ``failures`` times 500, then 200."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.bodies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.failures = failures
+        self.requests = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests += 1
+                failing = receiver.requests <= receiver.failures
+                if not failing:
+                    receiver.bodies.put(json.loads(body))
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/notify"
+
+    async def next(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.bodies.get, timeout=30)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, url: str, **config: Any) -> AsyncIterator[tuple[EventBus, Notifications]]:
+    bus = EventBus()
+    db = open_database(tmp_path)
+    notifications = Notifications(NotificationsConfig(urls=[url], **config), bus, db, SpoolDirectory(None), None,
+                                  lambda: {"X1C": True}, retry_first_s=0.01, retry_cap_s=0.02)
+    task = asyncio.create_task(notifications.run())
+    while bus.subscriber_count == 0:
+        await asyncio.sleep(0.01)
+    try:
+        yield bus, notifications
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        db.close()
+
+
+FORECAST = {"job_id": 7, "trays": [{"tray": 2, "spool_id": 12, "status": "runs_out", "runout_layer": 143,
+                                    "total_layers": 200, "runout_in_s": 7800.0, "needed_g": 35.0,
+                                    "remaining_g": 20.0, "filament": "PLA Black"}]}
+
+
+async def test_a_runout_forecast_arrives_once(tmp_path: Path, receiver: Receiver) -> None:
+    async with running(tmp_path, receiver.url) as (bus, _):
+        bus.publish(Event("forecast", "X1C", FORECAST))
+        bus.publish(Event("forecast", "X1C", FORECAST))  # the same forecast after the next layer
+        bus.publish(Event("job", "X1C", {"job_id": 7, "state": "finished", "billed_through": 200}))
+        first, second = await receiver.next(), await receiver.next()
+    assert first["title"] == "X1C: Filament will run out"
+    assert first["message"].startswith("Tray A3 (PLA Black, spool #12) runs out during layer 143 of 200")
+    assert (second["title"], second["message"]) == ("X1C: job 7 finished", "Used no filament billed.")
+    assert receiver.bodies.empty() and receiver.requests == 2
+
+
+async def test_failures_are_retried_then_delivered(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.failures = ATTEMPTS - 1
+    async with running(tmp_path, receiver.url) as (bus, notifications):
+        bus.publish(Event("forecast", "X1C", FORECAST))
+        body = await receiver.next()
+    assert body["title"] == "X1C: Filament will run out"
+    assert receiver.requests == ATTEMPTS and notifications.failed == 0
+
+
+async def test_giving_up_logs_once_without_the_url(tmp_path: Path, receiver: Receiver,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    receiver.failures = 10**6
+    caplog.set_level(logging.DEBUG)
+    async with running(tmp_path, receiver.url) as (bus, notifications):
+        bus.publish(Event("forecast", "X1C", FORECAST))
+        while notifications.failed == 0:
+            await asyncio.sleep(0.01)
+    assert receiver.requests == ATTEMPTS
+    given_up = [r for r in caplog.records if "not sent" in r.getMessage()]
+    assert len(given_up) == 1
+    assert all(str(receiver.server.server_address[1]) not in r.getMessage() for r in caplog.records)
