@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from server.config.reach import HomeAssistantConfig
 from server.events import Event
 from server.home_assistant import discovery
 from server.home_assistant.discovery import Topics, TrayState
+from server.jobs.tracker import JobTracker
+from server.printer.task import PrinterTask
 from server.retry import Backoff
 from server.runtime import Runtime
 from server.supervise import supervise
@@ -48,6 +51,7 @@ class Bridge:
         self.forecasts: dict[str, dict[str, Any]] = {}  # printer -> its latest forecast event's data
         self.announced: set[str] = set()
         self._dirty = asyncio.Event()
+        self._spoolman_checked: tuple[float, bool] | None = None  # (monotonic time, reachable)
         self.connected = asyncio.Event()  # set while a session runs (tests wait on it)
 
     @property
@@ -65,8 +69,10 @@ class Bridge:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
         will = aiomqtt.Will(self.topics.status, "offline", qos=1, retain=True)
-        return aiomqtt.Client(host, port, username=username, password=password, identifier=f"layerwise-{port}",
-                              will=will, tls_context=context, tls_insecure=self.config.tls_insecure if tls else None,
+        # One client id per Layerwise (two on one broker need their own topic_prefix anyway).
+        identifier = f"layerwise-{discovery.object_id(self.config.topic_prefix)}"
+        return aiomqtt.Client(host, port, username=username, password=password, identifier=identifier, will=will,
+                              tls_context=context, tls_insecure=self.config.tls_insecure if tls else None,
                               logger=log)
 
     async def run(self) -> None:
@@ -151,11 +157,11 @@ class Bridge:
         for topic, state in states.items():
             await client.publish(topic, json.dumps(state), qos=1, retain=True)
 
-    async def printer(self, name: str, task: Any) -> tuple[dict[str, Any], list[str]]:
+    async def printer(self, name: str, task: PrinterTask[JobTracker]) -> tuple[dict[str, Any], list[str]]:
         card = await printer_out(self.runtime, task)
         job_id = task.jobs.job_id
         detail = await asyncio.to_thread(statements.job_detail, self.runtime.db, job_id) if job_id else None
-        forecast = self.forecasts.get(name)
+        forecast = self.forecasts.get(name) if job_id is not None else None
         trays = [TrayState(slot.label, slot.tray, slot.spool.name if slot.spool else None,
                            (slot.spool.material if slot.spool else None) or slot.material,
                            colour_name((slot.spool.color_hex if slot.spool else None) or slot.color_hex),
@@ -164,16 +170,26 @@ class Bridge:
         state = discovery.printer_state(
             online=card.online, job_state=card.job.state, job_name=card.job.name, layer=card.job.layer,
             total_layers=card.job.total_layers, grams=detail.grams if detail else None, trays=trays,
-            forecast=(forecast or {}).get("trays") or [] if (forecast or {}).get("job_id") == job_id else [],
+            forecast=forecast.get("trays") or [] if forecast and forecast.get("job_id") == job_id else [],
             now=datetime.now(UTC))
         return state, [t.label for t in trays]
 
     async def health(self) -> dict[str, Any]:
-        spoolman = self.runtime.spoolman
-        reachable = await spoolman.health() if spoolman is not None else False
+        reachable = await self._spoolman_reachable()
         waiting = sum(s.count for s in (await asyncio.to_thread(backlog.backlog, self.runtime.db)).spools)
         groups = await asyncio.to_thread(attention.attention_groups_count, self.runtime.db)
         return discovery.health_state(spoolman_reachable=reachable, bills_waiting=waiting, attention_groups=groups)
+
+    async def _spoolman_reachable(self) -> bool:
+        """Spoolman's health check, at most once per ``refresh_s``: states follow every bus event, and a
+        Spoolman that is down would otherwise hold each of them up for its timeout."""
+        spoolman = self.runtime.spoolman
+        if spoolman is None:
+            return False
+        now = time.monotonic()
+        if self._spoolman_checked is None or now - self._spoolman_checked[0] >= self.refresh_s:
+            self._spoolman_checked = (now, await spoolman.health())
+        return self._spoolman_checked[1]
 
     # --- what was announced (to clear removed printers) ---------------------------------------------------
 

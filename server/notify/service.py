@@ -19,7 +19,7 @@ import apprise
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt
 
 from server.billing import attention, statements
-from server.config.reach import NotificationsConfig
+from server.config.reach import NotificationsConfig, masked_url
 from server.db import Database
 from server.events import Event, EventBus
 from server.notify.rules import (
@@ -68,9 +68,12 @@ class Notifications:
         self.decider = Decider(config)
         self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_SIZE)
         self._wait = EqualJitter(retry_first_s, retry_cap_s)
-        self._apprise = apprise.Apprise()
+        # One Apprise per URL: a failure is retried for that target alone, never sent twice to the others.
+        self._targets: list[tuple[str, apprise.Apprise]] = []
         for url in config.urls:
-            self._apprise.add(url.get_secret_value())
+            target = apprise.Apprise()
+            target.add(url.get_secret_value())
+            self._targets.append((masked_url(url.get_secret_value()), target))
         self.failed = 0  # messages given up on (for tests and the log)
 
     @property
@@ -171,18 +174,24 @@ class Notifications:
             await self.send(message)
 
     async def send(self, message: Message) -> bool:
-        """Deliver to every target; retried with back-off while Apprise reports a failure."""
+        """Deliver to every target; True when all took it."""
+        results = [await self._send_to(shown, target, message) for shown, target in self._targets]
+        return all(results)
+
+    async def _send_to(self, shown: str, target: apprise.Apprise, message: Message) -> bool:
+        """One target, retried with back-off while Apprise reports a failure; logged once when given up."""
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(ATTEMPTS), wait=self._wait,
                 retry=retry_if_exception_type(Exception),
             ):
                 with attempt:
-                    if not await asyncio.to_thread(self._apprise.notify, body=message.body, title=message.title):
+                    if not await asyncio.to_thread(target.notify, body=message.body, title=message.title):
                         raise NotSent  # Apprise answers False rather than raising
         except RetryError:
             self.failed += 1
-            log.warning("notification %r (%s) not sent after %d tries", message.title, message.event, ATTEMPTS)
+            log.warning("notification %r (%s) not sent to %s after %d tries", message.title, message.event, shown,
+                        ATTEMPTS)
             return False
         return True
 

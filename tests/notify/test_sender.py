@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from server.config.reach import NotificationsConfig
 from server.db import open_database
 from server.events import Event, EventBus
+from server.notify.rules import Forecast
 from server.notify.service import ATTEMPTS, Notifications
 from server.spoolman.directory import SpoolDirectory
 from tests.notify.receiver import Receiver
@@ -75,3 +77,23 @@ async def test_giving_up_logs_once_without_the_url(tmp_path: Path, receiver: Rec
     given_up = [r for r in caplog.records if "not sent" in r.getMessage()]
     assert len(given_up) == 1
     assert all(str(receiver.server.server_address[1]) not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failing_target_never_repeats_a_message_to_the_others(tmp_path: Path, receiver: Receiver) -> None:
+    broken = Receiver(failures=10**6)
+    thread = threading.Thread(target=broken.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        bus = EventBus()
+        db = open_database(tmp_path)
+        config = NotificationsConfig(urls=[broken.url, receiver.url])
+        notifications = Notifications(config, bus, db, SpoolDirectory(None), None, dict,
+                                      retry_first_s=0.01, retry_cap_s=0.02)
+        sent = await notifications.send(notifications.decider.feed(Forecast("X1C", 7, FORECAST["trays"]))[0])
+        db.close()
+    finally:
+        broken.server.shutdown()
+        broken.server.server_close()
+    assert sent is False and notifications.failed == 1
+    assert (broken.requests, receiver.requests) == (ATTEMPTS, 1)
+
