@@ -88,19 +88,21 @@ class Bridge:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 if not told:
-                    log.warning("Home Assistant: broker %s unreachable (%s); retrying", self.config.shown_url(), exc)
+                    log.warning("Home Assistant: no connection to broker %s (%s); retrying", self.config.shown_url(),
+                                exc)
                     told = True
             await asyncio.sleep(self.backoff.next_delay())
 
     async def session(self, client: aiomqtt.Client) -> None:
+        tasks: list[asyncio.Task[None]] = []
         async with self.runtime.bus.subscribe() as events:
-            await client.publish(self.topics.status, "online", qos=1, retain=True)
-            self.announced = set(await asyncio.to_thread(self._load_announced))
-            await self.publish_all(client, everything=True)  # a broker may have lost what it retained
-            self.connected.set()
-            tasks = [asyncio.create_task(self._listen(events)), asyncio.create_task(self._watch(client)),
-                     asyncio.create_task(self._refresh(client))]
             try:
+                await client.publish(self.topics.status, "online", qos=1, retain=True)
+                self.announced = set(await asyncio.to_thread(self._load_announced))
+                await self.publish_all(client, everything=True)  # a broker may have lost what it retained
+                self.connected.set()
+                tasks = [asyncio.create_task(self._listen(events)), asyncio.create_task(self._watch(client)),
+                         asyncio.create_task(self._refresh(client))]
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # the broker's MqttError ends the session

@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -24,17 +25,21 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, extra_config: str = "",
+                 **client_options: Any) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.extra_config = extra_config  # TLS and password lines; anonymous access when empty
+        self.client_options = client_options
+        self.host = "localhost" if extra_config else "127.0.0.1"  # the name a TLS certificate is for
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
         if not Path(MOSQUITTO).exists():
             pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
         config = self.directory / "mosquitto.conf"
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                          "user root\nlog_dest stderr\n")
+        config.write_text(f"listener {self.port} 127.0.0.1\npersistence false\nuser root\nlog_dest stderr\n"
+                          + (self.extra_config or "allow_anonymous true\n"))
         self.log = (self.directory / "mosquitto.log").open("wb")
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=self.log, stderr=self.log)
         async with asyncio.timeout(15):
@@ -53,13 +58,13 @@ class Mosquitto:
             self.log.close()
 
     def client(self) -> aiomqtt.Client:
-        return aiomqtt.Client("127.0.0.1", self.port)
+        return aiomqtt.Client(self.host, self.port, **self.client_options)
 
 
 @contextlib.asynccontextmanager
-async def mosquitto(directory: Path) -> AsyncIterator[Mosquitto]:
+async def mosquitto(directory: Path, extra_config: str = "", **client_options: Any) -> AsyncIterator[Mosquitto]:
     directory.mkdir(parents=True, exist_ok=True)
-    broker = Mosquitto(directory)
+    broker = Mosquitto(directory, extra_config=extra_config, **client_options)
     await broker.start()
     try:
         yield broker

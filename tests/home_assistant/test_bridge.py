@@ -17,7 +17,7 @@ from server.billing import attention, backlog, statements
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.config.reach import HomeAssistantConfig
 from server.events import Event
-from server.home_assistant.bridge import STATE_FILE, Bridge
+from server.home_assistant.bridge import STATE_FILE, Bridge, lifespans
 from server.retry import Backoff
 from server.runtime import Runtime
 from server.sim.demo_print import demo_3mf
@@ -144,3 +144,15 @@ async def test_reconnects_after_the_broker_restarts(tmp_path: Path) -> None:
         found = await retained(broker, "homeassistant/#", "layerwise/status")
     assert found["layerwise/status"] == b"online"
     assert any(topic.startswith(f"homeassistant/sensor/{DEVICE}/") for topic in found)
+
+
+async def test_the_web_app_starts_the_bridge_when_configured(tmp_path: Path) -> None:
+    assert lifespans(Runtime.build(Settings(server=ServerConfig(data_dir=tmp_path / "none")))) == []
+    async with mosquitto(tmp_path / "broker") as broker:
+        config = HomeAssistantConfig(mqtt_url=f"mqtt://127.0.0.1:{broker.port}")
+        runtime = Runtime.build(Settings(server=ServerConfig(data_dir=tmp_path / "data"), home_assistant=config))
+        (bridge,) = lifespans(runtime)
+        async with runtime.lifespan(), bridge():
+            status = await until(lambda: retained(broker, "layerwise/status"))
+            assert status == {"layerwise/status": b"online"}
+        assert await retained(broker, "layerwise/status") == {"layerwise/status": b"offline"}
