@@ -149,12 +149,15 @@ class Bridge:
             state, labels = await self.printer(name, task)
             configs |= discovery.printer_discovery(name, task.config.model, labels, self.topics)
             states[self.topics.state(discovery.device_id(name))] = state
-        for topic in discovery.removed(self.announced, configs):
+        devices = [discovery.HEALTH_ID, *(discovery.device_id(name) for name in self.runtime.printers)]
+        gone = discovery.removed(self.announced, devices, self.topics)
+        for topic in gone:
             await client.publish(topic, b"", qos=1, retain=True)
         for topic in sorted(configs if everything else set(configs) - self.announced):
             await client.publish(topic, json.dumps(configs[topic]), qos=1, retain=True)
-        if set(configs) != self.announced:
-            self.announced = set(configs)
+        announced = (self.announced - set(gone)) | set(configs)
+        if announced != self.announced:
+            self.announced = announced
             await asyncio.to_thread(self._save_announced)
         for topic, state in states.items():
             await client.publish(topic, json.dumps(state), qos=1, retain=True)

@@ -36,6 +36,11 @@ class Topics:
     def config(self, component: str, device: str, entity: str) -> str:
         return f"{self.discovery_prefix}/{component}/{device}/{entity}/config"
 
+    def device_of(self, config_topic: str) -> str | None:
+        """The device (node id) of a discovery topic made by ``config``."""
+        parts = config_topic.removeprefix(f"{self.discovery_prefix}/").split("/")
+        return parts[1] if len(parts) == 4 else None
+
 
 def object_id(text: str) -> str:
     """A topic- and entity-id-safe slug: ``Workshop X1C`` -> ``workshop_x1c``."""
@@ -127,10 +132,12 @@ def health_discovery(topics: Topics) -> dict[str, dict[str, Any]]:
             for e in HEALTH_ENTITIES}
 
 
-def removed(announced: Iterable[str], current: Iterable[str]) -> list[str]:
-    """Discovery topics announced before and not any more: each gets an empty retained payload."""
-    keep = set(current)
-    return sorted(topic for topic in set(announced) if topic not in keep)
+def removed(announced: Iterable[str], devices: Iterable[str], topics: Topics) -> list[str]:
+    """Discovery topics announced before for a device that is gone (a printer removed from the
+    configuration): each gets an empty retained payload. A configured printer keeps all of its entities,
+    also trays it does not report right now (offline, or before its first report after a restart)."""
+    keep = set(devices)
+    return sorted(topic for topic in set(announced) if topics.device_of(topic) not in keep)
 
 
 # --- states -------------------------------------------------------------------------------------------

@@ -75,8 +75,10 @@ def test_every_template_reads_a_value_from_its_state() -> None:
     assert (values["Spoolman reachable"], values["Bills waiting"], values["Needs attention"]) == ("ON", "3", "OFF")
 
 
-def test_removed_printers_topics() -> None:
-    old = set(discovery.printer_discovery("Old", None, ["A1"], Topics()))
-    new = set(configs())
-    assert discovery.removed(old | new, new) == sorted(old)
-    assert discovery.removed(new, new) == []
+def test_only_removed_printers_topics_are_cleared() -> None:
+    topics = Topics("ha/discovery", "lw")
+    old = set(discovery.printer_discovery("Old", None, ["A1"], topics))
+    x1c = set(discovery.printer_discovery("Workshop X1C", None, ["A1", "B1"], topics))
+    devices = ["layerwise", "layerwise_workshop_x1c"]
+    assert discovery.removed(old | x1c, devices, topics) == sorted(old)
+    assert discovery.removed(x1c, devices, topics) == []  # tray B1 not reported now: kept
