@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,16 +18,19 @@ from server.db import open_database
 from server.events import Event, EventBus
 from server.notify.rules import Forecast
 from server.notify.service import ATTEMPTS, Notifications
+from server.spoolman import SpoolmanClient
 from server.spoolman.directory import SpoolDirectory
 from tests.notify.receiver import Receiver
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, url: str, **config: Any) -> AsyncIterator[tuple[EventBus, Notifications]]:
+async def running(tmp_path: Path, url: str, *, spoolman: SpoolmanClient | None = None, online: bool = True,
+                  tick_s: float = 30.0, **config: Any) -> AsyncIterator[tuple[EventBus, Notifications]]:
     bus = EventBus()
     db = open_database(tmp_path)
-    notifications = Notifications(NotificationsConfig(urls=[url], **config), bus, db, SpoolDirectory(None), None,
-                                  lambda: {"X1C": True}, retry_first_s=0.01, retry_cap_s=0.02)
+    notifications = Notifications(NotificationsConfig(urls=[url], **config), bus, db, SpoolDirectory(spoolman),
+                                  spoolman, lambda: {"X1C": online}, tick_s=tick_s, retry_first_s=0.01,
+                                  retry_cap_s=0.02)
     task = asyncio.create_task(notifications.run())
     while bus.subscriber_count == 0:
         await asyncio.sleep(0.01)
@@ -97,3 +101,17 @@ async def test_a_failing_target_never_repeats_a_message_to_the_others(tmp_path: 
     assert sent is False and notifications.failed == 1
     assert (broken.requests, receiver.requests) == (ATTEMPTS, 1)
 
+
+
+async def test_outages_are_told_from_the_clock(tmp_path: Path, receiver: Receiver) -> None:
+    """Ticks feed the timers: a printer that never came online and a Spoolman nobody answers for."""
+    with socket.socket() as closed:  # a port with no listener: Spoolman is down
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    spoolman = SpoolmanClient(f"http://127.0.0.1:{port}", timeout=2)
+    async with running(tmp_path, receiver.url, spoolman=spoolman, online=False, tick_s=0.05,
+                       printer_offline_minutes=0, spoolman_unreachable_minutes=0):
+        titles = {(await receiver.next())["title"], (await receiver.next())["title"]}
+    await spoolman.aclose()
+    assert titles == {"Printer X1C is offline", "Spoolman is unreachable"}
+    assert receiver.bodies.empty()  # told once, however many ticks passed
