@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.config import ConfigError, PrinterConfig, Settings, add_config_argument, load_settings
+from server.config.reach import masked_url
 from server.logs import setup_logging
 
 DEFAULT_TIMEOUT = 20.0
@@ -132,6 +133,11 @@ def summary(settings: Settings) -> CheckResult:
     if settings.spoolman.url:
         key = ", API key set" if settings.spoolman.api_key is not None else ""
         parts.append(f"Spoolman {settings.spoolman.url}{key}")
+    if settings.notifications.urls:  # only the schemes: the rest of an Apprise URL holds its tokens
+        targets = ", ".join(masked_url(url.get_secret_value()) for url in settings.notifications.urls)
+        parts.append(f"notifications to {targets}")
+    if settings.home_assistant.mqtt_url:
+        parts.append(f"Home Assistant via {settings.home_assistant.shown_url()}")
     where = f" {settings.config_file}" if settings.config_file else " (environment)"
     return CheckResult(f"configuration{where}", True, ", ".join(parts))
 

@@ -21,6 +21,7 @@ from server.db import Database, open_database, repo
 from server.events import Event, EventBus
 from server.instruments import from_environment
 from server.jobs.tracker import JobTracker
+from server.notify.service import Notifications
 from server.printer.task import PrinterTask
 from server.printer.tls import PinStore
 from server.slots.rfid_service import RfidService
@@ -58,6 +59,7 @@ class Runtime:
     outbox: Outbox | None = None
     rfid: RfidService | None = None
     data_lock: DataDirLock | None = None
+    notifications: Notifications | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -95,7 +97,11 @@ class Runtime:
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 source = settings.seed_sources.get(printer.name, "the configuration")
                 log.info("seeded %d slot assignment(s) for %s from %s", len(seed), printer.name, source)
-        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
+        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
+        if settings.notifications.urls:
+            runtime.notifications = Notifications(settings.notifications, bus, db, spools, spoolman,
+                                                  lambda: {name: p.online for name, p in printers.items()})
+        return runtime
 
     async def start(self) -> None:
         instruments = from_environment()
@@ -103,6 +109,9 @@ class Runtime:
             self._tasks.append(asyncio.create_task(instruments.run(), name="instruments"))
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox"))
+        if self.notifications is not None:
+            self._tasks.append(asyncio.create_task(supervise("notifications", self.notifications.run),
+                                                   name="notifications"))
         for name, printer in self.printers.items():
             self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
 

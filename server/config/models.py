@@ -355,6 +355,9 @@ class PrinterConfig(Section):
         return _readable_file(value)
 
 
+from server.config.reach import HomeAssistantConfig, NotificationsConfig  # noqa: E402 - it builds on Section
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -362,6 +365,8 @@ class Settings(BaseModel):
     spoolman: SpoolmanConfig = Field(default_factory=SpoolmanConfig)
     rfid: RfidConfig = Field(default_factory=RfidConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     printers: tuple[PrinterConfig, ...] = ()
     # printer name -> {global tray index: Spoolman spool id}; seeds slot assignments once.
     seed_mappings: dict[str, dict[int, int]] = Field(default_factory=dict)

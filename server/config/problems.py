@@ -70,7 +70,7 @@ def validate(model: type[BaseModel], raw: Raw, problems: Problems) -> Any:
                 fault = error["msg"]
             elif error["type"] == "missing":
                 fault = "is missing"
-            elif name in ("access_code", "api_key"):
+            elif name in ("access_code", "api_key", "urls", "password"):
                 fault = "is not valid"  # never echo a secret
             else:
                 fault = f"is {shown(error['input'])}"

@@ -14,12 +14,14 @@ from typing import Any
 
 from server.config.models import AuthConfig, PrinterConfig, RfidConfig, Section, ServerConfig, SpoolmanConfig, shown
 from server.config.problems import Problems, Raw, allowed_keys, unknown_key
+from server.config.reach import HomeAssistantConfig, NotificationsConfig
 
 CONFIG_ENV = "LAYERWISE_CONFIG"
 MAPPINGS_ENV = "LAYERWISE_AMS_MAPPINGS"
 
 SECTIONS: dict[str, type[Section]] = {"server": ServerConfig, "spoolman": SpoolmanConfig, "rfid": RfidConfig,
-                                     "auth": AuthConfig}
+                                     "auth": AuthConfig, "notifications": NotificationsConfig,
+                                     "home_assistant": HomeAssistantConfig}
 
 ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_HOST": ("server", "host"),
@@ -40,6 +42,22 @@ ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_RFID_AUTO_ASSIGN": ("rfid", "auto_assign"),
     "LAYERWISE_AUTH_REQUIRED": ("auth", "required"),
     "LAYERWISE_AUTH_TRUSTED_NETWORKS": ("auth", "trusted_networks"),
+    "LAYERWISE_NOTIFICATIONS_URLS": ("notifications", "urls"),
+    "LAYERWISE_NOTIFICATIONS_URLS_FILE": ("notifications", "urls_file"),
+    "LAYERWISE_NOTIFICATIONS_EVENTS": ("notifications", "events"),
+    "LAYERWISE_NOTIFICATIONS_PRINTERS": ("notifications", "printers"),
+    "LAYERWISE_NOTIFICATIONS_RUNOUT_WITHIN_LAYERS": ("notifications", "runout_within_layers"),
+    "LAYERWISE_NOTIFICATIONS_LOW_STOCK_G": ("notifications", "low_stock_g"),
+    "LAYERWISE_NOTIFICATIONS_PRINTER_OFFLINE_MINUTES": ("notifications", "printer_offline_minutes"),
+    "LAYERWISE_NOTIFICATIONS_SPOOLMAN_UNREACHABLE_MINUTES": ("notifications", "spoolman_unreachable_minutes"),
+    "LAYERWISE_HOME_ASSISTANT_MQTT_URL": ("home_assistant", "mqtt_url"),
+    "LAYERWISE_HOME_ASSISTANT_USERNAME": ("home_assistant", "username"),
+    "LAYERWISE_HOME_ASSISTANT_PASSWORD": ("home_assistant", "password"),
+    "LAYERWISE_HOME_ASSISTANT_PASSWORD_FILE": ("home_assistant", "password_file"),
+    "LAYERWISE_HOME_ASSISTANT_CA_FILE": ("home_assistant", "ca_file"),
+    "LAYERWISE_HOME_ASSISTANT_TLS_INSECURE": ("home_assistant", "tls_insecure"),
+    "LAYERWISE_HOME_ASSISTANT_DISCOVERY_PREFIX": ("home_assistant", "discovery_prefix"),
+    "LAYERWISE_HOME_ASSISTANT_TOPIC_PREFIX": ("home_assistant", "topic_prefix"),
 }
 ENV_PRINTER_PREFIX = "LAYERWISE_PRINTER_"
 ENV_PRINTER_KEYS = (
@@ -49,9 +67,11 @@ ENV_PRINTER_KEYS = (
 # Keys a [[printers]] entry may carry beyond PrinterConfig's fields; the loader consumes them.
 PRINTER_LOADER_KEYS = ("access_code_file", "ams_mappings")
 # The same for the sections: a secret read from a file (Docker secrets).
-SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",)}
+SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",), "notifications": ("urls_file",),
+                                                  "home_assistant": ("password_file",)}
 # Prefixes this module owns: an unknown variable under them is a typo, not someone else's setting.
-OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_", "LAYERWISE_AUTH_")
+OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_", "LAYERWISE_AUTH_",
+                      "LAYERWISE_NOTIFICATIONS_", "LAYERWISE_HOME_ASSISTANT_")
 
 
 def env_names() -> list[str]:

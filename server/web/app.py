@@ -16,6 +16,7 @@ from litestar.template import TemplateConfig
 from server import __version__
 from server.assets import static_dir, templates_dir
 from server.auth.gate import Gate
+from server.home_assistant.bridge import lifespans as home_assistant_lifespans
 from server.runtime import Runtime
 from server.web import (
     api,
@@ -89,7 +90,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
-        lifespan=[runtime.lifespan] if manage_lifespan else [],
+        lifespan=[runtime.lifespan, *home_assistant_lifespans(runtime)] if manage_lifespan else [],
         template_config=TemplateConfig(directory=templates_dir(), engine=JinjaTemplateEngine,
                                        engine_callback=_with_gettext),
         openapi_config=OpenAPIConfig(title="Layerwise", version=__version__, path="/api/v1/schema",

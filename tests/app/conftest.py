@@ -46,7 +46,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 @contextlib.asynccontextmanager
-async def make_stack(tmp_path: Path, **printer_options: Any) -> AsyncIterator[Stack]:
+async def make_stack(tmp_path: Path, settings_options: dict[str, Any] | None = None,
+                     **printer_options: Any) -> AsyncIterator[Stack]:
     store = SpoolmanStore()
     seed_demo(store)
     printer_options.setdefault("model", "P1S")
@@ -62,6 +63,7 @@ async def make_stack(tmp_path: Path, **printer_options: Any) -> AsyncIterator[St
                               ftps_port=printer.ftps_port, ca_file=printer.ca_cert_path),
             ),
             seed_mappings={PRINTER: {0: 3}},
+            **(settings_options or {}),
         )
         runtime = Runtime.build(settings)
         async with EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise") as web, \

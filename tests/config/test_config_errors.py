@@ -38,7 +38,8 @@ def test_unknown_key_names_it_suggests_the_right_one_and_lists_the_allowed(tmp_p
 
 def test_unknown_table_and_server_key(tmp_path: Path) -> None:
     assert problems(tmp_path, '[spoolmann]\nurl = "http://x"\n[server]\nprot = 1\n') == [
-        "spoolmann: unknown key (did you mean 'spoolman'?); expected one of server, spoolman, rfid, auth, printers",
+        "spoolmann: unknown key (did you mean 'spoolman'?); "
+        "expected one of server, spoolman, rfid, auth, notifications, home_assistant, printers",
         "server.prot: unknown key (did you mean 'port'?); expected one of host, port, https_port, data_dir, log_level, "
         "tls_certfile, tls_keyfile, base_url, allowed_hosts",
     ]

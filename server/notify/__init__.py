@@ -1,0 +1,1 @@
+"""Notifications through Apprise: ``rules`` decides (pure), ``service`` listens to the bus and sends."""
