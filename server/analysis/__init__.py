@@ -17,7 +17,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import BinaryIO, ParamSpec, TypeVar
 
 from server.analysis.archive import (
@@ -207,7 +206,7 @@ def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  
 
 def _with_header(meta: ArchiveMetadata, keys: dict[str, str], first: bytes) -> ArchiveMetadata:
     header = parse_header(keys, first)
-    return replace(meta, header=header, slicer=header.slicer or meta.slicer, specs=meta.specs or header.specs)
+    return meta._replace(header=header, slicer=header.slicer or meta.slicer, specs=meta.specs or header.specs)
 
 
 def _header_keys(chunks: Iterator[bytes]) -> tuple[dict[str, str], bytes]:

@@ -48,7 +48,6 @@ floating-point sums) are the same however the stream is cut.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at the end
@@ -108,14 +107,14 @@ Usage = dict[int, float]  # mm per slicer filament index
 Mark = tuple[int, Usage]  # (M73 P percent, mm used within the layer up to that mark)
 
 
-@dataclass(frozen=True)
-class GcodeUsage:
-    """What the engine found: ``layers[0]`` is the prelude, ``layers[n]`` layer n (1-based)."""
+class GcodeUsage(NamedTuple):
+    """What the engine found: ``layers[0]`` is the prelude, ``layers[n]`` layer n (1-based).
+    (A NamedTuple, as archive.Limits says why; its dict defaults are shared, so never mutated.)"""
 
     layers: tuple[Usage, ...]
     marks: tuple[tuple[Mark, ...], ...]
     tool_changes: tuple[ToolChange, ...]
-    header: dict[str, str] = field(default_factory=dict)
+    header: dict[str, str] = {}  # noqa: RUF012 (shared, never mutated)
     size: int = 0  # bytes of gcode read
 
     @property
