@@ -96,6 +96,8 @@ def _exit_now(code: int) -> None:  # never returns (typing's NoReturn would cost
         sys.stderr.flush()
     except BrokenPipeError:  # the reader left (`| head`), as in main()
         _quiet_stdout()
+    except OSError:  # e.g. a full disk: the interpreter's own final flush would exit 120 as well
+        code = code or 120
     os._exit(code)
 
 
