@@ -238,15 +238,13 @@ class GcodeReader:
         self.size = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._hash is None:
-            for chunk in self._chunks:
-                self.size += len(chunk)
-                yield chunk
-            return
         for chunk in self._chunks:
-            self._hash.update(chunk)
+            if self._hash is not None:
+                self._hash.update(chunk)
             self.size += len(chunk)
             yield chunk
+        if self._hash is None:
+            return
         self.md5 = self._hash.hexdigest()
         if self.expected_md5 and self.expected_md5.lower() != self.md5:
             raise ChecksumMismatch(f"plate gcode MD5 is {self.md5}, the archive says {self.expected_md5.lower()}")
