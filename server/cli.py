@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("server.auth.cli_user", "add, list or remove the people who may sign in to the web app"),
     "token": ("server.auth.cli_token", "create, list or revoke API tokens (Authorization: Bearer)"),
 }
+# Commands that print and end, leaving no thread running and no exit handler: as a process of their own
+# they end without the interpreter's teardown (_exit_now).
+QUICK_EXIT = frozenset({"analyze"})
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -59,14 +63,16 @@ def command_in(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    whole_process = argv is None  # the process's own command line (the layerwise script, python -m server)
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(command_in(argv))
+    command = command_in(argv)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `layerwise analyze FILE | head`: the reader left; nothing more to say
@@ -77,6 +83,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"layerwise: {err}", file=sys.stderr)
         return 2
+    if whole_process and command in QUICK_EXIT:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:  # never returns (typing's NoReturn would cost --help its import)
+    """End the process without the interpreter's teardown, which frees every object and module one by one:
+    ~5 ms of the ~0.1 s a 6.5 MB `layerwise analyze` takes. What was printed is flushed first."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader left (`| head`), as in main()
+        _quiet_stdout()
+    except OSError:  # e.g. a full disk: the interpreter's own final flush would exit 120 as well
+        code = code or 120
+    os._exit(code)
 
 
 def _refused(err: Exception) -> bool:
@@ -90,8 +112,6 @@ def _refused(err: Exception) -> bool:
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not hit the closed pipe again."""
-    import os
-
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

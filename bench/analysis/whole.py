@@ -5,13 +5,16 @@ file. Start-up and imports count: that is what the person waits for.
     python -m bench.analysis --whole [--repeat N] [--file PATH]
 
 Each command runs ``--repeat`` times in a fresh process (``python -m server ...``, which is what the
-``layerwise`` script runs); wall time, best and median. The two analysers' totals are compared.
+``layerwise`` script runs); wall time, best and median, and the median CPU time (user + system, of the
+process and its threads): on a shared machine wall time depends on others' load, CPU time much less.
+The two analysers' totals are compared.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,25 +48,38 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _once(args: list[str]) -> tuple[float, str]:
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _once(args: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of one ``python args``."""
+    cpu = _cpu_of_children()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-400:]}")
-    return seconds, done.stdout
+    return seconds, _cpu_of_children() - cpu, done.stdout
 
 
-def time_commands(commands: list[list[str]], repeat: int) -> list[tuple[float, float, str]]:
-    """(best, median) wall seconds of each ``python args`` in fresh processes, and its output. The commands
-    take turns, so a change in the machine's load (other people's work on a shared machine) hits each alike."""
+def time_commands(commands: list[list[str]], repeat: int) -> list[tuple[float, float, float, str]]:
+    """(best, median) wall seconds and median CPU seconds of each ``python args`` in fresh processes, and
+    its output. The commands take turns, so a change in the machine's load (other people's work on a shared
+    machine) hits each alike."""
     times: list[list[float]] = [[] for _ in commands]
+    cpus: list[list[float]] = [[] for _ in commands]
     outs = [""] * len(commands)
     for _ in range(repeat):
         for i, args in enumerate(commands):
-            seconds, outs[i] = _once(args)
+            seconds, cpu, outs[i] = _once(args)
             times[i].append(seconds)
-    return [(min(t), statistics.median(t), out) for t, out in zip(times, outs, strict=True)]
+            cpus[i].append(cpu)
+    return [
+        (min(t), statistics.median(t), statistics.median(c), out)
+        for t, c, out in zip(times, cpus, outs, strict=True)
+    ]
 
 
 def _naive_totals(out: str) -> dict[int, float]:
@@ -75,38 +91,40 @@ def compare(path: Path, repeat: int) -> float:
     """``layerwise analyze`` against the naive parser on one file; print both; return the ratio of medians."""
     label = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     print(f"FILE = {label}")
-    as_json = _once(["-m", "server", "analyze", "--json", str(path)])[1]
+    as_json = _once(["-m", "server", "analyze", "--json", str(path)])[2]
     commands = [["-m", "server", "analyze", str(path)], ["-m", "bench.analysis.naive", str(path)]]
     ours, naive = time_commands(commands, repeat)
-    print(f"{'  layerwise analyze FILE':<36} {ours[0]:7.3f} s {ours[1]:7.3f} s")
-    print(f"{'  naive line-by-line parser FILE':<36} {naive[0]:7.3f} s {naive[1]:7.3f} s")
+    print(f"{'  layerwise analyze FILE':<36} {ours[0]:7.3f} s {ours[1]:7.3f} s {ours[2]:7.3f} s")
+    print(f"{'  naive line-by-line parser FILE':<36} {naive[0]:7.3f} s {naive[1]:7.3f} s {naive[2]:7.3f} s")
     analysis = json.loads(as_json)
     totals = {f["index"]: round(f["mm"], 2) for f in analysis["filaments"]}
-    if totals != _naive_totals(naive[2]):
-        print(f"  WARNING: the two disagree: layerwise {totals} != naive {_naive_totals(naive[2])}")
+    if totals != _naive_totals(naive[3]):
+        print(f"  WARNING: the two disagree: layerwise {totals} != naive {_naive_totals(naive[3])}")
     else:
         print(f"  both: {analysis['gcode_bytes'] / 1e6:.1f} MB of gcode, {analysis['layer_count']} layers, "
               f"mm per filament {totals}")
     ratio = naive[1] / ours[1]
-    print(f"  >= 10x the naive parser     {ratio:5.1f}x (medians)  {naive[0] / ours[0]:5.1f}x (best runs)")
+    print(f"  >= 10x the naive parser     {ratio:5.1f}x (medians)  {naive[0] / ours[0]:5.1f}x (best runs)"
+          f"  {naive[2] / ours[2]:5.1f}x (CPU medians)")
     return ratio
 
 
 def run(repeat: int, files: list[Path] | None = None) -> float:
     """Print the table; return the ratio of medians (naive parser / ``layerwise analyze``) on the first file."""
-    print(f"whole processes, {repeat} runs each (wall time)")
-    print(f"{'':<36} {'best':>9} {'median':>9}")
+    print(f"whole processes, {repeat} runs each (wall time: best, median; CPU time: median)")
+    print(f"{'':<36} {'best':>9} {'median':>9} {'CPU':>9}")
     helps = {}
     commands = {
         "python -c pass (interpreter start)": ["-c", "pass"],
         "layerwise --help": ["-m", "server", "--help"],
         "layerwise analyze --help": ["-m", "server", "analyze", "--help"],
     }
-    for name, (best, median, _) in zip(commands, time_commands(list(commands.values()), repeat), strict=True):
+    for name, (best, median, cpu, _) in zip(commands, time_commands(list(commands.values()), repeat), strict=True):
         helps[name] = median
-        print(f"{name:<36} {best:7.3f} s {median:7.3f} s")
+        print(f"{name:<36} {best:7.3f} s {median:7.3f} s {cpu:7.3f} s")
     for name in ("layerwise --help", "layerwise analyze --help"):
         print(f"  {name + ' < 0.3 s':<34}{helps[name]:6.3f} s (median)")
     ratios = [compare(path, repeat) for path in files or [largest_print_file()]]
-    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{sys.executable} (Python {sys.version.split()[0]}); load average at the end: "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return ratios[0]

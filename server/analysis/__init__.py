@@ -17,7 +17,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import BinaryIO, ParamSpec, TypeVar
 
 from server.analysis.archive import (
@@ -127,7 +126,7 @@ def _is_archive(source: Source) -> bool:
 
 
 def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
-    """Run inflate + MD5 (both release the GIL) in a thread while the caller parses: the queue holds at
+    """Run inflate + CRC + MD5 (all release the GIL) in a thread while the caller parses: the queue holds at
     most ``depth`` chunks, so memory stays bounded; errors surface in the caller."""
     q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -207,7 +206,7 @@ def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  
 
 def _with_header(meta: ArchiveMetadata, keys: dict[str, str], first: bytes) -> ArchiveMetadata:
     header = parse_header(keys, first)
-    return replace(meta, header=header, slicer=header.slicer or meta.slicer, specs=meta.specs or header.specs)
+    return meta._replace(header=header, slicer=header.slicer or meta.slicer, specs=meta.specs or header.specs)
 
 
 def _header_keys(chunks: Iterator[bytes]) -> tuple[dict[str, str], bytes]:
@@ -341,7 +340,12 @@ def _indexer(size: int | None, one_shot: bool) -> bool | None:
 
 @_file_errors_only
 def analyze_file(
-    source: Source, plate: int | str | None = None, *, limits: Limits | None = None, one_shot: bool = False
+    source: Source,
+    plate: int | str | None = None,
+    *,
+    limits: Limits | None = None,
+    one_shot: bool = False,
+    hashed: bool = True,
 ) -> PrintAnalysis:
     """Analyse one plate of a .gcode.3mf (path or binary file object), or a plain .gcode file.
 
@@ -349,15 +353,17 @@ def analyze_file(
     plate (plain gcode ignores it). Raises an AnalysisError subclass for hostile or broken input.
     ``one_shot``: a process that analyses one file and exits (``layerwise analyze``) leaves numpy unloaded
     when the gcode is smaller than VECTOR_FROM_BYTES.
+    ``hashed=False``: no MD5 of the gcode (``gcode_md5`` is empty, the archive's ``.md5`` is not checked;
+    the zip's CRC-32 still is), for a caller that shows neither (``layerwise analyze`` without ``--json``).
     """
     limits = limits or DEFAULT_LIMITS
     if not _is_archive(source):
         plate_number(plate)  # still reject nonsense
         size = os.path.getsize(source) if isinstance(source, str | os.PathLike) else None
-        reader = GcodeReader(file_chunks(source, limits))
+        reader = GcodeReader(file_chunks(source, limits), hashed=hashed)
         return _analyze(reader, ArchiveMetadata(plate=1), vectorised=_indexer(size, one_shot))
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
         meta = _archive_metadata(archive, number, limits)
-        reader = plate_gcode(archive, number, limits)
+        reader = plate_gcode(archive, number, limits, hashed=hashed)
         return _analyze(reader, meta, verify=True, vectorised=_indexer(reader.expected_size, one_shot))

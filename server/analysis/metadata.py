@@ -14,13 +14,12 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from server.analysis.errors import BadMetadata
 
 
-@dataclass(frozen=True)
-class SliceFilament:
+class SliceFilament(NamedTuple):
     """A filament of the plate as slice_info.config lists it."""
 
     index: int  # 0-based slicer filament index (slice_info ids are 1-based)
@@ -30,15 +29,13 @@ class SliceFilament:
     used_g: float | None
 
 
-@dataclass(frozen=True)
-class PlateObject:
+class PlateObject(NamedTuple):
     identify_id: str
     name: str
     skipped: bool
 
 
-@dataclass(frozen=True)
-class FilamentSpec:
+class FilamentSpec(NamedTuple):
     """A slicer filament's properties (project_settings.config, or the gcode config block)."""
 
     index: int
@@ -50,18 +47,19 @@ class FilamentSpec:
     diameter: float | None = None  # mm
 
 
-@dataclass(frozen=True)
-class GcodeHeader:
+class GcodeHeader(NamedTuple):
+    """The gcode header's figures. Records here are NamedTuples (archive.Limits says why); their dict
+    defaults are shared, so never mutated."""
+
     slicer: str | None = None
     layer_count: int | None = None
-    lengths_mm: dict[int, float] = field(default_factory=dict)  # per filament index
-    weights_g: dict[int, float] = field(default_factory=dict)
+    lengths_mm: dict[int, float] = {}  # noqa: RUF012 (shared, never mutated); per filament index
+    weights_g: dict[int, float] = {}  # noqa: RUF012 (shared, never mutated)
     used_filaments: tuple[int, ...] = ()  # 0-based, from "; filament: 1,4"
-    specs: dict[int, FilamentSpec] = field(default_factory=dict)
+    specs: dict[int, FilamentSpec] = {}  # noqa: RUF012 (shared, never mutated)
 
 
-@dataclass(frozen=True)
-class ArchiveMetadata:
+class ArchiveMetadata(NamedTuple):
     plate: int
     slicer: str | None = None
     plate_name: str | None = None
@@ -69,9 +67,9 @@ class ArchiveMetadata:
     weight_g: float | None = None
     slice_filaments: tuple[SliceFilament, ...] = ()
     objects: tuple[PlateObject, ...] = ()
-    plate_json: dict[str, object] = field(default_factory=dict)
-    specs: dict[int, FilamentSpec] = field(default_factory=dict)  # project_settings, per slicer index
-    header: GcodeHeader = field(default_factory=GcodeHeader)
+    plate_json: dict[str, object] = {}  # noqa: RUF012 (shared, never mutated)
+    specs: dict[int, FilamentSpec] = {}  # noqa: RUF012 (shared, never mutated); project_settings, per slicer index
+    header: GcodeHeader = GcodeHeader()
     thumbnail: str | None = None  # member name of the plate thumbnail
 
     def used_filaments(self) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from server.analysis import filament
 from server.analysis.gcode import Mark, ToolChange, Usage
@@ -28,8 +28,7 @@ def grams(mm: float, diameter: float | None, density: float | None) -> float | N
     return filament.grams(mm, diameter, density)
 
 
-@dataclass(frozen=True)
-class FilamentUsage:
+class FilamentUsage(NamedTuple):
     index: int  # 0-based slicer filament index
     mm: float
     g: float | None
@@ -61,8 +60,16 @@ def _add(a: Usage, b: Usage) -> Usage:
     return dict(sorted(out.items()))
 
 
-@dataclass(frozen=True)
+_FIELDS = ("layer_count", "plate", "gcode_md5", "filaments", "tool_changes", "layers", "marks", "gcode_bytes",
+           "slicer", "prediction_s", "weight_g")
+
+
 class PrintAnalysis:
+    """One plate's analysis; immutable. A plain class rather than a frozen dataclass, for ``layerwise
+    analyze``'s start-up (archive.Limits says why); equality and repr cover the fields, not ``cumulative``
+    (derived from ``layers``)."""
+
+    __slots__ = (*_FIELDS, "cumulative")
     layer_count: int
     plate: int
     gcode_md5: str
@@ -70,19 +77,49 @@ class PrintAnalysis:
     tool_changes: tuple[ToolChange, ...]
     layers: tuple[Usage, ...]  # [0] = prelude, [n] = layer n
     marks: tuple[tuple[Mark, ...], ...]
-    gcode_bytes: int = 0
-    slicer: str | None = None
-    prediction_s: int | None = None
-    weight_g: float | None = None
-    cumulative: tuple[Usage, ...] = field(init=False, repr=False, compare=False)
+    gcode_bytes: int
+    slicer: str | None
+    prediction_s: int | None
+    weight_g: float | None
+    cumulative: tuple[Usage, ...]  # cumulative[n]: everything used through layer n
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        layer_count: int,
+        plate: int,
+        gcode_md5: str,
+        filaments: dict[int, FilamentUsage],
+        tool_changes: tuple[ToolChange, ...],
+        layers: tuple[Usage, ...],
+        marks: tuple[tuple[Mark, ...], ...],
+        gcode_bytes: int = 0,
+        slicer: str | None = None,
+        prediction_s: int | None = None,
+        weight_g: float | None = None,
+    ) -> None:
+        values = (layer_count, plate, gcode_md5, filaments, tool_changes, layers, marks, gcode_bytes, slicer,
+                  prediction_s, weight_g)
+        for name, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
         running: Usage = {}
         cumulative = []
-        for layer in self.layers:
+        for layer in layers:
             running = _add(running, layer)
             cumulative.append(running)
         object.__setattr__(self, "cumulative", tuple(cumulative))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PrintAnalysis is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # like the frozen dataclass it was: its dicts cannot hash
+
+    def __repr__(self) -> str:
+        return f"PrintAnalysis({', '.join(f'{name}={getattr(self, name)!r}' for name in _FIELDS)})"
 
     def prelude(self) -> Usage:
         """mm per filament index before layer 1 (start gcode, purge line)."""
@@ -122,7 +159,7 @@ class PrintAnalysis:
             "slicer": self.slicer,
             "prediction_s": self.prediction_s,
             "weight_g": self.weight_g,
-            "filaments": [asdict(f) for f in self.filaments.values()],
+            "filaments": [f._asdict() for f in self.filaments.values()],
             "prelude": _keys_to_str(self.layers[0]),
             "layers": [_keys_to_str(layer) for layer in self.layers[1:]],
             "marks": [[[p, _keys_to_str(u)] for p, u in marks] for marks in self.marks],

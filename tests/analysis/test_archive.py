@@ -124,6 +124,29 @@ def test_md5_match_and_gcode_md5(tmp_path: Path) -> None:
     assert analysis.layer(1) == {0: 2.5}
 
 
+def test_unhashed_analysis_has_the_same_figures_and_no_md5(tmp_path: Path) -> None:
+    """hashed=False (layerwise analyze's summary): no MD5 computed nor checked; the figures are the same."""
+    wrong = hashlib.md5(b"something else").hexdigest().encode()
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": wrong})
+    analysis = analyze_file(path, hashed=False)
+    assert analysis.gcode_md5 == ""
+    assert analysis.layer(1) == {0: 2.5}
+    hashed, unhashed = analyze_file(XMAS).to_json(), analyze_file(XMAS, hashed=False).to_json()
+    assert hashed["gcode_md5"] and unhashed["gcode_md5"] == ""
+    assert {**hashed, "gcode_md5": ""} == unhashed
+
+
+def test_unhashed_analysis_still_refuses_a_damaged_member(tmp_path: Path) -> None:
+    """Without the MD5, zipfile's CRC-32 still tells a damaged member."""
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE * 50}, zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"G1 X1 E2.5")
+    data[at + 4] = ord("7")  # same length, so only the CRC can tell
+    path.write_bytes(bytes(data))
+    with pytest.raises(TruncatedArchive, match=r"CRC|corrupt"):
+        analyze_file(path, hashed=False)
+
+
 def test_errors_share_a_base_and_have_one_line_messages(tmp_path: Path) -> None:
     path = tmp_path / "junk.gcode.3mf"
     path.write_bytes(b"junk")

@@ -121,6 +121,16 @@ def test_json_round_trips_exactly(analyses: dict[str, PrintAnalysis]) -> None:
         assert again.used_through(3) == analysis.used_through(3)
 
 
+def test_an_analysis_is_immutable_and_equal_by_its_fields(analyses: dict[str, PrintAnalysis]) -> None:
+    analysis = analyses["p1s-2colour-bs2.05.gcode.3mf"]
+    with pytest.raises(AttributeError):
+        analysis.layer_count = 1  # type: ignore[misc]
+    doc = analysis.to_json()
+    assert PrintAnalysis.from_json({**doc, "gcode_md5": "other"}) != analysis
+    assert PrintAnalysis.from_json(doc) == analysis
+    assert "layer_count=" in repr(analysis) and "cumulative" not in repr(analysis)
+
+
 def test_cli_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(FIXTURES / "p1s-2colour-bs2.05.gcode.3mf")]) == 0
     out = capsys.readouterr().out

@@ -61,3 +61,11 @@ def test_analyze_imports_neither_the_web_app_nor_the_simulator(argv: tuple[str, 
 def test_analyze_leaves_numpy_unloaded_for_a_small_file(argv: tuple[str, ...]) -> None:
     """numpy's import costs more than it saves below VECTOR_FROM_BYTES of gcode (0.76 MB here)."""
     assert "numpy" not in loaded_by(*argv)
+
+
+def test_analyze_summary_leaves_out_what_it_does_not_use() -> None:
+    """The summary shows no MD5 and the records are no dataclasses: hashlib (OpenSSL), dataclasses and
+    inspect stay unloaded (together ~10-15 ms of a ~0.1 s run, docs/benchmarks.md). (json is not checked:
+    the probe itself imports it.)"""
+    loaded = loaded_by("analyze", str(P1S))
+    assert loaded.isdisjoint(["hashlib", "dataclasses", "inspect"]), loaded
