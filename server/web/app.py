@@ -24,6 +24,8 @@ from server.web import (
     events,
     history,
     hosts,
+    i18n,
+    language,
     ledger_pages,
     pages,
     phone_setup,
@@ -59,9 +61,9 @@ class _GateTokens:
 
 
 def _with_gettext(engine: JinjaTemplateEngine) -> None:
-    """Templates mark what people read with ``_("…")`` (new-style gettext: ``_("%(n)s left", n=3)``)."""
-    engine.engine.add_extension("jinja2.ext.i18n")
-    engine.engine.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    """Templates mark what people read with ``_("…")`` (new-style gettext: ``_("%(n)s left", n=3)``), in the
+    request's language (server/web/i18n.py)."""
+    i18n.install(engine.engine)
 
 
 def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None,
@@ -84,6 +86,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *history.handlers,
             *phone_setup.handlers,
             *auth_pages.handlers,
+            *language.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},

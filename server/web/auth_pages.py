@@ -20,6 +20,7 @@ from server.auth.decisions import Access, TokenGrant, is_public
 from server.auth.gate import Gate
 from server.auth.store import SESSION_LIFETIME
 from server.web import csrf
+from server.web.i18n import gettext_for
 from server.web.pages import _context
 
 FORM_FIELD = "csrf_token"  # the login forms' copy of the CSRF token (a form cannot send a header)
@@ -188,16 +189,18 @@ async def login(request: Request) -> Template | Redirect:
     name = form.get("name", "").strip()
     if problem is not None:
         return _form_page(request, "login.html", status=403, name=name, next=form.get("next"),
-                          error=f"Not signed in: {problem}.")
+                          error=gettext_for(request)("Not signed in: %(problem)s.", problem=problem))
     result = await asyncio.to_thread(gate.sign_in, _client(request), name, form.get("password", ""))
     if result.retry_after is not None:
         minutes = -(-result.retry_after // 60)
-        wait = f"{minutes} minute{'' if minutes == 1 else 's'}"
+        _ = gettext_for(request)
+        wait = _("1 minute") if minutes == 1 else _("%(n)s minutes", n=minutes)
         return _form_page(request, "login.html", status=429, headers={"Retry-After": str(result.retry_after)},
-                          name=name, next=form.get("next"), error=f"Too many failed attempts. Try again in {wait}.")
+                          name=name, next=form.get("next"), error=_("Too many failed attempts. Try again in %(wait)s.",
+                                                                    wait=wait))
     if result.session_id is None:
         return _form_page(request, "login.html", status=401, name=name, next=form.get("next"),
-                          error="Wrong name or password.")
+                          error=gettext_for(request)("Wrong name or password."))
     return _signed_in(request, result.session_id, form.get("next", "/"))
 
 
@@ -222,7 +225,8 @@ async def first_run(request: Request) -> Template | Redirect:
     problem = problem or passwords.name_problem(name) or passwords.password_problem(password, form.get("again", ""))
     if problem is not None:
         return _form_page(request, "first_run.html", status=400, name=name, min_length=passwords.MIN_LENGTH,
-                          next=form.get("next"), error=f"Not saved: {problem}.")
+                          next=form.get("next"),
+                          error=gettext_for(request)("Not saved: %(problem)s.", problem=problem))
     session_id = await asyncio.to_thread(gate.first_user, name, password)
     if session_id is None:  # someone else was quicker
         return Redirect("/login", status_code=303)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -24,6 +25,7 @@ from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
+from server.web.i18n import N_, gettext_for
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out
 
 PAGE_SIZE = 10
@@ -32,6 +34,7 @@ _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 SHELL_FILES = (
     "/static/app.css",
     "/static/app.js",
+    "/static/i18n.js",
     "/static/labels.js",
     "/static/scan.js",
     "/static/vendor/htmx-2.0.11.min.js",
@@ -44,7 +47,7 @@ def asset_version() -> str:
     """Changes whenever a shell file changes, so browsers and the service worker drop stale copies."""
     digest = hashlib.sha256(__version__.encode())
     icons = sorted((static_dir() / "icons").glob("*.png"))
-    shell = [static_dir() / name for name in ("app.css", "app.js", "labels.js", "scan.js")]
+    shell = [static_dir() / name for name in ("app.css", "app.js", "i18n.js", "labels.js", "scan.js")]
     for path in (*shell, templates_dir() / "sw.js", manifest_path(), *icons):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
@@ -86,6 +89,8 @@ def _context(_request: Request, **values: Any) -> dict[str, Any]:
         "unit_kind": unit_kind,
         "colour_name": colour_name,
         "state_words": state_words,
+        "entry_states": ENTRY_STATES,
+        "place_words": lambda printer, tray: place_words(printer, tray, gettext_for(_request)),
         "demo": is_demo(_request),
         **values,
     }
@@ -99,10 +104,13 @@ def _notice(request: Request, message: str, level: str = "error") -> Template:
     return _partial(request, "partials/notice.html", message=message, level=level)
 
 
-def _spoolman_problem(exc: SpoolmanError) -> str:
+def _spoolman_problem(exc: SpoolmanError, request: Request | None = None) -> str:
+    """In words; without a request in English, or a message the page translates (``translate`` filter)."""
     if isinstance(exc, SpoolmanUnreachable):
-        return "Spoolman cannot be reached right now, so spools cannot be listed. Try again in a moment."
-    return f"Spoolman refused the request: {exc}"
+        return N_("Spoolman cannot be reached right now, so spools cannot be listed. Try again in a moment.")
+    if request is None:
+        return f"Spoolman refused the request: {exc}"
+    return gettext_for(request)("Spoolman refused the request: %(error)s", error=exc)
 
 
 @dataclass
@@ -125,7 +133,7 @@ class SpoolResults:
 
 async def _search(runtime: Runtime, query: str, offset: int, filament_id: int | None = None) -> SpoolResults:
     if runtime.spoolman is None:
-        return SpoolResults([], 0, 0, query, filament_id, "Spoolman is not configured: set [spoolman] url.")
+        return SpoolResults([], 0, 0, query, filament_id, N_("Spoolman is not configured: set [spoolman] url."))
     try:
         page = await runtime.spoolman.list_spools(
             search=query or None, filament_id=filament_id, allow_archived=False, limit=PAGE_SIZE, offset=offset
@@ -138,16 +146,22 @@ async def _search(runtime: Runtime, query: str, offset: int, filament_id: int | 
     return SpoolResults(items, page.total, offset, query, filament_id)
 
 
+# Marked here (N_), translated where shown (``state_words(...) | translate``).
 STATE_WORDS = {
-    "IDLE": "Idle", "PREPARE": "Preparing", "SLICING": "Slicing", "RUNNING": "Printing", "PAUSE": "Paused",
-    "FINISH": "Finished", "FAILED": "Failed", "OFFLINE": "Offline",
+    "IDLE": N_("Idle"), "PREPARE": N_("Preparing"), "SLICING": N_("Slicing"), "RUNNING": N_("Printing"),
+    "PAUSE": N_("Paused"), "FINISH": N_("Finished"), "FAILED": N_("Failed"), "OFFLINE": N_("Offline"),
+}
+# Ledger entry states (server/billing/settlement.py) as a person reads them.
+ENTRY_STATES = {
+    "waiting_tray": N_("waiting for a tray"), "waiting_spool": N_("waiting for a spool"), "ready": N_("ready"),
+    "sending": N_("sending"), "delivered": N_("delivered"), "rejected": N_("rejected"), "doubtful": N_("doubtful"),
 }
 
 
 def state_words(state: str | None) -> str:
     """The printer's gcode_state as a person says it ("FINISH" reads "Finished")."""
     if not state:
-        return "Idle"
+        return N_("Idle")
     return STATE_WORDS.get(state.upper(), state.replace("_", " ").lower().capitalize())
 
 
@@ -207,11 +221,13 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
             "queued": queued}
 
 
-def place_words(printer: str, tray: int) -> str:
-    """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool"."""
+def place_words(printer: str, tray: int, gettext: Callable[..., str] | None = None) -> str:
+    """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool" (pages pass their
+    language's ``gettext``; ``_context`` binds it)."""
+    words = gettext or (lambda message, **values: message % values)
     if tray in (254, 255):
-        return f"{printer} external spool"
-    return f"{printer} tray {statements.tray_label(tray)}"
+        return words("%(printer)s external spool", printer=printer)
+    return words("%(printer)s tray %(tray)s", printer=printer, tray=statements.tray_label(tray))
 
 
 async def _placed(runtime: Runtime) -> dict[int, tuple[str, int]]:

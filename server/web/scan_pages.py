@@ -15,9 +15,10 @@ from litestar.response import Template
 
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError
+from server.web.i18n import N_
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, label_problem, parse_label
 from server.web.ledger_pages import _page
-from server.web.pages import _notice, _partial, _placed, _search, _spoolman_problem, place_words
+from server.web.pages import _notice, _partial, _placed, _search, _spoolman_problem
 from server.web.views import SpoolOut, all_slots, printer_out
 
 
@@ -31,7 +32,7 @@ async def _choice(runtime: Runtime, code: str | None, spool_id: int | None) -> t
         results = await _search(runtime, "", 0, label.filament_id)
         return 200, {"filament_id": label.filament_id, "results": results, "picker": _picker(label.filament_id)}
     if runtime.spoolman is None:
-        return 503, {"problem": "Spoolman is not configured: set [spoolman] url, then scan again."}
+        return 503, {"problem": N_("Spoolman is not configured: set [spoolman] url, then scan again.")}
     try:
         spool = await runtime.spools.get(label.spool_id)
     except SpoolmanError as exc:
@@ -41,12 +42,12 @@ async def _choice(runtime: Runtime, code: str | None, spool_id: int | None) -> t
     printers = [await printer_out(runtime, task) for task in runtime.printers.values()]
     placed = await _placed(runtime)
     return 200, {"spool": SpoolOut.of(spool), "printers": printers, "place": placed.get(spool.id),
-                 "all_slots": all_slots, "place_words": place_words}
+                 "all_slots": all_slots}
 
 
 def _picker(filament_id: int) -> dict[str, Any]:
     """A filament's spools pick one spool, whose slots are shown next (``partials/spool_results.html``)."""
-    return {"url": "/scan/where", "method": "get", "vals": {}, "key": "spool", "label": "Pick",
+    return {"url": "/scan/where", "method": "get", "vals": {}, "key": "spool", "label": N_("Pick"),
             "search_url": f"/scan/spools?filament={filament_id}", "results_target": "#filament-spools",
             "target": "#scan-choice"}
 
