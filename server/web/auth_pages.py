@@ -184,23 +184,23 @@ async def login_page(request: Request) -> Template | Redirect:
 
 @post("/login", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def login(request: Request) -> Template | Redirect:
+    _ = gettext_for(request)
     gate = gate_of(request)
     form, problem = await _form(request)
     name = form.get("name", "").strip()
     if problem is not None:
         return _form_page(request, "login.html", status=403, name=name, next=form.get("next"),
-                          error=gettext_for(request)("Not signed in: %(problem)s.", problem=problem))
+                          error=_("Not signed in: %(problem)s.", problem=problem))
     result = await asyncio.to_thread(gate.sign_in, _client(request), name, form.get("password", ""))
     if result.retry_after is not None:
         minutes = -(-result.retry_after // 60)
-        _ = gettext_for(request)
         wait = _("1 minute") if minutes == 1 else _("%(n)s minutes", n=minutes)
         return _form_page(request, "login.html", status=429, headers={"Retry-After": str(result.retry_after)},
                           name=name, next=form.get("next"), error=_("Too many failed attempts. Try again in %(wait)s.",
                                                                     wait=wait))
     if result.session_id is None:
         return _form_page(request, "login.html", status=401, name=name, next=form.get("next"),
-                          error=gettext_for(request)("Wrong name or password."))
+                          error=_("Wrong name or password."))
     return _signed_in(request, result.session_id, form.get("next", "/"))
 
 
@@ -216,6 +216,7 @@ async def first_run_page(request: Request) -> Template | Redirect:
 
 @post("/first-run", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def first_run(request: Request) -> Template | Redirect:
+    _ = gettext_for(request)
     gate = gate_of(request)
     form, problem = await _form(request)
     name = form.get("name", "").strip()
@@ -226,7 +227,7 @@ async def first_run(request: Request) -> Template | Redirect:
     if problem is not None:
         return _form_page(request, "first_run.html", status=400, name=name, min_length=passwords.MIN_LENGTH,
                           next=form.get("next"),
-                          error=gettext_for(request)("Not saved: %(problem)s.", problem=problem))
+                          error=_("Not saved: %(problem)s.", problem=problem))
     session_id = await asyncio.to_thread(gate.first_user, name, password)
     if session_id is None:  # someone else was quicker
         return Redirect("/login", status_code=303)

@@ -28,17 +28,20 @@ HEADER = ("# The Layerwise web app's messages (server/web/i18n.py).\n"
           "# Update: `python -m server.web.i18n extract` (docs/CONTRIBUTING.md); then translate the empty msgstr.\n#")
 
 
-def _extract(root: Path, method_map: list[tuple[str, str]], prefix: str) -> Iterable[tuple[str, str, int]]:
+Message = str | tuple[str, str]  # a msgid, or ngettext's (singular, plural)
+
+
+def _extract(root: Path, method_map: list[tuple[str, str]], prefix: str) -> Iterable[tuple[Message, str, int]]:
     """(msgid, file, line) of every message under ``root``."""
     found = extract_from_dir(str(root), method_map, keywords=KEYWORDS, strip_comment_tags=True)
     for filename, lineno, message, _comments, _context in found:
         if isinstance(message, tuple):
-            message = message[0]  # ngettext: the singular is the msgid Babel keys the plural on
-        if message:
+            message = (message[0], message[1])
+        if message and message[0]:
             yield message, f"{prefix}/{filename}", lineno
 
 
-def sources() -> list[tuple[str, str, int]]:
+def sources() -> list[tuple[Message, str, int]]:
     """Every message people read, where it is written."""
     assets = asset_root()
     return [
@@ -51,8 +54,8 @@ def sources() -> list[tuple[str, str, int]]:
 @cache
 def script_msgids() -> tuple[str, ...]:
     """The messages static/*.js shows (their translations go to the page as JSON)."""
-    return tuple(dict.fromkeys(m for m, _f, _l in _extract(asset_root() / "static", [("*.js", "javascript")],
-                                                              "static")))
+    found = _extract(asset_root() / "static", [("*.js", "javascript")], "static")
+    return tuple(dict.fromkeys(m for m, _f, _l in found if isinstance(m, str)))
 
 
 def _new_catalog(locale: str | None = None) -> Catalog:
@@ -65,7 +68,8 @@ def _new_catalog(locale: str | None = None) -> Catalog:
 def template_catalog() -> Catalog:
     catalog = _new_catalog()
     for message, filename, lineno in sources():
-        flags = ("python-format",) if _PLACEHOLDER.search(message) else ()
+        text = message if isinstance(message, str) else " ".join(message)
+        flags = ("python-format",) if _PLACEHOLDER.search(text) else ()
         catalog.add(message, locations=[(filename, lineno)], flags=flags)
     return catalog
 

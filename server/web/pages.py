@@ -110,7 +110,8 @@ def _spoolman_problem(exc: SpoolmanError, request: Request | None = None) -> str
         return N_("Spoolman cannot be reached right now, so spools cannot be listed. Try again in a moment.")
     if request is None:
         return f"Spoolman refused the request: {exc}"
-    return gettext_for(request)("Spoolman refused the request: %(error)s", error=exc)
+    _ = gettext_for(request)
+    return _("Spoolman refused the request: %(error)s", error=exc)
 
 
 @dataclass
@@ -224,10 +225,10 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
 def place_words(printer: str, tray: int, gettext: Callable[..., str] | None = None) -> str:
     """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool" (pages pass their
     language's ``gettext``; ``_context`` binds it)."""
-    words = gettext or (lambda message, **values: message % values)
+    _ = gettext or (lambda message, **values: message % values)
     if tray in (254, 255):
-        return words("%(printer)s external spool", printer=printer)
-    return words("%(printer)s tray %(tray)s", printer=printer, tray=statements.tray_label(tray))
+        return _("%(printer)s external spool", printer=printer)
+    return _("%(printer)s tray %(tray)s", printer=printer, tray=statements.tray_label(tray))
 
 
 async def _placed(runtime: Runtime) -> dict[int, tuple[str, int]]:
