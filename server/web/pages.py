@@ -92,6 +92,8 @@ def _context(_request: Request, **values: Any) -> dict[str, Any]:
         "entry_states": ENTRY_STATES,
         "place_words": lambda printer, tray: place_words(printer, tray, gettext_for(_request)),
         "demo": is_demo(_request),
+        # The footer's language picker posts this browser's CSRF token (pages that set none reuse the cookie's).
+        "lang_token": csrf.usable_token(_request.cookies.get(csrf.COOKIE_NAME)),
         **values,
     }
 

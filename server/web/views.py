@@ -160,9 +160,10 @@ def colour_name(colour: str | None) -> str | None:
 def tray_label(tray: TrayView, external_count: int = 2) -> str:
     if tray.global_index in (254, 255):
         # H2D-style printers have two external spools (left 254, right 255); a lone one is just "External".
+        # Marked for translation: pages show labels with the ``translate`` filter ("A1" stays "A1").
         if external_count < 2:
-            return "External"
-        return "External R" if tray.global_index == 255 else "External L"
+            return N_("External")
+        return N_("External R") if tray.global_index == 255 else N_("External L")
     if tray.unit_id is not None and tray.unit_id >= 128:
         return f"HT{tray.unit_id - 127}"
     unit = tray.unit_id if tray.unit_id is not None and tray.unit_id < 16 else 0
