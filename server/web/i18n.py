@@ -39,6 +39,11 @@ def N_(message: str) -> str:
     return message
 
 
+def english(message: str, **values: Any) -> str:
+    """The ``gettext`` of code that has no request (the JSON API, tests): the English, filled in."""
+    return message % values if values else message
+
+
 def po_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
 

@@ -25,7 +25,7 @@ from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
-from server.web.i18n import N_, gettext_for
+from server.web.i18n import N_, english, gettext_for
 from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out
 
 PAGE_SIZE = 10
@@ -227,7 +227,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
 def place_words(printer: str, tray: int, gettext: Callable[..., str] | None = None) -> str:
     """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool" (pages pass their
     language's ``gettext``; ``_context`` binds it)."""
-    _ = gettext or (lambda message, **values: message % values)
+    _ = gettext or english
     if tray in (254, 255):
         return _("%(printer)s external spool", printer=printer)
     return _("%(printer)s tray %(tray)s", printer=printer, tray=statements.tray_label(tray))
