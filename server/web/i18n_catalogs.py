@@ -46,7 +46,8 @@ def sources() -> list[tuple[Message, str, int]]:
     assets = asset_root()
     return [
         *_extract(assets / "templates", [("**.html", "jinja2.ext:babel_extract")], "templates"),
-        *_extract(_PACKAGE / "web", [("**.py", "python")], "server/web"),
+        # The web pages' code, and the billing words pages show (``reason_in_words`` takes a page's gettext).
+        *_extract(_PACKAGE, [("web/**.py", "python"), ("billing/attention.py", "python")], "server"),
         *_extract(assets / "static", [("*.js", "javascript")], "static"),
     ]
 
@@ -87,7 +88,7 @@ def update(lang: str, template: Catalog) -> Catalog:
             catalog = read_po(po, locale=lang)
     else:
         catalog = _new_catalog(lang)
-    catalog.update(template, no_fuzzy_matching=False)
+    catalog.update(template, no_fuzzy_matching=lang == SOURCE)  # English: the msgids are the text
     catalog.obsolete.clear()  # git keeps history: an obsolete entry would only be noise
     catalog.fuzzy = False
     catalog.revision_date = _FIXED_DATE

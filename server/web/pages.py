@@ -91,6 +91,7 @@ def _context(_request: Request, **values: Any) -> dict[str, Any]:
         "state_words": state_words,
         "entry_states": ENTRY_STATES,
         "place_words": lambda printer, tray: place_words(printer, tray, gettext_for(_request)),
+        "group_words": lambda group: group_words(group, gettext_for(_request)),
         "demo": is_demo(_request),
         # The footer's language picker posts this browser's CSRF token (pages that set none reuse the cookie's).
         "lang_token": csrf.usable_token(_request.cookies.get(csrf.COOKIE_NAME)),
@@ -190,7 +191,8 @@ class Waiting:
     others: int = 0  # further groups, with other reasons, listed on the needs-attention page
 
 
-async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, Any]:
+async def _card_extras(runtime: Runtime, printers: list[PrinterOut],
+                       gettext: Callable[..., str] = english) -> dict[str, Any]:
     """Per printer: the plate preview and page of its open (or, once ended, its last) job, the
     end-of-print summary, and the bills that wait for a person."""
     thumbnails: dict[str, str] = {}
@@ -213,7 +215,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
     for group in groups:
         found = waiting.get(group.printer)
         if found is None:
-            waiting[group.printer] = Waiting(group.count, group.message)
+            waiting[group.printer] = Waiting(group.count, group_words(group, gettext))
         else:
             found.count += group.count
             found.others += 1
@@ -222,6 +224,12 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
         queued = sum(s.count for s in (await asyncio.to_thread(backlog.backlog, runtime.db)).spools)
     return {"thumbnails": thumbnails, "job_links": links, "summaries": summaries, "waiting": waiting,
             "queued": queued}
+
+
+def group_words(group: attention.AttentionGroup, gettext: Callable[..., str] = english) -> str:
+    """Why a group of bills waits, in the page's language (``group.message`` is the API's English)."""
+    return attention.reason_in_words(group.reason, job=group.job_name, printer=group.printer, filament=group.filament,
+                                     tray=group.tray, spool_id=group.spool_id, error=group.error, gettext=gettext)
 
 
 def place_words(printer: str, tray: int, gettext: Callable[..., str] | None = None) -> str:
@@ -261,8 +269,8 @@ async def dashboard(runtime: Runtime, request: Request) -> Template:
     badge = await ledger_actions.badge_context(runtime)
     return Template(
         "dashboard.html",
-        context=_context(request, printers=printers, page_token=token, **await _card_extras(runtime, printers),
-                         **badge),
+        context=_context(request, printers=printers, page_token=token,
+                         **await _card_extras(runtime, printers, gettext_for(request)), **badge),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )

@@ -38,7 +38,7 @@ async def printer_card(runtime: Runtime, request: Request, name: str) -> Templat
     if printer is None:
         return _notice(request, _("There is no printer named %(name)s any more. Reload the page.", name=repr(name)))
     return _partial(request, "partials/printer_card.html", printer=printer,
-                    **await _card_extras(runtime, [printer]))
+                    **await _card_extras(runtime, [printer], _))
 
 
 @get("/printers/{name:str}/slots/{tray:int}/dialog", include_in_schema=False)

@@ -77,3 +77,10 @@ def test_catalogs_compile_and_english_translates_nothing() -> None:
     assert i18n.translations("fr").ngettext("%(num)s bill", "%(num)s bills", 2) == "%(num)s débits"
     assert i18n.translations("en").gettext("Needs attention") == "Needs attention"
     assert i18n.translations("xx").gettext("Needs attention") == "Needs attention"
+
+
+def test_the_english_catalog_is_in_step_and_translates_nothing(extracted: dict[str, str | tuple[str, str]]) -> None:
+    found = {key(m.id): m for m in catalog(i18n.SOURCE) if m.id}
+    assert set(found) == set(extracted), "run `python -m server.web.i18n extract`"
+    assert not [k for k, m in found.items() if m.fuzzy or any(m.string if isinstance(m.string, tuple)
+                                                                 else [m.string])]
