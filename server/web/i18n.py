@@ -101,7 +101,12 @@ def locale_of_scope(scope: Mapping[str, Any]) -> str:
 
 def gettext_for(request: Any) -> Callable[..., str]:
     """``_`` for server code that writes a page's words: ``_("%(n)s left", n=3)``, like the templates'."""
-    catalog = translations(locale_of_scope(request.scope))
+    return gettext_in(locale_of_scope(request.scope))
+
+
+def gettext_in(lang: str) -> Callable[..., str]:
+    """``_`` in one language."""
+    catalog = translations(lang)
 
     def translate(message: str, **values: Any) -> str:
         text = catalog.gettext(message)

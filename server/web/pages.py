@@ -26,7 +26,15 @@ from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
 from server.web.i18n import N_, english, gettext_for
-from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out
+from server.web.views import (
+    PrinterOut,
+    SlotOut,
+    SpoolOut,
+    all_slots,
+    colour_name,
+    limited_words,
+    printer_out,
+)
 
 PAGE_SIZE = 10
 _HEX = re.compile(r"[0-9A-Fa-f]{6}")
@@ -92,6 +100,7 @@ def _context(_request: Request, **values: Any) -> dict[str, Any]:
         "entry_states": ENTRY_STATES,
         "place_words": lambda printer, tray: place_words(printer, tray, gettext_for(_request)),
         "group_words": lambda group: group_words(group, gettext_for(_request)),
+        "limited_words": lambda limited: limited_words(limited, gettext_for(_request)),
         "demo": is_demo(_request),
         # The footer's language picker posts this browser's CSRF token (pages that set none reuse the cookie's).
         "lang_token": csrf.usable_token(_request.cookies.get(csrf.COOKIE_NAME)),

@@ -6,16 +6,18 @@ field shown on the phone is the field a script can read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from server.db import repo
 from server.jobs.remaining import drift
+from server.printer import refusals
 from server.printer.task import PrinterTask
 from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
-from server.web.i18n import N_
+from server.web.i18n import N_, english
 
 
 @dataclass
@@ -124,6 +126,21 @@ class PrinterOut:
 # card turns it into the fix a person needs.
 AUTH_REFUSED = "access code was refused"
 AUTH_FIX = N_("Access code refused: check it on the printer's screen under Settings → LAN Only.")
+
+
+def limited_words(limited: str, gettext: Callable[..., str] = english) -> str:
+    """The printer link's "limited: the printer refuses requests (why). consequences. fix." sentence
+    (server/printer/refusals.py, English for the log and the API) in a page's language; the whys (request
+    names and the printer's answers) stay as the printer link wrote them."""
+    _ = gettext
+    prefix = f"{refusals.LIMITED} ("
+    suffix = f"). {refusals.LIMITED_CONSEQUENCES}. {refusals.LIMITED_FIX}."
+    if not (limited.startswith(prefix) and limited.endswith(suffix)):
+        return limited
+    return _("Limited: the printer refuses requests (%(whys)s). No full state on connect: AMS slots appear as the "
+             "printer reports them; module versions unknown. Fix: put the printer in LAN-only mode, or, on "
+             "firmware with authorization control, turn on Developer Mode.",
+             whys=limited[len(prefix):-len(suffix)])
 
 
 def link_fix(error: str | None) -> str | None:

@@ -122,3 +122,16 @@ def test_the_picker_needs_the_form_token(client: TestClient[Any]) -> None:
 def test_the_api_stays_english(client: TestClient[Any]) -> None:
     answer = client.get("/api/v1/jobs?offset=-1", headers={"accept-language": "de"})
     assert answer.status_code == 400 and "Braucht" not in answer.text
+
+
+def test_the_limited_printer_sentence_is_translated_around_the_printers_own_words() -> None:
+    from server.printer import refusals
+    from server.web.views import limited_words
+
+    limited = (f"{refusals.LIMITED} (pushall: no answer within 20 s). {refusals.LIMITED_CONSEQUENCES}. "
+               f"{refusals.LIMITED_FIX}.")
+    german = limited_words(limited, i18n.gettext_in("de"))
+    assert german.startswith("Eingeschränkt: Der Drucker lehnt Anfragen ab (pushall: no answer within 20 s).")
+    assert "Entwicklermodus" in german
+    assert limited_words(limited).startswith("Limited: the printer refuses requests (pushall: no answer within 20 s)")
+    assert limited_words("something else", i18n.gettext_in("de")) == "something else"
