@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gettext
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from io import BytesIO
@@ -37,11 +37,6 @@ _SCOPE_KEY = "layerwise_locale"  # the request's language, worked out once per r
 def N_(message: str) -> str:
     """Marks a message for extraction where it is defined; it is translated where it is shown."""
     return message
-
-
-def english(message: str, **values: Any) -> str:
-    """The ``gettext`` of code that has no request (the JSON API, tests): the English, filled in."""
-    return message % values if values else message
 
 
 def po_path(lang: str) -> Path:
@@ -99,20 +94,33 @@ def locale_of_scope(scope: Mapping[str, Any]) -> str:
     return lang
 
 
-def gettext_for(request: Any) -> Callable[..., str]:
-    """``_`` for server code that writes a page's words: ``_("%(n)s left", n=3)``, like the templates'."""
+class Translator:
+    """``_`` for server code that writes a page's words, like the templates': ``_("%(n)s left", n=3)``,
+    ``_.ngettext("%(num)s bill", "%(num)s bills", n)`` (``num`` is filled in)."""
+
+    def __init__(self, catalog: gettext.NullTranslations) -> None:
+        self.catalog = catalog
+
+    def __call__(self, message: str, **values: Any) -> str:
+        text = self.catalog.gettext(message)
+        return text % values if values else text
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        return self.catalog.ngettext(singular, plural, n) % {"num": n, **values}
+
+
+def gettext_for(request: Any) -> Translator:
+    """``_`` in the request's language."""
     return gettext_in(locale_of_scope(request.scope))
 
 
-def gettext_in(lang: str) -> Callable[..., str]:
+def gettext_in(lang: str) -> Translator:
     """``_`` in one language."""
-    catalog = translations(lang)
+    return Translator(translations(lang))
 
-    def translate(message: str, **values: Any) -> str:
-        text = catalog.gettext(message)
-        return text % values if values else text
 
-    return translate
+# ``_`` for code without a request (the JSON API, tests): the English, filled in.
+english = Translator(gettext.NullTranslations())
 
 
 # ----- Jinja ----------------------------------------------------------------------------------------

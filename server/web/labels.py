@@ -10,10 +10,9 @@ with the same table of cases (``tests/web/label_codes.json``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.web.i18n import english
+from server.web.i18n import Translator, english
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def parse_label(text: str) -> Label:
     return SpoolCode(number) if kind == "s" else FilamentCode(number)
 
 
-def label_problem(text: str, gettext: Callable[..., str] = english) -> str:
+def label_problem(text: str, gettext: Translator = english) -> str:
     """Why ``text`` is not a label, in words for the person who scanned it (for a ``NotALabel``), in the
     language of ``gettext`` (a page's ``gettext_for(request)``)."""
     _ = gettext

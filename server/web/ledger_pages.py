@@ -27,7 +27,7 @@ from server.slots.errors import SlotError
 from server.spoolman import SpoolmanError
 from server.web import csrf, ledger_actions
 from server.web.history import job_state_words
-from server.web.i18n import N_
+from server.web.i18n import N_, gettext_for
 from server.web.ledger_actions import MAX_ID, Id, NotConfigured, SelectorIn
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
 from server.web.views import SpoolOut
@@ -170,7 +170,8 @@ class TrayForm:
 @post("/attention/tray", include_in_schema=False)
 async def attention_tray(runtime: Runtime, request: Request,
                          data: Annotated[TrayForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response[Any]:
-    return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray))
+    return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray,
+                                                               gettext_for(request)))
 
 
 @post("/attention/repoint", include_in_schema=False)
@@ -183,21 +184,21 @@ async def attention_repoint(
     target = data.get("pick_spool_id")
     if selector is None or not target or not target.isdigit() or int(target) > MAX_ID:
         return _notice(request, N_("That request was incomplete. Reload the page and try again."))
-    return await _act(request, ledger_actions.repoint(runtime, selector, int(target)))
+    return await _act(request, ledger_actions.repoint(runtime, selector, int(target), gettext_for(request)))
 
 
 @post("/attention/retry", include_in_schema=False)
 async def attention_retry(runtime: Runtime, request: Request,
                           data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Response[Any]:
-    return await _act(request, ledger_actions.retry(runtime, data.selector()))
+    return await _act(request, ledger_actions.retry(runtime, data.selector(), gettext_for(request)))
 
 
 @post("/attention/confirm", include_in_schema=False)
 async def attention_confirm(runtime: Runtime, request: Request,
                             data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                             ) -> Response[Any]:
-    return await _act(request, ledger_actions.confirm(runtime, data.selector()))
+    return await _act(request, ledger_actions.confirm(runtime, data.selector(), gettext_for(request)))
 
 
 # ----- usage log and job -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
-from server.web.i18n import N_, english, gettext_for
+from server.web.i18n import N_, Translator, english, gettext_for
 from server.web.views import (
     PrinterOut,
     SlotOut,
@@ -201,7 +201,7 @@ class Waiting:
 
 
 async def _card_extras(runtime: Runtime, printers: list[PrinterOut],
-                       gettext: Callable[..., str] = english) -> dict[str, Any]:
+                       gettext: Translator = english) -> dict[str, Any]:
     """Per printer: the plate preview and page of its open (or, once ended, its last) job, the
     end-of-print summary, and the bills that wait for a person."""
     thumbnails: dict[str, str] = {}
@@ -235,7 +235,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut],
             "queued": queued}
 
 
-def group_words(group: attention.AttentionGroup, gettext: Callable[..., str] = english) -> str:
+def group_words(group: attention.AttentionGroup, gettext: Translator = english) -> str:
     """Why a group of bills waits, in the page's language (``group.message`` is the API's English)."""
     return attention.reason_in_words(group.reason, job=group.job_name, printer=group.printer, filament=group.filament,
                                      tray=group.tray, spool_id=group.spool_id, error=group.error, gettext=gettext)

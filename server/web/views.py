@@ -6,7 +6,6 @@ field shown on the phone is the field a script can read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from server.printer.task import PrinterTask
 from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
-from server.web.i18n import N_, english
+from server.web.i18n import N_, Translator, english
 
 
 @dataclass
@@ -128,7 +127,7 @@ AUTH_REFUSED = "access code was refused"
 AUTH_FIX = N_("Access code refused: check it on the printer's screen under Settings → LAN Only.")
 
 
-def limited_words(limited: str, gettext: Callable[..., str] = english) -> str:
+def limited_words(limited: str, gettext: Translator = english) -> str:
     """The printer link's "limited: the printer refuses requests (why). consequences. fix." sentence
     (server/printer/refusals.py, English for the log and the API) in a page's language; the whys (request
     names and the printer's answers) stay as the printer link wrote them."""
