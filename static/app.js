@@ -155,7 +155,7 @@
     deferred = null;
     install.hidden = true;
   });
-  window.addEventListener("appinstalled", () => { install.hidden = true; say("Layerwise is installed."); });
+  window.addEventListener("appinstalled", () => { install.hidden = true; say(_("Layerwise is installed.")); });
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").catch(() => { /* the app works without it */ });
