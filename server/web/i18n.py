@@ -101,12 +101,13 @@ class Translator:
     def __init__(self, catalog: gettext.NullTranslations) -> None:
         self.catalog = catalog
 
-    def __call__(self, message: str, **values: Any) -> str:
+    # Positional-only, so a message's own placeholders may be called anything (``n=``, ``message=``).
+    def __call__(self, message: str, /, **values: Any) -> str:
         text = self.catalog.gettext(message)
         return text % values if values else text
 
-    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
-        return self.catalog.ngettext(singular, plural, n) % {"num": n, **values}
+    def ngettext(self, singular: str, plural: str, count: int, /, **values: Any) -> str:
+        return self.catalog.ngettext(singular, plural, count) % {"num": count, **values}
 
 
 def gettext_for(request: Any) -> Translator:

@@ -135,3 +135,12 @@ def test_the_limited_printer_sentence_is_translated_around_the_printers_own_word
     assert "Entwicklermodus" in german
     assert limited_words(limited).startswith("Limited: the printer refuses requests (pushall: no answer within 20 s)")
     assert limited_words("something else", i18n.gettext_in("de")) == "something else"
+
+
+def test_server_code_translates_with_any_placeholder_names() -> None:
+    _ = i18n.gettext_in("de")
+    released = _.ngettext("Filament %(n)s came from tray %(tray)s: %(num)s bill released.",
+                          "Filament %(n)s came from tray %(tray)s: %(num)s bills released.", 2, n=1, tray="A1")
+    assert released == "Filament 1 kam aus Schacht A1: 2 Buchungen freigegeben."
+    assert _("Spool #%(id)s assigned.", id=3) == "Spule #3 zugewiesen."
+    assert i18n.english.ngettext("%(num)s bill", "%(num)s bills", 1) == "1 bill"
