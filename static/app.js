@@ -157,6 +157,13 @@
   });
   window.addEventListener("appinstalled", () => { install.hidden = true; say(_("Layerwise is installed.")); });
 
+  // The footer's language picker applies a choice at once; its button is for pages without scripts.
+  const language = document.querySelector(".language-form select");
+  if (language) {
+    language.form.querySelector("button").hidden = true;
+    language.addEventListener("change", () => language.form.requestSubmit());
+  }
+
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").catch(() => { /* the app works without it */ });
   }
