@@ -102,7 +102,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         middleware=[DefineMiddleware(hosts.HostCheck, allowed=hosts.for_server(runtime.settings.server)),
                     auth_pages.middleware(gate)],
         guards=[csrf.csrf_guard],
-        before_send=[security.add_security_headers],
+        before_send=[security.add_security_headers, i18n.vary_on_language],
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
         logging_config=None,  # server.logs owns logging: Litestar's default would install a second format

@@ -124,6 +124,16 @@ def gettext_in(lang: str) -> Translator:
 english = Translator(gettext.NullTranslations())
 
 
+async def vary_on_language(message: Mapping[str, Any], _scope: Mapping[str, Any]) -> None:
+    """A ``before_send`` hook: a page's words depend on ``Accept-Language`` and the picker's cookie, so no
+    cache may hand one browser's page to another (HTML only: the API and static files are the same for all)."""
+    if message["type"] != "http.response.start":
+        return
+    headers = message["headers"]
+    if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+        headers.append((b"vary", b"Accept-Language, Cookie"))
+
+
 # ----- Jinja ----------------------------------------------------------------------------------------
 
 

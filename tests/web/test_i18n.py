@@ -89,7 +89,8 @@ def test_the_browser_language_chooses_the_page_language(client: TestClient[Any],
     messages = re.search(r'<script type="application/json" id="i18n-messages">(.*?)</script>', page.text)
     assert messages is not None
     assert ("Reconnecting" in messages.group(1)) is (lang != "en")  # the scripts' words come along
-    # Another page, and a partial, too.
+    assert "Accept-Language" in page.headers["vary"]  # no cache hands this page to another language
+    # Another page, too.
     assert lang_of(client.get("/jobs", headers={"accept-language": header}).text) == lang
 
 
@@ -122,6 +123,7 @@ def test_the_picker_needs_the_form_token(client: TestClient[Any]) -> None:
 def test_the_api_stays_english(client: TestClient[Any]) -> None:
     answer = client.get("/api/v1/jobs?offset=-1", headers={"accept-language": "de"})
     assert answer.status_code == 400 and "Braucht" not in answer.text
+    assert "Accept-Language" not in answer.headers.get("vary", "")
 
 
 def test_the_limited_printer_sentence_is_translated_around_the_printers_own_words() -> None:
