@@ -146,3 +146,24 @@ def test_server_code_translates_with_any_placeholder_names() -> None:
     assert released == "Filament 1 kam aus Schacht A1: 2 Buchungen freigegeben."
     assert _("Spool #%(id)s assigned.", id=3) == "Spule #3 zugewiesen."
     assert i18n.english.ngettext("%(num)s bill", "%(num)s bills", 1) == "1 bill"
+
+
+@pytest.mark.parametrize("used", [None, 0.1, 500.0])  # the old spool gone, short (floored), with enough used
+def test_the_correction_preview_says_in_english_what_the_api_says(used: float | None) -> None:
+    from jinja2 import FileSystemLoader
+
+    from server.assets import templates_dir
+    from server.billing import corrections
+    from server.spoolman import Filament, Spool
+
+    filament = Filament(id=1, density=1.24, diameter=1.75)
+    old = None if used is None else Spool(id=1, filament=filament, used_weight=used)
+    move = corrections.Movable(job_name="Vase", printer="X1C", mm=120.0, grams=0.36, filament_index=0)
+    plan = corrections.plan(move, 5, 1, 7, old, Spool(id=7, filament=filament))
+    assert plan.floored is (used is None or used < 0.3)  # a gone spool counts as floored too
+    environment = Environment(autoescape=True, loader=FileSystemLoader(templates_dir()))
+    i18n.install(environment)
+    scope = {"headers": [(b"accept-language", b"en")], "state": {}}
+    html = environment.get_template("partials/correction_preview.html").render(
+        request=SimpleNamespace(scope=scope), plan=plan)
+    assert plan.message in html
