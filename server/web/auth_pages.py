@@ -20,10 +20,30 @@ from server.auth.decisions import Access, TokenGrant, is_public
 from server.auth.gate import Gate
 from server.auth.store import SESSION_LIFETIME
 from server.web import csrf
-from server.web.i18n import gettext_for
+from server.web.i18n import N_, Translator, gettext_for
 from server.web.pages import _context
 
 FORM_FIELD = "csrf_token"  # the login forms' copy of the CSRF token (a form cannot send a header)
+# The CSRF check's and server/auth's reasons are English (the CLI, the log, the API); the forms say them so.
+_PROBLEMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "request from another site": (N_("request from another site"), {}),
+    "missing CSRF cookie: reload the page": (N_("missing CSRF cookie: reload the page"), {}),
+    "CSRF token mismatch: reload the page": (N_("CSRF token mismatch: reload the page"), {}),
+    f"the password must have at least {passwords.MIN_LENGTH} characters": (
+        N_("the password must have at least %(n)s characters"), {"n": passwords.MIN_LENGTH}),
+    f"the password must have at most {passwords.MAX_LENGTH} characters": (
+        N_("the password must have at most %(n)s characters"), {"n": passwords.MAX_LENGTH}),
+    "the two passwords differ": (N_("the two passwords differ"), {}),
+    "the name must have 1 to 64 characters": (N_("the name must have 1 to 64 characters"), {}),
+    "the name must be printable, without leading or trailing spaces": (
+        N_("the name must be printable, without leading or trailing spaces"), {}),
+}
+
+
+def problem_words(problem: str, _: Translator) -> str:
+    """A refusal's reason in the page's language (an unknown one as it is)."""
+    message, values = _PROBLEMS.get(problem, (None, {}))
+    return problem if message is None else _(message, **values)
 _REFUSALS = {
     Access.LOGIN: "sign in first, or send an API token as Authorization: Bearer",
     Access.FIRST_RUN: "no password exists yet: create one at /first-run",
@@ -190,7 +210,7 @@ async def login(request: Request) -> Template | Redirect:
     name = form.get("name", "").strip()
     if problem is not None:
         return _form_page(request, "login.html", status=403, name=name, next=form.get("next"),
-                          error=_("Not signed in: %(problem)s.", problem=problem))
+                          error=_("Not signed in: %(problem)s.", problem=problem_words(problem, _)))
     result = await asyncio.to_thread(gate.sign_in, _client(request), name, form.get("password", ""))
     if result.retry_after is not None:
         minutes = -(-result.retry_after // 60)
@@ -227,7 +247,7 @@ async def first_run(request: Request) -> Template | Redirect:
     if problem is not None:
         return _form_page(request, "first_run.html", status=400, name=name, min_length=passwords.MIN_LENGTH,
                           next=form.get("next"),
-                          error=_("Not saved: %(problem)s.", problem=problem))
+                          error=_("Not saved: %(problem)s.", problem=problem_words(problem, _)))
     session_id = await asyncio.to_thread(gate.first_user, name, password)
     if session_id is None:  # someone else was quicker
         return Redirect("/login", status_code=303)

@@ -167,3 +167,14 @@ def test_the_correction_preview_says_in_english_what_the_api_says(used: float | 
     html = environment.get_template("partials/correction_preview.html").render(
         request=SimpleNamespace(scope=scope), plan=plan)
     assert plan.message in html
+
+
+def test_sign_in_refusals_name_their_reason_in_the_page_language() -> None:
+    from server.auth import passwords
+    from server.web.auth_pages import problem_words
+
+    _ = i18n.gettext_in("fr")
+    assert problem_words(str(passwords.password_problem("x")), _) == (
+        f"le mot de passe doit comporter au moins {passwords.MIN_LENGTH} caractères")
+    assert problem_words(str(passwords.password_problem("x" * 40, "y" * 40)), _) == "les deux mots de passe diffèrent"
+    assert problem_words("something new", _) == "something new"
