@@ -2,6 +2,7 @@
 // Everything else is server-rendered HTML swapped in by htmx.
 (function () {
   "use strict";
+  const _ = window.layerwiseText;
   const dialog = document.getElementById("slot-dialog");
   const body = document.getElementById("dialog-body");
   const live = document.getElementById("live");
@@ -79,10 +80,11 @@
     const xhr = event.detail.xhr;
     let detail = "";
     try { detail = JSON.parse(xhr.responseText).detail || ""; } catch (_) { /* not JSON */ }
-    say(detail ? "Not done: " + detail : "Not done: the server answered " + xhr.status + ". Reload the page and try again.");
+    say(detail ? _("Not done: %(detail)s", { detail })
+      : _("Not done: the server answered %(status)s. Reload the page and try again.", { status: xhr.status }));
   });
   document.body.addEventListener("htmx:sendError", () => {
-    say("Layerwise cannot be reached. Check the network and try again.");
+    say(_("Layerwise cannot be reached. Check the network and try again."));
   });
 
   // ----- live updates -----------------------------------------------------------------------
@@ -112,7 +114,7 @@
   function connect() {
     source = new EventSource("/events");
     source.addEventListener("hello", () => {
-      setLive("live", "Live");
+      setLive("live", _("Live"));
       if (seenHello) { refresh(null); refreshLedger(); } // back after a restart or a network loss: catch up
       seenHello = true; retry = 1000;
     });
@@ -127,7 +129,7 @@
     for (const kind of ["job", "slot", "spool", "ledger"]) source.addEventListener(kind, refreshLedger);
     source.addEventListener("resync", () => { refresh(null); refreshLedger(); });
     source.onerror = () => {
-      setLive("lost", "Reconnecting…");
+      setLive("lost", _("Reconnecting…"));
       // EventSource retries by itself unless the server answered with an error; then we do.
       if (source.readyState === EventSource.CLOSED) {
         signedOut().then((out) => {
@@ -167,7 +169,14 @@
     deferred = null;
     install.hidden = true;
   });
-  window.addEventListener("appinstalled", () => { install.hidden = true; say("Layerwise is installed."); });
+  window.addEventListener("appinstalled", () => { install.hidden = true; say(_("Layerwise is installed.")); });
+
+  // The footer's language picker applies a choice at once; its button is for pages without scripts.
+  const language = document.querySelector(".language-form select");
+  if (language) {
+    language.form.querySelector("button").hidden = true;
+    language.addEventListener("change", () => language.form.requestSubmit());
+  }
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").catch(() => { /* the app works without it */ });

@@ -5,11 +5,13 @@
 // into the section's result) or data-scan-go (a page to open with ?code=).
 (function () {
   "use strict";
-  const liveHelp = "The live camera needs a secure connection (https:// or localhost), so this button takes a " +
-    "photo instead: hold the phone 15–30 cm from the label, in good light. For live scanning: ";
-  const setupLink = "Set up this phone"; // the page that makes https:// work (templates/setup.html)
-  const noCode = "No QR code found in that photo. Take it again closer, with the label's QR code sharp and " +
-    "in the middle of the picture, in good light; or search for the spool instead.";
+  const _ = window.layerwiseText;
+  const liveHelp = _("The live camera needs a secure connection (https:// or localhost), so this button takes a " +
+    "photo instead: hold the phone 15–30 cm from the label, in good light. For live scanning: ");
+  const setupLink = _("Set up this phone"); // the page that makes https:// work (templates/setup.html)
+  const noCode = _("No QR code found in that photo. Take it again closer, with the label's QR code sharp and " +
+    "in the middle of the picture, in good light; or search for the spool instead.");
+  const decoderProblem = _("The QR decoder could not be loaded. Check the network and try again.");
 
   function cameraAvailable() {
     return Boolean(window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
@@ -55,7 +57,7 @@
       const script = document.createElement("script");
       script.src = "/static/vendor/jsqr-1.4.0.js";
       script.onload = () => resolve(window.jsQR);
-      script.onerror = () => { jsQRLoading = null; reject(new Error("The QR decoder could not be loaded. Check the network and try again.")); };
+      script.onerror = () => { jsQRLoading = null; reject(new Error(decoderProblem)); };
       document.head.appendChild(script);
     });
     return jsQRLoading;
@@ -96,8 +98,8 @@
     } catch (error) {
       if (error.name === "NotFoundError") { takePhoto(button); return; } // no camera to stream: a photo may still work
       tell(help, error.name === "NotAllowedError"
-        ? "Camera access was refused. Allow the camera for this site in the browser's settings, then try again."
-        : "The camera could not be started: " + error.message);
+        ? _("Camera access was refused. Allow the camera for this site in the browser's settings, then try again.")
+        : _("The camera could not be started: %(error)s", { error: error.message }));
       return;
     }
     const video = box.querySelector("video");
@@ -229,7 +231,7 @@
     const { help, section } = parts(button);
     const file = input.files && input.files[0];
     if (!file) return;
-    tell(help, "Reading the photo…");
+    tell(help, _("Reading the photo…"));
     button.disabled = true;
     try {
       const code = await decodePhoto(file);
@@ -238,8 +240,8 @@
       tell(help, "");
       found(button, code.text);
     } catch (error) {
-      tell(help, error.message && error.message.includes("decoder") ? error.message
-        : "That file could not be read as a picture. Take the photo again, or pick a JPEG or PNG.");
+      tell(help, error.message === decoderProblem ? error.message
+        : _("That file could not be read as a picture. Take the photo again, or pick a JPEG or PNG."));
     } finally {
       button.disabled = false;
     }
@@ -273,8 +275,8 @@
     if (offer) {
       offer.hidden = false;
       offer.addEventListener("click", () => {
-        try { registerHandler(); offer.textContent = "Asked the browser: confirm there if it asks."; }
-        catch (error) { offer.textContent = "The browser refused: " + error.message; }
+        try { registerHandler(); offer.textContent = _("Asked the browser: confirm there if it asks."); }
+        catch (error) { offer.textContent = _("The browser refused: %(error)s", { error: error.message }); }
         offer.disabled = true;
       });
     }

@@ -3,6 +3,7 @@
 // page shows the steps and looks again whenever the person comes back to it.
 (() => {
   "use strict";
+  const _ = window.layerwiseText;
   const setup = document.getElementById("phone-setup");
   if (!setup || window.location.protocol === "https:") return;
   const origin = setup.dataset.httpsOrigin;
@@ -27,13 +28,13 @@
     const image = new Image();
     image.onload = () => {
       status.dataset.state = "trusted";
-      status.textContent = "This device trusts Layerwise: opening the secure address…";
+      status.textContent = _("This device trusts Layerwise: opening the secure address…");
       window.location.replace(target);
     };
     image.onerror = () => {
       probing = false;
       status.dataset.state = "untrusted";
-      status.textContent = "This device does not trust Layerwise yet: follow the steps below, then come back here.";
+      status.textContent = _("This device does not trust Layerwise yet: follow the steps below, then come back here.");
     };
     image.src = `${origin}/static/icons/icon-192.png?probe=${Date.now()}`;
   }

@@ -10,8 +10,9 @@ from enum import StrEnum
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Reachable without signing in: the health check, the sign-in and first-run pages, and what a browser
-# fetches to draw them (the web manifest and static files: no data in either).
-PUBLIC_PATHS = frozenset({"/healthz", "/login", "/first-run", "/manifest.webmanifest"})
+# fetches to draw them (the web manifest and static files: no data in either), and the language picker
+# those pages show (it only sets this browser's language cookie).
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/first-run", "/manifest.webmanifest", "/language"})
 PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

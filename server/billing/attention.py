@@ -12,7 +12,7 @@ retraction carried to the next bill": it goes out by itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,21 +105,30 @@ class AttentionGroup:
         return "-".join(str(v) for v in (s.job_id, s.state, s.filament_index, s.tray, s.spool_id, s.delivery_id))
 
 
+def _english(message: str, **values: object) -> str:
+    return message % values if values else message
+
+
 def reason_in_words(state: str, *, job: str, printer: str, filament: int | None, tray: int | None,
-                    spool_id: int | None, error: str | None) -> str:
+                    spool_id: int | None, error: str | None, gettext: Callable[..., str] = _english) -> str:
+    """Why a group waits, in words; English (the API), or in a page's language with its ``gettext`` (the
+    messages are extracted into the web catalogs; ``error`` is Spoolman's or the ledger's own text)."""
+    _ = gettext
     label = tray_label(tray)
     if state == WAITING_TRAY:
-        return f"Which tray fed filament {filament} of {job}? Its bills wait until you say; Layerwise never guesses."
+        return _("Which tray fed filament %(n)s of %(job)s? Its bills wait until you say; Layerwise never guesses.",
+                 n=filament, job=job)
     if state == WAITING_SPOOL:
         because = f"{_sentence(error)} " if error else ""
         if tray is None:
-            return f"{because}Waiting for another spool: pick the spool to send it to."
-        return f"{because}Waiting for a spool in tray {label} of {printer}."
+            return because + _("Waiting for another spool: pick the spool to send it to.")
+        return because + _("Waiting for a spool in tray %(tray)s of %(printer)s.", tray=label, printer=printer)
     if state == REJECTED:
-        return f"Spoolman rejected it: {(error or 'no reason given').rstrip('.')}."
+        return _("Spoolman rejected it: %(error)s.", error=(error or _("no reason given")).rstrip("."))
     if state == DOUBTFUL:
-        return (f"Doubtful: someone else changed spool #{spool_id} while our request's outcome was unknown. "
-                "It is counted as applied; check the spool in Spoolman, then confirm it or send it again.")
+        return _("Doubtful: someone else changed spool #%(id)s while our request's outcome was unknown. "
+                 "It is counted as applied; check the spool in Spoolman, then confirm it or send it again.",
+                 id=spool_id)
     return state
 
 

@@ -26,6 +26,8 @@ from server.web import (
     farm_pages,
     history,
     hosts,
+    i18n,
+    language,
     ledger_pages,
     pages,
     phone_setup,
@@ -61,9 +63,9 @@ class _GateTokens:
 
 
 def _with_gettext(engine: JinjaTemplateEngine) -> None:
-    """Templates mark what people read with ``_("…")`` (new-style gettext: ``_("%(n)s left", n=3)``)."""
-    engine.engine.add_extension("jinja2.ext.i18n")
-    engine.engine.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    """Templates mark what people read with ``_("…")`` (new-style gettext: ``_("%(n)s left", n=3)``), in the
+    request's language (server/web/i18n.py)."""
+    i18n.install(engine.engine)
 
 
 def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | None = None,
@@ -87,6 +89,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
             *history.handlers,
             *phone_setup.handlers,
             *auth_pages.handlers,
+            *language.handlers,
             create_static_files_router(path="/static", directories=[static_dir()], include_in_schema=False),
         ],
         dependencies={"runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False)},
@@ -102,7 +105,7 @@ def create_app(runtime: Runtime, *, manage_lifespan: bool = True, demo: bool | N
         middleware=[DefineMiddleware(hosts.HostCheck, allowed=hosts.for_server(runtime.settings.server)),
                     auth_pages.middleware(gate)],
         guards=[csrf.csrf_guard],
-        before_send=[security.add_security_headers],
+        before_send=[security.add_security_headers, i18n.vary_on_language],
         # Phones on Wi-Fi: gzip keeps the first load small. Never the SSE stream (it must flush each event).
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, exclude="^/events"),
         logging_config=None,  # server.logs owns logging: Litestar's default would install a second format

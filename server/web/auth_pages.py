@@ -20,9 +20,30 @@ from server.auth.decisions import Access, TokenGrant, is_public
 from server.auth.gate import Gate
 from server.auth.store import SESSION_LIFETIME
 from server.web import csrf
+from server.web.i18n import N_, Translator, gettext_for
 from server.web.pages import _context
 
 FORM_FIELD = "csrf_token"  # the login forms' copy of the CSRF token (a form cannot send a header)
+# The CSRF check's and server/auth's reasons are English (the CLI, the log, the API); the forms say them so.
+_PROBLEMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "request from another site": (N_("request from another site"), {}),
+    "missing CSRF cookie: reload the page": (N_("missing CSRF cookie: reload the page"), {}),
+    "CSRF token mismatch: reload the page": (N_("CSRF token mismatch: reload the page"), {}),
+    f"the password must have at least {passwords.MIN_LENGTH} characters": (
+        N_("the password must have at least %(n)s characters"), {"n": passwords.MIN_LENGTH}),
+    f"the password must have at most {passwords.MAX_LENGTH} characters": (
+        N_("the password must have at most %(n)s characters"), {"n": passwords.MAX_LENGTH}),
+    "the two passwords differ": (N_("the two passwords differ"), {}),
+    "the name must have 1 to 64 characters": (N_("the name must have 1 to 64 characters"), {}),
+    "the name must be printable, without leading or trailing spaces": (
+        N_("the name must be printable, without leading or trailing spaces"), {}),
+}
+
+
+def problem_words(problem: str, _: Translator) -> str:
+    """A refusal's reason in the page's language (an unknown one as it is)."""
+    message, values = _PROBLEMS.get(problem, (None, {}))
+    return problem if message is None else _(message, **values)
 _REFUSALS = {
     Access.LOGIN: "sign in first, or send an API token as Authorization: Bearer",
     Access.FIRST_RUN: "no password exists yet: create one at /first-run",
@@ -183,21 +204,23 @@ async def login_page(request: Request) -> Template | Redirect:
 
 @post("/login", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def login(request: Request) -> Template | Redirect:
+    _ = gettext_for(request)
     gate = gate_of(request)
     form, problem = await _form(request)
     name = form.get("name", "").strip()
     if problem is not None:
         return _form_page(request, "login.html", status=403, name=name, next=form.get("next"),
-                          error=f"Not signed in: {problem}.")
+                          error=_("Not signed in: %(problem)s.", problem=problem_words(problem, _)))
     result = await asyncio.to_thread(gate.sign_in, _client(request), name, form.get("password", ""))
     if result.retry_after is not None:
         minutes = -(-result.retry_after // 60)
-        wait = f"{minutes} minute{'' if minutes == 1 else 's'}"
+        wait = _("1 minute") if minutes == 1 else _("%(n)s minutes", n=minutes)
         return _form_page(request, "login.html", status=429, headers={"Retry-After": str(result.retry_after)},
-                          name=name, next=form.get("next"), error=f"Too many failed attempts. Try again in {wait}.")
+                          name=name, next=form.get("next"), error=_("Too many failed attempts. Try again in %(wait)s.",
+                                                                    wait=wait))
     if result.session_id is None:
         return _form_page(request, "login.html", status=401, name=name, next=form.get("next"),
-                          error="Wrong name or password.")
+                          error=_("Wrong name or password."))
     return _signed_in(request, result.session_id, form.get("next", "/"))
 
 
@@ -213,6 +236,7 @@ async def first_run_page(request: Request) -> Template | Redirect:
 
 @post("/first-run", include_in_schema=False, status_code=303, opt={csrf.FORM_CHECKED: True})
 async def first_run(request: Request) -> Template | Redirect:
+    _ = gettext_for(request)
     gate = gate_of(request)
     form, problem = await _form(request)
     name = form.get("name", "").strip()
@@ -222,7 +246,8 @@ async def first_run(request: Request) -> Template | Redirect:
     problem = problem or passwords.name_problem(name) or passwords.password_problem(password, form.get("again", ""))
     if problem is not None:
         return _form_page(request, "first_run.html", status=400, name=name, min_length=passwords.MIN_LENGTH,
-                          next=form.get("next"), error=f"Not saved: {problem}.")
+                          next=form.get("next"),
+                          error=_("Not saved: %(problem)s.", problem=problem_words(problem, _)))
     session_id = await asyncio.to_thread(gate.first_user, name, password)
     if session_id is None:  # someone else was quicker
         return Redirect("/login", status_code=303)

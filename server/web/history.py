@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from litestar import Request, get
@@ -15,15 +16,18 @@ from server.billing.statements import job_name
 from server.jobs import store as job_store
 from server.jobs.store import JobSummary
 from server.runtime import Runtime
+from server.web.i18n import N_
 from server.web.ledger_actions import MAX_ID
 from server.web.pages import _context
 from server.web.views import SpoolOut
 
 JOBS_PAGE = 20
 # The tracker's lifecycle states (server.jobs.lifecycle) as a person reads them.
-JOB_STATES = {"finished": "Finished", "cancelled": "Cancelled", "failed": "Failed", "running": "Printing",
-              "printing": "Printing", "paused": "Paused", "resuming": "Resuming", "downloading": "Fetching the file",
-              "parsing": "Reading the file", "untracked": "Not tracked"}
+# Marked for translation here (N_), translated where a page shows them.
+JOB_STATES = {"finished": N_("Finished"), "cancelled": N_("Cancelled"), "failed": N_("Failed"),
+              "running": N_("Printing"), "printing": N_("Printing"), "paused": N_("Paused"),
+              "resuming": N_("Resuming"), "downloading": N_("Fetching the file"), "parsing": N_("Reading the file"),
+              "untracked": N_("Not tracked")}
 
 
 def job_state_words(state: str) -> str:
@@ -50,6 +54,7 @@ class JobRow:
     grams: float
     cost: float | None
     usage: list[UsageRow]
+    started_at: datetime | None = None  # for the page, in its language (``started`` is the English form)
 
 
 def job_row(summary: JobSummary, spools: dict[int, SpoolOut]) -> JobRow:
@@ -59,7 +64,7 @@ def job_row(summary: JobSummary, spools: dict[int, SpoolOut]) -> JobRow:
     for part in summary.usage:
         spool = spools.get(part.spool_id) if part.spool_id is not None else None
         if part.spool_id is None:
-            label = "not on a spool yet"
+            label = N_("not on a spool yet")
         else:
             label = f"#{part.spool_id} {spool.name}" if spool else f"#{part.spool_id}"
         price = spool.price_per_gram if spool else None
@@ -69,7 +74,8 @@ def job_row(summary: JobSummary, spools: dict[int, SpoolOut]) -> JobRow:
     total_cost = sum(c for c in costs if c is not None) if costs and all(c is not None for c in costs) else None
     return JobRow(job.id, job_name(job.file_name, job.job_key), job.printer, job_state_words(job.state),
                   job.started_at.strftime("%Y-%m-%d %H:%M"),
-                  f"/api/v1/jobs/{job.id}/thumbnail.png" if job.thumbnail else None, summary.grams, total_cost, usage)
+                  f"/api/v1/jobs/{job.id}/thumbnail.png" if job.thumbnail else None, summary.grams, total_cost, usage,
+                  job.started_at)
 
 
 @get("/jobs", include_in_schema=False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from server.web.i18n import Translator, english
+
 
 @dataclass(frozen=True)
 class SpoolCode:
@@ -52,18 +54,19 @@ def parse_label(text: str) -> Label:
     return SpoolCode(number) if kind == "s" else FilamentCode(number)
 
 
-EXPECTED = ("Spoolman's labels read web+spoolman:s-<id> (a spool), web+spoolman:f-<id> (a filament) "
-            "or a link ending in /spool/show/<id>.")
-
-
-def label_problem(text: str) -> str:
-    """Why ``text`` is not a label, in words for the person who scanned it (for a ``NotALabel``)."""
+def label_problem(text: str, gettext: Translator = english) -> str:
+    """Why ``text`` is not a label, in words for the person who scanned it (for a ``NotALabel``), in the
+    language of ``gettext`` (a page's ``gettext_for(request)``)."""
+    _ = gettext
+    expected = _("Spoolman's labels read web+spoolman:s-<id> (a spool), web+spoolman:f-<id> (a filament) "
+                 "or a link ending in /spool/show/<id>.")
     code = text.strip()
     if not code:
-        return "No code was given. Scan the QR code on a Spoolman label."
+        return _("No code was given. Scan the QR code on a Spoolman label.")
     if len(code) > MAX_CODE:
-        return f"That code is {len(code)} characters long: not a Spoolman label. " + EXPECTED
+        return _("That code is %(n)s characters long: not a Spoolman label.", n=len(code)) + " " + expected
     shown = code if len(code) <= 80 else code[:77] + "…"
     if code.lower().startswith("web+spoolman:"):
-        return f"“{shown}” is a Spoolman link, but not to a spool or a filament with a valid id. " + EXPECTED
-    return f"“{shown}” is not a Spoolman label. " + EXPECTED
+        return _("“%(code)s” is a Spoolman link, but not to a spool or a filament with a valid id.",
+                 code=shown) + " " + expected
+    return _("“%(code)s” is not a Spoolman label.", code=shown) + " " + expected

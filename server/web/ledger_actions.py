@@ -17,6 +17,7 @@ from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.slots.service import validate_tray
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
+from server.web.i18n import Translator, english
 from server.web.views import SlotOut, SpoolOut, all_slots, printer_out
 
 # Ids and indexes as SQLite can hold them: a larger number is bad input (400), never a 500 from the driver.
@@ -79,11 +80,8 @@ def _wake(runtime: Runtime) -> None:
         runtime.outbox.wake()
 
 
-def _plural(count: int, word: str = "bill") -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-async def state_tray(runtime: Runtime, job_id: int, filament_index: int, tray: int) -> tuple[int, str]:
+async def state_tray(runtime: Runtime, job_id: int, filament_index: int, tray: int,
+                     _: Translator = english) -> tuple[int, str]:
     """A person says which tray fed a filament: the open job's tracker learns it (and bills later layers
     there); for an ended job its waiting bills take that tray's current spool."""
     validate_tray(tray)
@@ -101,7 +99,9 @@ async def state_tray(runtime: Runtime, job_id: int, filament_index: int, tray: i
     _wake(runtime)
     _announce(runtime, job.printer, job_id=job_id)
     label = statements.tray_label(tray)
-    return changed, f"Filament {filament_index + 1} came from tray {label}: {_plural(changed)} released."
+    return changed, _.ngettext("Filament %(n)s came from tray %(tray)s: %(num)s bill released.",
+                               "Filament %(n)s came from tray %(tray)s: %(num)s bills released.", changed,
+                               n=filament_index + 1, tray=label)
 
 
 async def _check_spool(runtime: Runtime, spool_id: int) -> None:
@@ -111,25 +111,26 @@ async def _check_spool(runtime: Runtime, spool_id: int) -> None:
         raise corrections.UnknownSpool(f"Spoolman has no spool {spool_id}")
 
 
-async def repoint(runtime: Runtime, selector: Selector, spool_id: int) -> tuple[int, str]:
+async def repoint(runtime: Runtime, selector: Selector, spool_id: int, _: Translator = english) -> tuple[int, str]:
     await _check_spool(runtime, spool_id)
     changed = await asyncio.to_thread(attention.repoint, runtime.db, selector, spool_id)
     _wake(runtime)
     _announce(runtime, None, job_id=selector.job_id)
-    return changed, f"{_plural(changed)} sent to spool #{spool_id}."
+    return changed, _.ngettext("%(num)s bill sent to spool #%(id)s.", "%(num)s bills sent to spool #%(id)s.", changed,
+                               id=spool_id)
 
 
-async def retry(runtime: Runtime, selector: Selector) -> tuple[int, str]:
+async def retry(runtime: Runtime, selector: Selector, _: Translator = english) -> tuple[int, str]:
     changed = await asyncio.to_thread(attention.retry, runtime.db, selector)
     _wake(runtime)
     _announce(runtime, None, job_id=selector.job_id)
-    return changed, f"{_plural(changed)} will be sent again."
+    return changed, _.ngettext("%(num)s bill will be sent again.", "%(num)s bills will be sent again.", changed)
 
 
-async def confirm(runtime: Runtime, selector: Selector) -> tuple[int, str]:
+async def confirm(runtime: Runtime, selector: Selector, _: Translator = english) -> tuple[int, str]:
     changed = await asyncio.to_thread(attention.confirm, runtime.db, selector)
     _announce(runtime, None, job_id=selector.job_id)
-    return changed, f"{_plural(changed)} confirmed as applied."
+    return changed, _.ngettext("%(num)s bill confirmed as applied.", "%(num)s bills confirmed as applied.", changed)
 
 
 def _client(runtime: Runtime) -> corrections.SpoolReader:

@@ -26,6 +26,8 @@ from server.runtime import Runtime
 from server.slots.errors import SlotError
 from server.spoolman import SpoolmanError
 from server.web import csrf, ledger_actions
+from server.web.history import job_state_words
+from server.web.i18n import N_, gettext_for
 from server.web.ledger_actions import MAX_ID, Id, NotConfigured, SelectorIn
 from server.web.pages import _context, _notice, _partial, _search, _spoolman_problem
 from server.web.views import SpoolOut
@@ -36,11 +38,12 @@ PathId = Annotated[int, Parameter(ge=0, le=MAX_ID)]
 _EXPECTED = (errors.AttentionError, errors.NothingToDo, errors.CorrectionError, errors.UnknownJob,
              errors.UnknownSpool, SlotError, NotConfigured)
 
+# Marked here (N_), translated where shown (the ``translate`` filter).
 REASON_TITLES = {
-    "waiting_tray": "Which tray?",
-    "waiting_spool": "Waiting for a spool",
-    "rejected": "Rejected by Spoolman",
-    "doubtful": "Doubtful",
+    "waiting_tray": N_("Which tray?"),
+    "waiting_spool": N_("Waiting for a spool"),
+    "rejected": N_("Rejected by Spoolman"),
+    "doubtful": N_("Doubtful"),
 }
 
 
@@ -58,7 +61,7 @@ def _page(request: Request, name: str, *, status: int = 200, **values: Any) -> T
 
 def _problem(request: Request, exc: Exception) -> Template:
     if isinstance(exc, SpoolmanError):
-        return _notice(request, _spoolman_problem(exc))
+        return _notice(request, _spoolman_problem(exc, request))
     message = str(exc.args[0]) if isinstance(exc, LookupError) and exc.args else str(exc)
     return _notice(request, message[:1].upper() + message[1:] + ("" if message.endswith(".") else "."))
 
@@ -129,7 +132,8 @@ def _selector_from_query(query: dict[str, str]) -> Selector | None:
 
 def _repoint_picker(selector: Selector) -> dict[str, Any]:
     vals = selector_vals(selector)
-    return {"url": "/attention/repoint", "method": "post", "vals": vals, "label": "Send here", "key": "pick_spool_id",
+    return {"url": "/attention/repoint", "method": "post", "vals": vals, "label": N_("Send here"),
+            "key": "pick_spool_id",
             "search_url": "/attention/spools?" + urlencode(vals), "results_target": "#picker-results",
             "target": "#dialog-body"}
 
@@ -139,11 +143,11 @@ async def attention_pick_spool(runtime: Runtime, request: Request) -> Template:
     """The dialog to send a group's bills to another spool: search, one tap."""
     selector = _selector_from_query(dict(request.query_params))
     if selector is None:
-        return _notice(request, "That group of bills is not known. Reload the page.")
+        return _notice(request, N_("That group of bills is not known. Reload the page."))
     results = await _search(runtime, "", 0)
     return _partial(request, "partials/spool_picker.html", picker=_repoint_picker(selector), results=results,
-                    title="Send to another spool",
-                    hint="Pick the spool these bills should go to; they are sent to it at once.")
+                    title=N_("Send to another spool"),
+                    hint=N_("Pick the spool these bills should go to; they are sent to it at once."))
 
 
 @get("/attention/spools", include_in_schema=False)
@@ -151,7 +155,7 @@ async def attention_spools(runtime: Runtime, request: Request, q: str = "",
                            offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> Template:
     selector = _selector_from_query(dict(request.query_params))
     if selector is None:
-        return _notice(request, "That group of bills is not known. Reload the page.")
+        return _notice(request, N_("That group of bills is not known. Reload the page."))
     results = await _search(runtime, q.strip(), offset)
     return _partial(request, "partials/spool_results.html", picker=_repoint_picker(selector), results=results)
 
@@ -166,7 +170,8 @@ class TrayForm:
 @post("/attention/tray", include_in_schema=False)
 async def attention_tray(runtime: Runtime, request: Request,
                          data: Annotated[TrayForm, Body(media_type=RequestEncodingType.URL_ENCODED)]) -> Response[Any]:
-    return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray))
+    return await _act(request, ledger_actions.state_tray(runtime, data.job_id, data.filament_index, data.tray,
+                                                               gettext_for(request)))
 
 
 @post("/attention/repoint", include_in_schema=False)
@@ -178,22 +183,22 @@ async def attention_repoint(
     # The picked spool travels as ``pick_spool_id``: ``spool_id`` is part of the group's selector.
     target = data.get("pick_spool_id")
     if selector is None or not target or not target.isdigit() or int(target) > MAX_ID:
-        return _notice(request, "That request was incomplete. Reload the page and try again.")
-    return await _act(request, ledger_actions.repoint(runtime, selector, int(target)))
+        return _notice(request, N_("That request was incomplete. Reload the page and try again."))
+    return await _act(request, ledger_actions.repoint(runtime, selector, int(target), gettext_for(request)))
 
 
 @post("/attention/retry", include_in_schema=False)
 async def attention_retry(runtime: Runtime, request: Request,
                           data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                           ) -> Response[Any]:
-    return await _act(request, ledger_actions.retry(runtime, data.selector()))
+    return await _act(request, ledger_actions.retry(runtime, data.selector(), gettext_for(request)))
 
 
 @post("/attention/confirm", include_in_schema=False)
 async def attention_confirm(runtime: Runtime, request: Request,
                             data: Annotated[SelectorIn, Body(media_type=RequestEncodingType.URL_ENCODED)]
                             ) -> Response[Any]:
-    return await _act(request, ledger_actions.confirm(runtime, data.selector()))
+    return await _act(request, ledger_actions.confirm(runtime, data.selector(), gettext_for(request)))
 
 
 # ----- usage log and job -------------------------------------------------------------------------
@@ -216,7 +221,7 @@ async def job_page(runtime: Runtime, request: Request, job_id: PathId) -> Templa
         found = await runtime.spools.get_many(p.spool_id for p in detail.parts if p.spool_id is not None)
         spools = {spool_id: SpoolOut.of(spool) for spool_id, spool in found.items() if spool is not None}
     return _page(request, "job.html", status=404 if detail is None else 200, job=detail, job_id=job_id,
-                 spools=spools)
+                 spools=spools, job_state_words=job_state_words)
 
 
 # ----- corrections -------------------------------------------------------------------------------
@@ -224,7 +229,7 @@ async def job_page(runtime: Runtime, request: Request, job_id: PathId) -> Templa
 
 def _correction_picker(job_id: int, from_spool: int) -> dict[str, Any]:
     return {"url": f"/jobs/{job_id}/correct/preview", "method": "get", "vals": {"from_spool": from_spool},
-            "label": "Move here", "key": "pick_spool_id",
+            "label": N_("Move here"), "key": "pick_spool_id",
             "search_url": f"/jobs/{job_id}/correct/spools?from_spool={from_spool}",
             "results_target": "#picker-results", "target": "#correction-preview"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,7 +24,16 @@ from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import csrf, ledger_actions
-from server.web.views import PrinterOut, SlotOut, SpoolOut, all_slots, colour_name, printer_out
+from server.web.i18n import N_, Translator, english, gettext_for
+from server.web.views import (
+    PrinterOut,
+    SlotOut,
+    SpoolOut,
+    all_slots,
+    colour_name,
+    limited_words,
+    printer_out,
+)
 
 PAGE_SIZE = 10
 _HEX = re.compile(r"[0-9A-Fa-f]{6}")
@@ -31,6 +41,7 @@ _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 SHELL_FILES = (
     "/static/app.css",
     "/static/app.js",
+    "/static/i18n.js",
     "/static/labels.js",
     "/static/scan.js",
     "/static/vendor/htmx-2.0.11.min.js",
@@ -81,7 +92,13 @@ def _context(_request: Request, **values: Any) -> dict[str, Any]:
         "unit_kind": unit_kind,
         "colour_name": colour_name,
         "state_words": state_words,
+        "entry_states": ENTRY_STATES,
+        "place_words": lambda printer, tray: place_words(printer, tray, gettext_for(_request)),
+        "group_words": lambda group: group_words(group, gettext_for(_request)),
+        "limited_words": lambda limited: limited_words(limited, gettext_for(_request)),
         "demo": is_demo(_request),
+        # The footer's language picker posts this browser's CSRF token (pages that set none reuse the cookie's).
+        "lang_token": csrf.usable_token(_request.cookies.get(csrf.COOKIE_NAME)),
         **values,
     }
 
@@ -94,10 +111,14 @@ def _notice(request: Request, message: str, level: str = "error") -> Template:
     return _partial(request, "partials/notice.html", message=message, level=level)
 
 
-def _spoolman_problem(exc: SpoolmanError) -> str:
+def _spoolman_problem(exc: SpoolmanError, request: Request | None = None) -> str:
+    """In words; without a request in English, or a message the page translates (``translate`` filter)."""
     if isinstance(exc, SpoolmanUnreachable):
-        return "Spoolman cannot be reached right now, so spools cannot be listed. Try again in a moment."
-    return f"Spoolman refused the request: {exc}"
+        return N_("Spoolman cannot be reached right now, so spools cannot be listed. Try again in a moment.")
+    if request is None:
+        return f"Spoolman refused the request: {exc}"
+    _ = gettext_for(request)
+    return _("Spoolman refused the request: %(error)s", error=exc)
 
 
 @dataclass
@@ -120,7 +141,7 @@ class SpoolResults:
 
 async def _search(runtime: Runtime, query: str, offset: int, filament_id: int | None = None) -> SpoolResults:
     if runtime.spoolman is None:
-        return SpoolResults([], 0, 0, query, filament_id, "Spoolman is not configured: set [spoolman] url.")
+        return SpoolResults([], 0, 0, query, filament_id, N_("Spoolman is not configured: set [spoolman] url."))
     try:
         page = await runtime.spoolman.list_spools(
             search=query or None, filament_id=filament_id, allow_archived=False, limit=PAGE_SIZE, offset=offset
@@ -133,16 +154,22 @@ async def _search(runtime: Runtime, query: str, offset: int, filament_id: int | 
     return SpoolResults(items, page.total, offset, query, filament_id)
 
 
+# Marked here (N_), translated where shown (``state_words(...) | translate``).
 STATE_WORDS = {
-    "IDLE": "Idle", "PREPARE": "Preparing", "SLICING": "Slicing", "RUNNING": "Printing", "PAUSE": "Paused",
-    "FINISH": "Finished", "FAILED": "Failed", "OFFLINE": "Offline",
+    "IDLE": N_("Idle"), "PREPARE": N_("Preparing"), "SLICING": N_("Slicing"), "RUNNING": N_("Printing"),
+    "PAUSE": N_("Paused"), "FINISH": N_("Finished"), "FAILED": N_("Failed"), "OFFLINE": N_("Offline"),
+}
+# Ledger entry states (server/billing/settlement.py) as a person reads them.
+ENTRY_STATES = {
+    "waiting_tray": N_("waiting for a tray"), "waiting_spool": N_("waiting for a spool"), "ready": N_("ready"),
+    "sending": N_("sending"), "delivered": N_("delivered"), "rejected": N_("rejected"), "doubtful": N_("doubtful"),
 }
 
 
 def state_words(state: str | None) -> str:
     """The printer's gcode_state as a person says it ("FINISH" reads "Finished")."""
     if not state:
-        return "Idle"
+        return N_("Idle")
     return STATE_WORDS.get(state.upper(), state.replace("_", " ").lower().capitalize())
 
 
@@ -168,7 +195,8 @@ class Waiting:
     others: int = 0  # further groups, with other reasons, listed on the needs-attention page
 
 
-async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str, Any]:
+async def _card_extras(runtime: Runtime, printers: list[PrinterOut],
+                       gettext: Translator = english) -> dict[str, Any]:
     """Per printer: the plate preview and page of its open (or, once ended, its last) job, the
     end-of-print summary, and the bills that wait for a person."""
     thumbnails: dict[str, str] = {}
@@ -191,7 +219,7 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
     for group in groups:
         found = waiting.get(group.printer)
         if found is None:
-            waiting[group.printer] = Waiting(group.count, group.message)
+            waiting[group.printer] = Waiting(group.count, group_words(group, gettext))
         else:
             found.count += group.count
             found.others += 1
@@ -202,11 +230,19 @@ async def _card_extras(runtime: Runtime, printers: list[PrinterOut]) -> dict[str
             "queued": queued}
 
 
-def place_words(printer: str, tray: int) -> str:
-    """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool"."""
+def group_words(group: attention.AttentionGroup, gettext: Translator = english) -> str:
+    """Why a group of bills waits, in the page's language (``group.message`` is the API's English)."""
+    return attention.reason_in_words(group.reason, job=group.job_name, printer=group.printer, filament=group.filament,
+                                     tray=group.tray, spool_id=group.spool_id, error=group.error, gettext=gettext)
+
+
+def place_words(printer: str, tray: int, gettext: Callable[..., str] | None = None) -> str:
+    """Where a spool sits, as a person says it: "P1S tray A2", "P1S external spool" (pages pass their
+    language's ``gettext``; ``_context`` binds it)."""
+    _ = gettext or english
     if tray in (254, 255):
-        return f"{printer} external spool"
-    return f"{printer} tray {statements.tray_label(tray)}"
+        return _("%(printer)s external spool", printer=printer)
+    return _("%(printer)s tray %(tray)s", printer=printer, tray=statements.tray_label(tray))
 
 
 async def _placed(runtime: Runtime) -> dict[int, tuple[str, int]]:
@@ -243,8 +279,8 @@ async def dashboard(runtime: Runtime, request: Request, view: str = "") -> Templ
     badge = await ledger_actions.badge_context(runtime)
     return Template(
         "dashboard.html",
-        context=_context(request, printers=printers, page_token=token, **await _card_extras(runtime, printers),
-                         **badge),
+        context=_context(request, printers=printers, page_token=token,
+                         **await _card_extras(runtime, printers, gettext_for(request)), **badge),
         cookies=[csrf.token_cookie(token, secure=request.url.scheme == "https")],
         headers={"Cache-Control": "no-store"},
     )

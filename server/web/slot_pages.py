@@ -16,6 +16,7 @@ from litestar.response import Response, Template
 from server.runtime import Runtime
 from server.slots.errors import SlotError, SpoolElsewhere
 from server.spoolman import SpoolmanError
+from server.web.i18n import gettext_for as _t
 from server.web.labels import FilamentCode, NotALabel, SpoolCode, parse_label
 from server.web.pages import (
     _card_extras,
@@ -26,29 +27,31 @@ from server.web.pages import (
     _search,
     _slot,
     _spoolman_problem,
-    place_words,
 )
 from server.web.views import SpoolOut, all_slots
 
 
 @get("/printers/{name:str}/card", include_in_schema=False)
 async def printer_card(runtime: Runtime, request: Request, name: str) -> Template:
+    _ = _t(request)
     printer = await _printer(runtime, name)
     if printer is None:
-        return _notice(request, f"There is no printer named {name!r} any more. Reload the page.")
+        return _notice(request, _("There is no printer named %(name)s any more. Reload the page.", name=repr(name)))
     return _partial(request, "partials/printer_card.html", printer=printer,
-                    **await _card_extras(runtime, [printer]))
+                    **await _card_extras(runtime, [printer], _))
 
 
 @get("/printers/{name:str}/slots/{tray:int}/dialog", include_in_schema=False)
 async def slot_dialog(runtime: Runtime, request: Request, name: str, tray: int) -> Template:
+    _ = _t(request)
     printer, slot = await _slot(runtime, name, tray)
     if printer is None or slot is None:
-        return _notice(request, f"{name} has no tray {tray} right now. Reload the page.")
+        return _notice(request, _("%(printer)s has no tray %(tray)s right now. Reload the page.",
+                                  printer=name, tray=tray))
     results = await _search(runtime, "", 0)
     offer = await runtime.rfid.tag_offer(name, tray) if runtime.rfid is not None else None
     return _partial(request, "partials/slot_dialog.html", printer=printer, slot=slot, results=results, offer=offer,
-                    placed=await _placed(runtime), place_words=place_words)
+                    placed=await _placed(runtime))
 
 
 @get("/printers/{name:str}/slots/{tray:int}/spools", include_in_schema=False)
@@ -59,15 +62,15 @@ async def spool_results(
     target = "#filament-spools" if filament is not None else "#spool-results"
     return _partial(
         request, "partials/spool_results.html", printer_name=name, tray=tray, results=results, results_target=target,
-        placed=await _placed(runtime), place_words=place_words,
+        placed=await _placed(runtime),
     )
 
 
 @get("/printers/{name:str}/slots/{tray:int}/scan", include_in_schema=False)
 async def scan_result(runtime: Runtime, request: Request, name: str, tray: int, code: str = "") -> Template:
+    _ = _t(request)
     label = parse_label(code)
-    values: dict[str, Any] = {"printer_name": name, "tray": tray, "placed": await _placed(runtime),
-                              "place_words": place_words}
+    values: dict[str, Any] = {"printer_name": name, "tray": tray, "placed": await _placed(runtime)}
     if isinstance(label, NotALabel):
         return _partial(request, "partials/scan_result.html", kind="not_label", code=code[:80], **values)
     if isinstance(label, FilamentCode):
@@ -77,9 +80,9 @@ async def scan_result(runtime: Runtime, request: Request, name: str, tray: int, 
     try:
         spool = await runtime.spools.get(label.spool_id)
     except SpoolmanError as exc:
-        return _notice(request, _spoolman_problem(exc))
+        return _notice(request, _spoolman_problem(exc, request))
     if spool is None:
-        return _notice(request, f"Spoolman has no spool #{label.spool_id}. Was it deleted?")
+        return _notice(request, _("Spoolman has no spool #%(id)s. Was it deleted?", id=label.spool_id))
     return _partial(request, "partials/scan_result.html", kind="spool", spool=SpoolOut.of(spool), **values)
 
 
@@ -97,6 +100,7 @@ async def assign(
     tray: int,
     data: Annotated[AssignForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
+    _ = _t(request)
     try:
         await runtime.slots.assign(name, tray, data.spool_id, move=data.move)
     except SpoolElsewhere as exc:
@@ -114,14 +118,15 @@ async def assign(
     except SlotError as exc:
         return _notice(request, str(exc).capitalize() + ".")
     offer = await runtime.rfid.tag_offer(name, tray) if runtime.rfid is not None else None
+    assigned = _("Spool #%(id)s assigned.", id=data.spool_id)
     if offer is not None and offer.spool_id == data.spool_id:
         # A tagged tray whose tag no spool carries: offer to remember it, so it matches by itself next time.
         template = _partial(request, "partials/tag_offer.html", printer_name=name, tray=tray, offer=offer,
                             assigned=True)
         template.headers["HX-Trigger"] = json.dumps(
-            {"layerwise:refresh": {"printer": name, "message": f"Spool #{data.spool_id} assigned."}})
+            {"layerwise:refresh": {"printer": name, "message": assigned}})
         return template
-    return _changed(request, name, f"Spool #{data.spool_id} assigned.")
+    return _changed(request, name, assigned)
 
 
 @dataclass
@@ -137,13 +142,14 @@ async def resolve_rfid_conflict(
     tray: int,
     data: Annotated[ResolveForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
+    _ = _t(request)
     if runtime.rfid is None or data.use not in ("tag", "manual"):
-        return _notice(request, "RFID matching is not running.")
+        return _notice(request, _("RFID matching is not running."))
     try:
         await runtime.rfid.resolve_conflict(name, tray, data.use)
     except (SlotError, SpoolmanError) as exc:
         return _notice(request, str(exc).capitalize() + ".")
-    message = "The tag's spool is assigned." if data.use == "tag" else "Kept the spool assigned by hand."
+    message = _("The tag's spool is assigned.") if data.use == "tag" else _("Kept the spool assigned by hand.")
     return _changed(request, name, message)
 
 
@@ -155,24 +161,27 @@ async def remember_rfid_tag(
     tray: int,
     data: Annotated[AssignForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
+    _ = _t(request)
     if runtime.rfid is None:
-        return _notice(request, "RFID matching is not running.")
+        return _notice(request, _("RFID matching is not running."))
     try:
         await runtime.rfid.remember_tag(name, tray, data.spool_id)
     except SpoolmanError as exc:
-        return _notice(request, _spoolman_problem(exc))
+        return _notice(request, _spoolman_problem(exc, request))
     except SlotError as exc:
         return _notice(request, str(exc).capitalize() + ".")
-    return _changed(request, name, f"Spool #{data.spool_id} now carries this tray's RFID tag.")
+    return _changed(request, name,
+                    _("Spool #%(id)s now carries this tray's RFID tag.", id=data.spool_id))
 
 
 @post("/printers/{name:str}/slots/{tray:int}/unassign", include_in_schema=False)
 async def unassign(runtime: Runtime, request: Request, name: str, tray: int) -> Response[Any]:
+    _ = _t(request)
     try:
         removed = await runtime.slots.unassign(name, tray)
     except SlotError as exc:
         return _notice(request, str(exc).capitalize() + ".")
-    return _changed(request, name, "Spool unassigned." if removed else "No spool was assigned.")
+    return _changed(request, name, _("Spool unassigned.") if removed else _("No spool was assigned."))
 
 
 def _changed(request: Request, printer: str, message: str) -> Template:

@@ -11,10 +11,12 @@ from datetime import datetime
 
 from server.db import repo
 from server.jobs.remaining import drift
+from server.printer import refusals
 from server.printer.task import PrinterTask
 from server.printer.trays import PrinterView, TrayView
 from server.runtime import Runtime
 from server.spoolman import Spool, SpoolmanError
+from server.web.i18n import N_, Translator, english
 
 
 @dataclass
@@ -122,7 +124,22 @@ class PrinterOut:
 # The printer link reports a refused login with this wording (server.printer.link.mqtt_error); the
 # card turns it into the fix a person needs.
 AUTH_REFUSED = "access code was refused"
-AUTH_FIX = "Access code refused: check it on the printer's screen under Settings → LAN Only."
+AUTH_FIX = N_("Access code refused: check it on the printer's screen under Settings → LAN Only.")
+
+
+def limited_words(limited: str, gettext: Translator = english) -> str:
+    """The printer link's "limited: the printer refuses requests (why). consequences. fix." sentence
+    (server/printer/refusals.py, English for the log and the API) in a page's language; the whys (request
+    names and the printer's answers) stay as the printer link wrote them."""
+    _ = gettext
+    prefix = f"{refusals.LIMITED} ("
+    suffix = f"). {refusals.LIMITED_CONSEQUENCES}. {refusals.LIMITED_FIX}."
+    if not (limited.startswith(prefix) and limited.endswith(suffix)):
+        return limited
+    return _("Limited: the printer refuses requests (%(whys)s). No full state on connect: AMS slots appear as the "
+             "printer reports them; module versions unknown. Fix: put the printer in LAN-only mode, or, on "
+             "firmware with authorization control, turn on Developer Mode.",
+             whys=limited[len(prefix):-len(suffix)])
 
 
 def link_fix(error: str | None) -> str | None:
@@ -132,14 +149,15 @@ def link_fix(error: str | None) -> str | None:
     return None
 
 
-# A few plain colour names, so a spool reads "white" and not "#ffffff"; the nearest one wins.
+# A few plain colour names, so a spool reads "white" and not "#ffffff"; the nearest one wins (marked for
+# translation: pages show them with the ``translate`` filter).
 _COLOUR_NAMES = {
-    "black": (0, 0, 0), "grey": (128, 128, 128), "silver": (192, 192, 192), "white": (255, 255, 255),
-    "red": (220, 30, 30), "dark red": (128, 0, 0), "orange": (255, 140, 0), "yellow": (250, 220, 0),
-    "beige": (225, 205, 165), "brown": (120, 70, 20), "green": (30, 160, 50), "dark green": (0, 90, 30),
-    "lime": (170, 230, 40), "teal": (0, 128, 128), "cyan": (0, 200, 220), "light blue": (130, 190, 240),
-    "blue": (30, 80, 220), "navy": (0, 0, 110), "purple": (120, 40, 170), "violet": (180, 120, 230),
-    "pink": (245, 150, 190), "magenta": (220, 0, 170),
+    N_("black"): (0, 0, 0), N_("grey"): (128, 128, 128), N_("silver"): (192, 192, 192), N_("white"): (255, 255, 255),
+    N_("red"): (220, 30, 30), N_("dark red"): (128, 0, 0), N_("orange"): (255, 140, 0), N_("yellow"): (250, 220, 0),
+    N_("beige"): (225, 205, 165), N_("brown"): (120, 70, 20), N_("green"): (30, 160, 50), N_("dark green"): (0, 90, 30),
+    N_("lime"): (170, 230, 40), N_("teal"): (0, 128, 128), N_("cyan"): (0, 200, 220), N_("light blue"): (130, 190, 240),
+    N_("blue"): (30, 80, 220), N_("navy"): (0, 0, 110), N_("purple"): (120, 40, 170), N_("violet"): (180, 120, 230),
+    N_("pink"): (245, 150, 190), N_("magenta"): (220, 0, 170),
 }
 
 
@@ -158,9 +176,10 @@ def colour_name(colour: str | None) -> str | None:
 def tray_label(tray: TrayView, external_count: int = 2) -> str:
     if tray.global_index in (254, 255):
         # H2D-style printers have two external spools (left 254, right 255); a lone one is just "External".
+        # Marked for translation: pages show labels with the ``translate`` filter ("A1" stays "A1").
         if external_count < 2:
-            return "External"
-        return "External R" if tray.global_index == 255 else "External L"
+            return N_("External")
+        return N_("External R") if tray.global_index == 255 else N_("External L")
     if tray.unit_id is not None and tray.unit_id >= 128:
         return f"HT{tray.unit_id - 127}"
     unit = tray.unit_id if tray.unit_id is not None and tray.unit_id < 16 else 0

@@ -64,5 +64,5 @@ async def test_slot_dialog_shows_the_drift_of_a_tagged_spool(tmp_path: Path) -> 
                 break
             await asyncio.sleep(0.2)
         dialog = (await client.get("/printers/Demo%20X1C/slots/0/dialog")).text
-    assert f"The AMS reads {slot['remain_percent']} % left on this RFID spool" in dialog
+    assert f"The AMS reads {slot['remain_percent']}% left on this RFID spool" in dialog
     assert f"Spoolman has {abs(slot['drift_g']):.0f} g" in dialog

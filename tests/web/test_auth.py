@@ -31,7 +31,7 @@ from tests.web.credentials import csrf_pair
 
 PASSWORD = "correct horse"
 # What anyone may fetch without signing in (anything else in the route table must refuse).
-PUBLIC = {"/healthz", "/login", "/first-run", "/manifest.webmanifest", "/static/{file_path:path}"}
+PUBLIC = {"/healthz", "/login", "/first-run", "/manifest.webmanifest", "/language", "/static/{file_path:path}"}
 
 
 @dataclass

@@ -62,7 +62,7 @@ def state_changing(app: Litestar) -> list[tuple[str, str]]:
     return found
 
 
-FORM_CHECKED = {"/login", "/first-run", "/logout"}
+FORM_CHECKED = {"/login", "/first-run", "/logout", "/language"}
 
 
 async def test_every_state_changing_route_needs_a_token(web: Web) -> None:
