@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.web.i18n import Translator, english
 from server.web.views import PrinterOut, SlotOut, all_slots
 
 # Filters a person picks (and the order the page shows them in); "attention" is any row with a problem.
@@ -63,37 +64,39 @@ def feeding(printer: PrinterOut) -> SlotOut | None:
     return next((slot for slot in all_slots(printer) if slot.active), None)
 
 
-def problems(printer: PrinterOut, waiting: int) -> tuple[str, ...]:
+def problems(printer: PrinterOut, waiting: int, _: Translator = english) -> tuple[str, ...]:
+    """What needs a person, in the page's language (``_``)."""
     found = []
     if not printer.online:
-        found.append("offline")
+        found.append(_("offline"))
     if printer.error and printer.online:
-        found.append(printer.error)
+        found.append(printer.error)  # the printer's own words
     if waiting:
-        found.append(f"{waiting} bill{'' if waiting == 1 else 's'} waiting")
+        found.append(_.ngettext("%(num)s bill waiting", "%(num)s bills waiting", waiting))
     if printer.spoolman_error:
-        found.append("Spoolman unreachable")
+        found.append(_("Spoolman unreachable"))
     if printer.limited:
-        found.append("limited")
+        found.append(_("limited"))
     if (printer.job.state or "").upper() == "FAILED":
-        found.append("print failed")
+        found.append(_("print failed"))
     slot = feeding(printer)
     if slot is not None and slot.spool_missing:
-        found.append(f"tray {slot.label}: spool deleted")
+        found.append(_("tray %(tray)s: spool deleted", tray=slot.label))
     return tuple(found)
 
 
-def farm_row(printer: PrinterOut, state_words: str, waiting: int = 0) -> FarmRow:
+def farm_row(printer: PrinterOut, state_words: str, waiting: int = 0, _: Translator = english) -> FarmRow:
     slot = feeding(printer)
     spool = slot.spool if slot is not None else None
     remaining = spool.remaining_weight if spool is not None else None
     low = spool is not None and spool.remaining_fraction is not None and spool.remaining_fraction < LOW_FRACTION
     spool_words = None
     if slot is not None:
-        spool_words = f"{slot.label}: {spool.name} (#{spool.id})" if spool is not None else f"{slot.label}: no spool"
+        spool_words = (f"{slot.label}: {spool.name} (#{spool.id})" if spool is not None
+                       else _("%(tray)s: no spool", tray=slot.label))
     job = printer.job
-    return FarmRow(printer.name, printer.model, row_state(printer), state_words, job.percent, job.layer,
-                   job.total_layers, job.name, spool_words, remaining, low, problems(printer, waiting))
+    return FarmRow(printer.name, printer.model, row_state(printer), _(state_words), job.percent, job.layer,
+                   job.total_layers, job.name, spool_words, remaining, low, problems(printer, waiting, _))
 
 
 def counts(rows: list[FarmRow]) -> dict[str, int]:

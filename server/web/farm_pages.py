@@ -18,6 +18,7 @@ from litestar.response import Template
 from server.billing import attention
 from server.runtime import Runtime
 from server.web.farm import FILTERS, FarmRow, counts, farm_row, shown
+from server.web.i18n import gettext_for
 from server.web.pages import _card_extras, _context, _notice, _printer, state_words
 from server.web.views import printer_out
 
@@ -33,14 +34,14 @@ async def _waiting(runtime: Runtime) -> Counter[str]:
     return waiting
 
 
-async def _rows(runtime: Runtime, names: list[str]) -> list[FarmRow]:
-    waiting = await _waiting(runtime)
+async def _rows(runtime: Runtime, request: Request, names: list[str]) -> list[FarmRow]:
+    waiting, _ = await _waiting(runtime), gettext_for(request)
     rows = []
     for name in names:
         task = runtime.printers.get(name)
         if task is not None:
             printer = await printer_out(runtime, task)
-            rows.append(farm_row(printer, state_words(printer.job.state), waiting[name]))
+            rows.append(farm_row(printer, state_words(printer.job.state), waiting[name], _))
     return rows
 
 
@@ -48,7 +49,7 @@ async def _rows(runtime: Runtime, names: list[str]) -> list[FarmRow]:
 async def farm(runtime: Runtime, request: Request, q: str = "",
                show: Annotated[str, QueryParameter(name="state")] = "all") -> Template:
     chosen = show if show in FILTERS else "all"
-    rows = await _rows(runtime, list(runtime.printers))
+    rows = await _rows(runtime, request, list(runtime.printers))
     return Template("farm.html", context=_context(
         request, rows=rows, counts=counts(rows), filters=FILTERS, chosen=chosen, query=q.strip(), shown=shown),
         headers={"Cache-Control": "no-store"})
@@ -57,7 +58,7 @@ async def farm(runtime: Runtime, request: Request, q: str = "",
 @get("/farm/rows", include_in_schema=False)
 async def farm_rows(runtime: Runtime, request: Request, printer: list[str] | None = None) -> Template:
     names = list(dict.fromkeys(printer or []))[:MAX_ROWS_PER_ASK]
-    return Template("partials/farm_rows.html", context=_context(request, rows=await _rows(runtime, names)))
+    return Template("partials/farm_rows.html", context=_context(request, rows=await _rows(runtime, request, names)))
 
 
 @get("/printers/{name:str}", include_in_schema=False)
