@@ -5,11 +5,15 @@ a 50 ms sleep wakes up: the time every other task on the loop waited for the one
 every SQLite commit, and writes the samples to the file as JSON every second. A benchmark reads them from
 outside, since what it wants to know is how late this process's own loop runs, which no outside
 observer can see.
+
+``LAYERWISE_PROFILE_FILE`` (also benchmarks only) runs cProfile over the event loop's thread while the
+instruments run and dumps its stats (``pstats`` format) there when the process stops: what holds the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
 import threading
@@ -21,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 INSTRUMENTS_ENV = "LAYERWISE_INSTRUMENTS_FILE"
+PROFILE_ENV = "LAYERWISE_PROFILE_FILE"
 LAG_INTERVAL_S = 0.05
 WRITE_INTERVAL_S = 1.0
 
@@ -28,8 +33,9 @@ WRITE_INTERVAL_S = 1.0
 class Instruments:
     """Collects samples in memory (a benchmark runs minutes: thousands of floats) and writes them out."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, profile: Path | None = None) -> None:
         self.path = path
+        self.profile = profile
         self.lag_ms: list[float] = []
         self.commit_ms: list[float] = []
         self._lock = threading.Lock()  # commits happen in worker threads (asyncio.to_thread)
@@ -64,6 +70,9 @@ class Instruments:
 
     async def run(self) -> None:
         self.listen()
+        profiler = cProfile.Profile() if self.profile is not None else None
+        if profiler is not None:
+            profiler.enable()  # this thread only: the loop's, where a slow call makes every other task wait
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         try:
@@ -78,8 +87,11 @@ class Instruments:
         finally:
             self.forget()
             self.write()
+            if profiler is not None and self.profile is not None:
+                profiler.disable()
+                profiler.dump_stats(self.profile)
 
 
 def from_environment() -> Instruments | None:
-    path = os.environ.get(INSTRUMENTS_ENV)
-    return Instruments(Path(path)) if path else None
+    path, profile = os.environ.get(INSTRUMENTS_ENV), os.environ.get(PROFILE_ENV)
+    return Instruments(Path(path), Path(profile) if profile else None) if path else None

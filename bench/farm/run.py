@@ -48,7 +48,7 @@ from bench.faults.harness import RecordingStore, new_spool
 from bench.faults.run import PrintFile, load_files
 from server.config import PrinterConfig
 from server.db.engine import database_path
-from server.instruments import INSTRUMENTS_ENV
+from server.instruments import INSTRUMENTS_ENV, PROFILE_ENV
 from server.logs import setup_logging
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
@@ -227,6 +227,14 @@ def judge(database: Path, farm: list[FarmPrinter], store: RecordingStore) -> tup
     return layers, lost, twice, waiting, len(off)
 
 
+def instruments_env(instruments_file: Path, profile_dir: Path | None, count: int) -> dict[str, str]:
+    env = {INSTRUMENTS_ENV: str(instruments_file)}
+    if profile_dir is not None:  # cProfile of Layerwise's loop, dumped when it stops (python -m pstats FILE)
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        env[PROFILE_ENV] = str(profile_dir.resolve() / f"layerwise-{count}.pstats")
+    return env
+
+
 async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], workdir: Path) -> Figures:
     started = time.monotonic()
     store = RecordingStore()
@@ -237,7 +245,7 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         layerwise = await stack.enter_async_context(LayerwiseProcess(
             workdir / "layerwise", spoolman_url=spoolman.url, printers=printer_configs(farm),
             seed_mappings={p.name: p.spool_for_tray for p in farm}, log_level="WARNING",
-            startup_timeout=300, env={INSTRUMENTS_ENV: str(instruments_file)}))
+            startup_timeout=300, env=instruments_env(instruments_file, args.profile, count)))
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         await wait_online(client, layerwise.url, count, timeout=120 + count)
         pid = layerwise.pid
@@ -316,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer-seconds", type=float, default=6.0, help="seconds per layer")
     parser.add_argument("--clients", type=int, default=10, help="dashboards holding the live-update stream")
     parser.add_argument("--drain-timeout", type=float, default=240.0)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="write a cProfile of Layerwise's event loop per N to DIR/layerwise-N.pstats")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     files = [f for f in load_files() if (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "print-files"
