@@ -86,7 +86,7 @@ class PrinterTask(Generic[Jobs]):
         # The last report that could not be (wholly) understood, for the printer card and the API.
         self.last_report_error: str | None = None
         self.last_report_error_at: datetime | None = None
-        self.last_report = ""  # the last report as received, cut to REPORT_SAMPLE_CHARS: for diagnostics
+        self._last_message: dict[str, Any] | None = None  # the last report as received, for diagnostics
         self.snapshot = BLANK  # the printer as of its last report: made once per report, read by all
         self._resnap()
         self.jobs = jobs
@@ -101,7 +101,7 @@ class PrinterTask(Generic[Jobs]):
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         self.last_seen = datetime.now(UTC)
-        self.last_report = _sample(message)
+        self._last_message = message  # encoded only when asked for (last_report): a farm sends hundreds a second
         info = message.get("info")
         if isinstance(info, dict) and info.get("command") == "get_version":
             self.version = self._cleaned(info, VERSION_FIELDS)
@@ -216,6 +216,11 @@ class PrinterTask(Generic[Jobs]):
                 self.rfid.reset(self.name)
                 await self.rfid.on_view(self.name, self.view())
         self.bus.publish(Event("printer", self.name, {"online": self.online}))
+
+    @property
+    def last_report(self) -> str:
+        """The last report as received, cut to REPORT_SAMPLE_CHARS."""
+        return "" if self._last_message is None else _sample(self._last_message)
 
     def persist(self) -> None:
         self._persisted_at = time.monotonic()
