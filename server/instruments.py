@@ -6,8 +6,9 @@ every SQLite commit, and writes the samples to the file as JSON every second. A 
 outside, since what it wants to know is how late this process's own loop runs, which no outside
 observer can see.
 
-``LAYERWISE_PROFILE_FILE`` (also benchmarks only) runs cProfile over the event loop's thread while the
-instruments run and dumps its stats (``pstats`` format) there when the process stops: what holds the loop.
+``LAYERWISE_PROFILE_FILE`` (also benchmarks only) runs cProfile over the event loop's thread (its CPU time)
+while the instruments run and dumps its stats (``pstats`` format) there when the process stops: what costs
+the loop its time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Instruments:
         self.path = path
         self.profile = profile
         self.lag_ms: list[float] = []
+        # Per lag sample, the CPU time the loop's thread used over it: a late wake-up with little CPU
+        # of its own was the machine's other processes holding the cores, not this loop's work.
+        self.lag_cpu_ms: list[float] = []
         self.commit_ms: list[float] = []
         self._lock = threading.Lock()  # commits happen in worker threads (asyncio.to_thread)
         self._begun: dict[int, float] = {}
@@ -61,7 +65,8 @@ class Instruments:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"pid": os.getpid(), "lag_ms": list(self.lag_ms), "commit_ms": list(self.commit_ms)}
+            return {"pid": os.getpid(), "lag_ms": list(self.lag_ms), "lag_cpu_ms": list(self.lag_cpu_ms),
+                    "commit_ms": list(self.commit_ms)}
 
     def write(self) -> None:
         temporary = self.path.with_suffix(".tmp")
@@ -70,17 +75,20 @@ class Instruments:
 
     async def run(self) -> None:
         self.listen()
-        profiler = cProfile.Profile() if self.profile is not None else None
+        # Timed in the thread's CPU time: on a machine shared with busy processes, wall time would charge
+        # whichever call was running when the scheduler took the core away.
+        profiler = cProfile.Profile(time.thread_time) if self.profile is not None else None
         if profiler is not None:
             profiler.enable()  # this thread only: the loop's, where a slow call makes every other task wait
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         try:
             while True:
-                asked = loop.time()
+                asked, cpu = loop.time(), time.thread_time()
                 await asyncio.sleep(LAG_INTERVAL_S)
                 now = loop.time()
                 self.lag_ms.append(max(0.0, (now - asked - LAG_INTERVAL_S) * 1000))
+                self.lag_cpu_ms.append((time.thread_time() - cpu) * 1000)
                 if now - last_write >= WRITE_INTERVAL_S:
                     await asyncio.to_thread(self.write)
                     last_write = now
