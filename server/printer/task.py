@@ -24,7 +24,7 @@ from server.events import Event, EventBus
 from server.printer.errors import BadReport
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.refusals import is_full_report
-from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, project_file, snapshot
+from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, TrayMemo, project_file, snapshot
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView
@@ -88,6 +88,7 @@ class PrinterTask(Generic[Jobs]):
         self.last_report_error_at: datetime | None = None
         self._last_message: dict[str, Any] | None = None  # the last report as received, for diagnostics
         self.snapshot = BLANK  # the printer as of its last report: made once per report, read by all
+        self._trays = TrayMemo()  # the last report's trays, reused while the AMS parts stay equal
         self._resnap()
         self.jobs = jobs
         self.jobs.restore()
@@ -124,7 +125,7 @@ class PrinterTask(Generic[Jobs]):
                 report, problems = clean_report(body)
                 state = merge_clean(self.state, report, problems)
                 current = snapshot(state, version=self.version, echo=self.project_file, report=report,
-                                   once=self.once)
+                                   once=self.once, memo=self._trays)
             except Exception as exc:
                 # Cleaning should make this impossible; should it happen, the report is dropped and the
                 # last good state stays, so tracking goes on with the next report.

@@ -24,9 +24,20 @@ GATHER_SECONDS = 0.1  # a burst of events waits this long at most to share a wri
 HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
+_encoded: dict[int, tuple[Event, bytes]] = {}  # by identity: one event is encoded once for every open page
+ENCODED_KEPT = 1024  # events; far more than one burst, so every page finds the ones it is sending
+
+
 def encode(event: Event) -> bytes:
+    kept = _encoded.get(id(event))
+    if kept is not None and kept[0] is event:
+        return kept[1]
     payload = {"printer": event.printer, **event.data}
-    return ServerSentEventMessage(event=event.kind, data=json.dumps(payload, default=str)).encode()
+    encoded = ServerSentEventMessage(event=event.kind, data=json.dumps(payload, default=str)).encode()
+    if len(_encoded) >= ENCODED_KEPT:
+        del _encoded[next(iter(_encoded))]  # the oldest: dicts keep insertion order
+    _encoded[id(event)] = (event, encoded)  # the event held, so its id is not reused while kept
+    return encoded
 
 
 def one_write(events: list[Event]) -> bytes:
