@@ -5,11 +5,16 @@ a 50 ms sleep wakes up: the time every other task on the loop waited for the one
 every SQLite commit, and writes the samples to the file as JSON every second. A benchmark reads them from
 outside, since what it wants to know is how late this process's own loop runs, which no outside
 observer can see.
+
+``LAYERWISE_PROFILE_FILE`` (also benchmarks only) runs cProfile over the event loop's thread (its CPU time)
+while the instruments run and dumps its stats (``pstats`` format) there when the process stops: what costs
+the loop its time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
 import threading
@@ -21,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 INSTRUMENTS_ENV = "LAYERWISE_INSTRUMENTS_FILE"
+PROFILE_ENV = "LAYERWISE_PROFILE_FILE"
 LAG_INTERVAL_S = 0.05
 WRITE_INTERVAL_S = 1.0
 
@@ -28,9 +34,13 @@ WRITE_INTERVAL_S = 1.0
 class Instruments:
     """Collects samples in memory (a benchmark runs minutes: thousands of floats) and writes them out."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, profile: Path | None = None) -> None:
         self.path = path
+        self.profile = profile
         self.lag_ms: list[float] = []
+        # Per lag sample, the CPU time the loop's thread used over it: a late wake-up with little CPU
+        # of its own was the machine's other processes holding the cores, not this loop's work.
+        self.lag_cpu_ms: list[float] = []
         self.commit_ms: list[float] = []
         self._lock = threading.Lock()  # commits happen in worker threads (asyncio.to_thread)
         self._begun: dict[int, float] = {}
@@ -55,7 +65,8 @@ class Instruments:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"pid": os.getpid(), "lag_ms": list(self.lag_ms), "commit_ms": list(self.commit_ms)}
+            return {"pid": os.getpid(), "lag_ms": list(self.lag_ms), "lag_cpu_ms": list(self.lag_cpu_ms),
+                    "commit_ms": list(self.commit_ms)}
 
     def write(self) -> None:
         temporary = self.path.with_suffix(".tmp")
@@ -64,22 +75,31 @@ class Instruments:
 
     async def run(self) -> None:
         self.listen()
+        # Timed in the thread's CPU time: on a machine shared with busy processes, wall time would charge
+        # whichever call was running when the scheduler took the core away.
+        profiler = cProfile.Profile(time.thread_time) if self.profile is not None else None
+        if profiler is not None:
+            profiler.enable()  # this thread only: the loop's, where a slow call makes every other task wait
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         try:
             while True:
-                asked = loop.time()
+                asked, cpu = loop.time(), time.thread_time()
                 await asyncio.sleep(LAG_INTERVAL_S)
                 now = loop.time()
                 self.lag_ms.append(max(0.0, (now - asked - LAG_INTERVAL_S) * 1000))
+                self.lag_cpu_ms.append((time.thread_time() - cpu) * 1000)
                 if now - last_write >= WRITE_INTERVAL_S:
                     await asyncio.to_thread(self.write)
                     last_write = now
         finally:
             self.forget()
             self.write()
+            if profiler is not None and self.profile is not None:
+                profiler.disable()
+                profiler.dump_stats(self.profile)
 
 
 def from_environment() -> Instruments | None:
-    path = os.environ.get(INSTRUMENTS_ENV)
-    return Instruments(Path(path)) if path else None
+    path, profile = os.environ.get(INSTRUMENTS_ENV), os.environ.get(PROFILE_ENV)
+    return Instruments(Path(path), Path(profile) if profile else None) if path else None

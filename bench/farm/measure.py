@@ -29,7 +29,7 @@ def read_instruments(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
-        return {"lag_ms": [], "commit_ms": []}
+        return {"lag_ms": [], "lag_cpu_ms": [], "commit_ms": []}
 
 
 def percentile(values: list[float], q: int) -> float | None:
@@ -39,6 +39,12 @@ def percentile(values: list[float], q: int) -> float | None:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def own_lag(lag_ms: list[float], cpu_ms: list[float]) -> list[float]:
+    """Per sample, the part of the loop's lag its own thread's CPU could explain (at most the CPU it used):
+    on a machine whose cores other processes hold, the rest of a late wake-up was waiting for a core."""
+    return [min(lag, cpu) for lag, cpu in zip(lag_ms, cpu_ms, strict=False)]
 
 
 @dataclass

@@ -19,6 +19,10 @@ start to the last cancel:
   entry committed (the ledger's ``created_at``; both clocks are this machine's wall clock);
 - bills exact: every printer's ledger against the analysis layer by layer, by ``bench.faults``'
   accounting (lost, billed twice, waiting) and Spoolman against the ledger per spool.
+- the farm view in headless Chromium (``--browser``, on when /usr/bin/chromium exists; ``bench.farm.browser``):
+  frames per second, long tasks, and the bytes per second the page receives (update stream + rows).
+
+``--profile DIR`` writes a cProfile of Layerwise's event loop per N (``python -m pstats DIR/layerwise-N.pstats``).
 
 The simulator shares the machine's cores with Layerwise: at large N it is itself a heavy process,
 so figures there are an upper bound of what Layerwise needs.
@@ -42,13 +46,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bench.farm.measure import Window, cpu_seconds, percentile, read_instruments, rss_mb
+from bench.farm.browser import CHROMIUM, FarmPage, PageFigures
+from bench.farm.measure import Window, cpu_seconds, own_lag, percentile, read_instruments, rss_mb
 from bench.faults.accounting import Bill, count_layers, owed_layers, spoolman_vs_ledger
 from bench.faults.harness import RecordingStore, new_spool
 from bench.faults.run import PrintFile, load_files
 from server.config import PrinterConfig
 from server.db.engine import database_path
-from server.instruments import INSTRUMENTS_ENV
+from server.instruments import INSTRUMENTS_ENV, PROFILE_ENV
 from server.logs import setup_logging
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
@@ -78,6 +83,7 @@ class Figures:
     rss_mb: float
     lag_p50: float | None
     lag_p99: float | None
+    own_lag_p99: float | None  # the part of the lag the loop thread's own CPU could explain (measure.own_lag)
     commit_p99: float | None
     bill_p99: float | None
     reports_per_s: float
@@ -89,6 +95,7 @@ class Figures:
     spools_off: int
     drained: bool
     seconds: float
+    page: PageFigures | None = None
 
 
 async def open_printers(stack: contextlib.AsyncExitStack, count: int, files: list[PrintFile], store: RecordingStore,
@@ -227,6 +234,14 @@ def judge(database: Path, farm: list[FarmPrinter], store: RecordingStore) -> tup
     return layers, lost, twice, waiting, len(off)
 
 
+def instruments_env(instruments_file: Path, profile_dir: Path | None, count: int) -> dict[str, str]:
+    env = {INSTRUMENTS_ENV: str(instruments_file)}
+    if profile_dir is not None:  # cProfile of Layerwise's loop, dumped when it stops (python -m pstats FILE)
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        env[PROFILE_ENV] = str(profile_dir.resolve() / f"layerwise-{count}.pstats")
+    return env
+
+
 async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], workdir: Path) -> Figures:
     started = time.monotonic()
     store = RecordingStore()
@@ -237,11 +252,12 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         layerwise = await stack.enter_async_context(LayerwiseProcess(
             workdir / "layerwise", spoolman_url=spoolman.url, printers=printer_configs(farm),
             seed_mappings={p.name: p.spool_for_tray for p in farm}, log_level="WARNING",
-            startup_timeout=300, env={INSTRUMENTS_ENV: str(instruments_file)}))
+            startup_timeout=300, env=instruments_env(instruments_file, args.profile, count)))
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         await wait_online(client, layerwise.url, count, timeout=120 + count)
         pid = layerwise.pid
         assert pid is not None
+        page = await stack.enter_async_context(FarmPage(layerwise.url)) if args.browser else None
         received = [0]
         streams = [asyncio.create_task(hold_stream(client, layerwise.url, received)) for _ in range(args.clients)]
         stagger = args.ramp / count
@@ -252,6 +268,8 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         window = Window(cpu_seconds(pid), time.monotonic(), len(readings["lag_ms"]), len(readings["commit_ms"]))
         bytes_at, reports_at = received[0], sum(p.reports for p in farm)
         rss = rss_mb(pid)
+        if page is not None:
+            await page.start()
         while not all(task.done() for task in prints):
             await asyncio.sleep(1)
             rss = max(rss, rss_mb(pid))
@@ -259,6 +277,7 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         cpu = (cpu_seconds(pid) - window.cpu) / elapsed * 100
         stream_rate = (received[0] - bytes_at) / elapsed / max(1, args.clients)
         report_rate = (sum(p.reports for p in farm) - reports_at) / elapsed
+        page_figures = await page.stop() if page is not None else None
         await asyncio.gather(*prints)
         ok = await wait_drained(database_path(layerwise.data_dir), count, args.drain_timeout)
         for task in streams:
@@ -266,28 +285,39 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         await asyncio.sleep(2)  # the instruments write its samples every second
         readings = read_instruments(instruments_file)
         lag, commits = readings["lag_ms"][window.lag_seen:], readings["commit_ms"][window.commits_seen:]
+        lag_cpu = readings.get("lag_cpu_ms", [])[window.lag_seen:]
         database = database_path(layerwise.data_dir)
         latencies = await asyncio.to_thread(bill_latencies, database, farm)
         layers, lost, twice, waiting, off = await asyncio.to_thread(judge, database, farm, store)
-    return Figures(count, cpu, rss, percentile(lag, 50), percentile(lag, 99), percentile(commits, 99),
+    return Figures(count, cpu, rss, percentile(lag, 50), percentile(lag, 99),
+                   percentile(own_lag(lag, lag_cpu), 99), percentile(commits, 99),
                    percentile(latencies, 99), report_rate, stream_rate, layers, lost, twice, waiting, off, ok,
-                   time.monotonic() - started)
+                   time.monotonic() - started, page_figures)
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _page_cells(page: PageFigures | None) -> tuple[str, str, str]:
+    if page is None:
+        return "-", "-", "-"
+    return (f"{page.fps:.0f}", f"{page.long_tasks} ({page.long_task_ms:.0f})",
+            f"{page.stream_bytes_per_s:.0f} + {page.rows_bytes_per_s:.0f}")
+
+
 def table(rows: list[Figures]) -> str:
-    head = ("printers", "CPU % of a core", "RSS MB", "loop lag p50/p99 ms", "commit p99 ms",
+    head = ("printers", "CPU % of a core", "RSS MB", "loop lag p50/p99 ms", "of which own CPU p99 ms", "commit p99 ms",
             "report->bill p99 ms", "reports/s", "stream B/s per client", "layers billed", "lost", "twice",
-            "waiting", "spools off", "drained", "wall s")
+            "waiting", "spools off", "drained", "wall s", "/farm fps", "/farm long tasks (ms)",
+            "/farm B/s stream + rows")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for f in rows:
         cells = (str(f.printers), f"{f.cpu_percent:.1f}", f"{f.rss_mb:.0f}", f"{_ms(f.lag_p50)} / {_ms(f.lag_p99)}",
+                 _ms(f.own_lag_p99),
                  _ms(f.commit_p99), _ms(f.bill_p99), f"{f.reports_per_s:.0f}", f"{f.stream_bytes_per_s:.0f}",
                  str(f.layers), str(f.lost), str(f.twice), str(f.waiting), str(f.spools_off),
-                 "yes" if f.drained else "NO", f"{f.seconds:.0f}")
+                 "yes" if f.drained else "NO", f"{f.seconds:.0f}", *_page_cells(f.page))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -316,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer-seconds", type=float, default=6.0, help="seconds per layer")
     parser.add_argument("--clients", type=int, default=10, help="dashboards holding the live-update stream")
     parser.add_argument("--drain-timeout", type=float, default=240.0)
+    parser.add_argument("--browser", action=argparse.BooleanOptionalAction, default=CHROMIUM.exists(),
+                        help="measure /farm in headless Chromium (frames, long tasks, bytes received); "
+                             f"on when {CHROMIUM} exists")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="write a cProfile of Layerwise's event loop per N to DIR/layerwise-N.pstats")
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     files = [f for f in load_files() if (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "print-files"

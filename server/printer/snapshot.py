@@ -21,11 +21,13 @@ from server.printer.trays import (
     EXTERNAL_IDS,
     AmsUnitView,
     PrinterView,
+    Trays,
     TrayView,
     decode_legacy,
     mapping_from,
     printer_view,
     resolve_external,
+    trays_of,
 )
 from server.printer.values import OnceLog, as_int, value_at
 
@@ -179,12 +181,33 @@ def _loading_tray(state: Mapping[str, Any], view: PrinterView, extruders: bool) 
     return resolve_external(tar, view.external) if tar in EXTERNAL_IDS else tar  # as `tray_now` is
 
 
+class TrayMemo:
+    """One printer's last trays, and what they were made from. Most reports leave the AMS as it was (a
+    delta of temperatures; a full state that repeats it), and comparing its parts costs a fraction of
+    building its trays again: measured as the largest cost per report with a farm (bench.farm)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.made: Trays = ([], [], None)
+
+    def trays(self, state: Mapping[str, Any], version: Mapping[str, Any] | None, once: OnceLog | None) -> Trays:
+        # Everything trays_of reads, compared by value (the merge copies, so never by identity).
+        key = (state.get("ams"), state.get("vir_slot"), state.get("vt_tray"), value_at(state, ("device", "extruder")),
+               version)
+        if self.key is None or self.key != key:
+            self.key, self.made = key, trays_of(state, version, once)
+        units, external, active = self.made
+        return list(units), list(external), active  # the views are frozen; the lists each snapshot's own
+
+
 def snapshot(state: Mapping[str, Any], *, version: Mapping[str, Any] | None = None,
              echo: Mapping[str, Any] | None = None, report: Mapping[str, Any] | None = None,
-             once: OnceLog | None = None) -> PrinterSnapshot:
+             once: OnceLog | None = None, memo: TrayMemo | None = None) -> PrinterSnapshot:
     """The snapshot of a merged `print` state (+ the `get_version` answer and the job's `project_file`
-    echo when known; ``report``: the cleaned report that made this state, for ``reported``)."""
-    view = printer_view(state, version, echo, once=once)
+    echo when known; ``report``: the cleaned report that made this state, for ``reported``; ``memo``:
+    the printer's last trays, reused when made from equal parts)."""
+    view = printer_view(state, version, echo, once=once,
+                        trays=memo.trays(state, version, once) if memo is not None else None)
     # The printer's own `mapping`, apart from the echo's: the echo states the job's, the report may be
     # the last print's until this one's arrives.
     mine = [resolve_external(tray, view.external) for tray in mapping_from(mapping=state.get("mapping"))]

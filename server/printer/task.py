@@ -24,7 +24,7 @@ from server.events import Event, EventBus
 from server.printer.errors import BadReport
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.refusals import is_full_report
-from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, project_file, snapshot
+from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, TrayMemo, project_file, snapshot
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView
@@ -86,8 +86,9 @@ class PrinterTask(Generic[Jobs]):
         # The last report that could not be (wholly) understood, for the printer card and the API.
         self.last_report_error: str | None = None
         self.last_report_error_at: datetime | None = None
-        self.last_report = ""  # the last report as received, cut to REPORT_SAMPLE_CHARS: for diagnostics
+        self._last_message: dict[str, Any] | None = None  # the last report as received, for diagnostics
         self.snapshot = BLANK  # the printer as of its last report: made once per report, read by all
+        self._trays = TrayMemo()  # the last report's trays, reused while the AMS parts stay equal
         self._resnap()
         self.jobs = jobs
         self.jobs.restore()
@@ -101,7 +102,7 @@ class PrinterTask(Generic[Jobs]):
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         self.last_seen = datetime.now(UTC)
-        self.last_report = _sample(message)
+        self._last_message = message  # encoded only when asked for (last_report): a farm sends hundreds a second
         info = message.get("info")
         if isinstance(info, dict) and info.get("command") == "get_version":
             self.version = self._cleaned(info, VERSION_FIELDS)
@@ -124,7 +125,7 @@ class PrinterTask(Generic[Jobs]):
                 report, problems = clean_report(body)
                 state = merge_clean(self.state, report, problems)
                 current = snapshot(state, version=self.version, echo=self.project_file, report=report,
-                                   once=self.once)
+                                   once=self.once, memo=self._trays)
             except Exception as exc:
                 # Cleaning should make this impossible; should it happen, the report is dropped and the
                 # last good state stays, so tracking goes on with the next report.
@@ -216,6 +217,11 @@ class PrinterTask(Generic[Jobs]):
                 self.rfid.reset(self.name)
                 await self.rfid.on_view(self.name, self.view())
         self.bus.publish(Event("printer", self.name, {"online": self.online}))
+
+    @property
+    def last_report(self) -> str:
+        """The last report as received, cut to REPORT_SAMPLE_CHARS."""
+        return "" if self._last_message is None else _sample(self._last_message)
 
     def persist(self) -> None:
         self._persisted_at = time.monotonic()

@@ -355,18 +355,25 @@ def active_tray_raw(state: Mapping[str, Any]) -> int | None:
     return decode_legacy(tray_now)
 
 
-def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = None,
-                 project_file: Mapping[str, Any] | None = None, once: OnceLog | None = None) -> PrinterView:
-    """Everything the tray and job pages need, from a merged state (+ ``get_version`` reply and the
-    job's ``project_file`` request/echo when known). Pass the printer's ``OnceLog`` so odd values are
-    logged once per printer with its name."""
-    once = once or _UNNAMED
-    read = StateReader(once)
+Trays = tuple[list[AmsUnitView], list[TrayView], int | None]  # units, external spools, the feeding tray
+
+
+def trays_of(state: Mapping[str, Any], version: Mapping[str, Any] | None, once: OnceLog | None = None) -> Trays:
     raw_active = active_tray_raw(state)
     external_probe = _external(state, None)
     active = resolve_external(raw_active, external_probe)
-    external = _external(state, active)
-    units = _units(state, version, active, once)
+    return _units(state, version, active, once or _UNNAMED), _external(state, active), active
+
+
+def printer_view(state: Mapping[str, Any], version: Mapping[str, Any] | None = None,
+                 project_file: Mapping[str, Any] | None = None, once: OnceLog | None = None,
+                 trays: Trays | None = None) -> PrinterView:
+    """Everything the tray and job pages need, from a merged state (+ ``get_version`` reply and the
+    job's ``project_file`` request/echo when known). Pass the printer's ``OnceLog`` so odd values are
+    logged once per printer with its name; ``trays``: ``trays_of`` this state, when already known."""
+    once = once or _UNNAMED
+    read = StateReader(once)
+    units, external, active = trays if trays is not None else trays_of(state, version, once)
     job = report_body(project_file) if project_file else {}
     mapping = mapping_from(job.get("ams_mapping"), job.get("ams_mapping2"), state.get("mapping"))
     return PrinterView(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pstats
 from pathlib import Path
 
 from bench.farm.measure import cpu_seconds, percentile, read_instruments, rss_mb
@@ -14,7 +15,7 @@ from server.instruments import Instruments
 
 def test_the_instruments_sample_loop_lag_and_time_every_commit(tmp_path: Path) -> None:
     db = open_database(tmp_path)
-    instruments = Instruments(tmp_path / "instruments.json")
+    instruments = Instruments(tmp_path / "instruments.json", profile=tmp_path / "loop.pstats")
 
     def commit() -> None:
         with db.session() as session:
@@ -33,12 +34,14 @@ def test_the_instruments_sample_loop_lag_and_time_every_commit(tmp_path: Path) -
     readings = read_instruments(tmp_path / "instruments.json")
     assert readings["pid"] == os.getpid()
     assert len(readings["lag_ms"]) >= 3 and all(lag >= 0 for lag in readings["lag_ms"])
+    assert len(readings["lag_cpu_ms"]) == len(readings["lag_ms"]) and min(readings["lag_cpu_ms"]) >= 0
     assert len(readings["commit_ms"]) == 1 and readings["commit_ms"][0] > 0
+    assert pstats.Stats(str(tmp_path / "loop.pstats")).total_calls > 0  # the loop's profile, written at the end
     db.close()
 
 
 def test_a_missing_or_half_written_file_reads_as_no_samples(tmp_path: Path) -> None:
-    assert read_instruments(tmp_path / "none.json") == {"lag_ms": [], "commit_ms": []}
+    assert read_instruments(tmp_path / "none.json") == {"lag_ms": [], "lag_cpu_ms": [], "commit_ms": []}
     (tmp_path / "half.json").write_text('{"lag_ms": [1.0, 2')
     assert read_instruments(tmp_path / "half.json")["lag_ms"] == []
 
