@@ -28,7 +28,7 @@ from server.slots.rfid_service import RfidService
 from server.slots.service import SlotService
 from server.spoolman import SpoolmanClient
 from server.spoolman.directory import SpoolDirectory
-from server.supervise import supervise
+from server.supervise import stop_tasks, supervise
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,7 @@ class Runtime:
             self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(*self._tasks)
         self._tasks.clear()
         if self.rfid is not None:
             await self.rfid.aclose()

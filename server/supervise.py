@@ -13,6 +13,26 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
+RECANCEL_S = 1.0
+
+
+async def stop_tasks(*tasks: asyncio.Task[object]) -> None:
+    """Cancel the tasks and wait until every one has ended, cancelling again while one lives on.
+
+    On Python 3.11 a cancellation can be lost: ``asyncio.wait_for`` (inside aiomqtt, for one) swallows it
+    when the awaited future completes at the same moment (gh-86296). A single ``cancel()`` then leaves
+    the task running and the caller waiting for ever; shutting down must not depend on that race.
+    Their exceptions are not raised here: each task logs its own failure where it happens.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it again as never retrieved
+
 
 class RestartPolicy:
     """Capped exponential back-off with jitter; resets after a run that lasted."""

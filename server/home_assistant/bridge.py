@@ -31,7 +31,7 @@ from server.jobs.tracker import JobTracker
 from server.printer.task import PrinterTask
 from server.retry import Backoff
 from server.runtime import Runtime
-from server.supervise import supervise
+from server.supervise import stop_tasks, supervise
 from server.web.views import all_slots, colour_name, printer_out
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,7 @@ class Bridge:
                     task.result()  # the broker's MqttError ends the session
             finally:
                 self.connected.clear()
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                        await task
+                await stop_tasks(*tasks)
                 # A clean stop sends no last will: say so ourselves, or HA shows stale values as current.
                 with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                     async with asyncio.timeout(2):
@@ -221,8 +218,6 @@ def lifespans(runtime: Runtime) -> list[Callable[[object], contextlib.AbstractAs
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
 
     return [bridge]

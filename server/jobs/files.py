@@ -10,7 +10,6 @@ are billed as soon as the analysis is known, because billing works from the chec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import posixpath
@@ -28,6 +27,7 @@ from server.printer.errors import JobFileNotFound, PrinterError, PrinterTLSError
 from server.printer.jobpaths import is_http_url
 from server.printer.snapshot import PrintStatus
 from server.printer.tls import PinStore
+from server.supervise import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,7 @@ class JobFiles:
 
     async def close(self) -> None:
         tasks = [t for t in (self.fetch, *self._detached) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task  # its own failure was logged where it happened
+        await stop_tasks(*tasks)  # each one's failure was logged where it happened
         self.fetch = None
 
     def _fetch_done(self, task: asyncio.Task[None]) -> None:

@@ -9,7 +9,6 @@ its target (Apprise URLs hold tokens).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from server.notify.rules import (
 from server.retry import EqualJitter
 from server.spoolman import SpoolmanClient, SpoolmanError
 from server.spoolman.directory import SpoolDirectory
+from server.supervise import stop_tasks
 
 log = logging.getLogger(__name__)
 # Apprise logs its targets (hosts, sometimes tokens) on failure; this module says what failed instead.
@@ -96,9 +96,7 @@ class Notifications:
                     for seen in await self.observe(event):
                         self.emit(self.decider.feed(seen))
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            await stop_tasks(sender)
 
     # --- in: what the bus and the clock say ------------------------------------------------------------
 

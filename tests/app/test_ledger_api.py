@@ -3,10 +3,7 @@ with bills written by the ledger's own functions and delivered by the real outbo
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -17,14 +14,9 @@ from server.db.ledger_tables import LedgerEntry, SpoolDelivery
 from server.jobs import store as job_store
 from tests.app.conftest import PRINTER, Stack
 from tests.billing.ledger_helpers import Line
+from tests.waiting import until
 
 BASE = "/api/v1/printers/Workshop%20P1S"
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 def new_job(stack: Stack, name: str = "cube.gcode.3mf") -> int:

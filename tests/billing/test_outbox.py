@@ -27,6 +27,7 @@ from server.billing.settlement import DELIVERED, DOUBTFUL, READY, SENDING, WAITI
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
+from tests.waiting import until
 
 MM = 0.01  # totals must match to this
 
@@ -46,9 +47,7 @@ def one_spool_job(db: Database, standin: SpoolmanStandin) -> tuple[int, int]:
 async def wait_until(predicate: object, timeout: float = 20.0) -> None:
     """Poll a condition the worker should reach (a generous bound, not a timing assertion)."""
     assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not await asyncio.to_thread(predicate):
-            await asyncio.sleep(0.02)
+    await until(lambda: asyncio.to_thread(predicate), "the outbox", timeout)
 
 
 @contextlib.asynccontextmanager

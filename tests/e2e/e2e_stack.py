@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
+from tests import waiting
 from tests.web.credentials import csrf_pair
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -83,17 +83,7 @@ def mapping_of(ams_mapping: list[int]) -> dict[int, int]:
 
 async def until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> None:
     """Poll ``condition`` (plain or async) until it is true; fail with ``what`` after ``timeout`` seconds."""
-
-    async def holds() -> bool:
-        result = condition()
-        return bool(await result if inspect.isawaitable(result) else result)
-
-    try:
-        async with asyncio.timeout(timeout):
-            while not await holds():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+    await waiting.until(condition, what, timeout, poll=0.01)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web.views import all_slots, printer_out
 from tests.home_assistant.ha_schema import SCHEMAS
 from tests.home_assistant.mosquitto import Mosquitto, mosquitto, retained
+from tests.waiting import until
 
 PRINTER = "Workshop P1S"
 DEVICE = "layerwise_workshop_p1s"
@@ -63,13 +64,6 @@ async def layerwise(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[tuple[Ru
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
-    async with asyncio.timeout(timeout):
-        while not (found := await check()):
-            await asyncio.sleep(0.05)
-    return found
 
 
 async def test_discovery_states_removal_and_availability(tmp_path: Path) -> None:
