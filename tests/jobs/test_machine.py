@@ -17,7 +17,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from machine_helpers import Recorder, machine_for
-from test_billing_fake_analysis import FakeAnalysis
 
 from server.jobs.checkpoint import (
     ENDED_OFFLINE,
@@ -39,6 +38,7 @@ from server.jobs.lifecycle import (
     Step,
 )
 from server.jobs.machine import JobMachine, diagram, main
+from tests.billing.test_billing_fake_analysis import FakeAnalysis
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "tracking.md"
 AT = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)
