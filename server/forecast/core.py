@@ -199,3 +199,17 @@ def suggestions(needed_g: float, current: SpoolFacts | None, want: TrayFacts, ca
                and s.remaining_g is not None and s.remaining_g >= needed_g]
     fitting.sort(key=lambda rs: (rs[0], (rs[1].remaining_g or 0.0) - needed_g, rs[1].spool_id))
     return [s for _, s in fitting[:limit]]
+
+
+def match_loaded(analysis: AnalysisLike, trays: Mapping[int, TrayFacts]) -> dict[int, int]:
+    """A file's filaments in the trays loaded now, as the slicer maps them: a loaded tray of the same
+    material and colour, each tray once while another one fits; a filament nothing matches is left out."""
+    out: dict[int, int] = {}
+    for index in sorted(analysis.filaments):
+        info = analysis.filaments[index]
+        want = TrayFacts(-1, None, getattr(info, "type", None), (getattr(info, "color", None) or "").lstrip("#"))
+        fits = [t.tray for t in sorted(trays.values(), key=lambda t: t.tray) if t.present and _same_filament(want, t)]
+        free = [t for t in fits if t not in out.values()]
+        if fits:
+            out[index] = (free or fits)[0]
+    return out

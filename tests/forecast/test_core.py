@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from server.analysis import PrintAnalysis, analyze_file
-from server.forecast.core import Pace, SpoolFacts, TrayFacts, backups_of, forecast, suggestions
+from server.forecast.core import Pace, SpoolFacts, TrayFacts, backups_of, forecast, match_loaded, suggestions
 
 FILE = Path(__file__).resolve().parents[1] / "fixtures" / "print-files" / "p1s-2colour-bs2.05.gcode.3mf"
 MAPPING = {0: 0, 3: 1}  # filament 0 in tray 0, filament 3 in tray 1
@@ -127,3 +127,10 @@ def test_suggestions_same_filament_first_then_nearest_weight() -> None:
     ]
     found = suggestions(35.0, current, want, candidates, skip={26})
     assert [s.spool_id for s in found] == [21, 20, 22]
+
+
+def test_as_loaded_now_maps_by_material_and_colour(analysis: PrintAnalysis) -> None:
+    loaded = {0: TrayFacts(0, None, "PETG", WHITE), 1: TrayFacts(1, None, "PLA", BLACK),
+              2: TrayFacts(2, None, "PLA", WHITE), 3: TrayFacts(3, None, "PLA", WHITE)}
+    assert match_loaded(analysis, loaded) == {0: 2, 3: 1}
+    assert match_loaded(analysis, {0: TrayFacts(0, None, "PLA", "00FF00FF")}) == {}
