@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body
 from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
@@ -26,6 +28,7 @@ from server.forecast.core import Forecast, Pace, TrayFacts, forecast, match_load
 from server.forecast.service import tray_facts, waiting_grams
 from server.runtime import Runtime
 from server.slots.errors import UnknownPrinter
+from server.web import csrf
 from server.web.forecast_pages import ForecastLine, filament_words, tray_label
 from server.web.ledger_pages import _page
 from server.web.pages import _partial
@@ -158,23 +161,52 @@ async def forecast_page(runtime: Runtime, request: Request) -> Template:
     return _page(request, "forecast.html", printers=list(runtime.printers))
 
 
-@post("/forecast/check", include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES)
-async def forecast_check(
-    runtime: Runtime, request: Request, data: Annotated[ForecastForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-) -> Template | Response[Any]:
+async def _answer(runtime: Runtime, request: Request, data: ForecastForm) -> dict[str, Any]:
+    """The answer partial's values for the page (a bad file or name becomes its ``problem``)."""
     try:
         answer, result = await file_forecast(runtime, await data.file.read(), printer=data.printer or None,
                                      plate=data.plate, mapping_text=data.mapping)
     except BadRequest as exc:
-        return _partial(request, "partials/forecast_result.html", problem=str(exc.detail))
+        return {"problem": str(exc.detail)}
     task = runtime.printers.get(answer.printer) if answer.printer else None
     lines = []
     for tray in result.trays:
         view = task.snapshot.tray(tray.tray) if task is not None else None
         label = tray_label(view, len(task.snapshot.view.external)) if view is not None and task else str(tray.tray)
         lines.append(ForecastLine(tray.tray, label, filament_words(tray.filament), tray))
-    return _partial(request, "partials/forecast_result.html", answer=answer, lines=lines, file_name=data.file.filename,
-                    problem=None)
+    return {"answer": answer, "lines": lines, "file_name": data.file.filename, "problem": None}
 
 
-handlers = [forecast_file, forecast_page, forecast_check]
+@post("/forecast/check", include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES)
+async def forecast_check(
+    runtime: Runtime, request: Request, data: Annotated[ForecastForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> Template:
+    return _partial(request, "partials/forecast_result.html", **await _answer(runtime, request, data))
+
+
+async def _shared_by_the_phone(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    """The share sheet's POST is the browser's own navigation (``Sec-Fetch-Site: none``); an installed app
+    is served over HTTPS, where browsers always send the header. Scripts and pages pass as everywhere (a
+    bearer token, already checked by the app's CSRF guard, or the CSRF pair). Before the upload is read."""
+    site = connection.headers.get("sec-fetch-site")
+    if site in ("none", "same-origin") or csrf.bearer_token(connection.headers.get("authorization")) is not None:
+        return
+    if csrf.csrf_problem(connection.cookies.get(csrf.COOKIE_NAME), connection.headers.get(csrf.HEADER_NAME),
+                         site) is not None:
+        raise PermissionDeniedException("only the phone's share sheet may post here")
+
+
+@post("/forecast/share", include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES, status_code=200,
+      opt={csrf.FORM_CHECKED: True}, guards=[_shared_by_the_phone])
+async def forecast_share(
+    runtime: Runtime, request: Request, data: Annotated[ForecastForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> Template:
+    """The web manifest's share target: a file shared to the installed app from another one. The phone
+    posts it with no CSRF token (it cannot), so this answers only what the share sheet sends
+    (``Sec-Fetch-Site: none``) or the app itself; it changes nothing in any case, it only reads."""
+    if not data.printer and runtime.printers:
+        data.printer = next(iter(runtime.printers))  # as loaded now on the first printer; the page offers others
+    return _page(request, "forecast.html", printers=list(runtime.printers), **await _answer(runtime, request, data))
+
+
+handlers = [forecast_file, forecast_page, forecast_check, forecast_share]

@@ -102,3 +102,17 @@ def test_the_phone_page_answers_the_same(stack: WebStack) -> None:
         assert "Plate 1, 100 layers" in answer.text
         broken = client.post("/forecast/check", files={"file": ("x.gcode.3mf", b"nonsense")}, data={})
         assert broken.status_code == 200 and "cannot read the file" in broken.text
+
+
+def test_the_share_target_takes_a_file_without_a_token_but_not_from_another_site(stack: WebStack) -> None:
+    files = {"file": ("cube.gcode.3mf", FILE.read_bytes())}
+    with httpx.Client(base_url=stack.url, timeout=20) as phone:  # no CSRF cookie or header: the share sheet's POST
+        shared = phone.post("/forecast/share", files=files, headers={"Sec-Fetch-Site": "none"})
+        assert shared.status_code == 200, shared.text
+        assert "Plate 1, 100 layers" in shared.text and 'name="file"' in shared.text
+        forged = phone.post("/forecast/share", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+        assert forged.status_code == 403
+        assert phone.post("/forecast/share", files=files).status_code == 403  # no fetch metadata: not a browser
+    manifest = httpx.get(stack.url + "/manifest.webmanifest").json()
+    assert manifest["share_target"]["action"] == "/forecast/share"
+    assert manifest["share_target"]["params"]["files"][0]["name"] == "file"
