@@ -44,7 +44,7 @@ class BadRequest(HTTPException):
 class ForecastForm:
     file: UploadFile
     printer: str | None = None  # whose trays and spools (its slot assignments)
-    plate: int | None = None  # None: the file's only (or first) plate
+    plate: str | None = None  # a number; empty: the file's only (or first) plate (forms send "" for none)
     mapping: str | None = None  # JSON: [tray per filament] (-1: none) or {"filament": tray}; None: as loaded now
 
 
@@ -80,6 +80,14 @@ class FileForecast:
     unmapped: list[UnmappedFilament] = field(default_factory=list)  # no tray fits: nothing to forecast
 
 
+def parse_plate(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit() or len(text.strip()) > 6:
+        raise BadRequest("plate: give the plate's number (1, 2, ...)")
+    return int(text)
+
+
 def parse_mapping(text: str | None) -> dict[int, int] | None:
     """The mapping as JSON: a list like the printer's ``ams_mapping`` or an object; None when not given."""
     if text is None or not text.strip():
@@ -107,7 +115,7 @@ async def _analyse(content: bytes, plate: int | None) -> PrintAnalysis:
         raise BadRequest(f"cannot read the file: {exc}") from None
 
 
-async def file_forecast(runtime: Runtime, content: bytes, *, printer: str | None, plate: int | None,
+async def file_forecast(runtime: Runtime, content: bytes, *, printer: str | None, plate: str | None,
                         mapping_text: str | None) -> tuple[FileForecast, Forecast]:
     """The whole answer (and the forecast it was made of); raises BadRequest for a bad file, mapping or
     printer name."""
@@ -115,7 +123,7 @@ async def file_forecast(runtime: Runtime, content: bytes, *, printer: str | None
     task = runtime.printers.get(printer) if printer else None
     if printer and task is None:
         raise BadRequest(str(UnknownPrinter(f"no printer named {printer!r}")))
-    analysis = await _analyse(content, plate)
+    analysis = await _analyse(content, parse_plate(plate))
     trays: dict[int, TrayFacts] = {}
     auto_refill = None
     if task is not None:

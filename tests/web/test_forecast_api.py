@@ -80,6 +80,7 @@ def test_as_loaded_now_and_without_a_printer(api: httpx.Client) -> None:
     (b"", {"mapping": "not json"}, "mapping"),
     (b"", {"printer": "Nobody"}, "no printer named"),
     (b"", {"plate": "7"}, "cannot read the file"),
+    (b"", {"plate": "two"}, "plate"),
 ])
 def test_bad_requests_get_a_clean_400(api: httpx.Client, content: bytes, fields: dict[str, str], words: str) -> None:
     response = post(api, content, **fields)
@@ -96,7 +97,7 @@ def test_the_phone_page_answers_the_same(stack: WebStack) -> None:
         page = client.get("/forecast")
         assert page.status_code == 200 and 'name="file"' in page.text and "Will it last?" in page.text
         answer = client.post("/forecast/check", files={"file": ("cube.gcode.3mf", FILE.read_bytes())},
-                             data={"printer": PRINTER, "mapping": json.dumps(MAPPING)})
+                             data={"printer": PRINTER, "mapping": json.dumps(MAPPING), "plate": ""})
         assert answer.status_code == 200
         assert 'data-forecast-tray="1" data-forecast-status="enough"' in answer.text
         assert "Plate 1, 100 layers" in answer.text
