@@ -68,6 +68,14 @@ async def test_the_card_shows_the_runout_layer_before_layer_1_is_billed(make_sta
             "filament": "PLA #FFFFFF, PLA #C00D1E, PLA #00AE42",
         }
         assert trays[0]["status"] == "enough"
-        # The slot dialog names the layer too.
+        # The slot dialog names the layer too, and offers a spool of the same filament that lasts.
+        filament = stack.store.get_spool(spool)["filament"]["id"]
+        fuller = stack.store.create_spool({"filament_id": filament, "remaining_weight": 40.0})["id"]
+        stack.store.create_spool({"filament_id": filament, "remaining_weight": 30.0})  # not enough
         dialog = re.sub(r"\s+", " ", (await stack.client.get("/printers/p0/slots/1/forecast")).text)
         assert f"runs out during layer {expected} of 192" in dialog
+        assert re.findall(r'data-suggested-spool="(\d+)"', dialog) == [str(fuller)]
+        # So does the job page, while the job prints.
+        job_id = stack.task("p0").jobs.job_id
+        page = re.sub(r"\s+", " ", (await stack.client.get(f"/jobs/{job_id}")).text)
+        assert f"runs out during layer {expected} of 192" in page
