@@ -169,6 +169,8 @@ class Decider:
         return []
 
     def _forecast(self, seen: Forecast) -> list[Message]:
+        if seen.job_id in self._ended:  # a forecast computed just before the job ended, published after it
+            return []
         messages = []
         layer = self._billed.get(seen.job_id, 0)
         for tray in seen.trays:
