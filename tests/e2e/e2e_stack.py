@@ -88,12 +88,13 @@ async def until(condition: Callable[[], Any], what: str, timeout: float = TIMEOU
         result = condition()
         return bool(await result if inspect.isawaitable(result) else result)
 
-    try:
-        async with asyncio.timeout(timeout):
-            while not await holds():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+    # A deadline checked by hand, not asyncio.timeout: on 3.11 a wait_for inside the condition can swallow
+    # the timeout's cancellation and the loop would go on polling.
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await holds():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -281,7 +282,8 @@ def stack_factory(tmp_path: Path) -> StackFactory:
 
     @contextlib.asynccontextmanager
     async def build(models: tuple[str, ...] = ("P1S",), trays: tuple[int, ...] = (0, 1, 2, 3),
-                    seed_state: Mapping[str, dict[str, Any]] | None = None) -> AsyncIterator[Stack]:
+                    seed_state: Mapping[str, dict[str, Any]] | None = None,
+                    settings_extra: Mapping[str, Any] | None = None) -> AsyncIterator[Stack]:
         store = SpoolmanStore()
         async with contextlib.AsyncExitStack() as stack:
             spoolman = await stack.enter_async_context(SpoolmanStandin(store))
@@ -300,6 +302,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                 spoolman=SpoolmanConfig(url=spoolman.url, timeout=5),
                 printers=tuple(rig.config() for rig in rigs.values()),
                 seed_mappings={name: dict(rig.spools) for name, rig in rigs.items()},
+                **(settings_extra or {}),  # e.g. notifications, home_assistant
             )
             runtime = Runtime.build(settings)
             web = EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise")
