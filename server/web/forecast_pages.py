@@ -17,13 +17,14 @@ from litestar import Request, get
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.response import Template
 
+from server.colours import filament_words
 from server.forecast.core import SpoolFacts, TrayFacts, TrayForecast, suggestions
 from server.forecast.service import spool_facts
 from server.jobs import store as job_store
 from server.runtime import Runtime
 from server.spoolman import SpoolmanError
 from server.web.pages import _partial
-from server.web.views import colour_name, tray_label
+from server.web.views import tray_label
 
 SUGGESTION_SCAN = 200  # spools read from Spoolman to find suggestions (one request)
 
@@ -40,16 +41,6 @@ class ForecastLine:
     @property
     def status(self) -> str:
         return self.forecast.status
-
-
-def filament_words(text: str) -> str:
-    """"PLA #161616" -> "PLA Black": the slicer's colour by name."""
-    words = []
-    for part in text.split(", "):
-        kind, _, colour = part.partition(" ")
-        name = colour_name(colour) if colour else None
-        words.append(f"{kind} {name.capitalize()}" if name else part)
-    return ", ".join(words)
 
 
 def duration_parts(seconds: float) -> tuple[int, int]:

@@ -126,7 +126,8 @@ async def _print(make_stack: StackFactory, tmp_path: Path, receiver: Receiver, *
             [first] = await messages_until(receiver, lambda body: body["title"] in (RUNOUT, SOON))
             assert first["title"] == RUNOUT
             assert f"runs out during layer {EXPECTED} of 192" in first["message"]
-            assert f"spool #{spool}" in first["message"] and "needs 36 g, 20 g left" in first["message"]
+            assert first["message"].startswith(f"Tray A2 (PLA White, PLA Red, PLA Green, spool #{spool}) runs out")
+            assert "needs 36 g, 20 g left" in first["message"]
 
             # Home Assistant: the job sensor and tray A2's sensor carry the same layer.
             await value_until(lambda: ha_state(broker), lambda s: runout_of(s) == (EXPECTED, EXPECTED),
