@@ -73,6 +73,7 @@ def template_globals(runtime: Runtime, then: Callable[[JinjaTemplateEngine], Non
         then(engine)
         engine.engine.globals["forecast_lines"] = lambda printer, job_id=None: lines(runtime, printer, job_id)
         engine.engine.globals["duration_parts"] = duration_parts
+        engine.engine.globals["filament_words"] = filament_words
 
     return install
 
