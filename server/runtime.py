@@ -19,6 +19,7 @@ from server.config import PrinterConfig, Settings
 from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
+from server.forecast.service import ForecastService, JobView
 from server.instruments import from_environment
 from server.jobs.tracker import JobTracker
 from server.notify.service import Notifications
@@ -41,6 +42,16 @@ def printer_task(config: PrinterConfig, *, db: Database, bus: EventBus, data_dir
     return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid)
 
 
+def job_view(task: PrinterTask[JobTracker]) -> JobView | None:
+    """The printer's open, analysed job as the forecast sees it (None: nothing to forecast)."""
+    tracker, job = task.jobs, task.jobs.job
+    if job is None or not job.open or tracker.analysis is None or tracker.job_id is None:
+        return None
+    through = job.billing.billed_through
+    return JobView(tracker.job_id, tracker.analysis, through, tracker.trays.mapping_at(through + 1, job.known),
+                   task.snapshot)
+
+
 def _spool_changed(spools: SpoolDirectory, bus: EventBus, spool_id: int) -> None:
     """A bill reached Spoolman: the cached spool is stale and open pages should refresh it."""
     spools.invalidate(spool_id)
@@ -60,6 +71,7 @@ class Runtime:
     rfid: RfidService | None = None
     data_lock: DataDirLock | None = None
     notifications: Notifications | None = None
+    forecast: ForecastService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -97,7 +109,9 @@ class Runtime:
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 source = settings.seed_sources.get(printer.name, "the configuration")
                 log.info("seeded %d slot assignment(s) for %s from %s", len(seed), printer.name, source)
-        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
+        forecasts = ForecastService(db, bus, spools, lambda name: job_view(printers[name]), printers)
+        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock,
+                      forecast=forecasts)
         if settings.notifications.urls:
             runtime.notifications = Notifications(settings.notifications, bus, db, spools, spoolman,
                                                   lambda: {name: p.online for name, p in printers.items()})
@@ -112,6 +126,8 @@ class Runtime:
         if self.notifications is not None:
             self._tasks.append(asyncio.create_task(supervise("notifications", self.notifications.run),
                                                    name="notifications"))
+        if self.forecast is not None:
+            self._tasks.append(asyncio.create_task(supervise("runout forecast", self.forecast.run), name="forecast"))
         for name, printer in self.printers.items():
             self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
 

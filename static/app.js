@@ -119,14 +119,14 @@
       seenHello = true; retry = 1000;
     });
     // "ledger" too: a card shows how many of its printer's bills wait for a person.
-    for (const kind of ["printer", "slot", "job", "ledger"]) {
+    for (const kind of ["printer", "slot", "job", "ledger", "forecast"]) {
       source.addEventListener(kind, (event) => {
         let printer = null;
         try { printer = JSON.parse(event.data).printer || null; } catch (_) { /* refresh all */ }
         refresh(printer);
       });
     }
-    for (const kind of ["job", "slot", "spool", "ledger"]) source.addEventListener(kind, refreshLedger);
+    for (const kind of ["job", "slot", "spool", "ledger", "forecast"]) source.addEventListener(kind, refreshLedger);
     source.addEventListener("resync", () => { refresh(null); refreshLedger(); });
     source.onerror = () => {
       setLive("lost", _("Reconnecting…"));

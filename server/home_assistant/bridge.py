@@ -96,6 +96,7 @@ class Bridge:
     async def session(self, client: aiomqtt.Client) -> None:
         tasks: list[asyncio.Task[None]] = []
         async with self.runtime.bus.subscribe() as events:
+            self._seed_forecasts()
             try:
                 await client.publish(self.topics.status, "online", qos=1, retain=True)
                 self.announced = set(await asyncio.to_thread(self._load_announced))
@@ -113,6 +114,13 @@ class Bridge:
                 with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                     async with asyncio.timeout(2):
                         await client.publish(self.topics.status, "offline", qos=1, retain=True)
+
+    def _seed_forecasts(self) -> None:
+        """The forecasts published before this session subscribed (the service says each change once only)."""
+        service = self.runtime.forecast
+        if service is not None:
+            for name, latest in list(service.latest.items()):
+                self.forecasts[name] = latest.event()
 
     async def _refresh(self, client: aiomqtt.Client) -> None:
         while True:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.billing.statements import tray_label
+from server.colours import filament_words
 from server.config.reach import NotificationsConfig
 
 ENDINGS = {"finished": "job_finished", "failed": "job_failed", "cancelled": "job_cancelled"}
@@ -109,7 +110,7 @@ def _grams(value: float) -> str:
 
 def runout_sentence(tray: dict[str, Any]) -> str:
     """``Tray A3 (PLA Black, spool #12) runs out during layer 143 of 200, about 2 h 10 min from now``."""
-    what = ", ".join(part for part in (tray.get("filament") or None,
+    what = ", ".join(part for part in (filament_words(tray.get("filament") or "") or None,
                                        f"spool #{tray['spool_id']}" if tray.get("spool_id") else None) if part)
     label = tray_label(tray.get("tray")) or "?"
     sentence = f"Tray {label}{f' ({what})' if what else ''} runs out during layer {tray.get('runout_layer')}"
@@ -169,6 +170,8 @@ class Decider:
         return []
 
     def _forecast(self, seen: Forecast) -> list[Message]:
+        if seen.job_id in self._ended:  # a forecast computed just before the job ended, published after it
+            return []
         messages = []
         layer = self._billed.get(seen.job_id, 0)
         for tray in seen.trays:

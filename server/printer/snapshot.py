@@ -103,6 +103,7 @@ class PrinterSnapshot:
     reports_extruders: bool = False  # H2D, P2S, H2S, A2L: the loaded tray comes from the extruder
     reported_mapping: tuple[int | None, ...] = ()  # the printer's own `mapping` report, trays resolved
     reported: frozenset[str] = field(default_factory=frozenset)  # print fields the report itself carried
+    auto_refill: bool | None = None  # AMS backup ("auto refill") on; None where the printer did not say
 
     @property
     def active_tray(self) -> int | None:
@@ -200,6 +201,12 @@ class TrayMemo:
         return list(units), list(external), active  # the views are frozen; the lists each snapshot's own
 
 
+def _auto_refill(home_flag: Any) -> bool | None:
+    """Bit 10 of ``home_flag``: the AMS backup setting (Bambu Studio reads it as ``ams_auto_switch_filament_flag``)."""
+    flag = as_int(home_flag)
+    return None if flag is None else bool((flag >> 10) & 1)
+
+
 def snapshot(state: Mapping[str, Any], *, version: Mapping[str, Any] | None = None,
              echo: Mapping[str, Any] | None = None, report: Mapping[str, Any] | None = None,
              once: OnceLog | None = None, memo: TrayMemo | None = None) -> PrinterSnapshot:
@@ -216,6 +223,7 @@ def snapshot(state: Mapping[str, Any], *, version: Mapping[str, Any] | None = No
         status=_status(state), view=view, loading_tray=_loading_tray(state, view, extruders),
         reports_extruders=extruders, reported_mapping=tuple(mine),
         reported=frozenset(key for key in (*PROGRESS_FIELDS, *IDENTITY_FIELDS) if report and key in report),
+        auto_refill=_auto_refill(state.get("home_flag")),
     )
 
 

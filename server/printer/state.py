@@ -95,7 +95,7 @@ STATE_FIELDS: dict[str, Any] = {
     "command": SCALAR, "msg": SCALAR, "sequence_id": SCALAR,
     "gcode_state": TEXT, "subtask_name": NAME, "gcode_file": NAME, "task_id": SCALAR, "subtask_id": SCALAR,
     "layer_num": NUMBER, "total_layer_num": NUMBER, "mc_percent": NUMBER, "mc_remaining_time": NUMBER,
-    "print_error": NUMBER, "mapping": Items(NUMBER),
+    "print_error": NUMBER, "mapping": Items(NUMBER), "home_flag": NUMBER,
     "ams": {"ams": Entries(UNIT_FIELDS, 24), "tray_exist_bits": WORD, "tray_now": NUMBER, "tray_tar": NUMBER},
     "vt_tray": TRAY_FIELDS, "vir_slot": Entries(TRAY_FIELDS, 4),
     "device": {"extruder": {"state": NUMBER, "info": Entries({"id": WORD, "snow": NUMBER}, 4)}},

@@ -23,8 +23,10 @@ class SpoolDirectory:
         self.ttl = ttl
         self._entries: dict[int, tuple[float, Spool | None]] = {}
         self.last_error: str | None = None
+        self._generation = 0  # bumped by invalidate(): a read begun before it must not be kept
 
     def invalidate(self, spool_id: int | None = None) -> None:
+        self._generation += 1
         if spool_id is None:
             self._entries.clear()
         else:
@@ -41,11 +43,13 @@ class SpoolDirectory:
             return cached[1]
         if self.client is None:
             return None
+        generation = self._generation
         try:
             spool: Spool | None = await self.client.get_spool(spool_id)
         except SpoolmanNotFound:
             spool = None
-        self._entries[spool_id] = (now, spool)
+        if generation == self._generation:  # else the spool changed while it was read: the answer may be stale
+            self._entries[spool_id] = (now, spool)
         return spool
 
     async def get_many(self, spool_ids: Iterable[int]) -> dict[int, Spool | None]:

@@ -47,7 +47,8 @@ def sources() -> list[tuple[Message, str, int]]:
     return [
         *_extract(assets / "templates", [("**.html", "jinja2.ext:babel_extract")], "templates"),
         # The web pages' code, and the billing words pages show (``reason_in_words`` takes a page's gettext).
-        *_extract(_PACKAGE, [("web/**.py", "python"), ("billing/attention.py", "python")], "server"),
+        *_extract(_PACKAGE, [("web/**.py", "python"), ("billing/attention.py", "python"), ("colours.py", "python")],
+                  "server"),
         *_extract(assets / "static", [("*.js", "javascript")], "static"),
     ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from server.colours import colour_name as colour_name  # re-exported: pages and the HA bridge import it here
 from server.db import repo
 from server.jobs.remaining import drift
 from server.printer import refusals
@@ -147,30 +148,6 @@ def link_fix(error: str | None) -> str | None:
     if error and AUTH_REFUSED in error:
         return AUTH_FIX
     return None
-
-
-# A few plain colour names, so a spool reads "white" and not "#ffffff"; the nearest one wins (marked for
-# translation: pages show them with the ``translate`` filter).
-_COLOUR_NAMES = {
-    N_("black"): (0, 0, 0), N_("grey"): (128, 128, 128), N_("silver"): (192, 192, 192), N_("white"): (255, 255, 255),
-    N_("red"): (220, 30, 30), N_("dark red"): (128, 0, 0), N_("orange"): (255, 140, 0), N_("yellow"): (250, 220, 0),
-    N_("beige"): (225, 205, 165), N_("brown"): (120, 70, 20), N_("green"): (30, 160, 50), N_("dark green"): (0, 90, 30),
-    N_("lime"): (170, 230, 40), N_("teal"): (0, 128, 128), N_("cyan"): (0, 200, 220), N_("light blue"): (130, 190, 240),
-    N_("blue"): (30, 80, 220), N_("navy"): (0, 0, 110), N_("purple"): (120, 40, 170), N_("violet"): (180, 120, 230),
-    N_("pink"): (245, 150, 190), N_("magenta"): (220, 0, 170),
-}
-
-
-def colour_name(colour: str | None) -> str | None:
-    """The nearest plain name of ``#rrggbb`` / ``rrggbb[aa]``, or None when it is not a colour."""
-    text = (colour or "").lstrip("#")[:6]
-    if len(text) != 6:
-        return None
-    try:
-        rgb = tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
-    except ValueError:
-        return None
-    return min(_COLOUR_NAMES, key=lambda name: sum((a - b) ** 2 for a, b in zip(_COLOUR_NAMES[name], rgb, strict=True)))
 
 
 def tray_label(tray: TrayView, external_count: int = 2) -> str:

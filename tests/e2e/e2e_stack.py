@@ -271,7 +271,8 @@ def stack_factory(tmp_path: Path) -> StackFactory:
 
     @contextlib.asynccontextmanager
     async def build(models: tuple[str, ...] = ("P1S",), trays: tuple[int, ...] = (0, 1, 2, 3),
-                    seed_state: Mapping[str, dict[str, Any]] | None = None) -> AsyncIterator[Stack]:
+                    seed_state: Mapping[str, dict[str, Any]] | None = None,
+                    settings_extra: Mapping[str, Any] | None = None) -> AsyncIterator[Stack]:
         store = SpoolmanStore()
         async with contextlib.AsyncExitStack() as stack:
             spoolman = await stack.enter_async_context(SpoolmanStandin(store))
@@ -290,6 +291,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                 spoolman=SpoolmanConfig(url=spoolman.url, timeout=5),
                 printers=tuple(rig.config() for rig in rigs.values()),
                 seed_mappings={name: dict(rig.spools) for name, rig in rigs.items()},
+                **(settings_extra or {}),  # e.g. notifications, home_assistant
             )
             runtime = Runtime.build(settings)
             web = EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise")

@@ -16,11 +16,10 @@ from pydantic import SecretStr
 from server.billing import attention, backlog, statements
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.config.reach import HomeAssistantConfig
-from server.events import Event
 from server.home_assistant.bridge import STATE_FILE, Bridge, lifespans
 from server.retry import Backoff
 from server.runtime import Runtime
-from server.sim.demo_print import demo_3mf
+from server.sim.demo_print import demo_3mf, demo_gcode, grams
 from server.sim.printer import VirtualPrinter
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore, seed_demo
 from server.web.views import all_slots, printer_out
@@ -31,6 +30,7 @@ from tests.waiting import until
 PRINTER = "Workshop P1S"
 DEVICE = "layerwise_workshop_p1s"
 STATE = f"layerwise/{DEVICE}/state"
+LAYERS = 10
 GONE = "homeassistant/sensor/layerwise_old_printer/job_state/config"
 
 
@@ -38,6 +38,8 @@ GONE = "homeassistant/sensor/layerwise_old_printer/job_state/config"
 async def layerwise(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[tuple[Runtime, VirtualPrinter, Bridge]]:
     store = SpoolmanStore()
     seed_demo(store)
+    # Tray 0's spool holds half of what filament 0 needs: the real forecast says it runs out.
+    store.update_spool(3, {"remaining_weight": round(grams(demo_gcode(LAYERS)[1][0], "PLA") / 2, 2)})
     async with SpoolmanStandin(store) as spoolman, VirtualPrinter(
         serial="01P00A000000042", access_code="s3cr3t42", cert_dir=tmp_path / "certs", model="P1S",
     ) as printer:
@@ -71,15 +73,12 @@ async def test_discovery_states_removal_and_availability(tmp_path: Path) -> None
         async with layerwise(tmp_path, broker) as (runtime, printer, _bridge):
             task = runtime.printers[PRINTER]
             await until(lambda: asyncio.sleep(0, task.online and task.state.get("ams")))
-            printer.add_file("/cache/demo.gcode.3mf", demo_3mf(layers=10))
+            printer.add_file("/cache/demo.gcode.3mf", demo_3mf(layers=LAYERS))
             await printer.start_print("/cache/demo.gcode.3mf", ams_mapping=[0, 1, 2, 3])
             await until(lambda: asyncio.sleep(0, task.jobs.analysis is not None))
             await printer.advance(3)
             await until(lambda: asyncio.sleep(0, task.jobs.job is not None and (task.jobs.job.last_layer or 0) >= 3))
             job_id = task.jobs.job_id
-            runtime.bus.publish(Event("forecast", PRINTER, {"job_id": job_id, "trays": [
-                {"tray": 0, "spool_id": 3, "status": "runs_out", "runout_layer": 8, "total_layers": 10,
-                 "runout_in_s": 600.0, "needed_g": 35.0, "remaining_g": 20.0, "filament": "PLA"}]}))
 
             async def settled() -> tuple[dict[str, bytes], Any, float] | None:
                 """The retained topics once the state shows the dashboard's current values (bills reach
@@ -92,15 +91,19 @@ async def test_discovery_states_removal_and_availability(tmp_path: Path) -> None
                             for slot in all_slots(card)}
                 current = {label: tray["remaining_g"] for label, tray in state.get("trays", {}).items()}
                 health = json.loads(found.get("layerwise/layerwise/state") or b"{}")
+                latest = runtime.forecast.of(PRINTER, job_id) if runtime.forecast else None
+                warnings = latest.forecast.warnings if latest else ()
+                runout = next((t.runout_layer for t in warnings if t.tray == 0), None)
                 groups = await asyncio.to_thread(attention.attention_groups_count, runtime.db)
                 waiting = sum(s.count for s in (await asyncio.to_thread(backlog.backlog, runtime.db)).spools)
                 same = (health == {"spoolman_reachable": "ON", "bills_waiting": waiting,
                                    "needs_attention": "ON" if groups else "OFF"}
-                        and state.get("job", {}).get("runout_layer") == 8 and state["job"]["layer"] == card.job.layer
+                        and runout is not None and state.get("job", {}).get("runout_layer") == runout
+                        and state["job"]["layer"] == card.job.layer
                         and state["job"]["grams"] == round(grams, 2) and current == expected)
-                return (found, card, grams) if same else None
+                return (found, card, grams, runout) if same else None
 
-            found, card, grams = await until(settled)
+            found, card, grams, runout = await until(settled)
 
         # Discovery: retained, each valid for its kind; the removed printer's topic is gone.
         configs = {topic: json.loads(payload) for topic, payload in found.items() if topic.endswith("/config")}
@@ -114,12 +117,12 @@ async def test_discovery_states_removal_and_availability(tmp_path: Path) -> None
         state = json.loads(found[STATE])
         assert state["job"]["state"] == card.job.state and state["job"]["layer"] == card.job.layer
         assert state["job"]["grams"] == round(grams, 2) and grams > 0
-        assert state["job"]["runout_layer"] == 8
+        assert state["job"]["runout_layer"] == runout and 1 <= runout <= LAYERS
         for slot in slots:
             tray = state["trays"][slot.label]
             assert tray["spool"] == (slot.spool.name if slot.spool else None)
             assert tray["material"] == ((slot.spool.material if slot.spool else None) or slot.material)
-        assert state["trays"][slots[0].label]["runout_layer"] == 8
+        assert state["trays"][slots[0].label]["runout_layer"] == runout
         # Trays 1-3 print without a spool assigned: their bills wait for a person.
         assert json.loads(found["layerwise/layerwise/state"])["needs_attention"] == "ON"
         assert found["layerwise/status"] == b"online"

@@ -58,6 +58,15 @@ def test_runout_already_near_is_one_message_and_unknown_or_enough_none() -> None
     assert d.feed(Forecast("X1C", 7, [unknown, tray(5, layer=None, status="enough")])) == []
 
 
+def test_no_runout_for_a_job_that_ended() -> None:
+    """The forecast service may publish a forecast it computed before the job ended after the job's end."""
+    d = decider()
+    assert len(d.feed(Forecast("X1C", 7, [tray()]))) == 1
+    d.feed(JobEnded("X1C", 7, "finished", "benchy", []))
+    assert d.feed(Forecast("X1C", 7, [tray()])) == []
+    assert d.feed(Forecast("X1C", 7, [])) == []
+
+
 def test_job_endings_once_with_grams_per_spool() -> None:
     d = decider()
     ended = JobEnded("X1C", 7, "finished", "benchy", [("Bambu PLA Black (spool #12)", 12.345), ("spool #13", 3.21)])

@@ -136,3 +136,12 @@ def test_any_cleaned_report_makes_a_snapshot(report: dict[str, Any]) -> None:
     shot = snapshot(merge_clean({}, body, problems), report=body)
     assert shot.reported <= set(report)
     assert shot.status.layer is None or isinstance(shot.status.layer, int)
+
+
+def test_auto_refill_is_bit_10_of_home_flag() -> None:
+    """The AMS backup setting ("auto refill"), as Bambu Studio reads it (``ams_auto_switch_filament_flag``)."""
+    capture = load_capture("push_status_full_X1C_3xAMS_1xAMSHT_rfid_FINISH.json")  # home_flag -1067070064
+    state = _state(capture)
+    assert snapshot(state).auto_refill is True
+    assert snapshot({**state, "home_flag": -1067070064 & ~(1 << 10)}).auto_refill is False
+    assert snapshot({k: v for k, v in state.items() if k != "home_flag"}).auto_refill is None

@@ -1,0 +1,155 @@
+"""Keeps each printer's runout forecast up to date and publishes it on the event bus.
+
+It listens on the bus like any page does, so tracking never waits for it: a job's announcement
+(started, analysed, a layer billed), a slot assignment or a spool delivered marks the printer for a
+new forecast; bursts are coalesced. Spoolman is read through the spool cache, and the ledger's bills
+still on their way to Spoolman are taken off each spool's remaining weight. The ``forecast`` event's
+payload is documented in docs/tracking.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from server.analysis import PrintAnalysis
+from server.billing.backlog import backlog
+from server.db import Database, repo
+from server.events import Event, EventBus
+from server.forecast.core import Forecast, Pace, SpoolFacts, TrayFacts, forecast
+from server.printer.snapshot import LAYER_STATES, PrinterSnapshot
+from server.spoolman import Spool, SpoolmanError
+from server.spoolman.directory import SpoolDirectory
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = frozenset({"job", "slot", "spool"})  # what changes a forecast (``printer`` reports do not: pace only)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the forecast needs of a printer's open, analysed job (runtime.py builds it from the tracker)."""
+
+    job_id: int
+    analysis: PrintAnalysis
+    billed_through: int
+    mapping: Mapping[int, int]  # slicer filament -> tray, for the next layer to bill
+    snapshot: PrinterSnapshot
+
+
+@dataclass(frozen=True)
+class JobForecast:
+    job_id: int
+    forecast: Forecast
+
+    def event(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "trays": [t.event() for t in self.forecast.trays]}
+
+
+def spool_facts(spool: Spool, waiting_g: float = 0.0) -> SpoolFacts:
+    """Spoolman's spool, less what the ledger still has to bill it."""
+    remaining = spool.remaining_weight
+    colour = (spool.filament.color_hex or "")[:6].lower() or None
+    return SpoolFacts(spool.id, None if remaining is None else remaining - waiting_g, spool.filament.density,
+                      spool.filament.diameter, filament_id=spool.filament.id, material=spool.filament.material,
+                      color_hex=colour)
+
+
+def pace_of(snapshot: PrinterSnapshot, analysis: PrintAnalysis) -> Pace | None:
+    """The print's current pace from the printer's remaining time; before it prints, the slicer's estimate."""
+    status = snapshot.status
+    if status.gcode_state in LAYER_STATES and status.remaining_minutes is not None and (status.layer or 0) >= 1:
+        return Pace(status.remaining_minutes * 60.0, status.layer or 1, status.total_layers or analysis.layer_count)
+    if analysis.prediction_s:
+        return Pace(float(analysis.prediction_s), 1, analysis.layer_count)
+    return None
+
+
+async def tray_facts(snapshot: PrinterSnapshot, assigned: Mapping[int, int], spools: SpoolDirectory,
+                     waiting: Mapping[int, float]) -> dict[int, TrayFacts]:
+    """Every tray the printer reports, with its assigned spool (None when unassigned or unreadable)."""
+    found = await spools.get_many(assigned.values())
+    out: dict[int, TrayFacts] = {}
+    for tray in snapshot.trays:
+        spool_id = assigned.get(tray.global_index)
+        spool = found.get(spool_id) if spool_id is not None else None
+        facts = spool_facts(spool, waiting.get(spool.id, 0.0)) if spool is not None else None
+        out[tray.global_index] = TrayFacts(tray.global_index, facts, tray.material, tray.color_hex, tray.present,
+                                           tray.external)
+    for tray, spool_id in assigned.items():  # assigned but not reported (yet): still a spool to count
+        spool = found.get(spool_id)
+        if tray not in out and spool is not None:
+            out[tray] = TrayFacts(tray, spool_facts(spool, waiting.get(spool_id, 0.0)))
+    return out
+
+
+def waiting_grams(db: Database) -> dict[int, float]:
+    """Grams per spool billed in the ledger but not yet in Spoolman's remaining weight."""
+    return {s.spool_id: s.grams for s in backlog(db).spools if s.spool_id is not None}
+
+
+class ForecastService:
+    def __init__(self, db: Database, bus: EventBus, spools: SpoolDirectory,
+                 jobs: Callable[[str], JobView | None], printers: Iterable[str]) -> None:
+        self.db = db
+        self.bus = bus
+        self.spools = spools
+        self.jobs = jobs
+        self.printers = list(printers)
+        self.latest: dict[str, JobForecast] = {}
+        self._sent: dict[str, dict[str, object]] = {}
+
+    def of(self, printer: str, job_id: int | None = None) -> JobForecast | None:
+        latest = self.latest.get(printer)
+        return latest if latest is not None and (job_id is None or latest.job_id == job_id) else None
+
+    async def run(self) -> None:
+        async with self.bus.subscribe() as queue:
+            await self.refresh(self.printers)  # a job resumed after a restart
+            while True:
+                event = await queue.get()
+                dirty: set[str] = set()
+                while True:
+                    if event.kind in TRIGGERS or event.kind == "resync":
+                        dirty.update([event.printer] if event.printer else self.printers)
+                    if queue.empty():
+                        break
+                    event = queue.get_nowait()
+                await self.refresh(sorted(p for p in dirty if p in self.printers))
+
+    async def refresh(self, printers: Iterable[str]) -> None:
+        printers = list(printers)
+        if not printers:
+            return
+        waiting = await asyncio.to_thread(waiting_grams, self.db)
+        for printer in printers:
+            try:
+                await self._refresh(printer, waiting)
+            except SpoolmanError as exc:  # Spoolman down: the last forecast stands until it answers
+                log.debug("%s: forecast not updated: %s", printer, exc)
+
+    async def _refresh(self, printer: str, waiting: Mapping[int, float]) -> None:
+        view = self.jobs(printer)
+        if view is None:
+            result = None
+        else:
+            assigned = {a.tray: a.spool_id for a in await asyncio.to_thread(repo.list_assignments, self.db, printer)}
+            trays = await tray_facts(view.snapshot, assigned, self.spools, waiting)
+            result = JobForecast(view.job_id, forecast(
+                view.analysis, view.billed_through, view.mapping, trays, pace_of(view.snapshot, view.analysis),
+                auto_refill=view.snapshot.auto_refill))
+        if result is None:
+            gone = self.latest.pop(printer, None)
+            if gone is not None:  # the job ended: say so once, so pages and listeners drop the warning
+                self._publish(printer, {"job_id": gone.job_id, "trays": []})
+            return
+        self.latest[printer] = result
+        self._publish(printer, result.event())
+
+    def _publish(self, printer: str, payload: dict[str, object]) -> None:
+        if self._sent.get(printer) == payload:
+            return  # nothing new: listeners (notifications) hear each change once
+        self._sent[printer] = payload
+        self.bus.publish(Event("forecast", printer, payload))

@@ -1,0 +1,45 @@
+"""The spool cache: a read that began before an invalidation is not kept (it may hold the old weight)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
+from server.spoolman import Spool, SpoolmanClient
+from server.spoolman.directory import SpoolDirectory
+
+
+class Gated:
+    """Answers ``get_spool`` with ``spool`` once ``gate`` is open: a Spoolman answer still on its way."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.gate = asyncio.Event()
+
+    async def get_spool(self, spool_id: int) -> Spool:
+        await self.gate.wait()
+        return self.spool
+
+
+async def test_a_read_begun_before_an_invalidation_is_not_kept() -> None:
+    store = SpoolmanStore()
+    vendor = store.create_vendor({"name": "V"})["id"]
+    filament = store.create_filament({"vendor_id": vendor, "name": "PLA", "material": "PLA", "density": 1.24,
+                                      "diameter": 1.75, "weight": 1000.0})["id"]
+    spool_id = int(store.create_spool({"filament_id": filament})["id"])
+    async with SpoolmanStandin(store) as standin, SpoolmanClient(standin.url, timeout=5) as client:
+        old = await client.get_spool(spool_id)
+        store.update_spool(spool_id, {"remaining_weight": 20.0})
+        new = await client.get_spool(spool_id)
+    spoolman = Gated(old)
+    directory = SpoolDirectory(spoolman)  # type: ignore[arg-type]
+    reading = asyncio.create_task(directory.get(spool_id))  # Spoolman answered the old weight...
+    await asyncio.sleep(0)
+    directory.invalidate(spool_id)  # ...and the spool changed before the answer was taken in
+    spoolman.gate.set()
+    assert await reading is old
+    spoolman.spool = new
+    assert (await directory.get(spool_id)) is new  # read again, not the stale answer
+    assert (await directory.get(spool_id)) is new  # and now kept
+    spoolman.spool = old
+    assert (await directory.get(spool_id)) is new
