@@ -29,8 +29,11 @@ def retry_after(failures: Sequence[float], now: float, policy: LimitPolicy) -> i
     if len(inside) < policy.max_failures:
         return None
     # Allowed again when enough of the oldest failures have left the window.
-    frees_at = inside[len(inside) - policy.max_failures] + policy.window
-    return max(1, math.ceil(frees_at - now))
+    oldest = inside[len(inside) - policy.max_failures]
+    wait = max(1, math.ceil(oldest + policy.window - now))
+    while now + wait - policy.window < oldest:  # float rounding can leave it inside by a hair: one more second
+        wait += 1
+    return wait
 
 
 class LoginLimiter:

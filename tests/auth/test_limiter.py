@@ -25,6 +25,11 @@ def test_old_failures_do_not_count() -> None:
     assert retry_after([-1000, -950, 0, 1, 2, 3], 10, POLICY) is None
 
 
+def test_a_wait_is_long_enough_despite_float_rounding() -> None:
+    # 2.2e-311 + 900 rounds to 900.0: 899 s would leave that failure inside the window (found by hypothesis).
+    assert retry_after([1.0] * 4 + [2.2e-311], 1.0, POLICY) == 900
+
+
 @given(st.lists(st.floats(0, 10_000), max_size=20), st.floats(0, 10_000))
 def test_the_wait_ends_exactly_when_a_try_is_allowed(failures: list[float], now: float) -> None:
     failures = [t for t in failures if t <= now]  # failures are recorded as they happen, never ahead of now
