@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,37 +80,41 @@ def results(work: Path) -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    """``server.billing.rules.x_filament_grams__mutmut_3`` -> ``server/billing/rules.py``."""
-    dotted = mutant.split(".x")[0].split(".x\u01c1")[0]
-    parts = [part for part in dotted.split(".") if not part.startswith(("x_", "x\u01c1"))]
-    return "/".join(parts) + ".py"
+    """``server.billing.rules.x_filament_grams__mutmut_3`` -> ``server/billing/rules.py`` (a package's
+    own functions -> its ``__init__.py``)."""
+    dotted = mutant.split(".x_")[0].split(".x\u01c1")[0]
+    path = dotted.replace(".", "/")
+    return f"{path}/__init__.py" if (ROOT / path).is_dir() else f"{path}.py"
+
+
+# mutmut's words -> the table's columns; a timeout (the mutant made a test hang) counts as killed.
+COLUMNS = {"killed": "killed", "timeout": "killed", "survived": "survived", "no tests": "no tests"}
 
 
 def table(statuses: dict[str, str]) -> tuple[str, float]:
     per: dict[str, Counter[str]] = defaultdict(Counter)
     for name, status in statuses.items():
-        per[module_of(name)][status] += 1
-    lines = [f"{'module':38} {'mutants':>7} {'killed':>7} {'survived':>8} {'other':>6} {'killed %':>8}"]
+        per[module_of(name)][COLUMNS.get(status, "not run")] += 1
+    lines = [f"{'module':38} {'mutants':>7} {'killed':>7} {'survived':>8} {'no tests':>8} {'not run':>7} "
+             f"{'killed %':>8}"]
     total: Counter[str] = Counter()
     for module in sorted(per):
-        counts = per[module]
-        total.update(counts)
-        lines.append(_row(module, counts))
+        total.update(per[module])
+        lines.append(_row(module, per[module]))
     lines.append(_row("all", total))
-    decided = total["killed"] + total["survived"]
+    decided = total["killed"] + total["survived"] + total["no tests"]
     return "\n".join(lines), (total["killed"] / decided if decided else 0.0)
 
 
 def _row(name: str, counts: Counter[str]) -> str:
-    n = sum(counts.values())
-    killed, survived = counts["killed"], counts["survived"]
-    other = n - killed - survived
-    decided = killed + survived
-    share = f"{100 * killed / decided:.1f}" if decided else "-"
-    return f"{name:38} {n:7d} {killed:7d} {survived:8d} {other:6d} {share:>8}"
+    """killed % is of the mutants that ran or had no test at all (a mutant no test reaches survives)."""
+    decided = counts["killed"] + counts["survived"] + counts["no tests"]
+    share = f"{100 * counts['killed'] / decided:.1f}" if decided else "-"
+    return (f"{name:38} {sum(counts.values()):7d} {counts['killed']:7d} {counts['survived']:8d} "
+            f"{counts['no tests']:8d} {counts['not run']:7d} {share:>8}")
 
 
-def run_mutmut(modules: list[str], tests: list[str], keep: bool) -> int:
+def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
     try:
         copy_repository(work)
@@ -118,8 +123,13 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool) -> int:
         started = time.monotonic()
         log = work / "mutmut.log"  # its progress line redraws itself hundreds of times: kept out of the output
         with log.open("w", encoding="utf-8") as sink:
-            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work, env=env,
-                           stdout=sink, stderr=subprocess.STDOUT, check=False)
+            mutmut = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work,
+                                      env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                mutmut.wait(timeout=minutes * 60 if minutes else None)
+            except subprocess.TimeoutExpired:  # time-boxed: what ran is reported, the rest as "not run"
+                os.killpg(mutmut.pid, signal.SIGTERM)  # mutmut and the worker it forked, nothing else
+                mutmut.wait()
         statuses = results(work)
         text, score = table(statuses)
         print(f"\nmutmut over {', '.join(modules)}\ntests: {' '.join(tests)} (not slow, not browser)")
@@ -143,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.splitlines()[0])
     parser.add_argument("--explicit", action="store_true", help="apply the hand-written mutants of explicit.py")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (to `mutmut show` survivors)")
+    parser.add_argument("--minutes", type=float, help="stop mutmut after this long and report what ran")
     parser.add_argument("--modules", nargs="+", default=MODULES, help="globs of what to mutate")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test folders or files that run")
     args = parser.parse_args(argv)
@@ -150,4 +161,4 @@ def main(argv: list[str] | None = None) -> int:
         from bench.mutation.explicit import run_explicit
 
         return run_explicit()
-    return run_mutmut(args.modules, args.tests, args.keep)
+    return run_mutmut(args.modules, args.tests, args.keep, args.minutes)
