@@ -88,3 +88,24 @@ def test_send_again_requeues_only_the_named_rejected_entries(tmp_path) -> None:
     assert now[ids["rejected"][0]].delivery_id is None
     assert (now[other].state, now[other].error) == (REJECTED, "refused")  # rejected too, but not named
     assert touched(db) == set(ids["rejected"])
+
+
+def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
+    from server.billing import deliveries
+    from server.billing.settlement import SpoolReading
+
+    db = open_db(tmp_path)
+    assign(db, 0, 7)
+    assign(db, 1, 8)
+    job = new_job(db)
+    made = ledger.record_bills(db, job, [Line(n, 0, 1.0) for n in range(3)] + [Line(n, 1, 2.0) for n in range(2)],
+                               {0: 0, 1: 1})
+    on_7 = [e.id for e in made if e.spool_id == 7]
+    on_8 = [e.id for e in made if e.spool_id == 8]
+    first = deliveries.begin_delivery(db, 8, on_8, mm=4.0, expected_g=0.01, before=SpoolReading(0.0, None))
+    second = deliveries.begin_delivery(db, 7, on_7[:2], mm=2.0, expected_g=0.01, before=SpoolReading(0.0, None))
+    listed = ledger.deliveries(db)
+    assert [(d.id, d.spool_id, d.entry_ids) for d in listed] == [(first.id, 8, tuple(sorted(on_8))),
+                                                                 (second.id, 7, tuple(sorted(on_7[:2])))]
+    assert [(d.id, d.entry_ids) for d in ledger.deliveries(db, spool_id=7)] == [(second.id, tuple(sorted(on_7[:2])))]
+    assert ledger.deliveries(db, spool_id=9) == []

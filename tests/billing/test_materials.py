@@ -106,3 +106,26 @@ async def test_the_outbox_settles_a_lost_answer_with_the_spools_filament(
     used = standin.store.get_spool(spool)
     assert float(used["used_length"]) == pytest.approx(2200.0, abs=0.01)
     assert float(used["used_weight"]) == pytest.approx(by_hand(2200.0, density, diameter), rel=1e-9)
+
+
+class _Filament:
+    """What the billing rules read of a file's filament; ``None`` where the file says nothing."""
+
+    def __init__(self, *, mm: float = 0.0, g: float | None = None, density: float | None = None,
+                 diameter: float | None = None) -> None:
+        self.mm, self.g, self.density, self.diameter = mm, g, density, diameter
+
+
+def test_grams_when_the_file_lacks_density_or_diameter() -> None:
+    """The fallbacks, in order: no filament at all is PLA at 1.75 mm; a density without a diameter is at
+    1.75 mm; no density but the file's own grams is its g/mm ratio; neither is PLA's density at the file's
+    diameter."""
+    from server.billing.rules import filament_grams
+
+    assert filament_grams(None, 500.0) == pytest.approx(by_hand(500.0, 1.24, 1.75), rel=1e-12)
+    assert filament_grams(_Filament(density=1.27), 500.0) == pytest.approx(by_hand(500.0, 1.27, 1.75), rel=1e-12)
+    assert filament_grams(_Filament(mm=2000.0, g=10.0), 500.0) == pytest.approx(2.5, rel=1e-12)
+    assert filament_grams(_Filament(mm=0.5, g=10.0), 0.25) == pytest.approx(5.0, rel=1e-12)  # under 1 mm used
+    assert filament_grams(_Filament(mm=0.0, g=10.0, diameter=2.85), 500.0) == pytest.approx(
+        by_hand(500.0, 1.24, 2.85), rel=1e-12)  # a ratio over nothing is no ratio
+    assert filament_grams(_Filament(diameter=2.85), 500.0) == pytest.approx(by_hand(500.0, 1.24, 2.85), rel=1e-12)
