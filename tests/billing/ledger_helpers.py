@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,12 @@ from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
 PRINTER = "p1"
 DENSITY = 1.24
 DIAMETER = 1.75
+
+
+def grams_by_hand(mm: float, diameter_mm: float, density: float) -> float:
+    """The mm -> g formula written out, so tests never take expected grams from Layerwise's own ``grams``:
+    the volume in mm³ (length x cross-section) / 1000 = cm³, times g/cm³."""
+    return mm * math.pi * (diameter_mm / 2) ** 2 / 1000 * density
 
 
 @dataclass(frozen=True)
