@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.billing.figures import ledger_figures
 from server.billing.outbox import Outbox
 from server.billing.settlement import settle_grace
 from server.config import PrinterConfig, Settings
@@ -20,6 +21,7 @@ from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
 from server.jobs.tracker import JobTracker
+from server.metrics import Metric, Metrics, ledger_families, printer_families
 from server.printer.task import PrinterTask
 from server.printer.tls import PinStore
 from server.slots.rfid_service import RfidService
@@ -32,11 +34,13 @@ log = logging.getLogger(__name__)
 
 
 def printer_task(config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path, outbox: Outbox | None = None,
-                 rfid: RfidService | None = None, spools: SpoolDirectory | None = None) -> PrinterTask[JobTracker]:
+                 rfid: RfidService | None = None, spools: SpoolDirectory | None = None,
+                 metrics: Metrics | None = None) -> PrinterTask[JobTracker]:
     """One printer's task, wired to its job tracker (both share the printer's pinned certificates)."""
     pins = PinStore(data_dir)
     jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=pins, spools=spools)
-    return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid)
+    return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid,
+                       on_report=metrics.report_counter(config.name) if metrics is not None else None)
 
 
 def _spool_changed(spools: SpoolDirectory, bus: EventBus, spool_id: int) -> None:
@@ -57,6 +61,7 @@ class Runtime:
     outbox: Outbox | None = None
     rfid: RfidService | None = None
     data_lock: DataDirLock | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -68,6 +73,9 @@ class Runtime:
             if settings.spoolman.url
             else None
         )
+        metrics = Metrics()
+        if spoolman is not None:
+            spoolman.on_error = metrics.spoolman_error
         spools = SpoolDirectory(spoolman)
         bus = EventBus()
         outbox = None
@@ -77,6 +85,7 @@ class Runtime:
                 spoolman,
                 on_change=lambda spool_id: _spool_changed(spools, bus, spool_id),
                 settle_grace=settle_grace(settings.spoolman.timeout),
+                on_delivered=metrics.delivered,
             )
         data_dir = settings.server.data_dir
         names = [p.name for p in settings.printers]
@@ -85,7 +94,8 @@ class Runtime:
             outbox.on_slot_cleared = slots.spool_deleted
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
-            p.name: printer_task(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)
+            p.name: printer_task(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools,
+                                 metrics=metrics)
             for p in settings.printers
         }
         for printer in settings.printers:
@@ -94,7 +104,15 @@ class Runtime:
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 source = settings.seed_sources.get(printer.name, "the configuration")
                 log.info("seeded %d slot assignment(s) for %s from %s", len(seed), printer.name, source)
-        return cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
+        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock,
+                      metrics=metrics)
+        metrics.add_source(runtime._scraped)
+        return runtime
+
+    def _scraped(self) -> list[Metric]:
+        """The figures computed at scrape: the ledger's, and which printers are connected."""
+        online = {name: task.online for name, task in self.printers.items()}
+        return [*ledger_families(ledger_figures(self.db)), *printer_families(online)]
 
     async def start(self) -> None:
         if self.outbox is not None:

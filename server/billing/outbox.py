@@ -90,6 +90,7 @@ class Outbox:
         settle_grace: float = SETTLE_GRACE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_slot_cleared: Callable[[str, int], None] | None = None,
+        on_delivered: Callable[[list[datetime], datetime], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -98,6 +99,8 @@ class Outbox:
         self.settle_grace = settle_grace
         self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
         self.on_slot_cleared = on_slot_cleared  # told (printer, tray) when a deleted spool leaves a tray
+        # Told when a sent batch was applied: its bills' written times and now (the latency metric).
+        self.on_delivered = on_delivered
         self._archived_said: set[int] = set()  # spools whose archived state was logged (once each)
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
@@ -278,6 +281,8 @@ class Outbox:
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return True
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived)
+        if self.on_delivered is not None:
+            self.on_delivered([entry.created_at for entry in batch], datetime.now(UTC))
         return True
 
     def _archived_note(self, spool: Spool) -> str | None:
