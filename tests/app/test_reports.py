@@ -11,6 +11,8 @@ import pytest
 
 from server.billing.settlement import DELIVERED
 from server.billing.usage import UsageRow
+from server.jobs import store as job_store
+from server.jobs.files import THUMBNAIL_FILE
 from server.web.reports import parse_query, to_csv
 from tests.app.conftest import Stack
 from tests.app.test_ledger_api import bill, new_job, states, until
@@ -88,3 +90,26 @@ def test_query_defaults_and_csv_quoting() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[1][2] == '#9 "Silk", red\nPLA' and rows[2][2] == "'=cmd()"
     assert '"#9 ""Silk"", red\nPLA"' in text
+
+
+async def test_job_page_shows_grams_cost_and_the_plate(stack: Stack) -> None:
+    stack.spoolman.store.update_spool(3, {"price": 500.0, "initial_weight": 500.0})  # 1 per gram
+    job = new_job(stack)
+    ids = bill(stack, job, {0: 0}, range(0, 5))  # 5 x 0.03 g
+    await until(lambda: states(stack, ids) == {DELIVERED})
+    bill(stack, job, {1: 1}, range(0, 1), filament=1)  # tray 1: no spool, no price
+    png = b"\x89PNG\r\n\x1a\n" + b"plate"
+    folder = stack.runtime.settings.server.data_dir / "jobs" / str(job)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / THUMBNAIL_FILE).write_bytes(png)
+    job_store.save_checkpoint(stack.runtime.db, job, thumbnail=THUMBNAIL_FILE)
+    stack.runtime.spools.invalidate()
+    page = (await stack.client.get(f"/jobs/{job}")).text
+    usage = page.split('class="card job-usage"')[1].split("</section>")[0]
+    assert f'src="/api/v1/jobs/{job}/thumbnail.png"' in usage
+    assert '<tr data-spool="3">' in usage and ">0.15<" in usage  # grams and cost (1 per gram) both 0.15
+    assert "no price" in usage and "0.15 <abbr" in usage  # the total says a spool has no price
+    image = await stack.client.get(f"/api/v1/jobs/{job}/thumbnail.png")
+    assert image.status_code == 200 and image.content == png
+    assert image.headers["content-type"] == "image/png"
+    assert image.headers["cache-control"] == "private, max-age=86400"
