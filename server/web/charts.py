@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 600, 200  # the viewBox; the SVG scales to its container
+WIDTH, HEIGHT = 400, 180  # the viewBox; the SVG scales to its container (a phone is about 370 px wide)
 TOP, BOTTOM = 16, 24  # room for the top value and the axis labels
+LABEL_HALF = 20  # half an axis label's width ("Nov 05" at 11 px)
+MAX_LABELS = 6  # axis labels that fit side by side; the bars between go unlabelled (their title names them)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class Bar:
     pending_y: float
     pending_h: float
     title: str  # the figures, for a tooltip and screen readers
+    labelled: bool  # its label is drawn under the axis
+    label_x: float  # the label's centre, kept inside the chart at both ends
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,12 @@ def bar_chart(points: list[tuple[str, float, float]], unit: str = "g") -> Chart:
     slot = WIDTH / max(1, len(points))
     width = max(1.0, slot * 0.7)
     bars = []
+    step = math.ceil(len(points) / MAX_LABELS) if points else 1
     for index, (label, delivered, pending) in enumerate(points):
         d_h, p_h = delivered * scale, pending * scale
         title = f"{label}: {delivered:.1f} {unit}" + (f" + {pending:.1f} {unit} pending" if pending else "")
-        bars.append(Bar(label, round(index * slot + (slot - width) / 2, 2), round(width, 2),
-                        round(axis - d_h, 2), round(d_h, 2), round(axis - d_h - p_h, 2), round(p_h, 2), title))
+        x = index * slot + (slot - width) / 2
+        label_x = min(max(x + width / 2, LABEL_HALF), WIDTH - LABEL_HALF)
+        bars.append(Bar(label, round(x, 2), round(width, 2), round(axis - d_h, 2), round(d_h, 2),
+                        round(axis - d_h - p_h, 2), round(p_h, 2), title, index % step == 0, round(label_x, 2)))
     return Chart(WIDTH, HEIGHT, axis, top, bars)
