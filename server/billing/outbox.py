@@ -219,6 +219,9 @@ class Outbox:
         archived = self._archived_note(spool)
         note = f"{verdict.reason}; {archived}" if archived else verdict.reason
         await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note)
+        if self.on_delivered is not None and state == DELIVERED:
+            self.on_delivered(await asyncio.to_thread(deliveries.written_times, self.db, delivery.id),
+                              datetime.now(UTC))
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
         """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
