@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
 from server.events import Event, EventBus
 from server.jobs.tracker import JobTracker
-from server.metrics import Metric, Metrics, ledger_families, printer_families
+from server.metrics import LedgerFigures, Metric, Metrics, ledger_families, printer_families
 from server.printer.task import PrinterTask
 from server.printer.tls import PinStore
 from server.slots.rfid_service import RfidService
@@ -31,6 +32,8 @@ from server.spoolman.directory import SpoolDirectory
 from server.supervise import supervise
 
 log = logging.getLogger(__name__)
+
+FIGURES_TTL = 10.0  # seconds the ledger's figures on /metrics may be reused (several scrapers, a refresh)
 
 
 def printer_task(config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path, outbox: Outbox | None = None,
@@ -63,6 +66,7 @@ class Runtime:
     data_lock: DataDirLock | None = None
     metrics: Metrics = field(default_factory=Metrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _figures: tuple[float, LedgerFigures] | None = None  # (monotonic time, the ledger's figures) for /metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -110,9 +114,13 @@ class Runtime:
         return runtime
 
     def _scraped(self) -> list[Metric]:
-        """The figures computed at scrape: the ledger's, and which printers are connected."""
+        """The figures computed at scrape: the ledger's (read again at most every FIGURES_TTL seconds: a
+        year of prints is a second of SQLite on a small machine), and which printers are connected."""
+        now = time.monotonic()
+        if self._figures is None or now - self._figures[0] >= FIGURES_TTL:
+            self._figures = (now, ledger_figures(self.db))
         online = {name: task.online for name, task in self.printers.items()}
-        return [*ledger_families(ledger_figures(self.db)), *printer_families(online)]
+        return [*ledger_families(self._figures[1]), *printer_families(online)]
 
     async def start(self) -> None:
         if self.outbox is not None:

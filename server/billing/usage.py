@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
+from sqlalchemy import case, func
 from sqlmodel import col, select
 
 from server.billing.settlement import APPLIED_STATES, PENDING_STATES
@@ -173,18 +174,45 @@ def periods(since: date, until: date, period: Period) -> list[date]:
     return found
 
 
-def usage_entries(db: Database, since: date, until: date) -> list[UsageEntry]:
-    """The ledger's delivered and pending entries billed from ``since`` through ``until`` (UTC days)."""
+def usage_entries(db: Database, since: date, until: date, period: Period) -> list[UsageEntry]:
+    """The ledger's delivered and pending entries billed from ``since`` through ``until`` (UTC days), summed in
+    SQL per job, spool, state and ``period`` (reading a year of layers one by one takes seconds): per job where
+    its entries fall in one period, else per job and part between the period starts it crosses."""
     start = datetime.combine(since, time(), UTC)
     end = datetime.combine(until + timedelta(days=1), time(), UTC)
-    counted = (*APPLIED_STATES, *PENDING_STATES)
+    where = (col(LedgerEntry.created_at) >= start, col(LedgerEntry.created_at) < end,
+             col(LedgerEntry.state).in_((*APPLIED_STATES, *PENDING_STATES)))
+    columns = (LedgerEntry.spool_id, LedgerEntry.printer, LedgerEntry.state, func.sum(LedgerEntry.grams),
+               func.min(LedgerEntry.created_at), func.max(LedgerEntry.created_at))
+    found: list[UsageEntry] = []
+    crossing: dict[int, list[datetime]] = {}  # job -> the period starts its entries cross
     with db.session() as session:
-        rows = session.exec(
-            select(LedgerEntry.spool_id, LedgerEntry.printer, LedgerEntry.created_at, LedgerEntry.grams,
-                   LedgerEntry.state)
-            .where(col(LedgerEntry.created_at) >= start, col(LedgerEntry.created_at) < end,
-                   col(LedgerEntry.state).in_(counted))
+        groups = session.exec(
+            select(LedgerEntry.job_id, *columns).where(*where)
+            .group_by(LedgerEntry.job_id, LedgerEntry.spool_id, LedgerEntry.printer, LedgerEntry.state)
         ).all()
-    return [UsageEntry(spool_id, printer, at if at.tzinfo else at.replace(tzinfo=UTC), grams or 0.0,
-                       state in APPLIED_STATES)
-            for spool_id, printer, at, grams, state in rows]
+        for job_id, _spool, _printer, _state, _grams, first, last in groups:
+            starts = periods(period_start(_utc(first), period), period_start(_utc(last), period), period)
+            if len(starts) > 1:
+                crossing.setdefault(job_id, []).extend(datetime.combine(day, time(), UTC) for day in starts[1:])
+        # A job is read whole one way or the other: its groups that stay in one period are in its parts too.
+        found += [UsageEntry(spool_id, printer, _utc(first), grams or 0.0, state in APPLIED_STATES)
+                  for job_id, spool_id, printer, state, grams, first, _last in groups if job_id not in crossing]
+        for job_id, starts in crossing.items():
+            boundaries = sorted(set(starts))
+            part = case(*((col(LedgerEntry.created_at) < at, index) for index, at in enumerate(boundaries)),
+                        else_=len(boundaries))
+            rows = session.exec(
+                select(*columns).where(*where, LedgerEntry.job_id == job_id)
+                .group_by(LedgerEntry.spool_id, LedgerEntry.printer, LedgerEntry.state, part)
+            ).all()
+            found += [UsageEntry(spool_id, printer, _utc(first), grams or 0.0, state in APPLIED_STATES)
+                      for spool_id, printer, state, grams, first, _last in rows]
+    return found
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A time read back through an aggregate (which may bypass the column's type) as an aware UTC time."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

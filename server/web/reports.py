@@ -69,7 +69,8 @@ def parse_query(params: Mapping[str, str], today: date) -> ReportQuery:
 
 
 async def build_rows(runtime: Runtime, query: ReportQuery) -> list[UsageRow]:
-    entries = await asyncio.to_thread(usage.usage_entries, runtime.db, query.since, query.until)
+    entries = await asyncio.to_thread(usage.usage_entries, runtime.db, query.since, query.until,
+                                     query.period)
     ids = {e.spool_id for e in entries if e.spool_id is not None}
     known = await runtime.spools.get_many(ids) if ids else {}
     spools = {i: usage.spool_info(s) for i, s in known.items() if s is not None}

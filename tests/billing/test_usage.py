@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from ledger_helpers import new_job
 
+from server.billing.settlement import DELIVERED, READY, REJECTED
 from server.billing.usage import (
     Group,
     Period,
@@ -15,8 +17,11 @@ from server.billing.usage import (
     period_start,
     periods,
     price_per_gram,
+    usage_entries,
     window,
 )
+from server.db import Database
+from server.db.ledger_tables import LedgerEntry
 from server.spoolman import Spool
 
 # Spool 1: PLA Black at 20.00 for 1000 g (0.02/g); spool 2: the same filament, unpriced; spool 3: PETG at 0.03/g.
@@ -105,3 +110,26 @@ def test_periods_cover_the_window() -> None:
         date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16)]
     assert periods(date(2025, 11, 15), date(2026, 2, 1), Period.MONTH) == [
         date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+
+
+def test_ledger_read_per_job_unless_a_job_crosses_a_period(db: Database) -> None:
+    """Two jobs: one inside 3 March, one from 22:00 on 3 March to 01:00 on 4 March."""
+    inside, crossing = new_job(db, key="a#1"), new_job(db, key="b#1")
+    rows = [(inside, 1, at(3, 10), 1.0, DELIVERED), (inside, 1, at(3, 11), 1.5, DELIVERED),
+            (inside, 1, at(3, 12), 0.5, READY), (inside, 1, at(3, 13), 9.0, REJECTED),
+            (crossing, 2, at(3, 23), 2.0, DELIVERED), (crossing, 2, datetime(2026, 3, 4, 1, tzinfo=UTC), 2.0,
+                                                       DELIVERED),
+            (crossing, 3, at(3, 22), 0.25, DELIVERED)]  # another spool of the crossing job, before midnight only
+    with db.session() as session:
+        for layer, (job, spool, when, grams, state) in enumerate(rows):
+            session.add(LedgerEntry(job_id=job, printer="X1C", layer=layer, filament_index=0, tray=0, spool_id=spool,
+                                    mm=grams * 300, grams=grams, state=state, created_at=when))
+        session.commit()
+    by_day = aggregate(usage_entries(db, date(2026, 3, 1), date(2026, 3, 31), Period.DAY), {}, Group.SPOOL,
+                       Period.DAY)
+    assert [(r.period.day, r.key, r.grams_delivered, r.grams_pending) for r in by_day] == [
+        (3, "1", 2.5, 0.5), (3, "2", 2.0, 0.0), (3, "3", 0.25, 0.0), (4, "2", 2.0, 0.0)]
+    by_week = usage_entries(db, date(2026, 3, 1), date(2026, 3, 31), Period.WEEK)
+    assert len(by_week) == 4  # one per job, spool and state: nothing crosses a week
+    assert usage_entries(db, date(2026, 3, 4), date(2026, 3, 4), Period.DAY) == [
+        UsageEntry(2, "X1C", datetime(2026, 3, 4, 1, tzinfo=UTC), 2.0, True)]  # the window cuts the job
