@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.billing.figures import ledger_figures
 from server.billing.outbox import Outbox
 from server.billing.settlement import settle_grace
 from server.config import PrinterConfig, Settings
@@ -21,6 +23,7 @@ from server.db import Database, open_database, repo
 from server.events import Event, EventBus
 from server.instruments import from_environment
 from server.jobs.tracker import JobTracker
+from server.metrics import LedgerFigures, Metric, Metrics, ledger_families, printer_families
 from server.notify.service import Notifications
 from server.printer.task import PrinterTask
 from server.printer.tls import PinStore
@@ -32,13 +35,17 @@ from server.supervise import supervise
 
 log = logging.getLogger(__name__)
 
+FIGURES_TTL = 10.0  # seconds the ledger's figures on /metrics may be reused (several scrapers, a refresh)
+
 
 def printer_task(config: PrinterConfig, *, db: Database, bus: EventBus, data_dir: Path, outbox: Outbox | None = None,
-                 rfid: RfidService | None = None, spools: SpoolDirectory | None = None) -> PrinterTask[JobTracker]:
+                 rfid: RfidService | None = None, spools: SpoolDirectory | None = None,
+                 metrics: Metrics | None = None) -> PrinterTask[JobTracker]:
     """One printer's task, wired to its job tracker (both share the printer's pinned certificates)."""
     pins = PinStore(data_dir)
     jobs = JobTracker(config, db=db, bus=bus, outbox=outbox, data_dir=data_dir, pins=pins, spools=spools)
-    return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid)
+    return PrinterTask(config, db=db, bus=bus, pins=pins, jobs=jobs, rfid=rfid,
+                       on_report=metrics.report_counter(config.name) if metrics is not None else None)
 
 
 def _spool_changed(spools: SpoolDirectory, bus: EventBus, spool_id: int) -> None:
@@ -60,7 +67,9 @@ class Runtime:
     rfid: RfidService | None = None
     data_lock: DataDirLock | None = None
     notifications: Notifications | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _figures: tuple[float, LedgerFigures] | None = None  # (monotonic time, the ledger's figures) for /metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -71,6 +80,9 @@ class Runtime:
             if settings.spoolman.url
             else None
         )
+        metrics = Metrics()
+        if spoolman is not None:
+            spoolman.on_error = metrics.spoolman_error
         spools = SpoolDirectory(spoolman)
         bus = EventBus()
         outbox = None
@@ -80,6 +92,7 @@ class Runtime:
                 spoolman,
                 on_change=lambda spool_id: _spool_changed(spools, bus, spool_id),
                 settle_grace=settle_grace(settings.spoolman.timeout),
+                on_delivered=metrics.delivered,
             )
         data_dir = settings.server.data_dir
         names = [p.name for p in settings.printers]
@@ -88,7 +101,8 @@ class Runtime:
             outbox.on_slot_cleared = slots.spool_deleted
         rfid = RfidService(settings.rfid, spoolman, slots, bus, db)
         printers = {
-            p.name: printer_task(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools)
+            p.name: printer_task(p, db=db, bus=bus, data_dir=data_dir, outbox=outbox, rfid=rfid, spools=spools,
+                                 metrics=metrics)
             for p in settings.printers
         }
         for printer in settings.printers:
@@ -97,11 +111,22 @@ class Runtime:
             if seed and repo.seed_env_mappings(db, printer.name, seed):
                 source = settings.seed_sources.get(printer.name, "the configuration")
                 log.info("seeded %d slot assignment(s) for %s from %s", len(seed), printer.name, source)
-        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock)
+        runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock,
+                      metrics=metrics)
         if settings.notifications.urls:
             runtime.notifications = Notifications(settings.notifications, bus, db, spools, spoolman,
                                                   lambda: {name: p.online for name, p in printers.items()})
+        metrics.add_source(runtime._scraped)
         return runtime
+
+    def _scraped(self) -> list[Metric]:
+        """The figures computed at scrape: the ledger's (read again at most every FIGURES_TTL seconds: a
+        year of prints is a second of SQLite on a small machine), and which printers are connected."""
+        now = time.monotonic()
+        if self._figures is None or now - self._figures[0] >= FIGURES_TTL:
+            self._figures = (now, ledger_figures(self.db))
+        online = {name: task.online for name, task in self.printers.items()}
+        return [*ledger_families(self._figures[1]), *printer_families(online)]
 
     async def start(self) -> None:
         instruments = from_environment()

@@ -142,6 +142,12 @@ def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:
         return delivery_data(row, (i for i in ids if i is not None))
 
 
+def written_times(db: Database, delivery_id: int) -> list[datetime]:
+    """When each of a delivery's entries was written (the latency metric, for a settled request)."""
+    with db.session() as session:
+        return list(session.exec(select(LedgerEntry.created_at).where(LedgerEntry.delivery_id == delivery_id)))
+
+
 def ready_entries(db: Database, spool_id: int, limit: int | None) -> list[EntryData]:
     statement = (
         select(LedgerEntry)

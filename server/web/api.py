@@ -138,7 +138,9 @@ async def job_thumbnail(runtime: Runtime, job_id: int) -> File:
     path = runtime.settings.server.data_dir / "jobs" / str(job_id) / THUMBNAIL_FILE
     if not path.is_file():
         raise NotFoundException(f"job {job_id} has no thumbnail")
-    return File(path, media_type="image/png", content_disposition_type="inline")
+    # A job's plate never changes; private: it is behind access control.
+    return File(path, media_type="image/png", content_disposition_type="inline",
+                headers={"Cache-Control": "private, max-age=86400"})
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from server.billing.usage import price_per_gram
 from server.db import repo
 from server.jobs.remaining import drift
 from server.printer import refusals
@@ -50,15 +51,8 @@ class SpoolOut:
             initial_weight=initial,
             remaining_fraction=fraction,
             archived=bool(spool.archived),
-            price_per_gram=_price_per_gram(spool, initial),
+            price_per_gram=price_per_gram(spool),
         )
-
-
-def _price_per_gram(spool: Spool, weight: float | None) -> float | None:
-    price = spool.price if spool.price is not None else (spool.filament.price if spool.filament else None)
-    if price is None or not weight or weight <= 0:
-        return None
-    return price / weight
 
 
 @dataclass

@@ -139,8 +139,9 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
 async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Database, standin: SpoolmanStandin) -> None:
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 12.34}, 1, {0: 0})
+    delivered: list[int] = []  # bills per delivery told to the latency metric: the settled one too
     async with DroppingProxy(standin.port, drops=1) as proxy, quick_client(proxy.url) as through_proxy:
-        outbox = make_outbox(db, through_proxy)
+        outbox = make_outbox(db, through_proxy, on_delivered=lambda written, _now: delivered.append(len(written)))
         with pytest.raises(SpoolmanUnreachable) as caught:
             await outbox.deliver_pending()
         assert caught.value.request_sent
@@ -153,6 +154,7 @@ async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Datab
 
     assert used_mm(standin.store, spool) == pytest.approx(13.34, abs=MM)
     assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert delivered == [1, 1]
 
 
 async def test_request_that_never_arrived_is_sent_again_once(
