@@ -19,12 +19,16 @@ from server.billing import usage
 from server.billing.usage import Group, Period, UsageRow
 from server.runtime import Runtime
 from server.web.charts import Chart, bar_chart
+from server.web.i18n import N_
 from server.web.pages import _context
 
 MAX_DAYS = 3700  # about ten years: a report longer than that is a typo, and would be slow to draw
 PRICE_RULE = ("the spool's price in Spoolman, else its filament's price, divided by the spool's net weight "
               "(its initial weight, else the filament's weight)")
 FORMATS = ("json", "csv")
+# The labels server.billing.usage gives rows without a spool, filament or material (it cannot import the
+# web's i18n): marked here for extraction, translated by the page with the translate filter.
+FALLBACK_LABELS = (N_("Not on a spool yet"), N_("Unknown filament"), N_("Unknown material"))
 
 
 @dataclass(frozen=True)
