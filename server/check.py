@@ -132,6 +132,11 @@ def summary(settings: Settings) -> CheckResult:
     if settings.spoolman.url:
         key = ", API key set" if settings.spoolman.api_key is not None else ""
         parts.append(f"Spoolman {settings.spoolman.url}{key}")
+    url = settings.server.database_url_text()
+    if url:
+        from server.db.engine import masked_url  # sqlalchemy only when needed: the CLI starts fast
+
+        parts.append(f"PostgreSQL {masked_url(url)}")  # the password masked: this line is shared in bug reports
     where = f" {settings.config_file}" if settings.config_file else " (environment)"
     return CheckResult(f"configuration{where}", True, ", ".join(parts))
 

@@ -62,7 +62,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         data_lock = lock_data_dir(settings.server.data_dir)  # first: one process per data dir (DataDirInUse)
-        db = open_database(settings.server.data_dir)
+        db = open_database(settings.server.data_dir, settings.server.database_url_text())
         spoolman = (
             SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout, api_key=settings.spoolman.api_key)
             if settings.spoolman.url

@@ -97,6 +97,7 @@ def load_settings(
             mappings_by_raw.append((target, mapping, MAPPINGS_ENV))
 
     resolve_secret_file(sections["spoolman"], problems, "api_key", "Spoolman's API key")
+    resolve_secret_file(sections["server"], problems, "database_url", "the PostgreSQL URL")
     validated = {name: validate(model, sections[name], problems) for name, model in SECTIONS.items()}
     printers = [(raw, validate(PrinterConfig, raw, problems)) for raw in printer_raws]
     valid_printers = [(raw, printer) for raw, printer in printers if printer is not None]

@@ -40,7 +40,7 @@ def test_unknown_table_and_server_key(tmp_path: Path) -> None:
     assert problems(tmp_path, '[spoolmann]\nurl = "http://x"\n[server]\nprot = 1\n') == [
         "spoolmann: unknown key (did you mean 'spoolman'?); expected one of server, spoolman, rfid, auth, printers",
         "server.prot: unknown key (did you mean 'port'?); expected one of host, port, https_port, data_dir, log_level, "
-        "tls_certfile, tls_keyfile, base_url, allowed_hosts",
+        "tls_certfile, tls_keyfile, base_url, allowed_hosts, database_url, database_url_file",
     ]
 
 
