@@ -187,6 +187,12 @@ def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
     return rows
 
 
+def fence(db: Database, session: Session, rows: Sequence[LedgerEntry]) -> None:
+    """Several instances on PostgreSQL: refuse bills for a printer this instance no longer holds."""
+    if db.fence is not None and rows:
+        db.fence(session, rows[0].printer)
+
+
 def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: Mapping[int, int]) -> list[EntryData]:
     """Write the bill lines of one job, resolving tray and spool now, in a transaction of their own.
 
@@ -194,6 +200,7 @@ def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: 
     """
     with write_session(db) as session:
         rows = add_bills(session, job_id, lines, trays_of(lines, mapping))
+        fence(db, session, rows)
         session.commit()
         return [entry_data(row) for row in rows]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,6 +46,9 @@ class Database:
     """
 
     def __init__(self, path: Path | None = None, *, url: str | None = None) -> None:
+        # Several instances on PostgreSQL: called inside each bill-writing transaction with the printer,
+        # raises when this instance no longer holds that printer's lease (Runtime sets it).
+        self.fence: Callable[[Session, str], None] | None = None
         if (path is None) == (url is None):
             raise ValueError("a Database is either an SQLite path or a PostgreSQL URL")
         self.path = path

@@ -201,6 +201,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "leases: which instance tracks each printer when several share a PostgreSQL database",
+        (
+            """CREATE TABLE leases (
+                resource VARCHAR NOT NULL,
+                instance VARCHAR NOT NULL,
+                heartbeat DATETIME NOT NULL,
+                PRIMARY KEY (resource)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version

@@ -217,6 +217,12 @@ class PrinterTask(Generic[Jobs]):
                 await self.rfid.on_view(self.name, self.view())
         self.bus.publish(Event("printer", self.name, {"online": self.online}))
 
+    def refresh_from_store(self) -> None:
+        """A printer another instance tracks (several instances on PostgreSQL): show what it last saved."""
+        state, online, last_seen = repo.load_printer_state(self.db, self.name)
+        self.state, self.online, self.last_seen = clean_state(state or {}), online, last_seen
+        self._resnap()
+
     def persist(self) -> None:
         self._persisted_at = time.monotonic()
         repo.save_printer_state(self.db, self.name, self.state, self.online, self.last_seen)
