@@ -70,6 +70,11 @@ async def test_sigkill_one_of_two_instances_mid_print(tmp_path: Path, postgres_s
         await until(lambda: open_jobs_at(14), "every printer billed through layer 14", 120)
         held_by_a = [name for name, instance in holders().items() if instance.endswith(f":{a.port}")]
         assert held_by_a  # the printers were split
+        # b's dashboard shows a's printers too, from the shared state, saying who tracks them.
+        shown = (await client.get(f"/api/v1/printers/{held_by_a[0]}")).json()
+        assert shown["tracked_by"] == holders()[held_by_a[0]]
+        page = (await client.get("/")).text
+        assert f"tracked by instance {holders()[held_by_a[0]]}" in page
         await a.kill()
         for printer in printers:
             await printer.advance(15)
