@@ -150,6 +150,8 @@ class Runtime:
         if self.outbox is not None and OUTBOX not in self.held and await asyncio.to_thread(store.try_take, OUTBOX):
             log.info("leases: %s delivers the bills to Spoolman", self.instance)
             self.held[OUTBOX] = asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox")
+        if self.outbox is not None and OUTBOX in self.held:
+            self.outbox.wake()  # bills written by the other instances wake no one here: look every round
         free = [name for name in self.printers if printer_resource(name) not in self.held]
         owned = len(self.printers) - len(free)
         room = wanted(free, owned, len(self.printers), await asyncio.to_thread(store.alive))
