@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.billing.figures import ledger_figures
+from server.billing.ledger import write_session
 from server.billing.outbox import Outbox
 from server.billing.settlement import settle_grace
 from server.config import PrinterConfig, Settings
 from server.datadir import DataDirLock, lock_data_dir
 from server.db import Database, open_database, repo
+from server.db.leases import LEASE_INTERVAL, OUTBOX, LeaseStore, check_held, fair_share, printer_resource, wanted
 from server.events import Event, EventBus
 from server.instruments import from_environment
 from server.jobs.tracker import JobTracker
@@ -70,11 +73,15 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _figures: tuple[float, LedgerFigures] | None = None  # (monotonic time, the ledger's figures) for /metrics
+    # Several instances on PostgreSQL: what this one holds (resource -> its task), who holds the rest.
+    instance: str = ""
+    held: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    holders: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         data_lock = lock_data_dir(settings.server.data_dir)  # first: one process per data dir (DataDirInUse)
-        db = open_database(settings.server.data_dir)
+        db = open_database(settings.server.data_dir, settings.server.database_url_text())
         spoolman = (
             SpoolmanClient(settings.spoolman.url, timeout=settings.spoolman.timeout, api_key=settings.spoolman.api_key)
             if settings.spoolman.url
@@ -114,8 +121,10 @@ class Runtime:
         runtime = cls(settings, db, bus, spoolman, spools, slots, printers, outbox, rfid, data_lock=data_lock,
                       metrics=metrics)
         if settings.notifications.urls:
-            runtime.notifications = Notifications(settings.notifications, bus, db, spools, spoolman,
-                                                  lambda: {name: p.online for name, p in printers.items()})
+            # Offline messages only for the printers this instance tracks (several instances on PostgreSQL).
+            runtime.notifications = Notifications(
+                settings.notifications, bus, db, spools, spoolman,
+                lambda: {name: p.online for name, p in printers.items() if runtime.tracked_by(name) is None})
         metrics.add_source(runtime._scraped)
         return runtime
 
@@ -128,19 +137,119 @@ class Runtime:
         online = {name: task.online for name, task in self.printers.items()}
         return [*ledger_families(self._figures[1]), *printer_families(online)]
 
+    def tracked_by(self, printer: str) -> str | None:
+        """None when this instance tracks the printer (always with SQLite); else the instance that does,
+        or "" while nobody does (being taken over)."""
+        if not self.db.is_postgresql or printer_resource(printer) in self.held:
+            return None
+        return self.holders.get(printer_resource(printer), "")
+
     async def start(self) -> None:
         instruments = from_environment()
         if instruments is not None:  # benchmarks only (bench.farm): loop lag and commit times from inside
             self._tasks.append(asyncio.create_task(instruments.run(), name="instruments"))
-        if self.outbox is not None:
-            self._tasks.append(asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox"))
-        if self.notifications is not None:
+        if self.notifications is not None:  # on each instance: a printer's events come from its holder
             self._tasks.append(asyncio.create_task(supervise("notifications", self.notifications.run),
                                                    name="notifications"))
+        if self.db.is_postgresql:
+            self.instance = self.instance or f"{socket.gethostname()}:{self.settings.server.port}"
+            self._tasks.append(asyncio.create_task(supervise("leases", self._keep_leases), name="leases"))
+            return
+        if self.outbox is not None:
+            self._tasks.append(asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox"))
         for name, printer in self.printers.items():
             self._tasks.append(asyncio.create_task(supervise(f"printer {name!r}", printer.run), name=name))
 
+    async def _keep_leases(self) -> None:
+        """Every LEASE_INTERVAL: heartbeat, then take the outbox and a fair share of the free printers.
+
+        A printer taken gets a new task built now, so it resumes from the checkpoint as it is in the
+        database (written by the instance that held it until it died), exactly as after a restart.
+        Any database error means the leases may be gone with the connection: stop everything held.
+        """
+        store = LeaseStore(self.db, self.instance)
+        self.db.fence = lambda session, printer: check_held(session, store.pid, printer_resource(printer))
+        first = True
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(store.heartbeat, list(self.held))
+                    if not first:  # one round late, so instances starting together see each other
+                        await self._take(store)
+                    first = False
+                except Exception:
+                    log.exception("leases: the database connection failed; stopping every printer held")
+                    await self._release_all()
+                    await asyncio.to_thread(store.drop)
+                await asyncio.sleep(LEASE_INTERVAL)
+        finally:
+            await self._release_all()
+            await asyncio.to_thread(store.drop)
+
+    async def _take(self, store: LeaseStore) -> None:
+        if self.outbox is not None and OUTBOX not in self.held and await asyncio.to_thread(store.try_take, OUTBOX):
+            log.info("leases: %s delivers the bills to Spoolman", self.instance)
+            self.held[OUTBOX] = asyncio.create_task(supervise("Spoolman outbox", self.outbox.run), name="outbox")
+        if self.outbox is not None and OUTBOX in self.held:
+            self.outbox.wake()  # bills written by the other instances wake no one here: look every round
+        free = [name for name in self.printers if printer_resource(name) not in self.held]
+        owned = len(self.printers) - len(free)
+        room = wanted(free, owned, len(self.printers), await asyncio.to_thread(store.alive))
+        for name in free:
+            if room <= 0:
+                break
+            if await asyncio.to_thread(store.try_take, printer_resource(name)):
+                room -= 1
+                config = next(p for p in self.settings.printers if p.name == name)
+                task = await asyncio.to_thread(
+                    printer_task, config, db=self.db, bus=self.bus, data_dir=self.settings.server.data_dir,
+                    outbox=self.outbox, rfid=self.rfid, spools=self.spools)
+                self.printers[name] = task
+                self.held[printer_resource(name)] = asyncio.create_task(
+                    supervise(f"printer {name!r}", task.run), name=name)
+                log.info("leases: %s tracks printer %r", self.instance, name)
+        alive = await asyncio.to_thread(store.alive)
+        mine = [name for name in self.printers if printer_resource(name) in self.held]
+        if alive > 1 and len(mine) > fair_share(len(self.printers), alive):
+            await self._hand_on(store, mine[-1])  # one a round: a newcomer takes it (rebalancing)
+        if self.held:
+            await asyncio.to_thread(store.heartbeat, list(self.held))
+        self.holders = await asyncio.to_thread(store.holders)
+        for name, task in self.printers.items():
+            if printer_resource(name) not in self.held:
+                await asyncio.to_thread(task.refresh_from_store)
+
+    async def _hand_on(self, store: LeaseStore, name: str) -> None:
+        """Let another instance track ``name``: stop its task, save its state, end the lease.
+
+        The lease ends inside a ledger write transaction: a bill of this printer's task still in flight
+        (a thread outlives its cancelled task) has committed before it, or comes after it and is refused
+        by the fence, so the next holder resumes from a checkpoint nobody writes behind its back.
+        """
+        task = self.held.pop(printer_resource(name))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(self.printers[name].persist)
+
+        def end_lease() -> None:
+            with write_session(self.db) as session:
+                store.release(printer_resource(name))
+                session.commit()
+
+        await asyncio.to_thread(end_lease)
+        log.info("leases: %s hands printer %r on to another instance", self.instance, name)
+
+    async def _release_all(self) -> None:
+        tasks, self.held = list(self.held.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def stop(self) -> None:
+        mine = [name for name in self.printers if self.tracked_by(name) is None]  # before the leases end
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -149,8 +258,8 @@ class Runtime:
         self._tasks.clear()
         if self.rfid is not None:
             await self.rfid.aclose()
-        for printer in self.printers.values():
-            await asyncio.to_thread(printer.persist)
+        for name in mine:  # another instance's printer is its to save
+            await asyncio.to_thread(self.printers[name].persist)
         if self.spoolman is not None:
             await self.spoolman.aclose()
         self.db.close()

@@ -227,6 +227,12 @@ class PrinterTask(Generic[Jobs]):
         """The last report as received, cut to REPORT_SAMPLE_CHARS."""
         return "" if self._last_message is None else _sample(self._last_message)
 
+    def refresh_from_store(self) -> None:
+        """A printer another instance tracks (several instances on PostgreSQL): show what it last saved."""
+        state, online, last_seen = repo.load_printer_state(self.db, self.name)
+        self.state, self.online, self.last_seen = clean_state(state or {}), online, last_seen
+        self._resnap()
+
     def persist(self) -> None:
         self._persisted_at = time.monotonic()
         repo.save_printer_state(self.db, self.name, self.state, self.online, self.last_seen)

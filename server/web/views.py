@@ -113,6 +113,9 @@ class PrinterOut:
     report_error_at: datetime | None = None
     fix: str | None = None  # what a person should do about ``error``, in words
     limited: str | None = None  # "limited: the printer refuses requests ..." (consequences, fix) or None
+    # Several instances on PostgreSQL: the instance that tracks this printer when it is not this one
+    # ("" while nobody does: being taken over); None when this instance tracks it.
+    tracked_by: str | None = None
 
 
 # The printer link reports a refused login with this wording (server.printer.link.mqtt_error); the
@@ -258,6 +261,7 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         report_error_at=task.last_report_error_at,
         fix=None if task.online else link_fix(task.link_error),
         limited=task.limited,
+        tracked_by=runtime.tracked_by(task.name),
     )
 
 

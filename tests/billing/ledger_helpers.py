@@ -36,8 +36,9 @@ class Line:
     estimate: bool = False
 
 
-def open_db(tmp_path: Path) -> Database:
-    return open_database(tmp_path / "layerwise.db")
+def open_db(tmp_path: Path, database_url: str | None = None) -> Database:
+    """The SQLite file in ``tmp_path``, or PostgreSQL at ``database_url`` (the ``database_url`` fixture)."""
+    return open_database(tmp_path / "layerwise.db", database_url)
 
 
 def new_job(db: Database, printer: str = PRINTER, key: str = "cube.gcode.3mf#1") -> int:
