@@ -47,3 +47,12 @@ def test_other_databases_are_refused_without_quoting_the_url(given: object) -> N
     text = "\n".join(caught.value.problems)
     assert "LAYERWISE_DATABASE_URL" in text
     assert PASSWORD not in text
+
+
+def test_check_names_notifications_and_postgresql_together() -> None:
+    # Both lines mask a URL, with two different masked_url functions: neither may shadow the other.
+    settings = load_settings(None, env={"LAYERWISE_DATABASE_URL": URL,
+                                        "LAYERWISE_NOTIFICATIONS_URLS": "ntfy://ntfy.sh/secret-topic"})
+    line = summary(settings).line()
+    assert "notifications to ntfy://" in line and "PostgreSQL postgresql+psycopg://layerwise:***@db.lan" in line
+    assert PASSWORD not in line and "secret-topic" not in line
