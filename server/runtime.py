@@ -203,7 +203,7 @@ class Runtime:
                 config = next(p for p in self.settings.printers if p.name == name)
                 task = await asyncio.to_thread(
                     printer_task, config, db=self.db, bus=self.bus, data_dir=self.settings.server.data_dir,
-                    outbox=self.outbox, rfid=self.rfid, spools=self.spools)
+                    outbox=self.outbox, rfid=self.rfid, spools=self.spools, metrics=self.metrics)
                 self.printers[name] = task
                 self.held[printer_resource(name)] = asyncio.create_task(
                     supervise(f"printer {name!r}", task.run), name=name)

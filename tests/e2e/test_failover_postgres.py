@@ -105,3 +105,6 @@ async def test_sigkill_one_of_two_instances_mid_print(tmp_path: Path, postgres_s
         assert not [key for key, n in keys.items() if n > 1]
         card = (await client.get("/api/v1/printers/p0")).json()
         assert card["tracked_by"] is None  # b tracks it now
+        # b counts on /metrics the reports of a printer it took over from a, as of its own.
+        scraped = (await client.get("/metrics")).text
+        assert f'layerwise_printer_reports_total{{printer="{held_by_a[0]}"}}' in scraped
