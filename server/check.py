@@ -138,6 +138,12 @@ def summary(settings: Settings) -> CheckResult:
         parts.append(f"notifications to {targets}")
     if settings.home_assistant.mqtt_url:
         parts.append(f"Home Assistant via {settings.home_assistant.shown_url()}")
+    url = settings.server.database_url_text()
+    if url:
+        # sqlalchemy only when needed (the CLI starts fast); renamed: config.reach's masked_url is not this one
+        from server.db.engine import masked_url as masked_database_url
+
+        parts.append(f"PostgreSQL {masked_database_url(url)}")  # password masked: shared in bug reports
     where = f" {settings.config_file}" if settings.config_file else " (environment)"
     return CheckResult(f"configuration{where}", True, ", ".join(parts))
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("server.analysis.cli", "per-layer, per-filament usage of a sliced .gcode.3mf or .gcode"),
     "user": ("server.auth.cli_user", "add, list or remove the people who may sign in to the web app"),
     "token": ("server.auth.cli_token", "create, list or revoke API tokens (Authorization: Bearer)"),
+    "backup": ("server.db.backup", "a consistent copy of the database while Layerwise runs (PostgreSQL: pg_dump)"),
+    "export": ("server.billing.export", "the ledger as CSV or JSON (--since DATE)"),
 }
 # Commands that print and end, leaving no thread running and no exit handler: as a process of their own
 # they end without the interpreter's teardown (_exit_now).
@@ -102,12 +104,14 @@ def _exit_now(code: int) -> None:  # never returns (typing's NoReturn would cost
 
 
 def _refused(err: Exception) -> bool:
-    """serve/demo on a data directory another process runs on, or on a port they cannot have. Imported
-    here, not at the top: server.listen brings uvicorn, which `layerwise analyze` has no use for."""
+    """serve/demo on a data directory another process runs on, or on a port they cannot have; a database
+    from a newer Layerwise. Imported here, not at the top: server.listen brings uvicorn, which
+    `layerwise analyze` has no use for."""
     from server.datadir import DataDirInUse
+    from server.db.migrations import SchemaTooNewError
     from server.listen import PortUnavailable
 
-    return isinstance(err, DataDirInUse | PortUnavailable)
+    return isinstance(err, DataDirInUse | PortUnavailable | SchemaTooNewError)
 
 
 def _quiet_stdout() -> None:

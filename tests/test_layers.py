@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     # The bottom: adapters and pure cores that know nothing of jobs or bills.
     "analysis": 0, "printer": 0, "db": 0, "spoolman": 0, "config": 0, "logs": 0, "events": 0,
     "datadir": 0, "supervise": 0, "assets": 0, "retry": 0, "https": 0, "instruments": 0, "colours": 0,
+    "metrics": 0,
     "billing": 1, "auth": 1,
     "jobs": 2, "slots": 2, "notify": 2, "forecast": 2,
     # Wiring: builds the service from the parts.

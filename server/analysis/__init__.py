@@ -233,6 +233,9 @@ def read_metadata(source: Source, plate: int | str | None = None, *, limits: Lim
         return _with_header(meta, keys, first)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 @_file_errors_only
 def plate_thumbnail(source: Source, plate: int | str | None = None, *, limits: Limits | None = None) -> bytes | None:
     """The plate's PNG thumbnail (``Metadata/plate_N.png``) for the web app, or None."""
@@ -241,7 +244,10 @@ def plate_thumbnail(source: Source, plate: int | str | None = None, *, limits: L
         return None
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
-        return read_member(archive, _archive_metadata(archive, number, limits).thumbnail or "", limits)
+        png = read_member(archive, _archive_metadata(archive, number, limits).thumbnail or "", limits,
+                          cap=limits.max_thumbnail_bytes)
+    # Served as image/png: anything else the member may hold is no thumbnail.
+    return png if png is not None and png.startswith(PNG_SIGNATURE) else None
 
 
 def _filaments(usage: GcodeUsage, meta: ArchiveMetadata) -> dict[int, FilamentUsage]:

@@ -47,6 +47,7 @@ class Limits(NamedTuple):
     max_gcode_bytes: int = 2 << 30  # decompressed plate gcode
     max_ratio: float = 100.0  # decompressed / compressed; real gcode deflates 4-15x
     max_metadata_bytes: int = 32 << 20  # each png member (thumbnail)
+    max_thumbnail_bytes: int = 2 << 20  # the plate thumbnail kept for the web app; Bambu Studio's are under 200 KB
     max_config_bytes: int = 4 << 20  # each XML/JSON member parsed whole; real ones are under 50 KB
     max_members: int = 10_000
     max_directory_bytes: int = 4 << 20  # central directory, parsed whole by zipfile; real ones are a few KB

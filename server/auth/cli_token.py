@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from server.auth.shell import add_data_arguments, open_db
+from server.db.shell import add_data_arguments, open_db
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import argparse
 import getpass
 import sys
 
-from server.auth.shell import add_data_arguments, open_db
+from server.db.shell import add_data_arguments, open_db
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

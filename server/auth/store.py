@@ -63,15 +63,19 @@ def set_password(db: Database, name: str, password: str) -> bool:
 
 
 def create_first_user(db: Database, name: str, password: str) -> bool:
-    """The first-run page's create: only while nobody exists. One INSERT ... WHERE NOT EXISTS, so of two
+    """The first-run page's create: only while nobody exists. One INSERT ... WHERE NOT EXISTS under the
+    database's write lock (PostgreSQL's READ COMMITTED would let two visitors both see nobody), so of two
     visitors racing on the first-run page exactly one gets in."""
     hashed = passwords.hash_password(password)
     values = select(literal(name), literal(hashed), literal(utcnow(), UTCDateTime)).where(
         ~exists(select(UserRow.name)))
     with db.session() as s:
-        result = s.exec(insert(UserRow).from_select(["name", "password_hash", "created_at"], values))
+        db.lock_for_writing(s)
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... SELECT through the ORM.
+        statement = insert(UserRow).from_select(["name", "password_hash", "created_at"], values)
+        created = s.exec(statement.returning(UserRow.name)).first()  # type: ignore[call-overload]
         s.commit()
-        return bool(result.rowcount)
+        return created is not None
 
 
 def remove_user(db: Database, name: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 
 from server.billing.settlement import (
@@ -59,7 +59,7 @@ def backlog(db: Database) -> Backlog:
     sums = (func.count(), func.sum(LedgerEntry.mm), func.sum(LedgerEntry.grams), func.min(LedgerEntry.created_at))
     with db.session() as session:
         queued = session.exec(
-            select(LedgerEntry.spool_id, *sums, func.max(LedgerEntry.state == SENDING))
+            select(LedgerEntry.spool_id, *sums, func.max(case((LedgerEntry.state == SENDING, 1), else_=0)))
             .where(col(LedgerEntry.state).in_((READY, SENDING)))
             .group_by(LedgerEntry.spool_id)
             .order_by(LedgerEntry.spool_id)

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from server.analysis.filament import grams
 from server.billing.errors import CorrectionConflict, CorrectionError, UnknownJob, UnknownSpool
+from server.billing.ledger import write_session
 from server.billing.settlement import APPLIED_STATES, READY, SENDING, tolerance
 from server.billing.statements import CHARGE, REFUND, job_name
 from server.db import Database
@@ -184,9 +185,8 @@ def record(db: Database, job_id: int, from_spool_id: int, to_spool_id: int, refu
            charge_mm: float, charge_g: float) -> tuple[int | None, int]:
     """Write the refund and the charge in one transaction; re-checks that the usage is still there."""
     now = utcnow()
-    with db.session() as session:
-        # Take the write lock before reading: two people confirming the same correction at once write it once.
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    # The write lock before reading: two people confirming the same correction at once write it once.
+    with write_session(db) as session:
         job = session.get(JobRow, job_id)
         if job is None:
             raise UnknownJob(f"no job {job_id}")

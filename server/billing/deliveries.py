@@ -109,7 +109,7 @@ def spool_gone(db: Database, spool_id: int, *, delivery_id: int | None = None) -
 
 def resolve_doubtful(db: Database, delivery_id: int, *, applied: bool) -> int:
     """A person settles a doubtful delivery: confirm it (delivered) or re-queue its entries."""
-    with db.session() as session:
+    with write_session(db) as session:
         delivery = session.get(SpoolDelivery, delivery_id)
         if delivery is None or delivery.state != DOUBTFUL:
             return 0
@@ -140,6 +140,12 @@ def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:
             return None
         ids = session.exec(select(LedgerEntry.id).where(LedgerEntry.delivery_id == row.id)).all()
         return delivery_data(row, (i for i in ids if i is not None))
+
+
+def written_times(db: Database, delivery_id: int) -> list[datetime]:
+    """When each of a delivery's entries was written (the latency metric, for a settled request)."""
+    with db.session() as session:
+        return list(session.exec(select(LedgerEntry.created_at).where(LedgerEntry.delivery_id == delivery_id)))
 
 
 def ready_entries(db: Database, spool_id: int, limit: int | None) -> list[EntryData]:
@@ -179,7 +185,8 @@ def begin_delivery(
     sent_at: datetime | None = None,
 ) -> DeliveryData:
     """Record a request *before* it leaves: the entries become ``sending`` with what settling needs."""
-    with db.session() as session:
+    # The write lock first: "no request in flight for this spool" is read, then written on.
+    with write_session(db) as session:
         if session.exec(
             select(SpoolDelivery.id).where(SpoolDelivery.spool_id == spool_id, SpoolDelivery.state == SENDING)
         ).first():
@@ -215,7 +222,7 @@ def finish_delivery(
     db: Database, delivery_id: int, state: str, *, after_used_weight: float | None = None, note: str | None = None
 ) -> int:
     """Record how a request ended: ``delivered``, ``doubtful``, ``rejected``, ``not_sent``, ``not_applied``."""
-    with db.session() as session:
+    with write_session(db) as session:
         delivery = session.get(SpoolDelivery, delivery_id)
         if delivery is None:
             raise LookupError(f"no delivery {delivery_id}")

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import Session, col, select, update
 
 from server.billing.settlement import (
@@ -129,15 +128,16 @@ def assigned_spool(session: Session, printer: str, tray: int | None) -> int | No
 
 @contextmanager
 def write_session(db: Database) -> Iterator[Session]:
-    """A session whose transaction takes SQLite's write lock before its first read.
+    """A session whose transaction is the only ledger writer from before its first read.
 
-    pysqlite opens a transaction only at the first INSERT/UPDATE, so a read-then-write (the tray's
-    spool, then the bills) would read outside it: an assignment committed in between would leave
-    a bill waiting for a spool the tray has. ``BEGIN IMMEDIATE`` makes the pair one step; other
-    writers wait (busy timeout) until it commits. The caller commits.
+    pysqlite opens a transaction only at the first INSERT/UPDATE, and PostgreSQL's READ COMMITTED
+    reads what others commit meanwhile, so a read-then-write (the tray's spool, then the bills) would
+    not be one step: an assignment committed in between would leave a bill waiting for a spool the
+    tray has. ``Database.lock_for_writing`` (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory
+    lock) makes the pair one step; other writers wait until it commits. The caller commits.
     """
     with db.session() as session:
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        db.lock_for_writing(session)
         yield session
 
 
@@ -187,6 +187,12 @@ def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
     return rows
 
 
+def fence(db: Database, session: Session, rows: Sequence[LedgerEntry]) -> None:
+    """Several instances on PostgreSQL: refuse bills for a printer this instance no longer holds."""
+    if db.fence is not None and rows:
+        db.fence(session, rows[0].printer)
+
+
 def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: Mapping[int, int]) -> list[EntryData]:
     """Write the bill lines of one job, resolving tray and spool now, in a transaction of their own.
 
@@ -194,6 +200,7 @@ def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: 
     """
     with write_session(db) as session:
         rows = add_bills(session, job_id, lines, trays_of(lines, mapping))
+        fence(db, session, rows)
         session.commit()
         return [entry_data(row) for row in rows]
 
@@ -230,7 +237,7 @@ def assign_and_release(
     repo._check_assignment(tray, spool_id, source)  # same rules as repo.assign_spool
     now = utcnow()
     row = {"printer": printer, "tray": tray, "spool_id": spool_id, "source": source, "assigned_at": now}
-    upsert = insert(SlotAssignment).values(**row)
+    upsert = db.insert(SlotAssignment).values(**row)
     upsert = upsert.on_conflict_do_update(
         index_elements=["printer", "tray"], set_={"spool_id": spool_id, "source": source, "assigned_at": now}
     )

@@ -91,6 +91,7 @@ class Outbox:
         settle_grace: float = SETTLE_GRACE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_slot_cleared: Callable[[str, int], None] | None = None,
+        on_delivered: Callable[[list[datetime], datetime], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
@@ -99,6 +100,8 @@ class Outbox:
         self.settle_grace = settle_grace
         self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
         self.on_slot_cleared = on_slot_cleared  # told (printer, tray) when a deleted spool leaves a tray
+        # Told when a sent batch was applied: its bills' written times and now (the latency metric).
+        self.on_delivered = on_delivered
         self._archived_said: set[int] = set()  # spools whose archived state was logged (once each)
         self._settle_due: float | None = None  # seconds until the next deferred settlement
         self._backoff = (backoff_base, backoff_cap)
@@ -233,6 +236,9 @@ class Outbox:
         archived = self._archived_note(spool)
         note = f"{verdict.reason}; {archived}" if archived else verdict.reason
         await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note)
+        if self.on_delivered is not None and state == DELIVERED:
+            self.on_delivered(await asyncio.to_thread(deliveries.written_times, self.db, delivery.id),
+                              datetime.now(UTC))
 
     async def _send(self, spool_id: int, batch: list[ledger.EntryData]) -> bool:
         """Send one batch; whether anything changed (False: the batch waits for the spool's next bill)."""
@@ -295,6 +301,8 @@ class Outbox:
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return True
         await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived)
+        if self.on_delivered is not None:
+            self.on_delivered([entry.created_at for entry in batch], datetime.now(UTC))
         return True
 
     def _archived_note(self, spool: Spool) -> str | None:

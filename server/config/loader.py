@@ -99,6 +99,7 @@ def load_settings(
     resolve_secret_file(sections["spoolman"], problems, "api_key", "Spoolman's API key")
     resolve_secret_file(sections["notifications"], problems, "urls", "Apprise URLs, one a line")
     resolve_secret_file(sections["home_assistant"], problems, "password", "the MQTT broker's password")
+    resolve_secret_file(sections["server"], problems, "database_url", "the PostgreSQL URL")
     validated = {name: validate(model, sections[name], problems) for name, model in SECTIONS.items()}
     printers = [(raw, validate(PrinterConfig, raw, problems)) for raw in printer_raws]
     valid_printers = [(raw, printer) for raw, printer in printers if printer is not None]

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -132,6 +132,9 @@ class ServerConfig(Section):
     allowed_hosts: tuple[str, ...] = Field(
         (), description="host names, IP addresses or networks (192.168.1.0/24) the web app may be reached at"
     )
+    database_url: SecretStr | None = Field(
+        None, description="a PostgreSQL URL, postgresql+psycopg://user:password@host/database (unset: SQLite)"
+    )
 
     @field_validator("host", mode="before")
     @classmethod
@@ -181,6 +184,15 @@ class ServerConfig(Section):
     def _base_url(cls, value: Any) -> Any:
         return _http_url(value)
 
+    def database_url_text(self) -> str | None:
+        """The PostgreSQL URL to connect with, or None for SQLite (only the database layer sees it)."""
+        return self.database_url.get_secret_value() if self.database_url is not None else None
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: Any) -> Any:
+        return _database_url(value)
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _allowed_hosts(cls, value: Any) -> Any:
@@ -189,6 +201,30 @@ class ServerConfig(Section):
         if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
             raise _fault(f"is {shown(value)}, not a list of names")
         return tuple(_allowed_host(item) for item in value)
+
+
+def _database_url(value: Any) -> SecretStr | None:
+    """A PostgreSQL URL, normalised to the psycopg 3 driver; never quoted in messages (it holds a password)."""
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if not isinstance(value, str):
+        raise _fault("is not text")
+    url = value.strip()
+    if not url:
+        return None  # empty: SQLite, the default
+    parts = urlsplit(url)
+    if parts.password:
+        register_secret(parts.password)
+        register_secret(unquote(parts.password))
+    if parts.scheme not in _POSTGRES_SCHEMES:
+        raise _fault(f"starts with {parts.scheme or '(no scheme)'}://, not postgresql+psycopg:// "
+                     "(leave it unset for SQLite, the default)")
+    return SecretStr("postgresql+psycopg" + url[len(parts.scheme):])
+
+
+_POSTGRES_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
 
 
 class SpoolmanConfig(Section):

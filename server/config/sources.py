@@ -33,6 +33,8 @@ ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "LAYERWISE_TLS_KEYFILE": ("server", "tls_keyfile"),
     "LAYERWISE_BASE_URL": ("server", "base_url"),
     "LAYERWISE_ALLOWED_HOSTS": ("server", "allowed_hosts"),
+    "LAYERWISE_DATABASE_URL": ("server", "database_url"),
+    "LAYERWISE_DATABASE_URL_FILE": ("server", "database_url_file"),
     "LAYERWISE_SPOOLMAN_URL": ("spoolman", "url"),
     "LAYERWISE_SPOOLMAN_TIMEOUT": ("spoolman", "timeout"),
     "LAYERWISE_SPOOLMAN_API_KEY": ("spoolman", "api_key"),
@@ -68,7 +70,8 @@ ENV_PRINTER_KEYS = (
 PRINTER_LOADER_KEYS = ("access_code_file", "ams_mappings")
 # The same for the sections: a secret read from a file (Docker secrets).
 SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",), "notifications": ("urls_file",),
-                                                  "home_assistant": ("password_file",)}
+                                                  "home_assistant": ("password_file",),
+                                                  "server": ("database_url_file",)}
 # Prefixes this module owns: an unknown variable under them is a typo, not someone else's setting.
 OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_", "LAYERWISE_AUTH_",
                       "LAYERWISE_NOTIFICATIONS_", "LAYERWISE_HOME_ASSISTANT_")

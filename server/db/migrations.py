@@ -1,4 +1,5 @@
-"""Schema versions as an ordered list of SQL steps, keyed by SQLite's ``PRAGMA user_version``.
+"""Schema versions as an ordered list of SQL steps, keyed by SQLite's ``PRAGMA user_version``
+(on PostgreSQL by the one-row ``schema_version`` table: ``server/db/postgres.py``).
 
 Why not Alembic: Layerwise only ever talks to one SQLite file. A list of SQL steps in
 one module needs no ``alembic.ini`` or script directory shipped inside the wheel, no
@@ -17,12 +18,18 @@ Adding a table or column (the one place to change, besides the model itself):
    ``ALTER TABLE ... ADD COLUMN ... NOT NULL``). ``SCHEMA_VERSION`` follows by itself.
 3. Run ``pytest tests/db``: the drift test shows any difference between the two.
 Never edit a step that has been released; add a new one.
+
+The steps are written in SQLite's dialect; :func:`for_postgresql` turns them into PostgreSQL's by a
+few fixed rules (``DATETIME``, the integer ``id`` keys, the column named ``user``). A step that
+needs more gives its PostgreSQL form in ``postgresql``. The drift test runs on both backends.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 
@@ -31,6 +38,28 @@ class Migration:
     version: int
     summary: str
     statements: tuple[str, ...]
+    postgresql: tuple[str, ...] | None = None  # only where the fixed rules of for_postgresql fall short
+
+    def statements_for(self, dialect: str) -> tuple[str, ...]:
+        if dialect == "postgresql":
+            return self.postgresql if self.postgresql is not None else tuple(map(for_postgresql, self.statements))
+        return self.statements
+
+
+_POSTGRESQL_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # UTCDateTime stores naive UTC, which SQLAlchemy's DateTime is on PostgreSQL too.
+    (re.compile(r"\bDATETIME\b"), "TIMESTAMP WITHOUT TIME ZONE"),
+    # SQLite's INTEGER PRIMARY KEY numbers rows itself; PostgreSQL needs a sequence (SQLAlchemy: SERIAL).
+    (re.compile(r"^(\s*)id INTEGER NOT NULL,", re.MULTILINE), r"\1id SERIAL NOT NULL,"),
+    # "user" is a reserved word in PostgreSQL only.
+    (re.compile(r'(?<!")\buser\b(?!")'), '"user"'),
+)
+
+
+def for_postgresql(statement: str) -> str:
+    for pattern, replacement in _POSTGRESQL_RULES:
+        statement = pattern.sub(replacement, statement)
+    return statement
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -172,6 +201,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "leases: which instance tracks each printer when several share a PostgreSQL database",
+        (
+            """CREATE TABLE leases (
+                resource VARCHAR NOT NULL,
+                instance VARCHAR NOT NULL,
+                heartbeat DATETIME NOT NULL,
+                PRIMARY KEY (resource)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
@@ -179,6 +220,23 @@ SCHEMA_VERSION: int = MIGRATIONS[-1].version
 
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer Layerwise; refusing to touch it."""
+
+
+def refuse_newer(found: int) -> None:
+    """A database from a newer Layerwise is never touched: a downgrade would lose what it added."""
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"database schema version {found} is newer than this Layerwise supports (Layerwise {app_version()}, "
+            f"schema version {SCHEMA_VERSION}): the database was written by a newer Layerwise; upgrade "
+            "Layerwise again, or restore the backup made before the upgrade"
+        )
+
+
+def app_version() -> str:
+    try:
+        return metadata.version("layerwise")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -195,11 +253,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = schema_version(conn)
-        if found > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"database schema version {found} is newer than this Layerwise supports "
-                f"({SCHEMA_VERSION}); upgrade Layerwise or use a different data directory"
-            )
+        refuse_newer(found)
         for step in MIGRATIONS:
             if found < step.version <= target:
                 for statement in step.statements:

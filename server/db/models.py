@@ -84,3 +84,17 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who holds what, for people and for counting live instances (several instances on PostgreSQL).
+
+    The lease itself is a PostgreSQL advisory lock held by the instance's connection
+    (``server/db/leases.py``); this row only says so, renewed with each heartbeat.
+    """
+
+    __tablename__ = "leases"
+
+    resource: str = Field(primary_key=True)  # "instance:<name>", "printer:<name>", "outbox"
+    instance: str
+    heartbeat: datetime = Field(sa_type=UTCDateTime)

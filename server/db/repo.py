@@ -1,7 +1,8 @@
 """Repository functions: plain values in, plain values out, one transaction each.
 
 Synchronous on purpose; async callers use ``asyncio.to_thread(repo.fn, db, ...)``.
-Upserts use SQLite's ``INSERT ... ON CONFLICT`` so two writers never race on a row.
+Upserts use ``INSERT ... ON CONFLICT`` (SQLite and PostgreSQL both have it, ``Database.insert``) so two
+writers never race on a row.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.sqlite import insert
 from sqlmodel import col, delete, select
 
 from server.db.engine import Database
@@ -39,7 +39,7 @@ def _data(row: SlotAssignment) -> SlotAssignmentData:
 
 def upsert_printer(db: Database, name: str, serial: str, model: str | None) -> None:
     now = utcnow()
-    statement = insert(PrinterRow).values(name=name, serial=serial, model=model, updated_at=now)
+    statement = db.insert(PrinterRow).values(name=name, serial=serial, model=model, updated_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=["name"], set_={"serial": serial, "model": model, "updated_at": now}
     )
@@ -58,7 +58,7 @@ def save_printer_state(
         "last_seen": last_seen,
         "updated_at": utcnow(),
     }
-    statement = insert(PrinterRow).values(name=name, serial="", **values)
+    statement = db.insert(PrinterRow).values(name=name, serial="", **values)
     statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
     with db.session() as session:
         session.exec(statement)  # type: ignore[call-overload]
@@ -105,7 +105,7 @@ def assign_spool(db: Database, printer: str, tray: int, spool_id: int, source: s
     """Put ``spool_id`` in the tray, replacing whatever was assigned there."""
     _check_assignment(tray, spool_id, source)
     now = utcnow()
-    statement = insert(SlotAssignment).values(
+    statement = db.insert(SlotAssignment).values(
         printer=printer, tray=tray, spool_id=spool_id, source=source, assigned_at=now
     )
     statement = statement.on_conflict_do_update(
@@ -148,7 +148,7 @@ def get_meta(db: Database, key: str) -> str | None:
 
 
 def set_meta(db: Database, key: str, value: str) -> None:
-    statement = insert(Meta).values(key=key, value=value)
+    statement = db.insert(Meta).values(key=key, value=value)
     statement = statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
     with db.session() as session:
         session.exec(statement)  # type: ignore[call-overload]
@@ -172,12 +172,14 @@ def seed_env_mappings(db: Database, printer: str, mapping: dict[int, int]) -> bo
         _check_assignment(tray, spool_id, "env")
     now = utcnow()
     with db.session() as session:
-        flag = insert(Meta).values(key=env_seed_key(printer), value=now.isoformat())
+        flag = db.insert(Meta).values(key=env_seed_key(printer), value=now.isoformat())
         # The flag goes first and in the same transaction: whoever inserts it does the seeding.
-        if not session.exec(flag.on_conflict_do_nothing()).rowcount:  # type: ignore[call-overload]
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT through the ORM.
+        inserted = session.exec(flag.on_conflict_do_nothing().returning(Meta.key)).first()  # type: ignore[call-overload]
+        if inserted is None:
             return False
         for tray, spool_id in sorted(mapping.items()):
-            row = insert(SlotAssignment).values(
+            row = db.insert(SlotAssignment).values(
                 printer=printer, tray=tray, spool_id=spool_id, source="env", assigned_at=now
             )
             session.exec(row.on_conflict_do_nothing())  # type: ignore[call-overload]

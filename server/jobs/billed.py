@@ -32,7 +32,7 @@ def record_bills(
     if isinstance(trays, Mapping):
         trays = ledger.trays_of(lines, trays)
     with ledger.write_session(db) as session:
-        ledger.add_bills(session, job_id, lines, trays)
+        ledger.fence(db, session, ledger.add_bills(session, job_id, lines, trays))
         if checkpoint is not None or job_changes:
             apply_checkpoint(session, job_id, checkpoint, job_changes)
         session.commit()

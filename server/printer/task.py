@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -61,8 +62,9 @@ Jobs = TypeVar("Jobs", bound=JobFeed)
 
 class PrinterTask(Generic[Jobs]):
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, pins: PinStore, jobs: Jobs,
-                 rfid: TrayWatcher | None = None) -> None:
+                 rfid: TrayWatcher | None = None, on_report: Callable[[], None] | None = None) -> None:
         self.config = config
+        self.on_report = on_report  # counts each message received (the metrics); must be cheap
         self.name = config.name
         self.db = db
         self.bus = bus
@@ -101,6 +103,8 @@ class PrinterTask(Generic[Jobs]):
             await self.jobs.close()
 
     async def _on_message(self, message: dict[str, Any]) -> None:
+        if self.on_report is not None:
+            self.on_report()
         self.last_seen = datetime.now(UTC)
         self._last_message = message  # encoded only when asked for (last_report): a farm sends hundreds a second
         info = message.get("info")
@@ -222,6 +226,12 @@ class PrinterTask(Generic[Jobs]):
     def last_report(self) -> str:
         """The last report as received, cut to REPORT_SAMPLE_CHARS."""
         return "" if self._last_message is None else _sample(self._last_message)
+
+    def refresh_from_store(self) -> None:
+        """A printer another instance tracks (several instances on PostgreSQL): show what it last saved."""
+        state, online, last_seen = repo.load_printer_state(self.db, self.name)
+        self.state, self.online, self.last_seen = clean_state(state or {}), online, last_seen
+        self._resnap()
 
     def persist(self) -> None:
         self._persisted_at = time.monotonic()

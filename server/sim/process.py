@@ -87,6 +87,7 @@ def render_config(
     seed_mappings: Mapping[str, Mapping[int, int]],
     log_level: str = "INFO",
     spoolman_timeout: float = 5.0,
+    database_url: str | None = None,
 ) -> str:
     """The TOML text for ``serve``: pure, so a test can read what the process is given."""
     lines = [
@@ -95,6 +96,7 @@ def render_config(
         f"port = {port}",
         f"data_dir = {_toml_string(str(data_dir))}",
         f"log_level = {_toml_string(log_level)}",
+        *([f"database_url = {_toml_string(database_url)}"] if database_url else []),
         "",
     ]
     if spoolman_url:
@@ -138,6 +140,7 @@ class LayerwiseProcess:
         spoolman_timeout: float = 5.0,
         startup_timeout: float = 60.0,
         env: Mapping[str, str] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -148,6 +151,7 @@ class LayerwiseProcess:
         self._seed_mappings = {name: dict(m) for name, m in (seed_mappings or {}).items()}
         self._log_level = log_level
         self._spoolman_timeout = spoolman_timeout
+        self._database_url = database_url  # PostgreSQL instead of the SQLite file (several instances)
         self._process: asyncio.subprocess.Process | None = None
         self.starts = 0
         self._env = dict(env or {})  # set on top of the cleaned environment (e.g. the benchmark probe)
@@ -200,6 +204,7 @@ class LayerwiseProcess:
             seed_mappings=self._seed_mappings,
             log_level=self._log_level,
             spoolman_timeout=self._spoolman_timeout,
+            database_url=self._database_url,
         )
         _write_private(self.config_path, text)
         return self.config_path

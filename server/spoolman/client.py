@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,10 +23,12 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from server.logs import register_secret
 from server.retry import EqualJitter
 from server.spoolman.errors import (
+    SpoolmanError,
     SpoolmanNotFound,
     SpoolmanRejected,
     SpoolmanUnreachable,
     describe,
+    error_kind,
     message_of,
     resource_of,
     spoolmans_not_found,
@@ -37,6 +39,7 @@ from server.spoolman.search import spool_matches
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+USER_AGENT = "layerwise"
 _SCAN_PAGE = 100  # page size when the client must read every spool (search, extra lookup)
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,8 +65,11 @@ class SpoolmanClient:
         # Messages, logs and repr name Spoolman without any user:password the URL may carry.
         self.base_url = str(httpx.URL(root).copy_with(username=None, password=None))
         self.retries = retries
+        self.on_error: Callable[[str], None] | None = None  # told each failed request's kind (the metrics)
         self._wait = EqualJitter(backoff_base, backoff_cap, random.Random())
-        headers = {"accept": "application/json"}
+        # The user agent names Layerwise (the suite checks every request that says so against Spoolman's
+        # OpenAPI document; a proxy's log can tell it apart too).
+        headers = {"accept": "application/json", "user-agent": USER_AGENT}
         if api_key is not None:
             register_secret(api_key.get_secret_value())  # a library's debug log must not show it either
             headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
@@ -327,6 +333,14 @@ class SpoolmanClient:
         return await retrying(self._once, method, path, params, json_body)
 
     async def _once(self, method: str, path: str, params: Params | None, json_body: Any) -> httpx.Response:
+        try:
+            return await self._request(method, path, params, json_body)
+        except SpoolmanError as error:
+            if self.on_error is not None:
+                self.on_error(error_kind(error))
+            raise
+
+    async def _request(self, method: str, path: str, params: Params | None, json_body: Any) -> httpx.Response:
         query = {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
         where = f"Spoolman at {self.base_url}"
         try:

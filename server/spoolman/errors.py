@@ -39,6 +39,22 @@ class SpoolmanUnreachable(SpoolmanError):
         self.status_code = status_code
 
 
+def error_kind(error: SpoolmanError) -> str:
+    """A short label for the metrics: what went wrong, never where (no URL, no message)."""
+    if isinstance(error, SpoolmanNotFound):
+        return "not_found"
+    if isinstance(error, SpoolmanRejected):
+        return "rejected"
+    if isinstance(error, SpoolmanUnreachable):
+        code = error.status_code
+        if code is None:
+            return "no_answer" if error.request_sent else "unreachable"
+        if code in (401, 403):
+            return "unauthorised"
+        return "server_error" if code >= 500 else "wrong_url"  # a 404 that is not Spoolman's
+    return "other"
+
+
 # --- reading an answer that is an error -------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from server.printer.task import PrinterTask
 from server.runtime import Runtime
 from server.slots.errors import InvalidTray, SlotError, SpoolElsewhere, SpoolNotFound, UnknownPrinter
 from server.slots.rfid_service import RfidConflict, RfidService, TagOffer
+from server.slots.service import validate_tray
 from server.spoolman import SpoolmanError, SpoolmanUnreachable
 from server.web import ledger_api
 from server.web.ledger_actions import MAX_ID
@@ -58,6 +59,20 @@ async def get_printer(runtime: Runtime, name: str) -> PrinterOut:
 @get("/printers/{name:str}/slots")
 async def list_slots(runtime: Runtime, name: str) -> list[SlotOut]:
     return all_slots(await printer_out(runtime, _task(runtime, name)))
+
+
+@get("/printers/{name:str}/slots/{tray:int}")
+async def get_slot(runtime: Runtime, name: str, tray: int) -> SlotOut:
+    """One slot: what the printer reports there and the spool assigned to it. 404 for a tray the printer
+    has not reported and no spool is assigned to."""
+    validate_tray(tray)
+    for slot in all_slots(await printer_out(runtime, _task(runtime, name))):
+        if slot.tray == tray:
+            return slot
+    slot = await _slot_after(runtime, name, tray)  # a tray not reported (yet) that a spool is assigned to
+    if slot.spool_id is None:
+        raise NotFoundException(f"printer {name!r} has no tray {tray}")
+    return slot
 
 
 @put("/printers/{name:str}/slots/{tray:int}")
@@ -123,7 +138,9 @@ async def job_thumbnail(runtime: Runtime, job_id: int) -> File:
     path = runtime.settings.server.data_dir / "jobs" / str(job_id) / THUMBNAIL_FILE
     if not path.is_file():
         raise NotFoundException(f"job {job_id} has no thumbnail")
-    return File(path, media_type="image/png", content_disposition_type="inline")
+    # A job's plate never changes; private: it is behind access control.
+    return File(path, media_type="image/png", content_disposition_type="inline",
+                headers={"Cache-Control": "private, max-age=86400"})
 
 
 @dataclass
@@ -197,7 +214,7 @@ exception_handlers = {SlotError: _slot_error, SpoolmanError: _spoolman_error, **
 router = Router(
     path="/api/v1",
     route_handlers=[list_printers, get_printer, list_slots, assign_slot, unassign_slot, search_spools, list_jobs,
-                    backlog, job_thumbnail, rfid_conflicts, rfid_resolve, rfid_offer, rfid_remember,
+                    backlog, job_thumbnail, rfid_conflicts, rfid_resolve, rfid_offer, rfid_remember, get_slot,
                     *ledger_api.handlers],
     tags=["layerwise"],
 )

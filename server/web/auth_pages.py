@@ -79,7 +79,7 @@ def safe_next(target: str | None) -> str:
 
 def _wants_page(scope: Scope, headers: dict[str, str]) -> bool:
     """A person's browser navigating (answered with a redirect), not a script, htmx or a form POST."""
-    return (scope.get("method") in ("GET", "HEAD") and not scope["path"].startswith(("/api/", "/events"))
+    return (scope.get("method") in ("GET", "HEAD") and not scope["path"].startswith(("/api/", "/events", "/metrics"))
             and "hx-request" not in headers and "authorization" not in headers)
 
 

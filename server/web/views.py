@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from server.billing.usage import price_per_gram
 from server.colours import colour_name as colour_name  # re-exported: pages and the HA bridge import it here
 from server.db import repo
 from server.jobs.remaining import drift
@@ -51,15 +52,8 @@ class SpoolOut:
             initial_weight=initial,
             remaining_fraction=fraction,
             archived=bool(spool.archived),
-            price_per_gram=_price_per_gram(spool, initial),
+            price_per_gram=price_per_gram(spool),
         )
-
-
-def _price_per_gram(spool: Spool, weight: float | None) -> float | None:
-    price = spool.price if spool.price is not None else (spool.filament.price if spool.filament else None)
-    if price is None or not weight or weight <= 0:
-        return None
-    return price / weight
 
 
 @dataclass
@@ -120,6 +114,9 @@ class PrinterOut:
     report_error_at: datetime | None = None
     fix: str | None = None  # what a person should do about ``error``, in words
     limited: str | None = None  # "limited: the printer refuses requests ..." (consequences, fix) or None
+    # Several instances on PostgreSQL: the instance that tracks this printer when it is not this one
+    # ("" while nobody does: being taken over); None when this instance tracks it.
+    tracked_by: str | None = None
 
 
 # The printer link reports a refused login with this wording (server.printer.link.mqtt_error); the
@@ -241,6 +238,7 @@ async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
         report_error_at=task.last_report_error_at,
         fix=None if task.online else link_fix(task.link_error),
         limited=task.limited,
+        tracked_by=runtime.tracked_by(task.name),
     )
 
 

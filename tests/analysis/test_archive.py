@@ -185,3 +185,15 @@ def test_thumbnail_and_metadata() -> None:
     assert meta.used_filaments() == (0, 1, 2, 9)
     assert meta.header.layer_count == 192
     assert plate_thumbnail(FIXTURES / "p1s-2colour-orca2.4.1.gcode") is None
+
+
+def test_thumbnail_size_cap_and_png_only(tmp_path: Path) -> None:
+    gcode = {"Metadata/plate_1.gcode": b"T0\nM73 L1\nG1 E1\n"}
+    small = make_zip(tmp_path / "small.gcode.3mf", {**gcode, "Metadata/plate_1.png": b"\x89PNG\r\n\x1a\n" + b"x" * 100})
+    assert plate_thumbnail(small, 1) == b"\x89PNG\r\n\x1a\n" + b"x" * 100
+    not_png = make_zip(tmp_path / "html.gcode.3mf", {**gcode, "Metadata/plate_1.png": b"<svg onload=alert(1)>"})
+    assert plate_thumbnail(not_png, 1) is None  # it would be served as image/png
+    noise = bytes(range(256))  # does not deflate: the size cap trips, not the ratio check
+    big = make_zip(tmp_path / "big.gcode.3mf", {**gcode, "Metadata/plate_1.png": b"\x89PNG\r\n\x1a\n" + noise})
+    with pytest.raises(AnalysisError):
+        plate_thumbnail(big, 1, limits=Limits(max_thumbnail_bytes=200))

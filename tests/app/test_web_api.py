@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
 from tests.app.conftest import ACCESS_CODE, PRINTER, Stack
 
@@ -130,3 +132,38 @@ async def test_rfid_endpoints_answer(stack: Stack) -> None:
     assert offer.status_code == 200 and offer.json() is None  # the virtual P1S's trays carry no tag
     missing = await stack.client.get("/api/v1/jobs/99/thumbnail.png")
     assert missing.status_code == 404
+
+
+async def test_get_one_slot(stack: Stack) -> None:
+    """``GET /printers/{name}/slots/{tray}`` (README's API list): the same slot the list shows."""
+    await stack.wait_online()
+    listed = {s["tray"]: s for s in (await stack.client.get(f"{BASE}/slots")).json()}
+    one = await stack.client.get(f"{BASE}/slots/0")
+    assert one.status_code == 200, one.text
+    assert one.json() == listed[0] and one.json()["spool_id"] == 3
+    assert (await stack.client.get(f"{BASE}/slots/254")).json() == listed[254]
+    assert (await stack.client.put(f"{BASE}/slots/17", json={"spool_id": 4})).status_code == 200
+    unreported = (await stack.client.get(f"{BASE}/slots/17")).json()  # assigned, not reported by the printer
+    assert unreported["tray"] == 17 and unreported["spool_id"] == 4
+    missing = await stack.client.get(f"{BASE}/slots/18")
+    assert missing.status_code == 404 and "no tray 18" in missing.json()["detail"]
+    assert (await stack.client.get(f"{BASE}/slots/300")).status_code == 400
+    assert (await stack.client.get("/api/v1/printers/Nope/slots/0")).status_code == 404
+
+
+async def test_every_route_the_readme_lists_is_in_the_openapi_document(stack: Stack) -> None:
+    """The README's JSON API section is a promise: each ``METHOD /path`` it names exists, with that method."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## JSON API", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"`((?:GET|PUT|POST|DELETE)(?:\|(?:GET|PUT|POST|DELETE))*) (/[^`?\s]*)", section)
+    assert len(listed) >= 12, listed
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path)
+
+    document = (await stack.client.get("/api/v1/schema/openapi.json")).json()["paths"]
+    routes = {shape(path): {method.upper() for method in item} for path, item in document.items()}
+    for methods, path in listed:
+        have = routes.get(shape("/api/v1" + path), set())
+        for method in methods.split("|"):
+            assert method in have, f"README lists {method} {path}; the API has {sorted(have) or 'no such path'}"

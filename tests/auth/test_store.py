@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import SQLModel
 
 from server.auth import credentials, passwords, store
 from server.auth.decisions import TokenGrant
@@ -15,13 +15,15 @@ from server.db.models import utcnow
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_database(tmp_path)
+def db(tmp_path: Path, database_url: str | None) -> Database:
+    return open_database(tmp_path, database_url)  # both backends
 
 
 def dump(db: Database) -> str:
-    with sqlite3.connect(db.path) as conn:
-        return "\n".join(conn.iterdump())
+    """Every row of every table, as text (either backend)."""
+    with db.engine.connect() as conn:
+        return "\n".join(str(tuple(row)) for table in SQLModel.metadata.sorted_tables
+                         for row in conn.execute(table.select()))
 
 
 def test_only_hashes_are_stored(db: Database) -> None:
@@ -77,10 +79,11 @@ def test_sessions_slide_and_expire(db: Database) -> None:
     assert store.session_user(db, session, now=later) is None
 
 
-def test_sessions_survive_reopening_and_end_on_sign_out(db: Database, tmp_path: Path) -> None:
+def test_sessions_survive_reopening_and_end_on_sign_out(db: Database, tmp_path: Path,
+                                                        database_url: str | None) -> None:
     session = store.create_session(db, "ann")
     db.close()
-    reopened = open_database(tmp_path)
+    reopened = open_database(tmp_path, database_url)
     assert store.session_user(reopened, session) is not None
     store.end_session(reopened, session)
     assert store.session_user(reopened, session) is None

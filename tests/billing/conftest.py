@@ -3,7 +3,7 @@ timeouts for it, and a fresh ledger database file. A module may override any of 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,5 +27,7 @@ async def client(standin: SpoolmanStandin) -> AsyncIterator[SpoolmanClient]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
+def db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
+    database = open_db(tmp_path, database_url)  # both backends: SQLite, PostgreSQL
+    yield database
+    database.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ DENSITY = 1.24
 DIAMETER = 1.75
 
 
+def grams_by_hand(mm: float, diameter_mm: float, density: float) -> float:
+    """The mm -> g formula written out, so tests never take expected grams from Layerwise's own ``grams``:
+    the volume in mm³ (length x cross-section) / 1000 = cm³, times g/cm³."""
+    return mm * math.pi * (diameter_mm / 2) ** 2 / 1000 * density
+
+
 @dataclass(frozen=True)
 class Line:
     """A bill line as the billing rules produce it."""
@@ -29,8 +36,9 @@ class Line:
     estimate: bool = False
 
 
-def open_db(tmp_path: Path) -> Database:
-    return open_database(tmp_path / "layerwise.db")
+def open_db(tmp_path: Path, database_url: str | None = None) -> Database:
+    """The SQLite file in ``tmp_path``, or PostgreSQL at ``database_url`` (the ``database_url`` fixture)."""
+    return open_database(tmp_path / "layerwise.db", database_url)
 
 
 def new_job(db: Database, printer: str = PRINTER, key: str = "cube.gcode.3mf#1") -> int:

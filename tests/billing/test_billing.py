@@ -7,9 +7,9 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_helpers import grams_by_hand
 from test_billing_fake_analysis import FakeAnalysis, FakeFilament
 
-from server.analysis.filament import grams as grams_for
 from server.billing.rules import (
     BillingCheckpoint,
     BillLine,
@@ -37,7 +37,7 @@ def test_nothing_is_billed_before_layer_one_starts() -> None:
 
 def test_the_prelude_is_billed_when_layer_one_starts() -> None:
     lines, checkpoint = bill_progress(FOUR_LAYERS, BillingCheckpoint(), 1)
-    assert lines == (BillLine(0, 0, 10.0, grams_for(10.0, 1.75, 1.24), False),)
+    assert lines == (BillLine(0, 0, 10.0, grams_by_hand(10.0, 1.75, 1.24), False),)
     assert checkpoint.billed_through == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from server.jobs import store as job_store
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
+def db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
+    database = open_db(tmp_path, database_url)  # both backends: SQLite, PostgreSQL
+    yield database
+    database.close()
 
 
 def states(db: Database) -> list[tuple[int, int | None, int | None, str]]:

@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from ledger_helpers import PRINTER, Line, new_job, open_db
+from ledger_helpers import grams_by_hand as weight_from_length
 
-from server.analysis.filament import grams as weight_from_length
 from server.billing import deliveries, ledger
 from server.billing.outbox import Outbox
 from server.billing.settlement import (

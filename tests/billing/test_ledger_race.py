@@ -1,6 +1,6 @@
 """Issue 9 item 4: a bill written while a spool is being assigned never ends waiting for a spool the tray has.
 
-Two threads race on a real SQLite file. The interleaving is forced, not slept for: the biller stops
+Two threads race on a real SQLite file, and on PostgreSQL. The interleaving is forced, not slept for: the biller stops
 right after it read the tray's assignment and goes on only once the assigner has finished, or is
 queued for the write lock (then the biller's transaction must hold it, so the assigner waits).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ GUARD = 30.0  # only against a hang; the outcome never depends on it
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return open_db(tmp_path)
+def db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
+    database = open_db(tmp_path, database_url)  # both backends: SQLite, PostgreSQL
+    yield database
+    database.close()
 
 
 def slot_service(db: Database) -> SlotService:
@@ -62,7 +64,9 @@ def race(db: Database, biller: Callable[[], Any], assigner: Callable[[], Any]) -
 
     def before_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         # The assigner's calls run in worker threads (asyncio.to_thread): anything but the biller counts.
-        if threading.get_ident() not in biller_thread and statement.strip().upper() == "BEGIN IMMEDIATE":
+        # SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock: Database.lock_for_writing.
+        locking = statement.strip().upper() == "BEGIN IMMEDIATE" or "pg_advisory_xact_lock" in statement
+        if threading.get_ident() not in biller_thread and locking:
             assigner_moved.set()  # about to queue behind the biller's write lock
 
     def run_biller() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -137,8 +138,9 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
 async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Database, standin: SpoolmanStandin) -> None:
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: 12.34}, 1, {0: 0})
+    delivered: list[int] = []  # bills per delivery told to the latency metric: the settled one too
     async with DroppingProxy(standin.port, drops=1) as proxy, quick_client(proxy.url) as through_proxy:
-        outbox = make_outbox(db, through_proxy)
+        outbox = make_outbox(db, through_proxy, on_delivered=lambda written, _now: delivered.append(len(written)))
         with pytest.raises(SpoolmanUnreachable) as caught:
             await outbox.deliver_pending()
         assert caught.value.request_sent
@@ -151,6 +153,7 @@ async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Datab
 
     assert used_mm(standin.store, spool) == pytest.approx(13.34, abs=MM)
     assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert delivered == [1, 1]
 
 
 async def test_request_that_never_arrived_is_sent_again_once(
@@ -309,9 +312,10 @@ async def test_before_reading_is_fresh_so_a_foreign_use_then_a_lost_request_is_s
 
 
 async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
-    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 9 item 13, the outbox's side: an infinite length never reaches Spoolman nor counts as applied."""
+    caplog.set_level(logging.WARNING, logger="server.billing.outbox")
     spool, job = one_spool_job(db, standin)
     bill(db, job, {0: float("inf")}, 1, {0: 0})
     bill(db, job, {0: 2.0}, 2, {0: 0})
@@ -320,6 +324,8 @@ async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
     assert (bad.state, good.state) == ("rejected", DELIVERED)
     assert bad.error and "finite" in bad.error
     assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)
+    # The log says which spool and why (the reason, not a placeholder), once.
+    assert f"1 bill(s) for spool {spool} rejected: the bill's length is not a finite number" in caplog.messages
 
 
 class _OneLostOneInFlight:

@@ -74,3 +74,25 @@ async def test_a_lost_request_waits_the_production_grace_for_a_30_second_timeout
     await outbox.drain()  # settled as not applied, then sent once
     assert [e.state for e in ledger.entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)
+
+
+async def test_an_outbox_built_with_its_defaults_waits_the_production_grace(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Every other outbox test passes its own grace (0 or a derived one); this one uses the module's
+    SETTLE_GRACE, the grace for the client's default 10 s timeout, so that value is tested too."""
+    (spool,) = seed_spools(standin.store, 1)
+    assign(db, 0, spool)
+    ledger.record_bills(db, new_job(db), [Line(1, 0, 3.0)], {0: 0})
+    clock = Clock()
+    outbox = Outbox(db, FaultyClient(client, ["lost_request"]), clock=clock)  # no settle_grace: the default
+    assert outbox.settle_grace == settle_grace(10.0) > 3 * 10.0
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    clock.advance(3 * 10.0 + 1)  # past every timeout the client may spend on the lost request
+    assert not await outbox.deliver_pending()
+    assert [e.state for e in ledger.entries(db)] == [SENDING]  # still inside the grace: not sent again
+    clock.advance(settle_grace(10.0))
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)

@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 from server.analysis.filament import grams as weight_from_length
 from server.billing.settlement import (
+    ABS_TOLERANCE_G,
     READY,
+    REL_TOLERANCE,
+    SETTLE_MARGIN,
     WAITING_SPOOL,
     WAITING_TRAY,
     Outcome,
@@ -16,6 +19,8 @@ from server.billing.settlement import (
     initial_state,
     resolve_tray,
     settle,
+    settle_grace,
+    tolerance,
 )
 from server.sim.spoolman import weight_from_length as standin_weight
 
@@ -106,3 +111,23 @@ def test_length_bills_are_settled_through_the_same_formula(mm: float, before: fl
     use = weight_from_length(mm, diameter_mm=1.75, density=1.24)
     applied = before + standin_weight(mm, diameter_mm=1.75, density=1.24)
     assert settle(SpoolReading(before, T0), use, SpoolReading(applied, T1)).outcome is Outcome.APPLIED
+
+
+def test_each_verdict_gives_its_reason_in_words() -> None:
+    """The reason is what a person reads on the needs-attention page: each outcome says its own."""
+    tiny = settle(SpoolReading(100.0, T0), 1e-8, SpoolReading(100.0, T0))
+    assert (tiny.outcome, tiny.reason) == (Outcome.APPLIED, "1e-08 g is below what a reading can tell; counted")
+    moved = settle(SpoolReading(100.0, T0), 2.5, SpoolReading(102.5, T1))
+    assert (moved.outcome, moved.reason) == (Outcome.APPLIED, "used_weight moved by 2.500000 g as expected")
+    still = settle(SpoolReading(100.0, T0), 2.5, SpoolReading(100.0, T0))
+    assert (still.outcome, still.reason) == (Outcome.NOT_APPLIED, "used_weight and last_used unchanged")
+    other = settle(SpoolReading(100.0, T0), 2.5, SpoolReading(101.0, T1))
+    assert other.outcome is Outcome.DOUBTFUL
+    assert other.reason == ("used_weight moved by 1.000000 g, expected 2.500000 g or 0: "
+                            "the spool was changed outside Layerwise meanwhile")
+
+
+def test_tolerance_and_grace_figures() -> None:
+    assert tolerance() == ABS_TOLERANCE_G  # nothing weighed: the absolute part alone
+    assert tolerance(-2000.0, 10.0) == ABS_TOLERANCE_G + REL_TOLERANCE * 2000.0
+    assert settle_grace(10.0) == 3 * 10.0 + SETTLE_MARGIN == 35.0

@@ -41,7 +41,7 @@ def test_unknown_table_and_server_key(tmp_path: Path) -> None:
         "spoolmann: unknown key (did you mean 'spoolman'?); "
         "expected one of server, spoolman, rfid, auth, notifications, home_assistant, printers",
         "server.prot: unknown key (did you mean 'port'?); expected one of host, port, https_port, data_dir, log_level, "
-        "tls_certfile, tls_keyfile, base_url, allowed_hosts",
+        "tls_certfile, tls_keyfile, base_url, allowed_hosts, database_url, database_url_file",
     ]
 
 

@@ -13,8 +13,8 @@ from server.db import Database, PrinterRow, open_database, repo
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(tmp_path / "data")
+def db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
+    database = open_database(tmp_path / "data", database_url)
     yield database
     database.close()
 
@@ -71,7 +71,7 @@ def test_assign_rejects_bad_values(db: Database, tray: int, spool: int, source: 
         repo.assign_spool(db, "X1C", tray, spool, source)
 
 
-def test_env_mappings_seed_once_and_never_over_the_app(db: Database, tmp_path: Path) -> None:
+def test_env_mappings_seed_once_and_never_over_the_app(db: Database, tmp_path: Path, database_url: str | None) -> None:
     repo.assign_spool(db, "P1S", 1, 50, "manual")  # made in the app before the variable was set
     assert repo.seed_env_mappings(db, "P1S", {0: 123, 1: 456, 254: 7}) is True
     assert [(a.tray, a.spool_id, a.source) for a in repo.list_assignments(db, "P1S")] == [
@@ -81,7 +81,7 @@ def test_env_mappings_seed_once_and_never_over_the_app(db: Database, tmp_path: P
     ]
     repo.unassign(db, "P1S", 0)  # the user empties a tray in the app...
     db.close()
-    with open_database(tmp_path / "data") as again:  # ...and the service restarts
+    with open_database(tmp_path / "data", database_url) as again:  # ...and the service restarts
         assert repo.seed_env_mappings(again, "P1S", {0: 123, 1: 456, 254: 7}) is False
         assert repo.get_assignment(again, "P1S", 0) is None
         assert repo.get_meta(again, repo.env_seed_key("P1S")) is not None
@@ -101,7 +101,7 @@ def test_meta(db: Database) -> None:
 
 
 async def test_concurrent_writers_from_threads_and_a_second_engine(db: Database) -> None:
-    other = Database(db.path)  # as a second process would
+    other = Database(db.path) if db.url is None else Database(url=db.url)  # as a second process would
     try:
         await asyncio.gather(
             *(asyncio.to_thread(repo.assign_spool, db, "X1C", tray, 100 + tray, "manual") for tray in range(16)),

@@ -3,7 +3,8 @@
 Helpers imported by the test modules (the ``make_stack`` fixture in conftest.py wraps ``stack_factory``).
 A stack gives each printer gets its own spools (one per tray, ``used_weight`` 0) seeded
 as its slot assignments, so a spool's ``used_length`` in the stand-in is exactly what Layerwise billed
-to that tray. Expected values always come from the analysis of the sliced file, never from Layerwise.
+to that tray. Expected values always come from the independent reference calculator
+(``tests/reference_usage.py``, written from the documented rules), never from Layerwise's own analysis.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from server.analysis import PrintAnalysis, analyze_file
+from bench.faults.proxy import SpoolmanProxy
 from server.billing import ledger
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.jobs.checkpoint import JobCheckpoint
@@ -32,6 +32,7 @@ from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
 from tests import waiting
+from tests.reference_usage import Reference, reference_of
 from tests.web.credentials import csrf_pair
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -49,9 +50,9 @@ TOLERANCE = 0.01  # mm
 Usage = dict[int, float]
 
 
-@cache
-def analysis_of(name: str) -> PrintAnalysis:
-    return analyze_file(PRINT_FILES / name)
+def analysis_of(name: str) -> Reference:
+    """What the sliced file uses, per layer and filament, by the reference calculator (not Layerwise)."""
+    return reference_of(PRINT_FILES / name)
 
 
 def per_tray(usage: Mapping[int, float], mapping: Mapping[int, int]) -> dict[int, float]:
@@ -71,8 +72,10 @@ def add(*usages: Mapping[int, float]) -> dict[int, float]:
     return out
 
 
-def cancelled_usage(analysis: PrintAnalysis, layer: int, mc_percent: int) -> Usage:
-    """What a print cancelled during ``layer`` at ``mc_percent`` used: the layers before it whole, then pro rata."""
+def cancelled_usage(analysis: Reference, layer: int, mc_percent: int) -> Usage:
+    """What a print cancelled during ``layer`` at ``mc_percent`` should bill, by the documented rule
+    (docs/tracking.md): the layers before it whole, then that layer up to its last progress mark at or
+    below the percent, all from the reference's figures."""
     before = analysis.used_through(layer - 1) if layer > 0 else {}  # layer 0: the prelude
     return add(before, analysis.layer_at_percent(layer, mc_percent))
 
@@ -109,6 +112,7 @@ class Stack:
     spoolman: SpoolmanStandin
     rigs: dict[str, Rig]
     data_dir: Path
+    proxy: SpoolmanProxy | None = None  # between Layerwise and the stand-in, when asked for: loses answers
 
     @property
     def store(self) -> SpoolmanStore:
@@ -239,6 +243,9 @@ class Stack:
     def used_length(self, spool_id: int) -> float:
         return float(self.store.get_spool(spool_id)["used_length"])
 
+    def used_weight(self, spool_id: int) -> float:
+        return float(self.store.get_spool(spool_id)["used_weight"])
+
     def used_per_tray(self, name: str) -> dict[int, float]:
         return {tray: self.used_length(spool) for tray, spool in self.rigs[name].spools.items()}
 
@@ -258,12 +265,25 @@ class Stack:
 StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
 
 
-def seed_spools(store: SpoolmanStore, trays: list[int]) -> dict[int, int]:
-    """One fresh spool per tray (nothing used yet)."""
+# A material per tray: (name, density g/cm³, diameter mm); trays not named get 1.75 mm PLA.
+Materials = Mapping[int, tuple[str, float, float]]
+PLA = ("PLA", 1.24, 1.75)
+
+
+def seed_spools(store: SpoolmanStore, trays: list[int], materials: Materials | None = None) -> dict[int, int]:
+    """One fresh spool per tray (nothing used yet), of the tray's material."""
     vendor = store.create_vendor({"name": "E2E"})["id"]
-    filament = store.create_filament({"vendor_id": vendor, "name": "PLA", "material": "PLA",
-                                      "density": 1.24, "diameter": 1.75, "weight": 1000.0})["id"]
-    return {tray: int(store.create_spool({"filament_id": filament})["id"]) for tray in trays}
+    filaments: dict[tuple[str, float, float], int] = {}
+    spools: dict[int, int] = {}
+    for tray in trays:
+        material = (materials or {}).get(tray, PLA)
+        if material not in filaments:
+            name, density, diameter = material
+            filaments[material] = store.create_filament({
+                "vendor_id": vendor, "name": name, "material": name.split()[0], "density": density,
+                "diameter": diameter, "weight": 1000.0})["id"]
+        spools[tray] = int(store.create_spool({"filament_id": filaments[material]})["id"])
+    return spools
 
 
 def stack_factory(tmp_path: Path) -> StackFactory:
@@ -272,10 +292,13 @@ def stack_factory(tmp_path: Path) -> StackFactory:
     @contextlib.asynccontextmanager
     async def build(models: tuple[str, ...] = ("P1S",), trays: tuple[int, ...] = (0, 1, 2, 3),
                     seed_state: Mapping[str, dict[str, Any]] | None = None,
+                    materials: Materials | None = None, proxy: bool = False,
+                    spoolman_timeout: float = 5,
                     settings_extra: Mapping[str, Any] | None = None) -> AsyncIterator[Stack]:
         store = SpoolmanStore()
         async with contextlib.AsyncExitStack() as stack:
             spoolman = await stack.enter_async_context(SpoolmanStandin(store))
+            lossy = await stack.enter_async_context(SpoolmanProxy(spoolman.url)) if proxy else None
             rigs: dict[str, Rig] = {}
             for index, model in enumerate(models):
                 name = f"p{index}"
@@ -284,11 +307,11 @@ def stack_factory(tmp_path: Path) -> StackFactory:
                 if seed_state and name in seed_state:
                     printer.load_state(seed_state[name])
                 await stack.enter_async_context(printer)
-                rigs[name] = Rig(name, printer, seed_spools(store, list(trays)))
+                rigs[name] = Rig(name, printer, seed_spools(store, list(trays), materials))
             data_dir = tmp_path / "data"
             settings = Settings(
                 server=ServerConfig(data_dir=data_dir),
-                spoolman=SpoolmanConfig(url=spoolman.url, timeout=5),
+                spoolman=SpoolmanConfig(url=lossy.url if lossy else spoolman.url, timeout=spoolman_timeout),
                 printers=tuple(rig.config() for rig in rigs.values()),
                 seed_mappings={name: dict(rig.spools) for name, rig in rigs.items()},
                 **(settings_extra or {}),  # e.g. notifications, home_assistant
@@ -297,7 +320,7 @@ def stack_factory(tmp_path: Path) -> StackFactory:
             web = EmbeddedServer(create_app(runtime), lifespan="on", name="layerwise")
             await web.start()
             client = httpx.AsyncClient(base_url=web.url, timeout=20, **csrf_pair())
-            result = Stack(runtime, web, client, spoolman, rigs, data_dir)
+            result = Stack(runtime, web, client, spoolman, rigs, data_dir, lossy)
             stack.push_async_callback(lambda: result.web.stop())  # the one running then (see restart)
             await stack.enter_async_context(result.client)
             for name in rigs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from e2e_stack import (
@@ -15,6 +16,7 @@ from e2e_stack import (
     cancelled_usage,
     mapping_of,
     per_tray,
+    until,
 )
 
 from server.jobs import files as job_files
@@ -82,20 +84,27 @@ async def test_a_job_that_ended_before_its_file_was_read_is_billed_after_the_res
 async def test_a_new_print_does_not_drop_the_last_job_whose_file_is_still_being_read(
     make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fetch of job A's file keeps failing for a moment; A is cancelled and B starts meanwhile.
-    A is still read and billed (pro rata), and B is billed whole (found by the fault campaign)."""
+    """The fetch of job A's file keeps failing; A is cancelled and B starts meanwhile (B's own fetch
+    succeeds). A is still read once its fetch succeeds and billed (pro rata), and B is billed whole
+    (found by the fault campaign). A's fetch fails until the test says so (an event, not a clock), so
+    "A is not read yet" holds however slow the machine is."""
     analysis = analysis_of(XMAS)
     real_fetch = job_files.JobFiles._fetch_file
-    failing_for = {XMAS: 3}
+    release_first = asyncio.Event()
+    first_folder: list[Path] = []  # the job folder of the first fetch: job A's
+    failures = [0]
 
-    async def flaky_fetch(self, job, *args, **kwargs):
-        if failing_for.get(XMAS, 0) > 0 and "xmas" in (job.file_url or job.key.name).lower():
-            failing_for[XMAS] -= 1
+    async def flaky_fetch(self, job, current, folder: Path):
+        if not first_folder:
+            first_folder.append(folder)
+        if folder == first_folder[0] and not release_first.is_set():
+            failures[0] += 1
             raise PrinterUnreachable("printer p0: connection dropped")
-        return await real_fetch(self, job, *args, **kwargs)
+        return await real_fetch(self, job, current, folder)
 
     monkeypatch.setattr(job_files.JobFiles, "_fetch_file", flaky_fetch)
-    monkeypatch.setattr(job_files, "FETCH_RETRY_DELAYS", (0.5, 0.5, 0.5, 0.5))
+    # Retried often and for long enough (10,000 x 0.05 s) that A's fetch only ever ends by the release.
+    monkeypatch.setattr(job_files, "FETCH_RETRY_DELAYS", (0.05,) * 10_000)
     async with make_stack() as stack:
         printer = stack.rigs["p0"].printer
         printer.add_file(f"/cache/{XMAS}", PRINT_FILES / XMAS)
@@ -106,11 +115,14 @@ async def test_a_new_print_does_not_drop_the_last_job_whose_file_is_still_being_
         await stack.wait_layer("p0", 6)
         await printer.cancel()
         await stack.wait_ended("p0", "cancelled")
-        assert failing_for[XMAS] > 0  # A's file is not read yet
+        assert failures[0] > 0 and stack.task("p0").jobs.analysis is None  # A's file is not read yet
         first_job = stack.job("p0")
 
-        await stack.start("p0", XMAS, XMAS_MAPPING)  # B: the same file printed again
+        await stack.start("p0", XMAS, XMAS_MAPPING)  # B: the same file printed again, read at once
         assert stack.job("p0") != first_job
+        release_first.set()  # now A's fetch succeeds at its next retry
+        await until(lambda: any(summary.job.state == "cancelled" and summary.usage
+                                for summary in job_store.list_jobs(stack.runtime.db, "p0")), "job A billed")
         await stack.complete("p0", step=64, expected_per_tray=add(
             per_tray(cancelled_usage(analysis, 6, percent), MAPPING),
             per_tray(analysis.used_through(analysis.layer_count), MAPPING)))

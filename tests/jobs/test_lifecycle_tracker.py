@@ -89,10 +89,10 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, database_url: str | None) -> AsyncIterator[Rig]:
     async with VirtualPrinter(serial="01S00TRK0000001", access_code=ACCESS_CODE, model="A1",
                               cert_dir=tmp_path / "certs") as printer:
-        db = open_database(tmp_path / "data")
+        db = open_database(tmp_path / "data", database_url)  # both backends
         rig = Rig(printer, db, tmp_path / "data", None, dict(IDLE))  # type: ignore[arg-type]
         rig.tracker = rig.new_tracker()
         await rig.report()

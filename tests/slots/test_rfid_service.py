@@ -89,8 +89,9 @@ def demo_printer() -> VirtualPrinter:
 
 
 @contextlib.asynccontextmanager
-async def rig_for(tmp_path: Path, store: SpoolmanStore, grace: float = 0.0, **rfid: Any) -> AsyncIterator[Rig]:
-    db = open_database(tmp_path / "data")
+async def rig_for(tmp_path: Path, store: SpoolmanStore, grace: float = 0.0, database_url: str | None = None,
+                  **rfid: Any) -> AsyncIterator[Rig]:
+    db = open_database(tmp_path / "data", database_url)
     bus = EventBus()
     async with SpoolmanStandin(store) as standin, CountingClient(standin.url, retries=0, timeout=5) as client, \
             bus.subscribe() as events:
@@ -104,10 +105,10 @@ async def rig_for(tmp_path: Path, store: SpoolmanStore, grace: float = 0.0, **rf
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, database_url: str | None) -> AsyncIterator[Rig]:
     store = SpoolmanStore()
     seed_demo(store)
-    async with rig_for(tmp_path, store) as rig:
+    async with rig_for(tmp_path, store, database_url=database_url) as rig:  # both backends
         yield rig
 
 

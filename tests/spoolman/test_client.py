@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.sim.spoolman import DEMO_TRAY_UUIDS, TRAY_UUID_FIELD, SpoolmanStandin, weight_from_length
+from server.sim.spoolman import DEMO_TRAY_UUIDS, RECORDER, TRAY_UUID_FIELD, SpoolmanStandin, weight_from_length
 from server.spoolman import SpoolmanClient, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
 
 
@@ -143,7 +143,7 @@ async def test_creates(spoolman: SpoolmanClient) -> None:
     assert [f.id for f in filaments.items] == [filament.id]
     with pytest.raises(SpoolmanNotFound):
         await spoolman.create_spool(9999)
-    with pytest.raises(SpoolmanRejected) as caught:
+    with RECORDER.deliberately_invalid(), pytest.raises(SpoolmanRejected) as caught:
         await spoolman.create_filament(density=-1.0, diameter=1.75)
     assert caught.value.status_code == 422 and "density" in str(caught.value)
 

@@ -1,4 +1,8 @@
-"""Fixtures for the browser tests: one running stack and one Chromium for the whole session."""
+"""Fixtures for the browser tests: one running stack and one Chromium per test module.
+
+Per module, not per session: each module starts from the demo's Spoolman data and a fresh Layerwise
+data directory, so what one module leaves (tags remembered on spools, jobs, bills, sessions) cannot
+change what another sees, whatever order they run in."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from web_stack import CHROMIUM, CHROMIUM_ARGS, DEMO_SLOTS, PHONE, PRINTER, SCANNED_LABEL, WebStack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     running = WebStack(tmp_path_factory.mktemp("web-stack")).start()
     yield running

@@ -78,7 +78,7 @@ def pages(job: int) -> dict[str, str]:
             "spool ledger": "/spools/1/ledger", "correction": f"/jobs/{job}/correct?from_spool=1",
             "connect": "/connect", "scan": "/scan", "scan first": SCAN_FIRST,
             "scan first, a filament's label": "/scan?code=" + quote("web+spoolman:f-1"), "setup": "/setup",
-            "offline": "/offline", "schema": "/api/v1/schema", "farm": "/farm",
+            "offline": "/offline", "schema": "/api/v1/schema", "farm": "/farm", "usage reports": "/reports",
             "one printer": "/printers/" + quote(PRINTER), "will it last": "/forecast"}
 
 
@@ -213,7 +213,8 @@ def test_main_flows_have_thumb_sized_targets_and_a_bottom_sheet(browser: Browser
     small: dict[str, list[str]] = {}
     for name, path in {"dashboard": "/", "attention": "/attention", "scan first": SCAN_FIRST, "scan": "/scan",
                        "job": f"/jobs/{scene['job']}", "jobs": "/jobs", "setup": "/setup",
-                       "spool ledger": "/spools/1/ledger", "farm": "/farm", "will it last": "/forecast"}.items():
+                       "spool ledger": "/spools/1/ledger", "farm": "/farm", "will it last": "/forecast",
+                       "usage reports": "/reports"}.items():
         page.goto(path)
         page.wait_for_load_state("load")
         if found := small_targets(page):

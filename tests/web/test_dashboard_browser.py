@@ -105,7 +105,8 @@ def test_end_of_print_summary_then_jobs_page_with_grams_and_cost(page: Page, api
     page.screenshot(path=artifacts / "jobs-phone.png", full_page=True)
     row.locator(".job-link").click()
     expect(page.locator("h1")).to_be_visible()
-    expect(page.locator(".job-head img.plate")).to_be_visible()
+    expect(page.locator(".job-usage .plate-large img")).to_be_visible()  # the plate, shown once
+    expect(page.locator("main img[src$='thumbnail.png']")).to_have_count(1)
     expect(page.locator('.part[data-spool="1"] .cost dd')).to_have_text(re.compile(r"^\d+\.\d\d$"))
 
 

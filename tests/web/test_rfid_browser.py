@@ -46,7 +46,9 @@ def test_offer_to_remember_a_new_tag_on_the_spool_picked_by_hand(
     page: Page, api: httpx.Client, stack: WebStack
 ) -> None:
     printer = stack.printer
-    assert printer is not None
+    assert printer is not None and stack.spoolman is not None
+    store = stack.spoolman.store
+    tag_before = store.get_spool(5)["extra"].get("bambu_tray_uuid")
     stack.call(lambda: printer.push_tray_change(0, 2, tray_uuid=NEW_TAG))
     try:
         page.goto("/")
@@ -61,5 +63,7 @@ def test_offer_to_remember_a_new_tag_on_the_spool_picked_by_hand(
         spool = stack.spoolman.store.get_spool(5)
         assert json.loads(spool["extra"]["bambu_tray_uuid"]) == NEW_TAG
         expect(tile(page, 2)).to_have_attribute("data-spool", "5")
-    finally:
+    finally:  # no tag left behind: the tray's tag and the spool's remembered one as they were
         stack.call(lambda: printer.push_tray_change(0, 2, tray_uuid="0" * 32))
+        store.update_spool(5, {"extra": {"bambu_tray_uuid": tag_before}})
+        assert store.get_spool(5)["extra"].get("bambu_tray_uuid") == tag_before

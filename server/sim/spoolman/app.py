@@ -25,7 +25,7 @@ from server.sim.spoolman.bodies import (
     validation_detail,
 )
 from server.sim.spoolman.query import QueryError
-from server.sim.spoolman.recorder import RECORDER, Exchange, ExchangeRecorder
+from server.sim.spoolman.recorder import BAD_JSON, NO_BODY, RECORDER, Exchange, ExchangeRecorder
 from server.sim.spoolman.store import ENTITY_TYPES, SpoolmanStore, StoreNotFound, StoreRejected
 
 API = "/api/v1"
@@ -47,10 +47,22 @@ def _reply(
     status: int,
     body: Any,
     headers: dict[str, str] | None = None,
+    sent: bytes | None = None,
 ) -> Response[Any]:
     headers = headers or {}
-    recorder.record(Exchange(request.method, request.url.path, status, body, dict(headers)))
+    recorder.record(Exchange(request.method, request.url.path, status, body, dict(headers),
+                             query=tuple(request.query_params.multi_items()), request_body=_decoded(sent),
+                             agent=request.headers.get("user-agent", "")))
     return Response(content=body, status_code=status, headers=headers, media_type="application/json")
+
+
+def _decoded(sent: bytes | None) -> Any:
+    if not sent:
+        return NO_BODY
+    try:
+        return json.loads(sent)
+    except ValueError:
+        return BAD_JSON
 
 
 def _int_path(name: str, raw: str) -> int:
@@ -96,21 +108,22 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
         """Turn a handler's (status, body[, headers]) or a store error into a recorded response."""
 
         async def run(request: Request) -> Response[Any]:
+            sent = await request.body()  # read once here, so the record holds the request as sent
             if api_key is not None and not hmac.compare_digest(
                     request.headers.get("authorization", "").encode(), f"Bearer {api_key}".encode()):
-                return _reply(recorder, request, 401, {"detail": "Not authenticated"})
+                return _reply(recorder, request, 401, {"detail": "Not authenticated"}, sent=sent)
             try:
                 status, body, *rest = await handler(request, **request.path_params)
             except _Answer as answer:
-                return _reply(recorder, request, answer.status, answer.body)
+                return _reply(recorder, request, answer.status, answer.body, sent=sent)
             except StoreNotFound as error:
-                return _reply(recorder, request, 404, {"message": str(error)})
+                return _reply(recorder, request, 404, {"message": str(error)}, sent=sent)
             except StoreRejected as error:
-                return _reply(recorder, request, 400, {"message": str(error)})
+                return _reply(recorder, request, 400, {"message": str(error)}, sent=sent)
             except QueryError as error:
                 detail = [{"loc": ["query", error.param], "msg": str(error), "type": "value_error"}]
-                return _reply(recorder, request, 422, {"detail": detail})
-            return _reply(recorder, request, status, body, rest[0] if rest else None)
+                return _reply(recorder, request, 422, {"detail": detail}, sent=sent)
+            return _reply(recorder, request, status, body, rest[0] if rest else None, sent=sent)
 
         return run
 

@@ -1,7 +1,10 @@
 """Request bodies the stand-in accepts, mirroring the parameter schemas of Spoolman's OpenAPI document.
 
-Unknown keys are ignored (as FastAPI does for Spoolman); only keys the caller sent are applied,
-which is what gives PATCH its "only fields specified are affected" meaning.
+Unknown keys are refused with Spoolman's 422 shape (`extra_forbidden` at `["body", key]`). Spoolman
+itself ignores them (FastAPI's default), which is exactly how a misspelt key from Layerwise's client
+would disappear silently; the stand-in is stricter on purpose so such a key fails the test that sends
+it. Only keys the caller sent are applied, which is what gives PATCH its "only fields specified are
+affected" meaning.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ FieldType = Literal["text", "integer", "integer_range", "float", "float_range", 
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class VendorParameters(_Body):

@@ -20,14 +20,7 @@ _MESSAGE = {"$ref": f"{_DOC_URI}#/components/schemas/Message"}
 
 class OpenApiCheck:
     def __init__(self, document: dict[str, Any], *, prefix: str = "/api/v1") -> None:
-        from jsonschema import Draft202012Validator
-        from referencing import Registry, Resource
-        from referencing.jsonschema import DRAFT202012
-
-        self._validator_class = Draft202012Validator
-        self._registry = Registry().with_resource(
-            _DOC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
-        )
+        self._validator_class, self._registry = schema_registry(document)
         self._prefix = prefix
         # Literal paths first so "/spool/group" is not taken for "/spool/{spool_id}".
         templates = sorted(document["paths"], key=lambda t: (t.count("{"), t))
@@ -85,6 +78,16 @@ class OpenApiCheck:
     def _errors(self, schema: dict[str, Any], exchange: Exchange) -> list[Any]:
         validator = self._validator_class(schema, registry=self._registry)
         return list(validator.iter_errors(exchange.body))
+
+
+def schema_registry(document: dict[str, Any]) -> tuple[Any, Any]:
+    """The JSON Schema validator class and a registry holding ``document`` under the id the refs use."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resource(_DOC_URI, Resource.from_contents(document, default_specification=DRAFT202012))
+    return Draft202012Validator, registry
 
 
 def _template_regex(template: str) -> re.Pattern[str]:

@@ -1,0 +1,111 @@
+"""A person's repairs on the ledger (reject, repoint, send again) change exactly the entries they name,
+in the states they name, and leave them clean: no stale error, no old delivery, a fresh ``updated_at``.
+Written for mutants that survived bench.mutation (issue 16)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ledger_helpers import Line, assign, new_job, open_db
+from sqlmodel import select
+
+from server.billing import ledger
+from server.billing.settlement import READY, REJECTED, WAITING_SPOOL
+from server.db import Database
+from server.db.ledger_tables import LedgerEntry
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def entries_in_states(db: Database) -> dict[str, list[int]]:
+    """Five entries of one job: two ready (tray 0 has spool 7), two waiting for a spool (tray 1 has none),
+    one rejected; every ``updated_at`` set long ago."""
+    assign(db, 0, 7)
+    job = new_job(db)
+    made = ledger.record_bills(db, job, [Line(n, 0, 1.0) for n in range(3)] + [Line(n, 1, 2.0) for n in range(2)],
+                               {0: 0, 1: 1})
+    ready = [e.id for e in made if e.state == READY]
+    waiting = [e.id for e in made if e.state == WAITING_SPOOL]
+    assert len(ready) == 3 and len(waiting) == 2
+    assert ledger.reject(db, ready[2:], "Spoolman has no spool 7") == 1
+    with db.session() as session:
+        for row in session.exec(select(LedgerEntry)):
+            row.updated_at = LONG_AGO
+            session.add(row)
+        session.commit()
+    return {"ready": ready[:2], "waiting": waiting, "rejected": ready[2:]}
+
+
+def rows(db: Database) -> dict[int, LedgerEntry]:
+    with db.session() as session:
+        return {row.id: row for row in session.exec(select(LedgerEntry)) if row.id is not None}
+
+
+def touched(db: Database) -> set[int]:
+    return {i for i, row in rows(db).items() if row.updated_at.replace(tzinfo=UTC) != LONG_AGO}
+
+
+def test_reject_takes_only_ready_entries_and_says_why(tmp_path) -> None:
+    db = open_db(tmp_path)
+    ids = entries_in_states(db)
+    asked = ids["ready"][:1] + ids["waiting"] + ids["rejected"]
+    assert ledger.reject(db, asked, "the spool is gone") == 1  # only the ready one
+    now = rows(db)
+    assert now[ids["ready"][0]].state == REJECTED and now[ids["ready"][0]].error == "the spool is gone"
+    assert now[ids["ready"][1]].state == READY  # not named
+    assert all(now[i].state == WAITING_SPOOL for i in ids["waiting"])
+    assert now[ids["rejected"][0]].error == "Spoolman has no spool 7"  # already rejected: unchanged
+    assert touched(db) == {ids["ready"][0]}
+
+
+def test_repoint_moves_rejected_and_waiting_entries_cleanly(tmp_path) -> None:
+    db = open_db(tmp_path)
+    ids = entries_in_states(db)
+    asked = ids["rejected"] + ids["waiting"][:1] + ids["ready"][:1]
+    assert ledger.repoint(db, asked, 9) == 2  # not the ready one
+    now = rows(db)
+    for i in ids["rejected"] + ids["waiting"][:1]:
+        assert (now[i].spool_id, now[i].state, now[i].error, now[i].delivery_id) == (9, READY, None, None)
+    assert now[ids["waiting"][1]].state == WAITING_SPOOL  # not named
+    assert now[ids["ready"][0]].spool_id == 7
+    assert touched(db) == {*ids["rejected"], ids["waiting"][0]}
+
+
+def test_send_again_requeues_only_the_named_rejected_entries(tmp_path) -> None:
+    db = open_db(tmp_path)
+    ids = entries_in_states(db)
+    other = ids["ready"][1]
+    assert ledger.reject(db, [other], "refused") == 1
+    with db.session() as session:
+        row = session.get(LedgerEntry, other)
+        assert row is not None
+        row.updated_at = LONG_AGO
+        session.add(row)
+        session.commit()
+    assert ledger.requeue_rejected(db, ids["rejected"] + ids["waiting"]) == 1
+    now = rows(db)
+    assert (now[ids["rejected"][0]].state, now[ids["rejected"][0]].error) == (READY, None)
+    assert now[ids["rejected"][0]].delivery_id is None
+    assert (now[other].state, now[other].error) == (REJECTED, "refused")  # rejected too, but not named
+    assert touched(db) == set(ids["rejected"])
+
+
+def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
+    from server.billing import deliveries
+    from server.billing.settlement import SpoolReading
+
+    db = open_db(tmp_path)
+    assign(db, 0, 7)
+    assign(db, 1, 8)
+    job = new_job(db)
+    made = ledger.record_bills(db, job, [Line(n, 0, 1.0) for n in range(3)] + [Line(n, 1, 2.0) for n in range(2)],
+                               {0: 0, 1: 1})
+    on_7 = [e.id for e in made if e.spool_id == 7]
+    on_8 = [e.id for e in made if e.spool_id == 8]
+    first = deliveries.begin_delivery(db, 8, on_8, mm=4.0, expected_g=0.01, before=SpoolReading(0.0, None))
+    second = deliveries.begin_delivery(db, 7, on_7[:2], mm=2.0, expected_g=0.01, before=SpoolReading(0.0, None))
+    listed = ledger.deliveries(db)
+    assert [(d.id, d.spool_id, d.entry_ids) for d in listed] == [(first.id, 8, tuple(sorted(on_8))),
+                                                                 (second.id, 7, tuple(sorted(on_7[:2])))]
+    assert [(d.id, d.entry_ids) for d in ledger.deliveries(db, spool_id=7)] == [(second.id, tuple(sorted(on_7[:2])))]
+    assert ledger.deliveries(db, spool_id=9) == []
