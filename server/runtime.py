@@ -78,7 +78,7 @@ class Runtime:
             outbox = Outbox(
                 db,
                 spoolman,
-                on_change=lambda spool_id: _spool_changed(spools, bus, spool_id),
+                on_change=lambda spool_id: _spool_changed(spools, bus, spool_id), on_fresh=spools.put,
                 settle_grace=settle_grace(settings.spoolman.timeout),
             )
         data_dir = settings.server.data_dir
