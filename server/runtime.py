@@ -109,7 +109,7 @@ class Runtime:
             outbox = Outbox(
                 db,
                 spoolman,
-                on_change=lambda spool_id: _spool_changed(spools, bus, spool_id),
+                on_change=lambda spool_id: _spool_changed(spools, bus, spool_id), on_fresh=spools.put,
                 settle_grace=settle_grace(settings.spoolman.timeout),
                 on_delivered=metrics.delivered,
             )

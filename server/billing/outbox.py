@@ -92,10 +92,14 @@ class Outbox:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_slot_cleared: Callable[[str, int], None] | None = None,
         on_delivered: Callable[[list[datetime], datetime], None] | None = None,
+        on_fresh: Callable[[Spool], None] | None = None,
     ) -> None:
         self.db = db
         self.client = client
         self.on_change = on_change  # told the spool id after every delivery (cache, event bus)
+        # Told the spool as Spoolman answered a delivery: the cache keeps it instead of every open page
+        # fetching it again (a farm's pages did so after each of its bills, bench.farm).
+        self.on_fresh = on_fresh
         self.max_batch = max_batch
         self.settle_grace = settle_grace
         self.clock = clock  # wall clock of sent_at and the grace (tests move it by hand)
@@ -235,7 +239,7 @@ class Outbox:
         )
         archived = self._archived_note(spool)
         note = f"{verdict.reason}; {archived}" if archived else verdict.reason
-        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note)
+        await self._finish(delivery.id, delivery.spool_id, state, after=spool.used_weight, note=note, fresh=spool)
         if self.on_delivered is not None and state == DELIVERED:
             self.on_delivered(await asyncio.to_thread(deliveries.written_times, self.db, delivery.id),
                               datetime.now(UTC))
@@ -300,7 +304,8 @@ class Outbox:
             # A 4xx answer means Spoolman did not apply it: visible, never retried blindly.
             await self._finish(delivery.id, delivery.spool_id, REJECTED, note=f"Spoolman refused the use: {error}")
             return True
-        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived)
+        await self._finish(delivery.id, delivery.spool_id, DELIVERED, after=used.used_weight, note=archived,
+                           fresh=used)
         if self.on_delivered is not None:
             self.on_delivered([entry.created_at for entry in batch], datetime.now(UTC))
         return True
@@ -340,7 +345,8 @@ class Outbox:
         log.warning("%d bill(s) for spool %d rejected: %s", len(batch), spool_id, note)
 
     async def _finish(
-        self, delivery: int, spool_id: int, state: str, *, after: float | None = None, note: str | None = None
+        self, delivery: int, spool_id: int, state: str, *, after: float | None = None, note: str | None = None,
+        fresh: Spool | None = None,
     ) -> None:
         await asyncio.to_thread(deliveries.finish_delivery, self.db, delivery, state, after_used_weight=after,
                                 note=note)
@@ -348,6 +354,8 @@ class Outbox:
             log.warning("delivery %d to spool %d rejected: %s", delivery, spool_id, note)
         if self.on_change is not None and state in (DELIVERED, DOUBTFUL):
             self.on_change(spool_id)
+        if self.on_fresh is not None and fresh is not None and state in (DELIVERED, DOUBTFUL):
+            self.on_fresh(fresh)
 
     def _settle_wait(self, delivery: ledger.DeliveryData) -> float:
         """Seconds before a request with a lost answer may be settled.

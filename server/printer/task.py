@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -25,7 +26,16 @@ from server.events import Event, EventBus
 from server.printer.errors import BadReport
 from server.printer.link import LinkStatus, PrinterLink
 from server.printer.refusals import is_full_report
-from server.printer.snapshot import BLANK, PrinterSnapshot, ProjectFile, TrayMemo, project_file, snapshot
+from server.printer.snapshot import (
+    BLANK,
+    PrinterSnapshot,
+    ProjectFile,
+    TrayMemo,
+    project_file,
+    reported_fields,
+    same_state,
+    snapshot,
+)
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView
@@ -128,8 +138,13 @@ class PrinterTask(Generic[Jobs]):
             try:
                 report, problems = clean_report(body)
                 state = merge_clean(self.state, report, problems)
-                current = snapshot(state, version=self.version, echo=self.project_file, report=report,
-                                   once=self.once, memo=self._trays)
+                changed = bool(problems) or not same_state(state, self.state)
+                if changed:
+                    current = snapshot(state, version=self.version, echo=self.project_file, report=report,
+                                       once=self.once, memo=self._trays)
+                else:  # nothing Layerwise reads changed: the last snapshot, with what this report named
+                    reported = reported_fields(report)
+                    current = previous if previous.reported == reported else replace(previous, reported=reported)
             except Exception as exc:
                 # Cleaning should make this impossible; should it happen, the report is dropped and the
                 # last good state stays, so tracking goes on with the next report.
@@ -146,9 +161,17 @@ class PrinterTask(Generic[Jobs]):
                 except Exception as exc:  # a matching bug must not take the link down: once per kind
                     self.once.warn(f"rfid:{type(exc).__name__}", "RFID matching failed on a report (%s)",
                                    type(exc).__name__, exc_info=exc)
+            if not changed:
+                # The pages would show the same again (last_seen is only shown offline): no event, so a
+                # farm's open pages do not re-read a printer for each of its temperature reports.
+                self._persist_if_due()
+                return
         else:
             return
         self.bus.publish(Event("printer", self.name, {}))
+        self._persist_if_due()
+
+    def _persist_if_due(self) -> None:
         if time.monotonic() - self._persisted_at > PERSIST_EVERY:
             self._persisted_at = time.monotonic()
             # In a worker thread, off the path of the next report; a snapshot of the state is taken now.

@@ -35,11 +35,15 @@ class SpoolDirectory:
     def put(self, spool: Spool) -> None:
         self._entries[spool.id] = (time.monotonic(), spool)
 
+    def _fresh(self, spool_id: int, now: float) -> tuple[float, Spool | None] | None:
+        cached = self._entries.get(spool_id)
+        return cached if cached and now - cached[0] < self.ttl else None
+
     async def get(self, spool_id: int) -> Spool | None:
         """The spool, ``None`` if Spoolman says it does not exist; raises if unreachable."""
         now = time.monotonic()
-        cached = self._entries.get(spool_id)
-        if cached and now - cached[0] < self.ttl:
+        cached = self._fresh(spool_id, now)
+        if cached:
             return cached[1]
         if self.client is None:
             return None
@@ -55,8 +59,13 @@ class SpoolDirectory:
     async def get_many(self, spool_ids: Iterable[int]) -> dict[int, Spool | None]:
         """Spools by id; on an outage the ones not cached are left out and ``last_error`` says why."""
         ids = sorted(set(spool_ids))
-        results = await asyncio.gather(*(self.get(i) for i in ids), return_exceptions=True)
+        now = time.monotonic()
         found: dict[int, Spool | None] = {}
+        for spool_id in ids:  # the cached ones without a task each (pages ask for a farm's spools every second)
+            if cached := self._fresh(spool_id, now):
+                found[spool_id] = cached[1]
+        ids = [spool_id for spool_id in ids if spool_id not in found]
+        results = await asyncio.gather(*(self.get(i) for i in ids), return_exceptions=True)
         errors = []
         for spool_id, result in zip(ids, results, strict=True):
             if isinstance(result, SpoolmanError):

@@ -191,9 +191,14 @@ def _drift(tray: TrayView, spool: Spool | None) -> float | None:
     return drift(spool.remaining_weight, tray.remain_percent, net)
 
 
-async def printer_out(runtime: Runtime, task: PrinterTask) -> PrinterOut:
+async def printer_out(runtime: Runtime, task: PrinterTask,
+                      assigned: list[repo.SlotAssignmentData] | None = None) -> PrinterOut:
+    """The printer for pages and the API (``assigned``: its slots' spools, when the caller read them for
+    many printers at once, as the farm view does: one thread hop per printer was a cost there)."""
     view: PrinterView = task.view()
-    assignments = {a.tray: a for a in await runtime.slots.assignments(task.name)}
+    if assigned is None:
+        assigned = await runtime.slots.assignments(task.name)
+    assignments = {a.tray: a for a in assigned}
     spools: dict[int, Spool | None] = {}
     spoolman_error = None
     try:

@@ -86,6 +86,19 @@ async def test_bills_reach_each_spool_in_order(db: Database, standin: SpoolmanSt
     assert (await outbox.backlog()).backlog.count == 0
 
 
+async def test_the_spool_spoolman_answers_a_use_with_is_handed_on(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """The cache keeps Spoolman's answer to a use (pages need not fetch the spool again)."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 12.5}, 1, {0: 0})
+    fresh: list[Spool] = []
+    await make_outbox(db, client, on_fresh=fresh.append).drain()
+
+    assert [s.id for s in fresh] == [spool]
+    assert fresh[0].used_weight == pytest.approx(standin.store.get_spool(spool)["used_weight"])
+
+
 async def test_zero_length_bills_are_settled_without_a_request(
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient
 ) -> None:
