@@ -143,28 +143,53 @@ def _mutmut(work: Path, args: list[str], log: Path, minutes: float | None) -> No
             mutmut.wait()
 
 
-def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None, every: int = 1) -> int:
-    work = Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
+def _copy_tests(work: Path) -> None:
+    """The repository's tests as they are now, into a kept work folder and mutmut's copy of it."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "tests"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for target in (work, work / "mutants"):
+        for name in names:
+            if (ROOT / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, target / name)
+
+
+def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None, every: int = 1,
+               again: Path | None = None) -> int:
+    """Mutate and test in a fresh scratch folder; or, with ``again`` (a folder kept by an earlier run),
+    bring in today's tests and rerun only that run's survivors (mutmut records which tests reach what for
+    the new tests alone; killed mutants stay killed as long as tests are only added or made stricter)."""
+    work = again or Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
+    keep = keep or again is not None
     try:
-        copy_repository(work)
-        configure(work, modules, tests)
         started = time.monotonic()
         log = work / "mutmut.log"
-        chosen: list[str] = []
-        if every > 1:
+        if again:
+            _copy_tests(work)
+            chosen = json.loads((work / "sample.json").read_text(encoding="utf-8"))
+            before = results(work)
+            survived = [n for n in chosen if before.get(n.replace("__init__.", "")) == "survived"]
+            if survived:  # (no names at all would mean every mutant)
+                _mutmut(work, survived, log, minutes)
+        else:
+            copy_repository(work)
+            configure(work, modules, tests)
             # A name no mutant has: mutmut generates every mutant and records which tests reach what, then stops.
             _mutmut(work, ["no-such-mutant"], log, None)
             chosen = sample(mutant_names(work), every)
-        _mutmut(work, chosen, log, minutes)
-        statuses = results(work)
-        if every > 1:
-            # mutmut reports a package's own mutants without the ``__init__`` its files name them by
-            statuses = {name: statuses.get(name.replace("__init__.", ""), "not checked") for name in chosen}
+            (work / "sample.json").write_text(json.dumps(chosen), encoding="utf-8")
+            _mutmut(work, chosen if every > 1 else [], log, minutes)
+        # mutmut reports a package's own mutants without the ``__init__`` its files name them by
+        found = results(work)
+        statuses = {name: found.get(name.replace("__init__.", ""), "not checked") for name in chosen}
         text, score = table(statuses)
         print(f"\nmutmut over {', '.join(modules)}\ntests: {' '.join(tests)} (not slow, not browser, "
               f"hypothesis at most {EXAMPLES} examples)")
-        if every > 1:
-            print(f"sample: every {every}th mutant sorted by name, from the first ({len(chosen)} mutants)")
+        every_name = mutant_names(work)
+        if len(chosen) < len(every_name):
+            print(f"sample: every k-th mutant sorted by name, from the first ({len(chosen)} of {len(every_name)})")
+        if again:
+            print("rerun: the survivors of the run kept in this folder, against today's tests")
         print(f"{time.monotonic() - started:.0f} s, one worker\n")
         print(text)
         survivors = sorted(name for name, status in statuses.items() if status == "survived")
@@ -189,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", nargs="+", default=MODULES, help="globs of what to mutate")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test folders or files that run")
     parser.add_argument("--every", type=int, default=1, help="mutate a sample: every k-th mutant sorted by name")
+    parser.add_argument("--again", type=Path, help="a folder kept by --keep: rerun its survivors with today's tests")
     args = parser.parse_args(argv)
     if args.explicit:
         from bench.mutation.explicit import run_explicit
 
         return run_explicit()
-    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every)
+    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again)
