@@ -6,17 +6,24 @@ from survivors of ``python -m bench.mutation`` (issue 16)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from server.analysis import analyze_file
 from server.analysis.errors import BadMetadata
 from server.analysis.metadata import (
     MAX_FILAMENT_INDEX,
+    ArchiveMetadata,
     PlateObject,
     parse_header,
     parse_model_settings,
     parse_plate_json,
     parse_slice_info,
+    specs_from_settings,
 )
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "print-files"
 
 LAST = MAX_FILAMENT_INDEX + 1  # the highest filament number (1-based) a slicer file may use
 
@@ -98,3 +105,25 @@ def test_a_json_members_error_says_what_is_wrong() -> None:
         parse_plate_json(b"{\"a\": }")
     with pytest.raises(BadMetadata, match="plate json is not valid JSON: nested too deeply"):
         parse_plate_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_the_header_gives_each_used_filaments_length_and_weight() -> None:
+    header = parse_header({"filament": "1,4", "total filament length [mm]": "7854.52,2915.81",
+                           "total filament weight [g]": "23.43,8.70"})
+    assert header.lengths_mm == {0: pytest.approx(7854.52), 3: pytest.approx(2915.81)}
+    assert header.weights_g == {0: pytest.approx(23.43), 3: pytest.approx(8.70)}
+
+
+def test_filament_specs_are_numbered_from_0_in_the_settings_order() -> None:
+    specs = specs_from_settings({"filament_type": ["PLA", "PETG"], "filament_density": ["1.24", "1.27"]})
+    assert [(i, s.index, s.type, s.density) for i, s in specs.items()] == [(0, 0, "PLA", 1.24), (1, 1, "PETG", 1.27)]
+
+
+def test_the_plate_json_may_list_filament_0() -> None:
+    meta = ArchiveMetadata(plate=1, plate_json={"filament_ids": [0, 3]})
+    assert meta.used_filaments() == (0, 3)
+
+
+def test_the_analysis_carries_the_plates_weight_from_slice_info() -> None:
+    analysis = analyze_file(FIXTURES / "p1s-2colour-bs2.05.gcode.3mf")
+    assert analysis.weight_g == pytest.approx(32.12)  # <metadata key="weight" value="32.12"/> in the file
