@@ -11,6 +11,7 @@ import pytest
 
 from server.analysis import NotAZip, PlateNotFound, UnsafeArchive, analyze_file, analyze_gcode_stream, read_metadata
 from server.analysis.archive import plate_number
+from server.analysis.gcode import MAX_LAYER_MM
 from server.analysis.scanner import GcodeScanner
 
 GCODE = b"M620 S0A\nT0\nG1 E5\nM73 L1\nG1 X1 E2.5\n"
@@ -65,3 +66,10 @@ def test_the_analysis_reports_the_gcode_size_and_the_plate_name(tmp_path: Path) 
                                             "Metadata/model_settings.config": MODEL_SETTINGS})
     assert analyze_file(path).gcode_bytes == len(GCODE)
     assert read_metadata(path).plate_name == "Lid"
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_a_layer_of_exactly_the_bound_is_accepted(vectorised: bool) -> None:
+    half = MAX_LAYER_MM / 2
+    data = f"T0\nM83\nM73 L1\nG1 X1 E{half}\nG1 X1 E{half}\nM73 L2\n".encode()
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers[1] == {0: MAX_LAYER_MM}
