@@ -127,3 +127,6 @@ def test_the_plate_json_may_list_filament_0() -> None:
 def test_the_analysis_carries_the_plates_weight_from_slice_info() -> None:
     analysis = analyze_file(FIXTURES / "p1s-2colour-bs2.05.gcode.3mf")
     assert analysis.weight_g == pytest.approx(32.12)  # <metadata key="weight" value="32.12"/> in the file
+    # project_settings.config: filament_settings_id "Generic PLA", diameter 1.75, density 1.24 (filaments 1, 4)
+    assert {(f.settings_id, f.diameter, f.density) for f in analysis.filaments.values()} == {("Generic PLA", 1.75,
+                                                                                               1.24)}

@@ -109,6 +109,7 @@ def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
                                                                  (second.id, 7, tuple(sorted(on_7[:2])))]
     assert [(d.id, d.entry_ids) for d in ledger.deliveries(db, spool_id=7)] == [(second.id, tuple(sorted(on_7[:2])))]
     assert ledger.deliveries(db, spool_id=9) == []
+    assert {d.state for d in listed} == {"sending"}  # begun, not yet answered
 
 
 def test_assign_and_release_answers_the_assignment_it_stored(tmp_path) -> None:

@@ -88,3 +88,4 @@ async def test_a_lost_request_is_settled_when_its_grace_ends_without_another_wak
         outbox.wake()  # the only wake: the worker must come back by itself when the grace is over
         await wait_until(lambda: [e.state for e in ledger.entries(db)] == [DELIVERED])
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
+
