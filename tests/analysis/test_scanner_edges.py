@@ -73,3 +73,10 @@ def test_a_layer_of_exactly_the_bound_is_accepted(vectorised: bool) -> None:
     half = MAX_LAYER_MM / 2
     data = f"T0\nM83\nM73 L1\nG1 X1 E{half}\nG1 X1 E{half}\nM73 L2\n".encode()
     assert analyze_gcode_stream([data], vectorised=vectorised).layers[1] == {0: MAX_LAYER_MM}
+
+
+def test_the_thumbnail_is_the_one_the_model_settings_name(tmp_path: Path) -> None:
+    settings = MODEL_SETTINGS.replace(b"</plate>", b'<metadata key="thumbnail_file" value="Metadata/lid.png"/></plate>')
+    path = _zip(tmp_path / "t.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/model_settings.config": settings,
+                                            "Metadata/lid.png": b"\x89PNG", "Metadata/plate_1.png": b"\x89PNG"})
+    assert read_metadata(path).thumbnail == "Metadata/lid.png"
