@@ -3,7 +3,10 @@
 ``python -m bench.mutation`` copies the repository (what git tracks, plus uncommitted edits) into a
 temporary folder, writes mutmut's settings there, runs ``mutmut run --max-children 1`` (one worker:
 the machine is shared) and prints killed / survived per module. Nothing is written into the
-repository. ``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
+repository. The whole scope is ~4,000 mutants, so ``--every K`` measures a deterministic sample (every
+K-th mutant sorted by name), and ``--keep`` + ``--again FOLDER`` rerun a kept run's survivors after new
+tests. Property tests run at most a few examples under mutation (``bench/mutation/fast.py``).
+``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
 one by one and says which tests kill each (every one must be killed).
 
 Why mutmut rather than cosmic-ray: mutmut 3 first records which tests reach each function and then
