@@ -80,3 +80,13 @@ def test_the_thumbnail_is_the_one_the_model_settings_name(tmp_path: Path) -> Non
     path = _zip(tmp_path / "t.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/model_settings.config": settings,
                                             "Metadata/lid.png": b"\x89PNG", "Metadata/plate_1.png": b"\x89PNG"})
     assert read_metadata(path).thumbnail == "Metadata/lid.png"
+
+
+def test_without_numpy_the_vector_engine_is_refused_by_name_and_the_default_falls_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("server.analysis.scanner.vector_module", lambda: None)  # as if numpy were missing
+    with pytest.raises(RuntimeError, match=r"^numpy is not installed$"):
+        GcodeScanner(vectorised=True).feed(GCODE)
+    scanner = GcodeScanner()
+    scanner.feed(GCODE)
+    assert scanner.finish().layer_count == 1
