@@ -3,7 +3,10 @@
 ``python -m bench.mutation`` copies the repository (what git tracks, plus uncommitted edits) into a
 temporary folder, writes mutmut's settings there, runs ``mutmut run --max-children 1`` (one worker:
 the machine is shared) and prints killed / survived per module. Nothing is written into the
-repository. ``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
+repository. The whole scope is ~4,000 mutants, so ``--every K`` measures a deterministic sample (every
+K-th mutant sorted by name), and ``--keep`` + ``--again FOLDER`` rerun a kept run's survivors after new
+tests. Property tests run at most a few examples under mutation (``bench/mutation/fast.py``).
+``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
 one by one and says which tests kill each (every one must be killed).
 
 Why mutmut rather than cosmic-ray: mutmut 3 first records which tests reach each function and then
@@ -16,6 +19,7 @@ place while it does. Both install from PyPI and run offline.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -25,6 +29,8 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from bench.mutation.fast import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 # What is mutated, and the test folders that must kill it.
@@ -37,7 +43,8 @@ MODULES = [
 ]
 TESTS = ["tests/analysis", "tests/billing"]
 # Tests that start other processes or browsers would not see the mutant (it lives in the forked worker).
-DESELECT = ["-m", "not slow and not browser", "-p", "no:cacheprovider", "-q",
+# bench.mutation.fast caps every hypothesis test at a few examples, so one mutant costs about a second.
+DESELECT = ["-m", "not slow and not browser", "-p", "no:cacheprovider", "-q", "-p", "bench.mutation.fast",
             "--deselect", "tests/billing/test_outbox_sigkill.py"]
 GOAL = 0.90
 
@@ -114,25 +121,78 @@ def _row(name: str, counts: Counter[str]) -> str:
             f"{counts['no tests']:8d} {counts['not run']:7d} {share:>8}")
 
 
-def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None) -> int:
-    work = Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
+def mutant_names(work: Path) -> list[str]:
+    """Every mutant mutmut generated, sorted by name (from its ``mutants/**/*.meta`` files)."""
+    names: list[str] = []
+    for meta in (work / "mutants").rglob("*.meta"):
+        names.extend(json.loads(meta.read_text(encoding="utf-8")).get("exit_code_by_key", {}))
+    return sorted(names)
+
+
+def sample(names: list[str], every: int) -> list[str]:
+    """The deterministic sample: the 1st, (k+1)th, (2k+1)th ... of the mutants sorted by name."""
+    return names[::every]
+
+
+def _mutmut(work: Path, args: list[str], log: Path, minutes: float | None) -> None:
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    with log.open("a", encoding="utf-8") as sink:  # its progress line redraws itself: kept out of the output
+        mutmut = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *args], cwd=work,
+                                  env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            mutmut.wait(timeout=minutes * 60 if minutes else None)
+        except subprocess.TimeoutExpired:  # time-boxed: what ran is reported, the rest as "not run"
+            os.killpg(mutmut.pid, signal.SIGTERM)  # mutmut and the worker it forked, nothing else
+            mutmut.wait()
+
+
+def _copy_tests(work: Path) -> None:
+    """The repository's tests as they are now, into a kept work folder and mutmut's copy of it."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "tests"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for target in (work, work / "mutants"):
+        for name in names:
+            if (ROOT / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, target / name)
+
+
+def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None, every: int = 1,
+               again: Path | None = None) -> int:
+    """Mutate and test in a fresh scratch folder; or, with ``again`` (a folder kept by an earlier run),
+    bring in today's tests and rerun only that run's survivors (mutmut records which tests reach what for
+    the new tests alone; killed mutants stay killed as long as tests are only added or made stricter)."""
+    work = again or Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
+    keep = keep or again is not None
     try:
-        copy_repository(work)
-        configure(work, modules, tests)
-        env = {**os.environ, "PYTHONPATH": str(work)}
         started = time.monotonic()
-        log = work / "mutmut.log"  # its progress line redraws itself hundreds of times: kept out of the output
-        with log.open("w", encoding="utf-8") as sink:
-            mutmut = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work,
-                                      env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                mutmut.wait(timeout=minutes * 60 if minutes else None)
-            except subprocess.TimeoutExpired:  # time-boxed: what ran is reported, the rest as "not run"
-                os.killpg(mutmut.pid, signal.SIGTERM)  # mutmut and the worker it forked, nothing else
-                mutmut.wait()
-        statuses = results(work)
+        log = work / "mutmut.log"
+        if again:
+            _copy_tests(work)
+            chosen = json.loads((work / "sample.json").read_text(encoding="utf-8"))
+            before = results(work)
+            survived = [n for n in chosen if before.get(n.replace("__init__.", "")) == "survived"]
+            if survived:  # (no names at all would mean every mutant)
+                _mutmut(work, survived, log, minutes)
+        else:
+            copy_repository(work)
+            configure(work, modules, tests)
+            # A name no mutant has: mutmut generates every mutant and records which tests reach what, then stops.
+            _mutmut(work, ["no-such-mutant"], log, None)
+            chosen = sample(mutant_names(work), every)
+            (work / "sample.json").write_text(json.dumps(chosen), encoding="utf-8")
+            _mutmut(work, chosen if every > 1 else [], log, minutes)
+        # mutmut reports a package's own mutants without the ``__init__`` its files name them by
+        found = results(work)
+        statuses = {name: found.get(name.replace("__init__.", ""), "not checked") for name in chosen}
         text, score = table(statuses)
-        print(f"\nmutmut over {', '.join(modules)}\ntests: {' '.join(tests)} (not slow, not browser)")
+        print(f"\nmutmut over {', '.join(modules)}\ntests: {' '.join(tests)} (not slow, not browser, "
+              f"hypothesis at most {EXAMPLES} examples)")
+        every_name = mutant_names(work)
+        if len(chosen) < len(every_name):
+            print(f"sample: every k-th mutant sorted by name, from the first ({len(chosen)} of {len(every_name)})")
+        if again:
+            print("rerun: the survivors of the run kept in this folder, against today's tests")
         print(f"{time.monotonic() - started:.0f} s, one worker\n")
         print(text)
         survivors = sorted(name for name, status in statuses.items() if status == "survived")
@@ -156,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, help="stop mutmut after this long and report what ran")
     parser.add_argument("--modules", nargs="+", default=MODULES, help="globs of what to mutate")
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test folders or files that run")
+    parser.add_argument("--every", type=int, default=1, help="mutate a sample: every k-th mutant sorted by name")
+    parser.add_argument("--again", type=Path, help="a folder kept by --keep: rerun its survivors with today's tests")
     args = parser.parse_args(argv)
     if args.explicit:
         from bench.mutation.explicit import run_explicit
 
         return run_explicit()
-    return run_mutmut(args.modules, args.tests, args.keep, args.minutes)
+    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again)

@@ -21,7 +21,7 @@ from server.analysis import (
     plate_thumbnail,
     read_metadata,
 )
-from server.analysis.archive import _inflate, plate_number
+from server.analysis.archive import _inflate, file_chunks, plate_number
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
 XMAS = FIXTURES / "xmas-pud-x1c-4colour.gcode.3mf"
@@ -85,6 +85,23 @@ def test_plain_gcode_size_cap(tmp_path: Path) -> None:
     path.write_bytes(GCODE * 100)
     with pytest.raises(UnsafeArchive):
         analyze_file(path, limits=Limits(max_gcode_bytes=1000, chunk_size=256))
+
+
+def test_plain_gcode_exactly_at_the_size_cap_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "full.gcode"
+    path.write_bytes(GCODE * 10)
+    size = len(GCODE) * 10
+    assert analyze_file(path, limits=Limits(max_gcode_bytes=size, chunk_size=256)).layer_count > 0
+    with pytest.raises(UnsafeArchive, match=f"cap of {size - 1} bytes"):
+        analyze_file(path, limits=Limits(max_gcode_bytes=size - 1, chunk_size=256))
+
+
+def test_a_missing_plain_gcode_says_it_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(AnalysisError, match="cannot read the file: No such file or directory"):
+        analyze_file(tmp_path / "gone.gcode")
+    # Also when it goes between the zip check and the read (the reader opens the file itself).
+    with pytest.raises(AnalysisError, match="cannot read the file: No such file or directory"):
+        next(file_chunks(tmp_path / "gone.gcode"))
 
 
 def test_truncated_archive(tmp_path: Path) -> None:

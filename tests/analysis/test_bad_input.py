@@ -78,6 +78,8 @@ def test_non_finite_or_absurd_extrusion_is_a_file_error_naming_line_and_layer(li
     kind, message = fast  # type: ignore[misc]
     assert kind is AbsurdExtrusion and issubclass(kind, BadGcode)
     assert "line 10" in message and "layer 3" in message, message
+    shown = line.strip().decode()
+    assert repr(shown if len(shown) <= 40 else shown[:40] + "...") in message, "the offending line is quoted"
 
 
 def test_absurd_extrusion_is_refused_wherever_the_stream_is_cut() -> None:
@@ -213,7 +215,7 @@ def test_complete_overlong_line_is_a_file_error(length: int) -> None:
     for chunk in (None, 5000):
         fast, slow = both(data, chunk)
         assert fast == slow and fast[0] is LineTooLong, fast  # type: ignore[index]
-        assert "line 8" in fast[1]  # type: ignore[index]
+        assert "line 8 is longer than 256 KiB" in fast[1]  # type: ignore[index]
 
 
 def test_lines_up_to_the_limit_are_fine() -> None:
@@ -248,7 +250,7 @@ def test_gcode_without_layers_is_a_file_error(
     plain.write_bytes(content)
     archive = make_zip(tmp_path / "empty.gcode.3mf", {"Metadata/plate_1.gcode": content})
     for path in (plain, archive):
-        with pytest.raises(NoLayers, match="no layers"):
+        with pytest.raises(NoLayers, match=r"no layers .*: empty, or not a gcode sliced for a Bambu Lab printer$"):
             analyze_file(path)
         assert main(["analyze", str(path)]) == 1
         assert "no layers" in one_line_error(capsys)

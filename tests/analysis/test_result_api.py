@@ -50,3 +50,14 @@ def test_layer_numbers_out_of_range(analysis: PrintAnalysis) -> None:
             analysis.layer_at_percent(n, 50)
     with pytest.raises(IndexError, match=r"^layer -1 is negative$"):
         analysis.used_through(-1)
+
+
+def test_used_through_adds_the_prelude_and_every_layer_up_to_n() -> None:
+    made = PrintAnalysis.from_json(analyze_file(P2S).to_json())  # built here: its running sums are built now
+    running: dict[int, float] = {}
+    for n in range(made.layer_count + 1):
+        for k, v in (made.prelude() if n == 0 else made.layer(n)).items():
+            running[k] = running.get(k, 0.0) + v
+        assert made.used_through(n) == pytest.approx(running), n
+    assert made.totals() == pytest.approx(running)
+    assert made.used_through(made.layer_count + 5) == pytest.approx(running)  # past the end: everything

@@ -63,6 +63,8 @@ def test_engines_agree_on_real_files(name: str) -> None:
         b"G1 X1 E2\r",
         b"G12 E5",
         b"G1E5",
+        b"G4 E5",  # G4-G9 are no moves, whatever words follow
+        b"G9 X1 E5",
     ],
 )
 def test_number_forms_agree(line: bytes) -> None:
@@ -73,12 +75,18 @@ def test_number_forms_agree(line: bytes) -> None:
     assert fast[2] == slow[2]  # last values
 
 
+def test_engines_agree_on_a_buffer_without_its_padding() -> None:
+    text = b"\nM73 L1\nG1 X1 E1.5\nT1\nG1 X1 E2\nM73 L2\n"
+    assert index(text, len(text) - 1) == regex_index(text + PADDING, len(text) - 1)
+
+
 def test_event_lines_agree() -> None:
     text = (
         b"M73 L1\nM73 P5 R3\nM73 E50\nM620.11 S1 E-1\nM620.1 E\nM628 S1\nM629\nM82\nM83\nM84\nG92 E0\nG00 E1\n"
         b"G04 P1\nT0\nT\nTx\nN12 G1 E1\n  G1 E1\n\tG1 E1\n;VG1 E1\n; total layer number: 5\n; filament: 1\n"
         b"; filamen\n; model printing time: 1m\n; FEATURE: x\nG1 X1 E1\n  ; indented comment E5\n \t;VG1 E2\n"
         b"   \n\t\r\n  M83\n"
+        b"T:\nN:1 G1 E1\nT/\n"  # ':' and '/' border the digits: no tool change, no line number
     )
     fast, slow = _both(text)
     assert fast == slow

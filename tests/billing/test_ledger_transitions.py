@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ledger_helpers import Line, assign, new_job, open_db
+from ledger_helpers import PRINTER, Line, assign, new_job, open_db
 from sqlmodel import select
 
 from server.billing import ledger
 from server.billing.settlement import READY, REJECTED, WAITING_SPOOL
-from server.db import Database
+from server.db import Database, repo
 from server.db.ledger_tables import LedgerEntry
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -109,3 +109,13 @@ def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
                                                                  (second.id, 7, tuple(sorted(on_7[:2])))]
     assert [(d.id, d.entry_ids) for d in ledger.deliveries(db, spool_id=7)] == [(second.id, tuple(sorted(on_7[:2])))]
     assert ledger.deliveries(db, spool_id=9) == []
+    assert {d.state for d in listed} == {"sending"}  # begun, not yet answered
+
+
+def test_assign_and_release_answers_the_assignment_it_stored(tmp_path) -> None:
+    db = open_db(tmp_path)
+    ids = entries_in_states(db)
+    assignment, released = ledger.assign_and_release(db, PRINTER, 1, 9, "manual")
+    assert released == len(ids["waiting"])  # tray 1's waiting bills now go to spool 9
+    (stored,) = [a for a in repo.list_assignments(db, PRINTER) if a.tray == 1]
+    assert assignment == stored and (assignment.printer, assignment.tray, assignment.spool_id) == (PRINTER, 1, 9)
