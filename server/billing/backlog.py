@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,6 +54,23 @@ class Backlog:
     @property
     def count(self) -> int:
         return sum(s.count for s in self.spools) + sum(w.count for w in self.waiting)
+
+
+def newer_bills(db: Database, billed_through: Mapping[int, int]) -> dict[int, float]:
+    """Grams per spool of the given jobs' queued bills for layers after ``billed_through[job]``."""
+    if not billed_through:
+        return {}
+    with db.session() as session:
+        rows = session.exec(
+            select(LedgerEntry.spool_id, LedgerEntry.job_id, LedgerEntry.layer, func.sum(LedgerEntry.grams))
+            .where(col(LedgerEntry.state).in_((READY, SENDING)), col(LedgerEntry.job_id).in_(list(billed_through)))
+            .group_by(LedgerEntry.spool_id, LedgerEntry.job_id, LedgerEntry.layer)
+        ).all()
+    grams: dict[int, float] = {}
+    for spool_id, job_id, layer, total in rows:
+        if spool_id is not None and layer > billed_through[job_id]:
+            grams[spool_id] = grams.get(spool_id, 0.0) + (total or 0.0)
+    return grams
 
 
 def backlog(db: Database) -> Backlog:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from server.analysis import PrintAnalysis
-from server.billing.backlog import backlog
+from server.billing.backlog import backlog, newer_bills
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.forecast.core import Forecast, Pace, SpoolFacts, TrayFacts, forecast
@@ -67,10 +67,13 @@ def pace_of(snapshot: PrinterSnapshot, analysis: PrintAnalysis) -> Pace | None:
     return None
 
 
-async def tray_facts(snapshot: PrinterSnapshot, assigned: Mapping[int, int], spools: SpoolDirectory,
-                     waiting: Mapping[int, float]) -> dict[int, TrayFacts]:
-    """Every tray the printer reports, with its assigned spool (None when unassigned or unreadable)."""
-    found = await spools.get_many(assigned.values())
+def tray_facts(snapshot: PrinterSnapshot, assigned: Mapping[int, int], found: Mapping[int, Spool | None],
+               waiting: Mapping[int, float]) -> dict[int, TrayFacts]:
+    """Every tray the printer reports, with its assigned spool (None when unassigned or unreadable).
+
+    ``found`` must be read from Spoolman (or the cache) *before* ``waiting`` from the ledger: a delivery
+    that lands in between is then at worst counted nowhere (the forecast is late by one refresh), never
+    both in Spoolman's weight and in the waiting grams (a runout told layers too early)."""
     out: dict[int, TrayFacts] = {}
     for tray in snapshot.trays:
         spool_id = assigned.get(tray.global_index)
@@ -85,9 +88,16 @@ async def tray_facts(snapshot: PrinterSnapshot, assigned: Mapping[int, int], spo
     return out
 
 
-def waiting_grams(db: Database) -> dict[int, float]:
-    """Grams per spool billed in the ledger but not yet in Spoolman's remaining weight."""
-    return {s.spool_id: s.grams for s in backlog(db).spools if s.spool_id is not None}
+def waiting_grams(db: Database, billed_through: Mapping[int, int] | None = None) -> dict[int, float]:
+    """Grams per spool billed in the ledger but not yet in Spoolman's remaining weight.
+
+    ``billed_through`` (open job id -> the layer its tracker had billed when the forecast read it) leaves
+    out those jobs' bills of later layers: the tracker commits a layer's bills before it moves its own
+    ``billed_through`` on, so such bills are still among the layers the forecast counts as needed."""
+    grams = {s.spool_id: s.grams for s in backlog(db).spools if s.spool_id is not None}
+    for spool_id, later in newer_bills(db, billed_through or {}).items():
+        grams[spool_id] = grams.get(spool_id, 0.0) - later
+    return grams
 
 
 class ForecastService:
@@ -120,33 +130,38 @@ class ForecastService:
                 await self.refresh(sorted(p for p in dirty if p in self.printers))
 
     async def refresh(self, printers: Iterable[str]) -> None:
-        printers = list(printers)
-        if not printers:
+        views = {printer: self.jobs(printer) for printer in printers}
+        if not views:
             return
-        waiting = await asyncio.to_thread(waiting_grams, self.db)
-        for printer in printers:
+        # Spoolman first, the ledger second (see tray_facts); one ledger read for all of them.
+        read: dict[str, tuple[JobView, dict[int, int], dict[int, Spool | None]]] = {}
+        for printer, view in views.items():
+            if view is None:
+                continue
             try:
-                await self._refresh(printer, waiting)
+                assigned = {a.tray: a.spool_id
+                            for a in await asyncio.to_thread(repo.list_assignments, self.db, printer)}
+                read[printer] = (view, assigned, await self.spools.get_many(assigned.values()))
             except SpoolmanError as exc:  # Spoolman down: the last forecast stands until it answers
                 log.debug("%s: forecast not updated: %s", printer, exc)
+        through = {view.job_id: view.billed_through for view, _, _ in read.values()}
+        waiting = await asyncio.to_thread(waiting_grams, self.db, through) if read else {}
+        for printer, view in views.items():
+            if view is None:
+                self._ended(printer)
+            elif printer in read:
+                _, assigned, found = read[printer]
+                trays = tray_facts(view.snapshot, assigned, found, waiting)
+                result = JobForecast(view.job_id, forecast(
+                    view.analysis, view.billed_through, view.mapping, trays, pace_of(view.snapshot, view.analysis),
+                    auto_refill=view.snapshot.auto_refill))
+                self.latest[printer] = result
+                self._publish(printer, result.event())
 
-    async def _refresh(self, printer: str, waiting: Mapping[int, float]) -> None:
-        view = self.jobs(printer)
-        if view is None:
-            result = None
-        else:
-            assigned = {a.tray: a.spool_id for a in await asyncio.to_thread(repo.list_assignments, self.db, printer)}
-            trays = await tray_facts(view.snapshot, assigned, self.spools, waiting)
-            result = JobForecast(view.job_id, forecast(
-                view.analysis, view.billed_through, view.mapping, trays, pace_of(view.snapshot, view.analysis),
-                auto_refill=view.snapshot.auto_refill))
-        if result is None:
-            gone = self.latest.pop(printer, None)
-            if gone is not None:  # the job ended: say so once, so pages and listeners drop the warning
-                self._publish(printer, {"job_id": gone.job_id, "trays": []})
-            return
-        self.latest[printer] = result
-        self._publish(printer, result.event())
+    def _ended(self, printer: str) -> None:
+        gone = self.latest.pop(printer, None)
+        if gone is not None:  # the job ended: say so once, so pages and listeners drop the warning
+            self._publish(printer, {"job_id": gone.job_id, "trays": []})
 
     def _publish(self, printer: str, payload: dict[str, object]) -> None:
         if self._sent.get(printer) == payload:

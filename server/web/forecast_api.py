@@ -129,8 +129,9 @@ async def file_forecast(runtime: Runtime, content: bytes, *, printer: str | None
     if task is not None:
         assert printer is not None
         assigned = {a.spool_id: a for a in await runtime.slots.assignments(printer)}
+        found = await runtime.spools.get_many(assigned)  # Spoolman before the ledger (see tray_facts)
         waiting = await asyncio.to_thread(waiting_grams, runtime.db)
-        trays = await tray_facts(task.snapshot, {a.tray: s for s, a in assigned.items()}, runtime.spools, waiting)
+        trays = tray_facts(task.snapshot, {a.tray: s for s, a in assigned.items()}, found, waiting)
         auto_refill = task.snapshot.auto_refill
     if mapping is None:
         mapping = match_loaded(analysis, trays)

@@ -4,12 +4,20 @@ event when, and only when, something changed. A real SQLite file; spools come fr
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Iterable
 from pathlib import Path
 
-from server.analysis import analyze_file
-from server.db import open_database, repo
+from sqlmodel import select
+
+from server.analysis import PrintAnalysis, analyze_file
+from server.billing import ledger
+from server.billing.rules import BillLine
+from server.db import Database, open_database, repo
+from server.db.ledger_tables import LedgerEntry
 from server.events import Event, EventBus
 from server.forecast.service import ForecastService, JobView
+from server.jobs import store as job_store
 from server.printer.snapshot import BLANK
 from server.spoolman import Spool
 from server.spoolman.directory import SpoolDirectory
@@ -71,4 +79,98 @@ async def test_a_job_event_on_the_bus_brings_a_new_forecast(tmp_path: Path) -> N
             pass
         assert event.data["trays"][0]["status"] == "runs_out"
         task.cancel()
+    db.close()
+
+
+# The ledger's bills and Spoolman's weight are read at different moments while tracking and the outbox
+# go on: whatever lands in between may make a forecast late by one refresh, never count a bill twice
+# (a runout told layers too early, and a notification that is sent once).
+
+BILLED = 6  # layers 0..6 of filament 3 billed in the ledger, not yet in Spoolman
+
+
+def filament_3_grams(analysis: PrintAnalysis, through: int) -> list[BillLine]:
+    """Filament 3's bills of layers 0..``through``, grams by hand for the black spool (PLA, 1.75 mm)."""
+    lines = []
+    for layer in range(through + 1):
+        mm = analysis.layers[layer].get(3, 0.0)
+        if mm:
+            lines.append(BillLine(layer, 3, mm, mm * math.pi * (1.75 / 2) ** 2 / 1000 * 1.24, False))
+    return lines
+
+
+def bill(db: Database, job_id: int, lines: list[BillLine]) -> None:
+    with db.session() as session:
+        ledger.add_bills(session, job_id, lines, [1] * len(lines))
+        session.commit()
+
+
+def deliver_all(db: Database) -> None:
+    with db.session() as session:
+        for entry in session.exec(select(LedgerEntry)).all():
+            entry.state = "delivered"
+            session.add(entry)
+        session.commit()
+
+
+async def runout(db: Database, spools: SpoolDirectory, view: JobView) -> int | None:
+    service = ForecastService(db, EventBus(), spools, lambda _name: view, ["p"])
+    await service.refresh(["p"])
+    result = service.of("p")
+    assert result is not None
+    (tray,) = result.event()["trays"]  # type: ignore[misc]
+    assert tray["status"] == "runs_out"
+    return tray["runout_layer"]
+
+
+def job_db(tmp_path: Path) -> tuple[Database, int]:
+    db = open_database(tmp_path)
+    repo.upsert_printer(db, "p", "SERIAL", None)
+    repo.assign_spool(db, "p", 1, 12, "manual")
+    return db, job_store.create_job(db, "p", "k", state="printing").id
+
+
+async def test_bills_committed_before_the_tracker_moves_on_count_once(tmp_path: Path) -> None:
+    analysis = analyze_file(FILE)
+    lines = filament_3_grams(analysis, BILLED)
+    spent = sum(line.grams for line in lines)
+    db, job_id = job_db(tmp_path)
+    spools = SpoolDirectory(None, ttl=3600)
+    spools.put(black_spool(5.0 + spent))
+    before = await runout(db, spools, JobView(job_id, analysis, -1, {3: 1}, BLANK))
+
+    bill(db, job_id, lines)
+    # The tracker commits the bills, then moves its billed_through: a forecast made in between sees the
+    # bills in the ledger and the layers still to bill.
+    assert await runout(db, spools, JobView(job_id, analysis, -1, {3: 1}, BLANK)) == before
+    # Moved on: the layers are no longer needed, and their grams are still waiting for Spoolman.
+    assert await runout(db, spools, JobView(job_id, analysis, BILLED, {3: 1}, BLANK)) == before
+    db.close()
+
+
+class DeliveredWhileRead(SpoolDirectory):
+    """The outbox's answer lands while the forecast reads the spool: Spoolman's new weight is what the
+    read returns, and the bills are marked delivered just before (as ``Outbox._finish`` does)."""
+
+    def __init__(self, db: Database, after: Spool) -> None:
+        super().__init__(None, ttl=3600)
+        self.db, self.after = db, after
+
+    async def get_many(self, spool_ids: Iterable[int]) -> dict[int, Spool | None]:
+        await asyncio.to_thread(deliver_all, self.db)
+        self.put(self.after)
+        return await super().get_many(spool_ids)
+
+
+async def test_a_delivery_landing_during_the_forecast_is_not_counted_twice(tmp_path: Path) -> None:
+    analysis = analyze_file(FILE)
+    lines = filament_3_grams(analysis, BILLED)
+    db, job_id = job_db(tmp_path)
+    view = JobView(job_id, analysis, BILLED, {3: 1}, BLANK)
+    quiet = SpoolDirectory(None, ttl=3600)
+    quiet.put(black_spool(5.0))
+    expected = await runout(db, quiet, view)  # nothing waiting, Spoolman already has the bills
+
+    bill(db, job_id, lines)
+    assert await runout(db, DeliveredWhileRead(db, black_spool(5.0)), view) == expected
     db.close()
