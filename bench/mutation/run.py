@@ -6,6 +6,7 @@ the machine is shared) and prints killed / survived per module. Nothing is writt
 repository. The whole scope is ~4,000 mutants, so ``--every K`` measures a deterministic sample (every
 K-th mutant sorted by name), and ``--keep`` + ``--again FOLDER`` rerun a kept run's survivors after new
 tests. Property tests run at most a few examples under mutation (``bench/mutation/fast.py``).
+``--mutants NAME ...`` runs only the named mutants (say, a sample's survivors after new tests).
 ``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
 one by one and says which tests kill each (every one must be killed).
 
@@ -129,6 +130,16 @@ def mutant_names(work: Path) -> list[str]:
     return sorted(names)
 
 
+def names_known(work: Path, names: list[str]) -> list[str]:
+    """``names`` as the generated mutants spell them; a name no mutant has is an error (a typo, or the code
+    moved on and mutmut numbers that function's mutants differently now)."""
+    known = set(mutant_names(work))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"no such mutant: {', '.join(unknown)} (`mutmut show` in a --keep folder lists them)")
+    return list(names)
+
+
 def sample(names: list[str], every: int) -> list[str]:
     """The deterministic sample: the 1st, (k+1)th, (2k+1)th ... of the mutants sorted by name."""
     return names[::every]
@@ -158,10 +169,11 @@ def _copy_tests(work: Path) -> None:
 
 
 def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None, every: int = 1,
-               again: Path | None = None) -> int:
+               again: Path | None = None, names: list[str] | None = None) -> int:
     """Mutate and test in a fresh scratch folder; or, with ``again`` (a folder kept by an earlier run),
     bring in today's tests and rerun only that run's survivors (mutmut records which tests reach what for
-    the new tests alone; killed mutants stay killed as long as tests are only added or made stricter)."""
+    the new tests alone; killed mutants stay killed as long as tests are only added or made stricter);
+    or, with ``names``, run only the named mutants in a fresh folder (e.g. an earlier run's survivors)."""
     work = again or Path(tempfile.mkdtemp(prefix="layerwise-mutation-"))
     keep = keep or again is not None
     try:
@@ -179,9 +191,9 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float 
             configure(work, modules, tests)
             # A name no mutant has: mutmut generates every mutant and records which tests reach what, then stops.
             _mutmut(work, ["no-such-mutant"], log, None)
-            chosen = sample(mutant_names(work), every)
+            chosen = names_known(work, names) if names else sample(mutant_names(work), every)
             (work / "sample.json").write_text(json.dumps(chosen), encoding="utf-8")
-            _mutmut(work, chosen if every > 1 else [], log, minutes)
+            _mutmut(work, chosen if every > 1 or names else [], log, minutes)
         # mutmut reports a package's own mutants without the ``__init__`` its files name them by
         found = results(work)
         statuses = {name: found.get(name.replace("__init__.", ""), "not checked") for name in chosen}
@@ -189,7 +201,9 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float 
         print(f"\nmutmut over {', '.join(modules)}\ntests: {' '.join(tests)} (not slow, not browser, "
               f"hypothesis at most {EXAMPLES} examples)")
         every_name = mutant_names(work)
-        if len(chosen) < len(every_name):
+        if names:
+            print(f"named: {len(chosen)} mutants of {len(every_name)}")
+        elif len(chosen) < len(every_name):
             print(f"sample: every k-th mutant sorted by name, from the first ({len(chosen)} of {len(every_name)})")
         if again:
             print("rerun: the survivors of the run kept in this folder, against today's tests")
@@ -218,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", default=TESTS, help="the test folders or files that run")
     parser.add_argument("--every", type=int, default=1, help="mutate a sample: every k-th mutant sorted by name")
     parser.add_argument("--again", type=Path, help="a folder kept by --keep: rerun its survivors with today's tests")
+    parser.add_argument("--mutants", nargs="+", metavar="NAME", help="run only these mutants (mutmut's names)")
     args = parser.parse_args(argv)
     if args.explicit:
         from bench.mutation.explicit import run_explicit
 
         return run_explicit()
-    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again)
+    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again, args.mutants)

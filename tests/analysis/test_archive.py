@@ -141,6 +141,18 @@ def test_md5_match_and_gcode_md5(tmp_path: Path) -> None:
     assert analysis.layer(1) == {0: 2.5}
 
 
+def test_the_checksum_member_is_read_under_the_callers_limits(tmp_path: Path) -> None:
+    """Every member is read under the limits the caller gives, the plate's .md5 included: a checksum member
+    padded past ``max_metadata_bytes`` is refused, naming it, as any other oversized metadata member is."""
+    right = hashlib.md5(GCODE).hexdigest().upper().encode()
+    padded = right + b" " * 2000  # stored, not deflated: only the size cap can refuse it, not the ratio
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": padded},
+                    zipfile.ZIP_STORED)
+    assert analyze_file(path).gcode_md5 == hashlib.md5(GCODE).hexdigest()  # within the default limits
+    with pytest.raises(UnsafeArchive, match=r"plate_1\.gcode\.md5 inflates to 2032 bytes \(cap 1000\)"):
+        analyze_file(path, limits=Limits(max_metadata_bytes=1000))
+
+
 def test_unhashed_analysis_has_the_same_figures_and_no_md5(tmp_path: Path) -> None:
     """hashed=False (layerwise analyze's summary): no MD5 computed nor checked; the figures are the same."""
     wrong = hashlib.md5(b"something else").hexdigest().encode()

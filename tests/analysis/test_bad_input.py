@@ -21,8 +21,8 @@ from server.analysis import (
     read_metadata,
 )
 from server.analysis.archive import plate_number
-from server.analysis.errors import AbsurdExtrusion, BadGcode, LineTooLong, NoLayers
-from server.analysis.gcode import MAX_LAYER_MM, MAX_LINE_BYTES
+from server.analysis.errors import AbsurdExtrusion, BadGcode, GcodeTooComplex, LineTooLong, NoLayers
+from server.analysis.gcode import MAX_CELLS, MAX_LAYER, MAX_LAYER_MM, MAX_LINE_BYTES
 from server.cli import main
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
@@ -262,6 +262,20 @@ def test_marks_and_tool_changes_stay_bounded() -> None:
     assert len(usage.marks[1]) <= 101
     assert usage.layers[1][0] == pytest.approx(5000)
     assert math.isfinite(usage.layers[1][0])
+
+
+def test_more_per_layer_figures_than_the_bound_is_a_file_error() -> None:
+    """Every (layer, filament) figure kept counts against MAX_CELLS, the cumulative ones at the end
+    included: one marker at the last layer allowed makes MAX_LAYER + 1 layers, so 9 filaments stay
+    within the bound (1,800,009 figures) and 10 go past it (2,000,010), whichever indexer reads them."""
+    assert (MAX_LAYER + 1) * 9 < MAX_CELLS < (MAX_LAYER + 1) * 10
+
+    def loads(count: int) -> bytes:
+        return b"".join(b"T%d\nG1 E1\n" % tool for tool in range(count)) + b"M73 L%d\n" % MAX_LAYER
+
+    assert len(analyze_gcode_stream([loads(9)]).layers) == MAX_LAYER + 1
+    message = f"more than {MAX_CELLS} per-layer figures (layers x filaments x progress marks): not a real print"
+    assert both(loads(10)) == [(GcodeTooComplex, message)] * 2
 
 
 def test_a_huge_central_directory_is_refused_before_parsing(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from survivors of ``python -m bench.mutation`` (issue 16)."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,20 @@ def test_the_analysis_carries_the_plates_weight_from_slice_info() -> None:
     # project_settings.config: filament_settings_id "Generic PLA", diameter 1.75, density 1.24 (filaments 1, 4)
     assert {(f.settings_id, f.diameter, f.density) for f in analysis.filaments.values()} == {("Generic PLA", 1.75,
                                                                                                1.24)}
+
+
+def test_a_filament_the_header_gives_a_length_for_is_listed_even_if_nothing_else_names_it(tmp_path: Path) -> None:
+    """The analysis lists every filament any source says the plate uses: Layerwise's own count, the slicer's
+    list (slice_info here), and the header's per-filament lengths when the header names the used filaments.
+    Here slice_info lists filament 1 only while the header gives 4 mm of filament 2, which the gcode never
+    loads: filament 2 is listed with 0 mm beside the slicer's 4 mm, so the disagreement shows."""
+    slice_info = (b'<config><plate><metadata key="index" value="1"/>'
+                  b'<filament id="1" type="PLA" color="#FFFFFF" used_m="0.01" used_g="0.03"/></plate></config>')
+    gcode = (b"; HEADER_BLOCK_START\n; filament: 1,2\n; total filament length [mm] : 10.00,4.00\n"
+             b"; HEADER_BLOCK_END\nT0\nG1 E4\nM73 L1\nG1 X1 E6\n")
+    path = tmp_path / "two.gcode.3mf"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Metadata/plate_1.gcode", gcode)
+        archive.writestr("Metadata/slice_info.config", slice_info)
+    analysis = analyze_file(path)
+    assert [(f.index, f.mm, f.slicer_mm) for f in analysis.filaments.values()] == [(0, 10.0, 10.0), (1, 0.0, 4.0)]

@@ -111,6 +111,9 @@ SNIPPETS = {
     # layers: prelude 1 on T0, layer 1: 2 on T0 then T3 loads, 4 on T3; layer 2: 0.5 on T3
     "layers and loads": ("T0\nG1 E1\nM73 L1\nG1 E2\nT3\nG1 E4\nM73 L2\nG1 E0.5\n", {0: {0: 1.0}, 1: {0: 2.0, 3: 4.0},
                                                                                  2: {3: 0.5}}),
+    # a marker going back is followed: M73 L0 after layer 1 puts what follows in the prelude again
+    # (rule 2: M73 L<n> starts layer n), 1 + 4 in the prelude, 2 in layer 1
+    "a marker back to the prelude": ("T0\nG1 E1\nM73 L1\nG1 E2\nM73 L0\nG1 E4\n", {0: {0: 5.0}, 1: {0: 2.0}}),
     # extrusion before the first load goes to the first filament loaded (T2): 1.5 + 1 = 2.5
     "before the first load": ("G1 E1.5\nT2\nG1 E1\n", {0: {2: 2.5}}),
 }

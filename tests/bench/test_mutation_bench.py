@@ -1,11 +1,16 @@
-"""The mutation bench's own rules: the sample it measures and the example cap it puts on property tests."""
+"""The mutation bench's own rules: the sample it measures, the named mutants it runs and the example cap it
+puts on property tests."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from hypothesis import settings
 
 from bench.mutation.fast import EXAMPLES, _capped
-from bench.mutation.run import module_of, sample
+from bench.mutation.run import module_of, names_known, sample
 
 
 def test_the_sample_is_every_kth_name_from_the_first() -> None:
@@ -23,3 +28,13 @@ def test_property_tests_run_few_examples_and_no_deadline_under_mutation() -> Non
 def test_a_packages_own_mutants_count_under_its_init() -> None:
     assert module_of("server.analysis.x__analyze__mutmut_25") == "server/analysis/__init__.py"
     assert module_of("server.billing.outbox.x\u01c1Outbox\u01c1run__mutmut_28") == "server/billing/outbox.py"
+
+
+def test_named_mutants_must_exist(tmp_path: Path) -> None:
+    meta = tmp_path / "mutants" / "server" / "billing" / "outbox.py.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"exit_code_by_key": {"server.billing.outbox.x_f__mutmut_1": None,
+                                                     "server.billing.outbox.x_f__mutmut_2": None}}))
+    assert names_known(tmp_path, ["server.billing.outbox.x_f__mutmut_2"]) == ["server.billing.outbox.x_f__mutmut_2"]
+    with pytest.raises(SystemExit, match=r"no such mutant: server\.billing\.outbox\.x_f__mutmut_3 "):
+        names_known(tmp_path, ["server.billing.outbox.x_f__mutmut_1", "server.billing.outbox.x_f__mutmut_3"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,14 @@ def quick_client(url: str) -> SpoolmanClient:
     return SpoolmanClient(url, timeout=5.0, retries=0)
 
 
+def refused_url() -> str:
+    """A local address that refuses connections: a port just bound and closed again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def make_outbox(db: Database, client: SpoolmanUse, **options: Any) -> Outbox:
     """An outbox that settles lost answers at once (the stand-in never holds a request back)."""
     return Outbox(db, client, **{"settle_grace": 0.0, **options})
@@ -78,7 +87,9 @@ class FaultyClient:
     - ``"lost_answer"``: Spoolman applies the use, the answer never comes back;
     - ``"lost_request"``: the request is lost on the way (never applied), the outcome looks unknown;
     - ``"crash_after"``: Spoolman applies it, then the worker dies before recording the answer;
-    - ``"crash_before"``: the worker dies after writing "sending", before the request leaves.
+    - ``"crash_before"``: the worker dies after writing "sending", before the request leaves;
+    - ``"refused"``: the connection is refused (Spoolman went down after the spool was read): the real
+      client's ``use`` against a port nothing listens on, so the request certainly never left.
     """
 
     def __init__(self, inner: SpoolmanClient, faults: list[str] | None = None) -> None:
@@ -95,6 +106,9 @@ class FaultyClient:
             raise SpoolmanUnreachable("injected: request lost", request_sent=True)
         if fault == "crash_before":
             raise Crash("injected: died before sending")
+        if fault == "refused":
+            async with quick_client(refused_url()) as nowhere:
+                return await nowhere.use_spool(spool_id, length_mm=length_mm, weight_g=weight_g)
         spool = await self.inner.use_spool(spool_id, length_mm=length_mm, weight_g=weight_g)
         self.uses += 1
         if fault == "lost_answer":

@@ -8,11 +8,13 @@ tests happened to call.
 from __future__ import annotations
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.sim.spoolman import RECORDER, Exchange, SpoolmanStandin, SpoolmanStore
 from server.sim.spoolman.conformance import OpenApiCheck
+from server.spoolman import SpoolmanClient, SpoolmanRejected
 
 
 async def _drive_every_endpoint(api: httpx.AsyncClient) -> None:
@@ -85,6 +87,34 @@ async def test_error_bodies(standin: SpoolmanStandin) -> None:
     assert rejected.status_code == 400 and rejected.json() == {"message": "Unknown extra field nope."}
     assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "use_weight"]
     assert listing.headers["x-total-count"] == "7" and len(listing.json()) == 2
+
+
+async def test_a_scripted_refusal_answers_in_spoolmans_shape_and_applies_nothing(
+    standin: SpoolmanStandin, openapi_check: OpenApiCheck
+) -> None:
+    """``SpoolmanStandin.refuse``: the next matching request gets the 4xx (400 as ``{"message"}``, 422 as
+    FastAPI's ``{"detail"}``), nothing is applied, and the one after it is served as usual."""
+    before_used = standin.store.get_spool(1)["used_weight"]
+    standin.refuse("PUT", "/spool/1/use", 422, "Input should be a valid number", times=2)
+    standin.refuse("GET", "/spool/1", 400, "Bad request")
+    start = len(RECORDER.exchanges())
+    async with SpoolmanClient(standin.url, timeout=5.0, retries=0) as client:
+        with pytest.raises(SpoolmanRejected, match="Bad request") as read:
+            await client.get_spool(1)
+        assert (await client.get_spool(2)).id == 2  # another path: served
+        for _ in range(2):
+            with pytest.raises(SpoolmanRejected, match="valid number") as use:
+                await client.use_spool(1, length_mm=10.0)
+        assert standin.store.get_spool(1)["used_weight"] == before_used  # applied nothing
+        await client.use_spool(1, length_mm=10.0)  # used up: served as usual
+    assert (read.value.status_code, use.value.status_code) == (400, 422)
+    assert standin.store.get_spool(1)["used_weight"] > before_used
+    assert standin.refusals.pending() == []
+    exchanges = RECORDER.exchanges()[start:]
+    assert [e.status for e in exchanges] == [400, 200, 422, 422, 200]
+    assert openapi_check.problems(exchanges) == []
+    with pytest.raises(ValueError, match="not 500"):
+        standin.refuse("GET", "/spool/1", 500, "a 5xx is an outage, not a refusal")
 
 
 def test_the_check_catches_what_spoolman_would_never_send(openapi_check: OpenApiCheck) -> None:

@@ -26,6 +26,7 @@ from server.sim.spoolman.bodies import (
 )
 from server.sim.spoolman.query import QueryError
 from server.sim.spoolman.recorder import BAD_JSON, NO_BODY, RECORDER, Exchange, ExchangeRecorder
+from server.sim.spoolman.refusals import Refusals
 from server.sim.spoolman.store import ENTITY_TYPES, SpoolmanStore, StoreNotFound, StoreRejected
 
 API = "/api/v1"
@@ -99,9 +100,10 @@ def _query(request: Request) -> dict[str, str]:
 
 
 def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORDER,
-                       api_key: str | None = None) -> Litestar:
+                       api_key: str | None = None, refusals: Refusals | None = None) -> Litestar:
     """``api_key``: answer 401 unless a request says ``Authorization: Bearer <api_key>``, as Spoolman
-    behind an authenticating reverse proxy does (Spoolman itself has no login)."""
+    behind an authenticating reverse proxy does (Spoolman itself has no login). ``refusals``: requests
+    to answer with a scripted 4xx, applying nothing (``refusals.py``)."""
     Handler = Callable[..., Awaitable[tuple[int, Any] | tuple[int, Any, dict[str, str]]]]
 
     def answering(handler: Handler) -> Callable[..., Awaitable[Response[Any]]]:
@@ -112,6 +114,9 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
             if api_key is not None and not hmac.compare_digest(
                     request.headers.get("authorization", "").encode(), f"Bearer {api_key}".encode()):
                 return _reply(recorder, request, 401, {"detail": "Not authenticated"}, sent=sent)
+            refusal = refusals.take(request.method, request.url.path.removeprefix(API)) if refusals else None
+            if refusal is not None:
+                return _reply(recorder, request, refusal.status, refusal.body(), sent=sent)
             try:
                 status, body, *rest = await handler(request, **request.path_params)
             except _Answer as answer:
