@@ -378,6 +378,14 @@ class SpoolmanClient:
                 request_sent=False,
                 status_code=response.status_code,
             )
+        if response.status_code in (408, 429):
+            # A rate limit or a proxy's timeout in front of Spoolman: busy, not a refusal of this bill. Like
+            # an outage; counted as possibly sent, so a fresh read settles it before anything is sent again.
+            raise SpoolmanUnreachable(
+                f"{where} is busy: {response.status_code} {message_of(response)[:80]!r}",
+                request_sent=True,
+                status_code=response.status_code,
+            )
         if response.status_code >= 400:
             raise SpoolmanRejected(message_of(response), status_code=response.status_code)
         return response

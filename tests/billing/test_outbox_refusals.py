@@ -131,3 +131,22 @@ async def test_a_batch_another_worker_sent_meanwhile_is_not_sent_again(
     assert [(level, m) for level, m in said() if m.startswith(f"spool {spool}: ")] == [
         (logging.INFO, f"spool {spool}: entries of spool {spool} changed before sending")
     ]
+
+
+@pytest.mark.parametrize("status", [408, 429])
+async def test_a_busy_spoolman_is_an_outage_not_a_refusal(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, status: int
+) -> None:
+    """A rate limit (429) or a proxy's timeout (408) in front of Spoolman says nothing about the bill: it
+    waits like in an outage, is settled by a fresh read and delivered once, with no person needed."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 3.0}, 1, {0: 0})
+    standin.refuse("PUT", f"/spool/{spool}/use", status, "Too Many Requests")
+    outbox = make_outbox(db, client)
+    with pytest.raises(SpoolmanUnreachable, match=f"busy: {status}"):
+        await outbox.drain()
+    assert backlog.backlog(db).rejected == 0
+    assert [state for _, state in states(db)] != [REJECTED]
+    await outbox.drain()  # the limit has passed: settled by a fresh read, then sent once
+    assert states(db) == [(3.0, DELIVERED)]
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
