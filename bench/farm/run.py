@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import sqlite3
@@ -96,6 +97,7 @@ class Figures:
     drained: bool
     seconds: float
     page: PageFigures | None = None
+    load: tuple[float, float] = (0.0, 0.0)  # the 1-minute load average's lowest and highest in the window
 
 
 async def open_printers(stack: contextlib.AsyncExitStack, count: int, files: list[PrintFile], store: RecordingStore,
@@ -268,11 +270,14 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         window = Window(cpu_seconds(pid), time.monotonic(), len(readings["lag_ms"]), len(readings["commit_ms"]))
         bytes_at, reports_at = received[0], sum(p.reports for p in farm)
         rss = rss_mb(pid)
+        # The machine's load next to the figures: the lag columns mostly measure other processes at a high one.
+        loads = [os.getloadavg()[0]]
         if page is not None:
             await page.start()
         while not all(task.done() for task in prints):
             await asyncio.sleep(1)
             rss = max(rss, rss_mb(pid))
+            loads.append(os.getloadavg()[0])
         elapsed = time.monotonic() - window.wall
         cpu = (cpu_seconds(pid) - window.cpu) / elapsed * 100
         stream_rate = (received[0] - bytes_at) / elapsed / max(1, args.clients)
@@ -292,7 +297,7 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
     return Figures(count, cpu, rss, percentile(lag, 50), percentile(lag, 99),
                    percentile(own_lag(lag, lag_cpu), 99), percentile(commits, 99),
                    percentile(latencies, 99), report_rate, stream_rate, layers, lost, twice, waiting, off, ok,
-                   time.monotonic() - started, page_figures)
+                   time.monotonic() - started, page_figures, (min(loads), max(loads)))
 
 
 def _ms(value: float | None) -> str:
@@ -310,14 +315,15 @@ def table(rows: list[Figures]) -> str:
     head = ("printers", "CPU % of a core", "RSS MB", "loop lag p50/p99 ms", "of which own CPU p99 ms", "commit p99 ms",
             "report->bill p99 ms", "reports/s", "stream B/s per client", "layers billed", "lost", "twice",
             "waiting", "spools off", "drained", "wall s", "/farm fps", "/farm long tasks (ms)",
-            "/farm B/s stream + rows")
+            "/farm B/s stream + rows", "load (1 min)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for f in rows:
         cells = (str(f.printers), f"{f.cpu_percent:.1f}", f"{f.rss_mb:.0f}", f"{_ms(f.lag_p50)} / {_ms(f.lag_p99)}",
                  _ms(f.own_lag_p99),
                  _ms(f.commit_p99), _ms(f.bill_p99), f"{f.reports_per_s:.0f}", f"{f.stream_bytes_per_s:.0f}",
                  str(f.layers), str(f.lost), str(f.twice), str(f.waiting), str(f.spools_off),
-                 "yes" if f.drained else "NO", f"{f.seconds:.0f}", *_page_cells(f.page))
+                 "yes" if f.drained else "NO", f"{f.seconds:.0f}", *_page_cells(f.page),
+                 f"{f.load[0]:.1f}-{f.load[1]:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -16,6 +16,12 @@ from server.spoolman import Spool, SpoolmanClient, SpoolmanError, SpoolmanNotFou
 
 log = logging.getLogger(__name__)
 
+# Spools read from Spoolman side by side. A farm's pages ask for hundreds of spools when their entries
+# expire together; a hundred requests at once open dozens of connections, and httpx's pool scans its
+# queue and every connection on each request and each answer (bench.farm: 2.5 ms of loop CPU per GET
+# with 400 at once, 0.9 ms with 8).
+FETCHES_AT_ONCE = 8
+
 
 class SpoolDirectory:
     def __init__(self, client: SpoolmanClient | None, ttl: float = 30.0) -> None:
@@ -24,6 +30,10 @@ class SpoolDirectory:
         self._entries: dict[int, tuple[float, Spool | None]] = {}
         self.last_error: str | None = None
         self._generation = 0  # bumped by invalidate(): a read begun before it must not be kept
+        # Reads under way, by spool, with the generation each began in: callers asking for a spool already
+        # being read share that read (a farm's pages and forecasts ask for the same spools at once).
+        self._reading: dict[int, tuple[int, asyncio.Future[Spool | None]]] = {}
+        self._limit: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def invalidate(self, spool_id: int | None = None) -> None:
         self._generation += 1
@@ -47,14 +57,37 @@ class SpoolDirectory:
             return cached[1]
         if self.client is None:
             return None
-        generation = self._generation
-        try:
-            spool: Spool | None = await self.client.get_spool(spool_id)
-        except SpoolmanNotFound:
-            spool = None
+        under_way = self._reading.get(spool_id)
+        if under_way is None or under_way[0] != self._generation:  # none, or begun before a change: read anew
+            reading = asyncio.ensure_future(self._read(self.client, spool_id, self._generation))
+            self._reading[spool_id] = under_way = (self._generation, reading)
+            reading.add_done_callback(lambda done: self._read_done(spool_id, done))
+        # Shielded: one caller giving up (a page closed) does not cancel the read the others wait for.
+        return await asyncio.shield(under_way[1])
+
+    async def _read(self, client: SpoolmanClient, spool_id: int, generation: int) -> Spool | None:
+        async with self._semaphore():
+            now = time.monotonic()
+            try:
+                spool: Spool | None = await client.get_spool(spool_id)
+            except SpoolmanNotFound:
+                spool = None
         if generation == self._generation:  # else the spool changed while it was read: the answer may be stale
             self._entries[spool_id] = (now, spool)
         return spool
+
+    def _read_done(self, spool_id: int, done: asyncio.Future[Spool | None]) -> None:
+        if self._reading.get(spool_id, (0, None))[1] is done:
+            del self._reading[spool_id]
+        if not done.cancelled():
+            done.exception()  # taken by its callers; looked at here so that none left is not logged as lost
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # Made in the running loop (the directory may outlive one, as in tests).
+        loop = asyncio.get_running_loop()
+        if self._limit is None or self._limit[0] is not loop:
+            self._limit = (loop, asyncio.Semaphore(FETCHES_AT_ONCE))
+        return self._limit[1]
 
     async def get_many(self, spool_ids: Iterable[int]) -> dict[int, Spool | None]:
         """Spools by id; on an outage the ones not cached are left out and ``last_error`` says why."""

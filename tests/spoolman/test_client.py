@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from server.sim.spoolman import DEMO_TRAY_UUIDS, RECORDER, TRAY_UUID_FIELD, SpoolmanStandin, weight_from_length
+from server.sim.spoolman import (
+    DEMO_TRAY_UUIDS,
+    RECORDER,
+    TRAY_UUID_FIELD,
+    SpoolmanStandin,
+    SpoolmanStore,
+    weight_from_length,
+)
 from server.spoolman import SpoolmanClient, SpoolmanNotFound, SpoolmanRejected, SpoolmanUnreachable
+from server.spoolman.client import MAX_CONNECTIONS
 
 
 async def test_info_and_health(spoolman: SpoolmanClient) -> None:
@@ -176,3 +185,22 @@ async def test_credentials_in_the_url_stay_out_of_messages(standin: SpoolmanStan
         with pytest.raises(SpoolmanUnreachable) as unreachable:
             await client.get_spool(1)
     assert "hunter2" not in str(unreachable.value) and "layerwise@" not in str(unreachable.value)
+
+
+async def test_many_requests_at_once_share_a_few_connections(demo_store: SpoolmanStore) -> None:
+    """A farm's outbox and pages ask side by side: they queue for MAX_CONNECTIONS connections, kept open."""
+    peers: set[tuple[str, int]] = set()
+    standin = SpoolmanStandin(demo_store)
+    serve = standin.app
+
+    async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            peers.add(tuple(scope["client"]))
+        await serve(scope, receive, send)
+
+    standin.app = counting
+    async with standin, SpoolmanClient(standin.url) as client:
+        spools = await asyncio.gather(*(client.get_spool(1 + i % 7) for i in range(40)))
+        assert [s.id for s in spools] == [1 + i % 7 for i in range(40)]
+        await asyncio.gather(*(client.get_spool(1) for _ in range(20)))
+    assert 1 <= len(peers) <= MAX_CONNECTIONS
