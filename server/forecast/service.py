@@ -2,9 +2,10 @@
 
 It listens on the bus like any page does, so tracking never waits for it: a job's announcement
 (started, analysed, a layer billed), a slot assignment or a spool delivered marks the printer for a
-new forecast; bursts are coalesced. Spoolman is read through the spool cache, and the ledger's bills
-still on their way to Spoolman are taken off each spool's remaining weight. The ``forecast`` event's
-payload is documented in docs/tracking.md.
+new forecast (a delivered spool: only the printers it was in at their last forecast, so a farm's
+deliveries do not each recompute every printer); bursts are coalesced. Spoolman is read through the
+spool cache, and the ledger's bills still on their way to Spoolman are taken off each spool's
+remaining weight. The ``forecast`` event's payload is documented in docs/tracking.md.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class ForecastService:
         self.printers = list(printers)
         self.latest: dict[str, JobForecast] = {}
         self._sent: dict[str, dict[str, object]] = {}
+        self._held: dict[str, frozenset[int]] = {}  # printer -> the spools in its trays at its last forecast
 
     def of(self, printer: str, job_id: int | None = None) -> JobForecast | None:
         latest = self.latest.get(printer)
@@ -122,28 +124,43 @@ class ForecastService:
                 event = await queue.get()
                 dirty: set[str] = set()
                 while True:
-                    if event.kind in TRIGGERS or event.kind == "resync":
-                        dirty.update([event.printer] if event.printer else self.printers)
+                    dirty.update(self.touched(event))
                     if queue.empty():
                         break
                     event = queue.get_nowait()
                 await self.refresh(sorted(p for p in dirty if p in self.printers))
 
+    def touched(self, event: Event) -> list[str]:
+        """The printers whose forecast ``event`` may change."""
+        if event.kind == "spool" and event.printer is None and isinstance(event.data.get("spool_id"), int):
+            # A delivery changes its spool's weight and waiting grams, nothing else. Printers never
+            # forecast successfully (Spoolman was down, no job) are taken too: their spools are unknown.
+            spool_id = event.data["spool_id"]
+            return [p for p in self.printers if spool_id in self._held.get(p, (spool_id,))]
+        if event.kind in TRIGGERS or event.kind == "resync":
+            return [event.printer] if event.printer else self.printers
+        return []
+
     async def refresh(self, printers: Iterable[str]) -> None:
         views = {printer: self.jobs(printer) for printer in printers}
         if not views:
             return
-        # Spoolman first, the ledger second (see tray_facts); one ledger read for all of them.
+        # Spoolman first, the ledger second (see tray_facts); one ledger read for all of them, and one
+        # read of the slot assignments.
+        wanted = [printer for printer, view in views.items() if view is not None]
+        trays = await asyncio.to_thread(repo.trays_of, self.db, wanted) if wanted else {}
         read: dict[str, tuple[JobView, dict[int, int], dict[int, Spool | None]]] = {}
         for printer, view in views.items():
             if view is None:
                 continue
+            assigned = trays[printer]
             try:
-                assigned = {a.tray: a.spool_id
-                            for a in await asyncio.to_thread(repo.list_assignments, self.db, printer)}
                 read[printer] = (view, assigned, await self.spools.get_many(assigned.values()))
             except SpoolmanError as exc:  # Spoolman down: the last forecast stands until it answers
                 log.debug("%s: forecast not updated: %s", printer, exc)
+                self._held.pop(printer, None)
+            else:
+                self._held[printer] = frozenset(assigned.values())
         through = {view.job_id: view.billed_through for view, _, _ in read.values()}
         waiting = await asyncio.to_thread(waiting_grams, self.db, through) if read else {}
         for printer, view in views.items():
@@ -159,6 +176,7 @@ class ForecastService:
                 self._publish(printer, result.event())
 
     def _ended(self, printer: str) -> None:
+        self._held.pop(printer, None)
         gone = self.latest.pop(printer, None)
         if gone is not None:  # the job ended: say so once, so pages and listeners drop the warning
             self._publish(printer, {"job_id": gone.job_id, "trays": []})

@@ -54,6 +54,9 @@ def test_assign_replace_list_find_unassign(db: Database) -> None:
         ("X1C", 1, 13, "rfid"),
     ]
     assert [a.tray for a in repo.list_assignments(db, "X1C")] == [0, 1]
+    # Many printers in one read; one with nothing assigned is there, empty; others are left out.
+    assert repo.trays_of(db, ["X1C", "P1S"]) == {"X1C": {0: 14, 1: 13}, "P1S": {}}
+    assert repo.trays_of(db, []) == {}
     assert repo.find_trays_with_spool(db, 12) == [("A1", 254)]
     assert repo.unassign(db, "X1C", 0) is True
     assert repo.unassign(db, "X1C", 0) is False

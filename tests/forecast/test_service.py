@@ -174,3 +174,26 @@ async def test_a_delivery_landing_during_the_forecast_is_not_counted_twice(tmp_p
     bill(db, job_id, lines)
     assert await runout(db, DeliveredWhileRead(db, black_spool(5.0)), view) == expected
     db.close()
+
+
+async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path: Path) -> None:
+    """A farm delivers bills all the time; each delivery recomputing all 100 printers' forecasts was half of
+    Layerwise's CPU (docs/benchmarks.md). A printer not yet forecast (its spools unknown) is still taken."""
+    db = open_database(tmp_path)
+    for printer, spool_id in (("p", 12), ("q", 20)):
+        repo.upsert_printer(db, printer, printer.upper(), None)
+        repo.assign_spool(db, printer, 1, spool_id, "manual")
+    spools = SpoolDirectory(None, ttl=3600)
+    spools.put(black_spool(500.0))
+    spools.put(Spool(id=20, filament=black_spool(0).filament, remaining_weight=500.0))
+    view = JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+    service = ForecastService(db, EventBus(), spools, lambda _name: view, ["p", "q", "r"])
+    delivered = Event("spool", None, {"spool_id": 12})
+    assert service.touched(delivered) == ["p", "q", "r"]  # nothing forecast yet
+    await service.refresh(["p", "q", "r"])
+    assert service.touched(delivered) == ["p"]  # r has no trays: nothing of it depends on spool 12
+    assert service.touched(Event("spool", None, {"spool_id": 99})) == []
+    assert service.touched(Event("slot", "q", {"tray": 1})) == ["q"]
+    assert service.touched(Event("resync")) == ["p", "q", "r"]
+    assert service.touched(Event("printer", "p")) == []
+    db.close()
