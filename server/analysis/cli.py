@@ -7,13 +7,17 @@ indices, raw signed figures).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 from server.analysis import AnalysisError, PrintAnalysis, analyze_file
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import
+if TYPE_CHECKING:
+    import argparse
 
 SNIFF_BYTES = 8192
 RETRACTION_MARK = "r"
@@ -28,6 +32,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", action="store_true", help="also print the per-layer table (mm per filament)")
     parser.add_argument("--json", action="store_true",
                         help="print the analysis as a JSON document (0-based filament indices)")
+
+
+def quick_args(argv: list[str]) -> SimpleNamespace | None:
+    """``FILE`` with ``--layers``, ``--json``, ``--plate N`` or ``--plate=N`` in any order, read as argparse
+    reads them, without argparse (server/cli.py says why); None for any other form (``--help``, an
+    abbreviation, a value or a file name starting with ``-``, a second file or plate): argparse's then."""
+    found: dict[str, object] = {"file": None, "plate": None, "layers": False, "json": False}
+    words = iter(argv)
+    for word in words:
+        if word in ("--layers", "--json"):
+            found[word[2:]] = True
+            continue
+        if word == "--plate" or word.startswith("--plate="):
+            value = word[len("--plate=") :] if "=" in word else next(words, None)
+            if found["plate"] is not None or value is None or value.startswith("-"):
+                return None
+            found["plate"] = value
+            continue
+        if word.startswith("-") or found["file"] is not None:
+            return None
+        found["file"] = word
+    return None if found["file"] is None else SimpleNamespace(**found)
 
 
 class _Figures:
