@@ -21,6 +21,7 @@ from typing import BinaryIO, ParamSpec, TypeVar
 
 from server.analysis.archive import (
     DEFAULT_LIMITS,
+    ONE_SHOT_LIMITS,
     GcodeReader,
     Limits,
     file_chunks,
@@ -362,7 +363,7 @@ def analyze_file(
     ``hashed=False``: no MD5 of the gcode (``gcode_md5`` is empty, the archive's ``.md5`` is not checked;
     the zip's CRC-32 still is), for a caller that shows neither (``layerwise analyze`` without ``--json``).
     """
-    limits = limits or DEFAULT_LIMITS
+    limits = limits or (ONE_SHOT_LIMITS if one_shot else DEFAULT_LIMITS)
     if not _is_archive(source):
         plate_number(plate)  # still reject nonsense
         size = os.path.getsize(source) if isinstance(source, str | os.PathLike) else None
