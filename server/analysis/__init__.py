@@ -17,7 +17,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, ParamSpec, TypeVar
 
 from server.analysis.archive import (
     DEFAULT_LIMITS,
@@ -86,10 +85,14 @@ __all__ = [
     "read_metadata",
 ]
 
-Source = str | os.PathLike[str] | BinaryIO
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (records.py says why)
+if TYPE_CHECKING:
+    from typing import BinaryIO, ParamSpec, TypeVar
+
+    Source = str | os.PathLike[str] | BinaryIO
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
 HEAD_BYTES = 1 << 20  # the gcode header and config block sit in the first few hundred KB
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 def _file_errors_only(func: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -14,7 +14,6 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import BinaryIO, NamedTuple
 
 from server.analysis.errors import (
     AnalysisError,
@@ -24,8 +23,14 @@ from server.analysis.errors import (
     TruncatedArchive,
     UnsafeArchive,
 )
+from server.analysis.records import NamedTuple
 
-Source = str | os.PathLike[str] | BinaryIO
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (records.py says why)
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    Source = str | os.PathLike[str] | BinaryIO
+
 # Plate numbers are written without leading zeros (the member of plate N is exactly plate_N.gcode) and
 # stay short: thousands of digits would not even convert to an int.
 _PLATE_MEMBER = re.compile(r"Metadata/plate_(0|[1-9][0-9]{0,8})\.gcode")

@@ -48,7 +48,8 @@ floating-point sums) are the same however the stream is cut.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+
+from server.analysis.records import NamedTuple
 
 UNASSIGNED = -1  # filament key for extrusion before the first load, resolved at the end
 UNLOAD_TOOLS = frozenset({255, 65535, 65279})

@@ -14,9 +14,9 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from typing import NamedTuple
 
 from server.analysis.errors import BadMetadata
+from server.analysis.records import NamedTuple
 
 
 class SliceFilament(NamedTuple):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import NamedTuple
 
 from server.analysis import filament
 from server.analysis.gcode import Mark, ToolChange, Usage
+from server.analysis.records import NamedTuple
 
 FORMAT = "layerwise.analysis/1"
 
