@@ -176,9 +176,8 @@ async def test_a_delivery_landing_during_the_forecast_is_not_counted_twice(tmp_p
     db.close()
 
 
-async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path: Path) -> None:
-    """A farm delivers bills all the time; each delivery recomputing all 100 printers' forecasts was half of
-    Layerwise's CPU (docs/benchmarks.md). A printer not yet forecast (its spools unknown) is still taken."""
+def two_printers(tmp_path: Path) -> tuple[Database, SpoolDirectory, JobView]:
+    """Printers p and q with spools 12 and 20 in tray 1 (cached, 500 g each), and a job's view."""
     db = open_database(tmp_path)
     for printer, spool_id in (("p", 12), ("q", 20)):
         repo.upsert_printer(db, printer, printer.upper(), None)
@@ -186,7 +185,13 @@ async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path:
     spools = SpoolDirectory(None, ttl=3600)
     spools.put(black_spool(500.0))
     spools.put(Spool(id=20, filament=black_spool(0).filament, remaining_weight=500.0))
-    view = JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+    return db, spools, JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+
+
+async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path: Path) -> None:
+    """A farm delivers bills all the time; each delivery recomputing all 100 printers' forecasts was half of
+    Layerwise's CPU (docs/benchmarks.md). A printer not yet forecast (its spools unknown) is still taken."""
+    db, spools, view = two_printers(tmp_path)
     service = ForecastService(db, EventBus(), spools, lambda _name: view, ["p", "q", "r"])
     delivered = Event("spool", None, {"spool_id": 12})
     assert service.touched(delivered) == ["p", "q", "r"]  # nothing forecast yet
@@ -213,14 +218,7 @@ class Refreshes(ForecastService):
 async def test_a_layer_and_its_deliveries_are_one_refresh(tmp_path: Path) -> None:
     """A layer's bills (a job event) and their deliveries (a spool event each) came as separate refreshes
     of the printer; the service waits for the rest of the burst and refreshes once."""
-    db = open_database(tmp_path)
-    for printer, spool_id in (("p", 12), ("q", 20)):
-        repo.upsert_printer(db, printer, printer.upper(), None)
-        repo.assign_spool(db, printer, 1, spool_id, "manual")
-    spools = SpoolDirectory(None, ttl=3600)
-    spools.put(black_spool(500.0))
-    spools.put(Spool(id=20, filament=black_spool(0).filament, remaining_weight=500.0))
-    view = JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+    db, spools, view = two_printers(tmp_path)
     bus, burst_over = EventBus(), asyncio.Event()
     service = Refreshes(db, bus, spools, lambda _name: view, ["p", "q"], gather=burst_over.wait)
     async with bus.subscribe() as queue:
