@@ -118,16 +118,63 @@ def resolve_doubtful(db: Database, delivery_id: int, *, applied: bool) -> int:
     return count
 
 
+_WITH_WORK = (
+    select(LedgerEntry.spool_id, func.min(LedgerEntry.id))
+    .where(col(LedgerEntry.state).in_((READY, SENDING)), col(LedgerEntry.spool_id).is_not(None))
+    .group_by(LedgerEntry.spool_id)
+    .order_by(func.min(LedgerEntry.id))
+)
+
+
 def spools_with_work(db: Database) -> list[int]:
     """Spools with entries to send or settle, the one waiting longest first."""
-    statement = (
-        select(LedgerEntry.spool_id, func.min(LedgerEntry.id))
-        .where(col(LedgerEntry.state).in_((READY, SENDING)), col(LedgerEntry.spool_id).is_not(None))
-        .group_by(LedgerEntry.spool_id)
-        .order_by(func.min(LedgerEntry.id))
-    )
     with db.session() as session:
-        return [spool_id for spool_id, _first in session.exec(statement)]
+        return [spool_id for spool_id, _first in session.exec(_WITH_WORK)]
+
+
+Work = dict[int, tuple[DeliveryData | None, list[EntryData]]]
+
+
+def all_work(db: Database, limit: int | None) -> Work:
+    """Per spool with work (the one waiting longest first): its request in flight, or else its first
+    ``limit`` ready entries. The outbox's read on every pass: as :func:`spools_with_work`, then
+    :func:`open_delivery` or :func:`ready_entries` per spool, in one session and four queries (were
+    three per spool: a farm's outbox read dozens of spools on each of its many passes, bench.farm)."""
+    with db.session() as session:
+        spools = [spool_id for spool_id, _first in session.exec(_WITH_WORK) if spool_id is not None]
+        if not spools:
+            return {}
+        in_flight = {row.spool_id: row for row in session.exec(
+            select(SpoolDelivery).where(col(SpoolDelivery.spool_id).in_(spools), SpoolDelivery.state == SENDING))}
+        carried: dict[int, list[int]] = {}
+        if in_flight:
+            for delivery_id, entry_id in session.exec(
+                select(LedgerEntry.delivery_id, LedgerEntry.id)
+                .where(col(LedgerEntry.delivery_id).in_([row.id for row in in_flight.values()]))
+                .order_by(col(LedgerEntry.id))
+            ):
+                if delivery_id is not None and entry_id is not None:
+                    carried.setdefault(delivery_id, []).append(entry_id)
+        ready: dict[int, list[EntryData]] = {}
+        idle = [spool_id for spool_id in spools if spool_id not in in_flight]
+        if idle:
+            ranked = select(LedgerEntry.id, func.row_number().over(
+                partition_by=LedgerEntry.spool_id, order_by=LedgerEntry.id).label("place")).where(
+                col(LedgerEntry.spool_id).in_(idle), LedgerEntry.state == READY).subquery()
+            statement = select(LedgerEntry).join(ranked, col(LedgerEntry.id) == ranked.c.id)
+            if limit is not None:
+                statement = statement.where(ranked.c.place <= limit)
+            for row in session.exec(statement.order_by(col(LedgerEntry.id))):
+                if row.spool_id is not None:
+                    ready.setdefault(row.spool_id, []).append(entry_data(row))
+    work: Work = {}
+    for spool_id in spools:
+        delivery = in_flight.get(spool_id)
+        if delivery is not None and delivery.id is not None:
+            work[spool_id] = (delivery_data(delivery, carried.get(delivery.id, [])), [])
+        else:
+            work[spool_id] = (None, ready.get(spool_id, []))
+    return work
 
 
 def open_delivery(db: Database, spool_id: int) -> DeliveryData | None:

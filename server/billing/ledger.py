@@ -126,6 +126,16 @@ def assigned_spool(session: Session, printer: str, tray: int | None) -> int | No
     return session.exec(statement).first()
 
 
+def assigned_spools(session: Session, printer: str, trays: Iterable[int | None]) -> dict[int, int]:
+    """The spool in each of the printer's ``trays`` that has one, in one query (a layer bills each tray)."""
+    wanted = sorted({tray for tray in trays if tray is not None})
+    if not wanted:
+        return {}
+    statement = select(SlotAssignment.tray, SlotAssignment.spool_id).where(
+        SlotAssignment.printer == printer, col(SlotAssignment.tray).in_(wanted))
+    return {tray: spool_id for tray, spool_id in session.exec(statement)}
+
+
 @contextmanager
 def write_session(db: Database) -> Iterator[Session]:
     """A session whose transaction is the only ledger writer from before its first read.
@@ -166,8 +176,9 @@ def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
     if job is None:
         raise LookupError(f"no job {job_id}")
     rows = []
+    spools = assigned_spools(session, job.printer, trays)
     for line, tray in zip(lines, trays, strict=True):
-        spool_id = assigned_spool(session, job.printer, tray)
+        spool_id = spools.get(tray) if tray is not None else None
         row = LedgerEntry(
             job_id=job_id,
             printer=job.printer,

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from server.analysis import PrintAnalysis
-from server.billing.backlog import backlog, newer_bills
+from server.billing.backlog import queued_grams
 from server.db import Database, repo
 from server.events import Event, EventBus
 from server.forecast.core import Forecast, Pace, SpoolFacts, TrayFacts, forecast
@@ -27,6 +27,12 @@ from server.spoolman.directory import SpoolDirectory
 log = logging.getLogger(__name__)
 
 TRIGGERS = frozenset({"job", "slot", "spool"})  # what changes a forecast (``printer`` reports do not: pace only)
+# After an event that changes a forecast, the service waits this long for the rest of its burst: a layer's
+# bills (a ``job`` event) and their deliveries (a ``spool`` event per spool) come within a fraction of a
+# second, and each refreshed the printer on its own (bench.farm: up to five refreshes per printer and
+# layer). Short beside any layer, so the forecast is as current; well under a second of a farm's events,
+# so the bus's queue (256) does not overflow meanwhile.
+GATHER_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class JobView:
 class JobForecast:
     job_id: int
     forecast: Forecast
+    billed_through: int = -1  # the job's layer billed last when it was made (not in the event)
 
     def event(self) -> dict[str, object]:
         return {"job_id": self.job_id, "trays": [t.event() for t in self.forecast.trays]}
@@ -95,16 +102,15 @@ def waiting_grams(db: Database, billed_through: Mapping[int, int] | None = None)
     ``billed_through`` (open job id -> the layer its tracker had billed when the forecast read it) leaves
     out those jobs' bills of later layers: the tracker commits a layer's bills before it moves its own
     ``billed_through`` on, so such bills are still among the layers the forecast counts as needed."""
-    grams = {s.spool_id: s.grams for s in backlog(db).spools if s.spool_id is not None}
-    for spool_id, later in newer_bills(db, billed_through or {}).items():
-        grams[spool_id] = grams.get(spool_id, 0.0) - later
-    return grams
+    return queued_grams(db, billed_through or {})
 
 
 class ForecastService:
     def __init__(self, db: Database, bus: EventBus, spools: SpoolDirectory,
-                 jobs: Callable[[str], JobView | None], printers: Iterable[str]) -> None:
+                 jobs: Callable[[str], JobView | None], printers: Iterable[str],
+                 gather: Callable[[], Awaitable[object]] | None = None) -> None:
         self.db = db
+        self._gather = gather or (lambda: asyncio.sleep(GATHER_SECONDS))
         self.bus = bus
         self.spools = spools
         self.jobs = jobs
@@ -121,13 +127,12 @@ class ForecastService:
         async with self.bus.subscribe() as queue:
             await self.refresh(self.printers)  # a job resumed after a restart
             while True:
-                event = await queue.get()
-                dirty: set[str] = set()
-                while True:
-                    dirty.update(self.touched(event))
-                    if queue.empty():
-                        break
-                    event = queue.get_nowait()
+                dirty = set(self.touched(await queue.get()))
+                if not dirty:
+                    continue
+                await self._gather()  # the rest of the burst: one refresh for all of it
+                while not queue.empty():
+                    dirty.update(self.touched(queue.get_nowait()))
                 await self.refresh(sorted(p for p in dirty if p in self.printers))
 
     def touched(self, event: Event) -> list[str]:
@@ -171,7 +176,7 @@ class ForecastService:
                 trays = tray_facts(view.snapshot, assigned, found, waiting)
                 result = JobForecast(view.job_id, forecast(
                     view.analysis, view.billed_through, view.mapping, trays, pace_of(view.snapshot, view.analysis),
-                    auto_refill=view.snapshot.auto_refill))
+                    auto_refill=view.snapshot.auto_refill), view.billed_through)
                 self.latest[printer] = result
                 self._publish(printer, result.event())
 

@@ -134,7 +134,8 @@ class MappingLearner:
         This teaches a job picked up mid-print, whose load went unseen. (For several
         filaments a merged `tray_now` left stale by a lost report could name another
         filament's tray, so they learn from changes only.)"""
-        if len(self.filaments) != 1 or layer is None or tray_now is None or tray_now == NO_TRAY or self.learned:
+        # The set of filaments last: it is built anew on each look, and most looks stop before it.
+        if self.learned or layer is None or tray_now is None or tray_now == NO_TRAY or len(self.filaments) != 1:
             return self
         (load_layer, filament), *_ = self.changes or ()
         if layer - load_layer <= LAYER_SLACK:

@@ -29,18 +29,27 @@ class SpoolDirectory:
         self.ttl = ttl
         self._entries: dict[int, tuple[float, Spool | None]] = {}
         self.last_error: str | None = None
-        self._generation = 0  # bumped by invalidate(): a read begun before it must not be kept
+        # Bumped by invalidate(): a read begun before it must not be kept. Per spool, so that one spool's
+        # delivery does not throw away the reads of others under way (a farm delivers many times a second:
+        # with one counter for all, most reads were discarded and made again, bench.farm).
+        self._generation = 0  # invalidate() of every spool
+        self._changed: dict[int, int] = {}  # invalidate(spool_id), per spool
         # Reads under way, by spool, with the generation each began in: callers asking for a spool already
         # being read share that read (a farm's pages and forecasts ask for the same spools at once).
-        self._reading: dict[int, tuple[int, asyncio.Future[Spool | None]]] = {}
+        self._reading: dict[int, tuple[tuple[int, int], asyncio.Future[Spool | None]]] = {}
         self._limit: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def invalidate(self, spool_id: int | None = None) -> None:
-        self._generation += 1
         if spool_id is None:
+            self._generation += 1
             self._entries.clear()
         else:
+            self._changed[spool_id] = self._changed.get(spool_id, 0) + 1
             self._entries.pop(spool_id, None)
+
+    def _version(self, spool_id: int) -> tuple[int, int]:
+        """Changes on record for this spool: a read is kept only if none happened while it ran."""
+        return self._generation, self._changed.get(spool_id, 0)
 
     def put(self, spool: Spool) -> None:
         self._entries[spool.id] = (time.monotonic(), spool)
@@ -58,26 +67,27 @@ class SpoolDirectory:
         if self.client is None:
             return None
         under_way = self._reading.get(spool_id)
-        if under_way is None or under_way[0] != self._generation:  # none, or begun before a change: read anew
-            reading = asyncio.ensure_future(self._read(self.client, spool_id, self._generation))
-            self._reading[spool_id] = under_way = (self._generation, reading)
+        version = self._version(spool_id)
+        if under_way is None or under_way[0] != version:  # none, or begun before a change: read anew
+            reading = asyncio.ensure_future(self._read(self.client, spool_id, version))
+            self._reading[spool_id] = under_way = (version, reading)
             reading.add_done_callback(lambda done: self._read_done(spool_id, done))
         # Shielded: one caller giving up (a page closed) does not cancel the read the others wait for.
         return await asyncio.shield(under_way[1])
 
-    async def _read(self, client: SpoolmanClient, spool_id: int, generation: int) -> Spool | None:
+    async def _read(self, client: SpoolmanClient, spool_id: int, version: tuple[int, int]) -> Spool | None:
         async with self._semaphore():
             now = time.monotonic()
             try:
                 spool: Spool | None = await client.get_spool(spool_id)
             except SpoolmanNotFound:
                 spool = None
-        if generation == self._generation:  # else the spool changed while it was read: the answer may be stale
+        if version == self._version(spool_id):  # else the spool changed while it was read: the answer may be stale
             self._entries[spool_id] = (now, spool)
         return spool
 
     def _read_done(self, spool_id: int, done: asyncio.Future[Spool | None]) -> None:
-        if self._reading.get(spool_id, (0, None))[1] is done:
+        if self._reading.get(spool_id, ((0, 0), None))[1] is done:
             del self._reading[spool_id]
         if not done.cancelled():
             done.exception()  # taken by its callers; looked at here so that none left is not logged as lost

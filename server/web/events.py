@@ -24,6 +24,11 @@ GATHER_SECONDS = 0.1  # a burst of events waits this long at most to share a wri
 HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
+# Events whose payload pages do not read go out with only these fields: a page reloads the printer's part
+# on any of them. A forecast's trays (~700 bytes, a farm's printers several a minute each) were half the
+# stream's bytes (bench.farm); notifications and Home Assistant take the whole payload from the bus.
+BRIEF: dict[str, tuple[str, ...]] = {"forecast": ("job_id",)}
+
 _encoded: dict[int, tuple[Event, bytes]] = {}  # by identity: one event is encoded once for every open page
 ENCODED_KEPT = 1024  # events; far more than one burst, so every page finds the ones it is sending
 
@@ -32,7 +37,9 @@ def encode(event: Event) -> bytes:
     kept = _encoded.get(id(event))
     if kept is not None and kept[0] is event:
         return kept[1]
-    payload = {"printer": event.printer, **event.data}
+    fields = BRIEF.get(event.kind)
+    data = event.data if fields is None else {key: event.data[key] for key in fields if key in event.data}
+    payload = {"printer": event.printer, **data}
     encoded = ServerSentEventMessage(event=event.kind, data=json.dumps(payload, default=str)).encode()
     if len(_encoded) >= ENCODED_KEPT:
         del _encoded[next(iter(_encoded))]  # the oldest: dicts keep insertion order

@@ -172,3 +172,25 @@ def test_only_one_request_in_flight_per_spool(db: Database) -> None:
     in_flight = deliveries.open_delivery(db, 11)
     assert in_flight is not None and in_flight.entry_ids == (first.id,)
     assert [s.sending for s in backlog.backlog(db).spools] == [True]
+
+
+def test_the_outboxs_read_of_all_work_is_each_spools_own(db: Database) -> None:
+    """``all_work`` (one read per outbox pass) says what the per-spool reads say: the spool waiting
+    longest first, its request in flight with its entries, else its first ``limit`` ready entries."""
+    for tray, spool in ((0, 11), (1, 12), (2, 13)):
+        assign(db, tray, spool)
+    job = new_job(db)
+    lines = [Line(layer, filament, 1.0) for layer in range(3) for filament in (2, 0, 1)]
+    made = ledger.record_bills(db, job, lines, {0: 0, 1: 1, 2: 2})
+    to_12 = [entry.id for entry in made if entry.spool_id == 12]
+    deliveries.begin_delivery(db, 12, to_12[:2], mm=2.0, expected_g=0.006, before=SpoolReading(0.0, None))
+    assert deliveries.all_work(db, 2) == {
+        spool: (deliveries.open_delivery(db, spool),
+                [] if deliveries.open_delivery(db, spool) else deliveries.ready_entries(db, spool, 2))
+        for spool in deliveries.spools_with_work(db)}
+    work = deliveries.all_work(db, 2)
+    assert list(work) == [13, 11, 12]  # filament 2's bill (spool 13) was written first
+    delivery, ready = work[12]
+    assert delivery is not None and delivery.entry_ids == tuple(to_12[:2]) and ready == []
+    assert [entry.layer for entry in work[11][1]] == [0, 1] and work[11][0] is None
+    assert [len(entries) for _, entries in deliveries.all_work(db, None).values()] == [3, 3, 0]

@@ -140,6 +140,12 @@ async def _print(make_stack: StackFactory, tmp_path: Path, receiver: Receiver, *
             await stack.run_to(PRINTER, last_layer, step=8)
             await until(lambda: (now := needed(stack)) is not None and now < before,
                         "a forecast after the later layers")
+            # The forecast of the last layer billed (the service gathers a burst of events for half a
+            # second, and this print runs far faster than a printer's layers do).
+            forecasts = stack.runtime.forecast
+            assert forecasts is not None
+            await until(lambda: (latest := forecasts.of(PRINTER)) is not None
+                        and latest.billed_through == last_layer - 1, "the forecast billed through the last layer")
             state = await value_until(lambda: ha_state(broker), lambda s: s.get("job", {}).get("layer") == last_layer,
                                       "Home Assistant at the last layer")
             assert runout_of(state) == (EXPECTED, EXPECTED)

@@ -176,9 +176,8 @@ async def test_a_delivery_landing_during_the_forecast_is_not_counted_twice(tmp_p
     db.close()
 
 
-async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path: Path) -> None:
-    """A farm delivers bills all the time; each delivery recomputing all 100 printers' forecasts was half of
-    Layerwise's CPU (docs/benchmarks.md). A printer not yet forecast (its spools unknown) is still taken."""
+def two_printers(tmp_path: Path) -> tuple[Database, SpoolDirectory, JobView]:
+    """Printers p and q with spools 12 and 20 in tray 1 (cached, 500 g each), and a job's view."""
     db = open_database(tmp_path)
     for printer, spool_id in (("p", 12), ("q", 20)):
         repo.upsert_printer(db, printer, printer.upper(), None)
@@ -186,7 +185,13 @@ async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path:
     spools = SpoolDirectory(None, ttl=3600)
     spools.put(black_spool(500.0))
     spools.put(Spool(id=20, filament=black_spool(0).filament, remaining_weight=500.0))
-    view = JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+    return db, spools, JobView(7, analyze_file(FILE), -1, {3: 1}, BLANK)
+
+
+async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path: Path) -> None:
+    """A farm delivers bills all the time; each delivery recomputing all 100 printers' forecasts was half of
+    Layerwise's CPU (docs/benchmarks.md). A printer not yet forecast (its spools unknown) is still taken."""
+    db, spools, view = two_printers(tmp_path)
     service = ForecastService(db, EventBus(), spools, lambda _name: view, ["p", "q", "r"])
     delivered = Event("spool", None, {"spool_id": 12})
     assert service.touched(delivered) == ["p", "q", "r"]  # nothing forecast yet
@@ -196,4 +201,46 @@ async def test_a_delivered_spool_recomputes_only_the_printers_it_is_in(tmp_path:
     assert service.touched(Event("slot", "q", {"tray": 1})) == ["q"]
     assert service.touched(Event("resync")) == ["p", "q", "r"]
     assert service.touched(Event("printer", "p")) == []
+    db.close()
+
+
+class Refreshes(ForecastService):
+    """Records the printers of each refresh."""
+
+    calls: list[list[str]]
+
+    async def refresh(self, printers: Iterable[str]) -> None:
+        printers = list(printers)
+        self.calls = [*getattr(self, "calls", []), printers]
+        await super().refresh(printers)
+
+
+async def test_a_layer_and_its_deliveries_are_one_refresh(tmp_path: Path) -> None:
+    """A layer's bills (a job event) and their deliveries (a spool event each) came as separate refreshes
+    of the printer; the service waits for the rest of the burst and refreshes once."""
+    db, spools, view = two_printers(tmp_path)
+    bus, burst_over = EventBus(), asyncio.Event()
+    service = Refreshes(db, bus, spools, lambda _name: view, ["p", "q"], gather=burst_over.wait)
+    async with bus.subscribe() as queue:
+        task = asyncio.create_task(service.run())
+        while (await asyncio.wait_for(queue.get(), 30)).kind != "forecast":
+            pass  # the forecasts made at start: p's, then q's
+        while (await asyncio.wait_for(queue.get(), 30)).kind != "forecast":
+            pass
+        bus.publish(Event("printer", "q"))  # a report: changes no forecast, nothing waits for it
+        bus.publish(Event("job", "p", {"billed_through": 0}))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the service now waits for the rest of the burst
+        bus.publish(Event("spool", None, {"spool_id": 12}))
+        bus.publish(Event("spool", None, {"spool_id": 20}))
+        assert service.calls == [["p", "q"]]  # only the one at start so far
+        burst_over.set()
+
+        async def refreshed_again() -> None:
+            while len(service.calls) < 2:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(refreshed_again(), 30)
+        assert service.calls == [["p", "q"], ["p", "q"]]
+        task.cancel()
     db.close()

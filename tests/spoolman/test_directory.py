@@ -134,3 +134,19 @@ async def test_a_farm_of_spools_is_read_a_few_at_a_time() -> None:
     spoolman.gate.set()
     found = await reading
     assert sorted(found) == list(range(1, 101)) and spoolman.most == FETCHES_AT_ONCE
+
+
+async def test_another_spools_change_keeps_a_read_under_way() -> None:
+    spoolman = Held(_spool())
+    directory = SpoolDirectory(spoolman)  # type: ignore[arg-type]
+    reading = asyncio.create_task(directory.get(7))
+    await asyncio.sleep(0)
+    directory.invalidate(8)  # a delivery to another spool while 7 is read
+    sharing = asyncio.create_task(directory.get(7))  # still shares the read under way
+    await asyncio.sleep(0)
+    spoolman.gate.set()
+    assert (await reading).id == 7 and (await sharing).id == 7
+    assert (await directory.get(7)).id == 7  # kept: not read again
+    assert spoolman.asked == [7]
+    directory.invalidate()  # every spool changed: read anew
+    assert (await directory.get(7)).id == 7 and spoolman.asked == [7, 7]
