@@ -71,8 +71,10 @@ def _newer_bills(session: Session, billed_through: Mapping[int, int]) -> dict[in
 
 
 def queued_grams(db: Database, billed_through: Mapping[int, int] | None = None) -> dict[int, float]:
-    """Grams per spool queued for Spoolman (ready or in flight), less the given jobs' queued bills for
-    layers after ``billed_through[job]``.
+    """Grams per spool billed in the ledger but not yet in Spoolman's remaining weight (ready or in
+    flight), less the given jobs' queued bills for layers after ``billed_through[job]``: the tracker
+    commits a layer's bills before it moves its own ``billed_through`` on, so the runout forecast still
+    counts such bills among the layers needed (subtracting them too would count them twice).
 
     The runout forecast's read on every refresh: one session and only these sums (the whole
     :func:`backlog` was a tenth of the worker threads' time at 100 printers, bench.farm)."""

@@ -96,15 +96,6 @@ def tray_facts(snapshot: PrinterSnapshot, assigned: Mapping[int, int], found: Ma
     return out
 
 
-def waiting_grams(db: Database, billed_through: Mapping[int, int] | None = None) -> dict[int, float]:
-    """Grams per spool billed in the ledger but not yet in Spoolman's remaining weight.
-
-    ``billed_through`` (open job id -> the layer its tracker had billed when the forecast read it) leaves
-    out those jobs' bills of later layers: the tracker commits a layer's bills before it moves its own
-    ``billed_through`` on, so such bills are still among the layers the forecast counts as needed."""
-    return queued_grams(db, billed_through or {})
-
-
 class ForecastService:
     def __init__(self, db: Database, bus: EventBus, spools: SpoolDirectory,
                  jobs: Callable[[str], JobView | None], printers: Iterable[str],
@@ -167,7 +158,7 @@ class ForecastService:
             else:
                 self._held[printer] = frozenset(assigned.values())
         through = {view.job_id: view.billed_through for view, _, _ in read.values()}
-        waiting = await asyncio.to_thread(waiting_grams, self.db, through) if read else {}
+        waiting = await asyncio.to_thread(queued_grams, self.db, through) if read else {}
         for printer, view in views.items():
             if view is None:
                 self._ended(printer)

@@ -23,9 +23,10 @@ from litestar.response import Template
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from server.analysis import AnalysisError, PrintAnalysis, analyze_file
+from server.billing.backlog import queued_grams
 from server.billing.rules import filament_grams
 from server.forecast.core import Forecast, Pace, TrayFacts, forecast, match_loaded
-from server.forecast.service import tray_facts, waiting_grams
+from server.forecast.service import tray_facts
 from server.runtime import Runtime
 from server.slots.errors import UnknownPrinter
 from server.web import csrf
@@ -130,7 +131,7 @@ async def file_forecast(runtime: Runtime, content: bytes, *, printer: str | None
         assert printer is not None
         assigned = {a.spool_id: a for a in await runtime.slots.assignments(printer)}
         found = await runtime.spools.get_many(assigned)  # Spoolman before the ledger (see tray_facts)
-        waiting = await asyncio.to_thread(waiting_grams, runtime.db)
+        waiting = await asyncio.to_thread(queued_grams, runtime.db)
         trays = tray_facts(task.snapshot, {a.tray: s for s, a in assigned.items()}, found, waiting)
         auto_refill = task.snapshot.auto_refill
     if mapping is None:
