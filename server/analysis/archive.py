@@ -20,7 +20,16 @@ from server.analysis.errors import (
     UnsafeArchive,
 )
 from server.analysis.records import NamedTuple
-from server.analysis.zipreader import DEFLATED, STORED, Encrypted, Member, ZipError, ZipReader, find_end
+from server.analysis.zipreader import (
+    DEFLATED,
+    STORED,
+    Encrypted,
+    Member,
+    Overlapping,
+    ZipError,
+    ZipReader,
+    find_end,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (records.py says why)
 if TYPE_CHECKING:
@@ -127,6 +136,7 @@ class open_archive:  # a context manager used as a function: a class, for contex
 
 def _read_directory(fh: BinaryIO, source: Source, limits: Limits) -> ZipReader:
     try:
+        origin = fh.tell()  # a file object is sniffed from where it was given, once the reader has moved it
         end = find_end(fh)
         # Refused before the directory is read whole and an entry made per record (memory).
         if end is not None and end.size > limits.max_directory_bytes:
@@ -137,10 +147,13 @@ def _read_directory(fh: BinaryIO, source: Source, limits: Limits) -> ZipReader:
         if end is not None and end.count > limits.max_members:
             raise UnsafeArchive(f"archive has {end.count} members (cap {limits.max_members})")
         archive = ZipReader(fh, end)
+    except Overlapping as err:
+        raise UnsafeArchive(f"crafted archive: {_short(err)}") from None
     except ZipError as err:
         truncated = False
-        try:  # noqa: SIM105 (contextlib.suppress: contextlib's import)
-            truncated = is_zip(source)
+        try:
+            fh.seek(origin)
+            truncated = is_zip(fh)
         except (OSError, ValueError):
             pass
         if truncated:
@@ -151,6 +164,13 @@ def _read_directory(fh: BinaryIO, source: Source, limits: Limits) -> ZipReader:
     for info in archive.members:
         _check_name(info.filename)
     return archive
+
+
+def _named(name: str) -> str:
+    """A member name for a one-line message: as it is when printable and short, else quoted and cut."""
+    if name.isprintable() and len(name) <= 80:
+        return name
+    return repr(name if len(name) <= 80 else name[:80] + "...")
 
 
 def _short(err: BaseException) -> str:
@@ -177,13 +197,13 @@ def resolve_plate(archive: ZipReader, plate: int | str | None) -> int:
 
 
 def _member_info(archive: ZipReader, name: str, cap: int, limits: Limits) -> Member:
-    info = archive.getinfo(name)
+    info, shown = archive.getinfo(name), _named(name)
     if info.compress_type not in _METHODS:
-        raise UnsafeArchive(f"{name} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
+        raise UnsafeArchive(f"{shown} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
     if info.file_size > cap:
-        raise UnsafeArchive(f"{name} inflates to {info.file_size} bytes (cap {cap})")
+        raise UnsafeArchive(f"{shown} inflates to {info.file_size} bytes (cap {cap})")
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
-        raise UnsafeArchive(f"{name} has compression ratio {info.file_size / info.compress_size:.0f} (zip bomb?)")
+        raise UnsafeArchive(f"{shown} has compression ratio {info.file_size / info.compress_size:.0f} (zip bomb?)")
     return info
 
 
@@ -211,16 +231,18 @@ def _inflate(archive: ZipReader, info: Member, cap: int, limits: Limits) -> Iter
         for chunk in archive.chunks(info, limits.chunk_size):
             total += len(chunk)
             if total > cap:
-                raise UnsafeArchive(f"{info.filename} inflates beyond the cap of {cap} bytes")
+                raise UnsafeArchive(f"{_named(info.filename)} inflates beyond the cap of {cap} bytes")
             if total > ratio_cap:
-                raise UnsafeArchive(f"{info.filename} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
+                raise UnsafeArchive(f"{_named(info.filename)} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
             yield chunk
     except Encrypted:
-        raise UnsafeArchive(f"{info.filename} is encrypted (password protected)") from None
+        raise UnsafeArchive(f"{_named(info.filename)} is encrypted (password protected)") from None
+    except Overlapping as err:
+        raise UnsafeArchive(f"crafted archive: {_short(err)}") from None
     except ZipError as err:
-        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {_short(err)}") from None
+        raise TruncatedArchive(f"{_named(info.filename)} is truncated or corrupt: {_short(err)}") from None
     except OSError as err:
-        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {_short(err)}") from None
+        raise TruncatedArchive(f"{_named(info.filename)} is truncated or corrupt: {_short(err)}") from None
 
 
 class GcodeReader:

@@ -6,7 +6,8 @@ This reads only what a .gcode.3mf needs: the end record (with a comment, and ZIP
 the archive (zipfile's "concat"), the central directory, stored and deflate members. It is stricter than
 zipfile: duplicate names, overlapping members, a local header that disagrees with the directory, sizes
 that lie in either direction, entry counts that do not match are refused. Every refusal is a ``ZipError``
-(``Encrypted`` for a password-protected member), which archive.py maps to the analysis's own errors.
+(``Encrypted`` for a password-protected member, ``Overlapping`` for entries sharing a name or data), which
+archive.py maps to the analysis's own errors.
 ``tests/analysis/test_zipreader.py`` reads random and damaged archives with both this and zipfile (the
 oracle): this returns zipfile's content exactly or refuses.
 
@@ -51,6 +52,11 @@ class ZipError(Exception):
 
 class Encrypted(ZipError):
     """A member is password protected."""
+
+
+class Overlapping(ZipError):
+    """Entries that share a name or share data: a crafted archive (one block inflated by many entries is a
+    known zip bomb), not a damaged one."""
 
 
 class EndRecord:
@@ -230,7 +236,7 @@ class ZipReader:
                 raise ZipError("a member name is not valid UTF-8") from None
             file_size, compress_size, offset = _zip64_extra(extra, file_size, compress_size, offset)
             if name in self.by_name:
-                raise ZipError(f"duplicate member name {_shown(name)}")
+                raise Overlapping(f"duplicate member name {_shown(name)}")
             member = Member(name, flags, method, crc, compress_size, file_size, offset + concat, name_length)
             self.members.append(member)
             self.by_name[name] = member
@@ -239,10 +245,10 @@ class ZipReader:
         # Each member's local header and data must fit before the next one starts (no overlapping members:
         # one compressed block shared by many entries is a known zip bomb) and before the directory.
         ordered = sorted(self.members, key=lambda m: m.header_offset)
-        for member, limit in zip(ordered, [*(m.header_offset for m in ordered[1:]), start], strict=True):
-            member._limit = limit
+        for i, member in enumerate(ordered):
+            limit = member._limit = ordered[i + 1].header_offset if i + 1 < len(ordered) else start
             if member.header_offset + _LOCAL.size + member._name_length + member.compress_size > limit:
-                raise ZipError(f"{_shown(member.filename)} overlaps the next member or the directory")
+                raise Overlapping(f"{_shown(member.filename)} overlaps the next member or the directory")
 
     def namelist(self) -> list[str]:
         return [m.filename for m in self.members]
@@ -282,7 +288,7 @@ class ZipReader:
                            "header differ")
         start = member.header_offset + _LOCAL.size + name_length + extra_length
         if start + member.compress_size > member._limit:
-            raise ZipError(f"{_shown(member.filename)} overlaps the next member or the directory")
+            raise Overlapping(f"{_shown(member.filename)} overlaps the next member or the directory")
         return start
 
     def chunks(self, member: Member, size: int) -> Iterator[bytes]:
