@@ -204,7 +204,7 @@ def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  
         objects=meta.objects,
         plate_json=plate_json,
         specs=specs,
-        thumbnail=thumbnail if thumbnail in archive.NameToInfo else None,
+        thumbnail=thumbnail if thumbnail in archive else None,
     )
 
 

@@ -1,7 +1,7 @@
 """Reading a .gcode.3mf safely: plate lookup, size and ratio caps, streaming inflate, MD5 check.
 
-The plate gcode is never extracted to disk nor held whole in memory: ``ZipFile.open`` inflates the
-member incrementally and ``gcode_chunks`` yields it in fixed-size pieces while counting and hashing.
+The plate gcode is never extracted to disk nor held whole in memory: ``ZipReader.chunks`` (our own zip
+reader, zipreader.py says why) inflates the member in bounded pieces and ``GcodeReader`` counts and hashes them.
 """
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import struct
-import zipfile
-import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 
 from server.analysis.errors import (
     AnalysisError,
@@ -24,6 +20,16 @@ from server.analysis.errors import (
     UnsafeArchive,
 )
 from server.analysis.records import NamedTuple
+from server.analysis.zipreader import (
+    DEFLATED,
+    STORED,
+    Encrypted,
+    Member,
+    Overlapping,
+    ZipError,
+    ZipReader,
+    find_end,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing's import (records.py says why)
 if TYPE_CHECKING:
@@ -36,10 +42,8 @@ if TYPE_CHECKING:
 _PLATE_MEMBER = re.compile(r"Metadata/plate_(0|[1-9][0-9]{0,8})\.gcode")
 _PLATE_REF = re.compile(r"(?:^|/)plate_([0-9]{1,9})\.gcode$")
 _PLATE_DIGITS = re.compile(r"[0-9]{1,9}")
-# What zipfile raises on a damaged archive besides BadZipFile (bad offsets, short reads, odd names).
-_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, struct.error, OverflowError, zlib.error, NotImplementedError)
 # Methods that inflate in bounded steps; bzip2/lzma would expand a whole block at once, past the caps.
-_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_METHODS = {STORED: "stored", DEFLATED: "deflate"}
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -55,7 +59,7 @@ class Limits(NamedTuple):
     max_thumbnail_bytes: int = 2 << 20  # the plate thumbnail kept for the web app; Bambu Studio's are under 200 KB
     max_config_bytes: int = 4 << 20  # each XML/JSON member parsed whole; real ones are under 50 KB
     max_members: int = 10_000
-    max_directory_bytes: int = 4 << 20  # central directory, parsed whole by zipfile; real ones are a few KB
+    max_directory_bytes: int = 4 << 20  # central directory, read whole; real ones are a few KB
     chunk_size: int = 1 << 20
 
 
@@ -98,57 +102,75 @@ def _check_name(name: str) -> None:
         raise UnsafeArchive(f"unsafe member name {shown!r} (path traversal)")
 
 
-def _check_directory(fh: BinaryIO, limits: Limits) -> None:
-    """Refuse a central directory too big to parse before zipfile reads it whole and builds an entry
-    per record (memory). zipfile's own reader of the end record: private, but unchanged since Python 2."""
-    try:
-        start = fh.tell()
-        record = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
-        fh.seek(start)
-    except (OSError, ValueError, EOFError, struct.error, OverflowError):
-        return  # zipfile itself reports the damage next
-    if record and record[zipfile._ECD_SIZE] > limits.max_directory_bytes:  # type: ignore[attr-defined]
-        raise UnsafeArchive(
-            f"the archive's directory is {record[zipfile._ECD_SIZE]} bytes "  # type: ignore[attr-defined]
-            f"(cap {limits.max_directory_bytes}): too many or too long member names"
-        )
+class open_archive:  # a context manager used as a function: a class, for contextlib's import (~1-3 ms)
+    """``with open_archive(source, limits) as archive:`` the archive's directory, checked against the limits;
+    the file is closed at the end when it was opened here (a path)."""
 
+    def __init__(self, source: Source, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._source = source
+        self._limits = limits
+        self._fh: BinaryIO | None = None
 
-@contextmanager
-def open_archive(source: Source, limits: Limits = DEFAULT_LIMITS) -> Iterator[zipfile.ZipFile]:
-    try:
-        fh: BinaryIO = open(source, "rb") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
-    except OSError as err:
-        raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
-    try:
-        _check_directory(fh, limits)
-        with _zip_file(fh, source, limits) as archive:
-            yield archive
-    finally:
+    def __enter__(self) -> ZipReader:
+        source, limits = self._source, self._limits
+        try:
+            fh: BinaryIO = open(source, "rb") if isinstance(source, str | os.PathLike) else source
+        except OSError as err:
+            raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
         if fh is not source:
-            fh.close()
+            self._fh = fh
+        try:
+            return _read_directory(fh, source, limits)
+        except BaseException:
+            self._close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
-@contextmanager
-def _zip_file(fh: BinaryIO, source: Source, limits: Limits) -> Iterator[zipfile.ZipFile]:
+def _read_directory(fh: BinaryIO, source: Source, limits: Limits) -> ZipReader:
     try:
-        archive = zipfile.ZipFile(fh)
-    except _DAMAGE as err:
+        origin = fh.tell()  # a file object is sniffed from where it was given, once the reader has moved it
+        end = find_end(fh)
+        # Refused before the directory is read whole and an entry made per record (memory).
+        if end is not None and end.size > limits.max_directory_bytes:
+            raise UnsafeArchive(
+                f"the archive's directory is {end.size} bytes "
+                f"(cap {limits.max_directory_bytes}): too many or too long member names"
+            )
+        if end is not None and end.count > limits.max_members:
+            raise UnsafeArchive(f"archive has {end.count} members (cap {limits.max_members})")
+        archive = ZipReader(fh, end)
+    except Overlapping as err:
+        raise UnsafeArchive(f"crafted archive: {_short(err)}") from None
+    except ZipError as err:
         truncated = False
-        with suppress(OSError, ValueError):
-            truncated = is_zip(source)
+        try:
+            fh.seek(origin)
+            truncated = is_zip(fh)
+        except (OSError, ValueError):
+            pass
         if truncated:
             raise TruncatedArchive(f"archive is truncated or corrupt: {_short(err)}") from None
         raise NotAZip("not a zip archive (a .gcode.3mf is a zip)") from None
     except OSError as err:
         raise AnalysisError(f"cannot read the file: {err.strerror or err}") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > limits.max_members:
-            raise UnsafeArchive(f"archive has {len(infos)} members (cap {limits.max_members})")
-        for info in infos:
-            _check_name(info.filename)
-        yield archive
+    for info in archive.members:
+        _check_name(info.filename)
+    return archive
+
+
+def _named(name: str) -> str:
+    """A member name for a one-line message: as it is when printable and short, else quoted and cut."""
+    if name.isprintable() and len(name) <= 80:
+        return name
+    return repr(name if len(name) <= 80 else name[:80] + "...")
 
 
 def _short(err: BaseException) -> str:
@@ -156,12 +178,12 @@ def _short(err: BaseException) -> str:
     return text if len(text) <= 160 else text[:160] + "..."
 
 
-def plates(archive: zipfile.ZipFile) -> list[int]:
+def plates(archive: ZipReader) -> list[int]:
     found = {int(m.group(1)) for m in map(_PLATE_MEMBER.fullmatch, archive.namelist()) if m}
     return sorted(found)
 
 
-def resolve_plate(archive: zipfile.ZipFile, plate: int | str | None) -> int:
+def resolve_plate(archive: ZipReader, plate: int | str | None) -> int:
     available = plates(archive)
     wanted = plate_number(plate)
     if wanted is None:
@@ -174,22 +196,22 @@ def resolve_plate(archive: zipfile.ZipFile, plate: int | str | None) -> int:
     return wanted
 
 
-def _member_info(archive: zipfile.ZipFile, name: str, cap: int, limits: Limits) -> zipfile.ZipInfo:
-    info = archive.getinfo(name)
+def _member_info(archive: ZipReader, name: str, cap: int, limits: Limits) -> Member:
+    info, shown = archive.getinfo(name), _named(name)
     if info.compress_type not in _METHODS:
-        raise UnsafeArchive(f"{name} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
+        raise UnsafeArchive(f"{shown} uses compression method {info.compress_type}; .gcode.3mf files use deflate")
     if info.file_size > cap:
-        raise UnsafeArchive(f"{name} inflates to {info.file_size} bytes (cap {cap})")
+        raise UnsafeArchive(f"{shown} inflates to {info.file_size} bytes (cap {cap})")
     if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
-        raise UnsafeArchive(f"{name} has compression ratio {info.file_size / info.compress_size:.0f} (zip bomb?)")
+        raise UnsafeArchive(f"{shown} has compression ratio {info.file_size / info.compress_size:.0f} (zip bomb?)")
     return info
 
 
 def read_member(
-    archive: zipfile.ZipFile, name: str, limits: Limits = DEFAULT_LIMITS, cap: int | None = None
+    archive: ZipReader, name: str, limits: Limits = DEFAULT_LIMITS, cap: int | None = None
 ) -> bytes | None:
     """A small metadata member, capped (``cap``, default ``max_metadata_bytes``); None if absent."""
-    if name not in archive.NameToInfo:
+    if name not in archive:
         return None
     cap = limits.max_metadata_bytes if cap is None else cap
     info = _member_info(archive, name, cap, limits)
@@ -199,34 +221,34 @@ def read_member(
     return bytes(out)
 
 
-def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limits: Limits) -> Iterator[bytes]:
+def _inflate(archive: ZipReader, info: Member, cap: int, limits: Limits) -> Iterator[bytes]:
     """Stream a member, enforcing the size cap and the running ratio whatever the header claims."""
     ratio_cap = limits.max_ratio * max(info.compress_size, 1)
     total = 0
     try:
-        with archive.open(info) as member:
-            while True:
-                chunk = member.read(limits.chunk_size)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > cap:
-                    raise UnsafeArchive(f"{info.filename} inflates beyond the cap of {cap} bytes")
-                if total > ratio_cap:
-                    raise UnsafeArchive(f"{info.filename} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
-                yield chunk
-    except (*_DAMAGE, OSError) as err:
-        raise TruncatedArchive(f"{info.filename} is truncated or corrupt: {_short(err)}") from None
-    except RuntimeError as err:  # zipfile's word for an encrypted member
-        raise UnsafeArchive(f"{info.filename} is encrypted (password protected): {_short(err)}") from None
-    except NotImplementedError as err:
-        raise UnsafeArchive(f"{info.filename}: {_short(err)}") from None
+        # The reader never inflates past the directory's file_size, which _member_info checked against the
+        # caps; counting here too keeps them whatever a caller passes.
+        for chunk in archive.chunks(info, limits.chunk_size):
+            total += len(chunk)
+            if total > cap:
+                raise UnsafeArchive(f"{_named(info.filename)} inflates beyond the cap of {cap} bytes")
+            if total > ratio_cap:
+                raise UnsafeArchive(f"{_named(info.filename)} inflates beyond ratio {limits.max_ratio:.0f} (zip bomb?)")
+            yield chunk
+    except Encrypted:
+        raise UnsafeArchive(f"{_named(info.filename)} is encrypted (password protected)") from None
+    except Overlapping as err:
+        raise UnsafeArchive(f"crafted archive: {_short(err)}") from None
+    except ZipError as err:
+        raise TruncatedArchive(f"{_named(info.filename)} is truncated or corrupt: {_short(err)}") from None
+    except OSError as err:
+        raise TruncatedArchive(f"{_named(info.filename)} is truncated or corrupt: {_short(err)}") from None
 
 
 class GcodeReader:
     """Yields a plate's gcode in chunks; after exhaustion, ``md5`` is the hex digest of what was read
     (empty with ``hashed=False``: ``layerwise analyze``'s summary shows no MD5, and the zip's CRC-32, which
-    zipfile checks anyway, already tells a damaged member; that saves ~9 ms and hashlib's import per 6.5 MB)."""
+    the reader checks anyway, already tells a damaged member; that saves ~9 ms and hashlib's import per 6.5 MB)."""
 
     def __init__(
         self,
@@ -261,7 +283,7 @@ class GcodeReader:
 
 
 def plate_gcode(
-    archive: zipfile.ZipFile, plate: int, limits: Limits = DEFAULT_LIMITS, *, hashed: bool = True
+    archive: ZipReader, plate: int, limits: Limits = DEFAULT_LIMITS, *, hashed: bool = True
 ) -> GcodeReader:
     name = f"Metadata/plate_{plate}.gcode"
     info = _member_info(archive, name, limits.max_gcode_bytes, limits)

@@ -21,7 +21,7 @@ from server.analysis import (
     plate_thumbnail,
     read_metadata,
 )
-from server.analysis.archive import _inflate, file_chunks, plate_number
+from server.analysis.archive import _inflate, file_chunks, open_archive, plate_number
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
 XMAS = FIXTURES / "xmas-pud-x1c-4colour.gcode.3mf"
@@ -68,7 +68,7 @@ def test_size_cap_from_header(tmp_path: Path) -> None:
 
 def test_size_cap_while_reading_even_if_header_lies(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "big.gcode.3mf", {"Metadata/plate_1.gcode": GCODE * 100})
-    with zipfile.ZipFile(path) as archive:
+    with open_archive(path) as archive:
         info = archive.getinfo("Metadata/plate_1.gcode")
         with pytest.raises(UnsafeArchive, match="beyond the cap"):
             list(_inflate(archive, info, 1000, Limits(chunk_size=256)))
