@@ -306,20 +306,54 @@ class _FirstBytes:
             yield chunk
 
 
+def _line_number(err: BadGcode, again: Callable[[], Iterator[bytes]]) -> BadGcode:
+    """``err`` naming its line by number, counted in a second read of the gcode up to the line (the scan
+    did not count lines: only a message needs them). Unnumbered if that read fails."""
+    if err.offset is None or err.line is not None:
+        return err
+    seen = newlines = 0
+    try:
+        chunks = again()
+        try:
+            for chunk in chunks:
+                take = min(len(chunk), err.offset - seen)
+                newlines += chunk.count(b"\n", 0, take)
+                seen += take
+                if seen >= err.offset:
+                    break
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+    except AnalysisError:
+        return err
+    return err.numbered(newlines + 1)
+
+
 def _analyze(
-    reader: GcodeReader, meta: ArchiveMetadata, *, verify: bool = False, vectorised: bool | None = None
+    reader: GcodeReader,
+    meta: ArchiveMetadata,
+    *,
+    verify: bool = False,
+    vectorised: bool | None = None,
+    again: Callable[[], Iterator[bytes]] | None = None,
 ) -> PrintAnalysis:
+    """``again``: the same gcode from its start, to number the line of an error afterwards, where lines
+    are not counted while scanning (a one-shot process)."""
     used = meta.used_filaments()
     tap = _FirstBytes(iter(reader))
     stream = iter(tap)
     chunks = _threaded(stream)
     try:
-        usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0, vectorised=vectorised)
-    except BadGcode:
+        usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0, vectorised=vectorised,
+                                     count_lines=again is None)
+    except BadGcode as err:
         chunks.close()  # stops the reader thread before this one takes over the stream
         if verify:  # garbage may be damage: read on, so a bad CRC or MD5 is reported as what it is
             for _chunk in stream:
                 pass
+        if again is not None:
+            raise _line_number(err, again) from None
         raise
     if not usage.layer_count:
         raise NoLayers(
@@ -371,9 +405,12 @@ def analyze_file(
         plate_number(plate)  # still reject nonsense
         size = os.path.getsize(source) if isinstance(source, str | os.PathLike) else None
         reader = GcodeReader(file_chunks(source, limits), hashed=hashed)
-        return _analyze(reader, ArchiveMetadata(plate=1), vectorised=_indexer(size, one_shot))
+        # A file named by path can be read again from its start, to number an error's line.
+        again = (lambda: file_chunks(source, limits)) if one_shot and size is not None else None
+        return _analyze(reader, ArchiveMetadata(plate=1), vectorised=_indexer(size, one_shot), again=again)
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
         meta = _archive_metadata(archive, number, limits)
         reader = plate_gcode(archive, number, limits, hashed=hashed)
-        return _analyze(reader, meta, verify=True, vectorised=_indexer(reader.expected_size, one_shot))
+        again = (lambda: iter(plate_gcode(archive, number, limits, hashed=False))) if one_shot else None
+        return _analyze(reader, meta, verify=True, vectorised=_indexer(reader.expected_size, one_shot), again=again)

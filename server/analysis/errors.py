@@ -32,7 +32,27 @@ class BadMetadata(AnalysisError):
 
 
 class BadGcode(AnalysisError):
-    """The gcode itself is not something a printer could print: see the subclasses."""
+    """The gcode itself is not something a printer could print: see the subclasses.
+
+    An error about one line starts by saying where it is: ``line N``, or, from a scan that did not count
+    lines (``layerwise analyze`` counts them only when a message needs one), the byte ``offset`` where
+    the line starts, until the caller counts them and asks for ``numbered(N)``."""
+
+    line: int | None = None
+    offset: int | None = None
+    detail = ""
+
+    @classmethod
+    def at(cls, detail: str, offset: int, line: int | None) -> BadGcode:
+        """``detail`` follows the place: ``" is longer than ..."`` or ``" (layer 3): ..."``."""
+        where = f"line {line}" if line is not None else f"the line at byte {offset}"
+        err = cls(where + detail)
+        err.detail, err.offset, err.line = detail, offset, line
+        return err
+
+    def numbered(self, line: int) -> BadGcode:
+        """The same error naming its line by number (1-based)."""
+        return type(self).at(self.detail, self.offset, line) if self.offset is not None else self
 
 
 class AbsurdExtrusion(BadGcode):

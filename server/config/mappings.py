@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.config.models import shown
 from server.config.problems import Problems
+from server.config.values import shown
 
 MAX_TRAY = 255  # global tray index: ams_id*4+slot, 128..135 for AMS HT, 254/255 external
 

@@ -8,99 +8,31 @@ behind. Access codes are ``SecretStr`` and are never quoted in a message.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_core import PydanticCustomError
 
-from server.logs import LOG_LEVELS, register_secret
+from server.config.values import (
+    HOSTNAME,
+    allowed_host,
+    database_url,
+    fault,
+    http_url,
+    readable_file,
+    secret_text,
+    shown,
+    tcp_port,
+)
+from server.logs import LOG_LEVELS
 
 TLS_MODES = ("verify", "pin", "insecure")
 ACCESS_CODE_LENGTH = 8
 
-_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 _SERIAL = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _EXTRA_FIELD_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
-
-
-def _fault(text: str) -> PydanticCustomError:
-    """A validation error whose message is only the fault; the loader appends what is expected."""
-    return PydanticCustomError("layerwise", text)
-
-
-def shown(value: Any) -> str:
-    """A value as a message quotes it: text in quotes, numbers and the rest bare."""
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _http_url(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _fault(f"is {shown(value)}, not a URL")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fault(f"{value!r} is not an http(s) URL")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
-    except ValueError:
-        raise _fault(f"{value!r} has an invalid port") from None
-    if parts.password:
-        register_secret(parts.password)  # http://user:password@spoolman behind a proxy
-    if parts.query or parts.fragment:
-        raise _fault(f"{value!r} has a query or fragment")
-    return value.strip().rstrip("/")
-
-
-def _allowed_host(item: str) -> str:
-    entry = item.strip().lower().rstrip(".")
-    if entry.startswith("[") and entry.endswith("]"):
-        entry = entry[1:-1]  # [fe80::1] as in a URL
-    try:
-        return str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else str(ipaddress.ip_address(entry))
-    except ValueError:
-        if "/" in entry or ":" in entry or not _HOSTNAME.match(entry):
-            raise _fault(f"{item!r} is neither a host name, an IP address nor a network") from None
-    return entry
-
-
-def _secret_text(value: Any) -> str:
-    """An access code or API key: printable ASCII without spaces, registered for redaction first.
-    Messages never quote the value: it is a secret even when it is wrong."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    if not isinstance(value, str):
-        raise _fault("is not text")
-    register_secret(value)
-    if not value.isascii() or not value.isprintable() or " " in value:
-        raise _fault("has characters other than letters, digits and punctuation")
-    return value
-
-
-def _tcp_port(value: Any) -> Any:
-    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).strip().isdigit():
-        number = int(value)
-        if not 1 <= number <= 65535:
-            raise _fault(f"is {number}")
-        return number
-    raise _fault(f"is {shown(value)}")
-
-
-def _readable_file(value: Any) -> Any:
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise _fault(f"'{path}' does not exist or is not a file")
-    if not os.access(path, os.R_OK):
-        raise _fault(f"'{path}' is not readable")
-    return path
 
 
 class Section(BaseModel):
@@ -140,30 +72,30 @@ class ServerConfig(Section):
     @classmethod
     def _host(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
-            raise _fault("is empty")
+            raise fault("is empty")
         return value
 
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, value: Any) -> Any:
-        return _tcp_port(value)
+        return tcp_port(value)
 
     @field_validator("https_port", mode="before")
     @classmethod
     def _https_port(cls, value: Any) -> Any:
         if value is False or (isinstance(value, int | str) and str(value).strip().lower() in ("0", "off", "false")):
             return 0
-        return _tcp_port(value)
+        return tcp_port(value)
 
     @field_validator("data_dir", mode="before")
     @classmethod
     def _data_dir(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
-            raise _fault("is empty")
+            raise fault("is empty")
         if isinstance(value, str | Path):
             path = Path(value).expanduser()
             if path.exists() and not path.is_dir():
-                raise _fault(f"'{path}' exists and is not a directory")
+                raise fault(f"'{path}' exists and is not a directory")
             return path
         return value
 
@@ -171,18 +103,18 @@ class ServerConfig(Section):
     @classmethod
     def _log_level(cls, value: Any) -> Any:
         if not isinstance(value, str) or value.strip().upper() not in LOG_LEVELS:
-            raise _fault(f"is {shown(value)}")
+            raise fault(f"is {shown(value)}")
         return value.strip().upper()
 
     @field_validator("tls_certfile", "tls_keyfile", mode="before")
     @classmethod
     def _tls_files(cls, value: Any) -> Any:
-        return _readable_file(value)
+        return readable_file(value)
 
     @field_validator("base_url", mode="before")
     @classmethod
     def _base_url(cls, value: Any) -> Any:
-        return _http_url(value)
+        return http_url(value)
 
     def database_url_text(self) -> str | None:
         """The PostgreSQL URL to connect with, or None for SQLite (only the database layer sees it)."""
@@ -191,7 +123,7 @@ class ServerConfig(Section):
     @field_validator("database_url", mode="before")
     @classmethod
     def _database_url(cls, value: Any) -> Any:
-        return _database_url(value)
+        return database_url(value)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -199,32 +131,8 @@ class ServerConfig(Section):
         if isinstance(value, str):  # LAYERWISE_ALLOWED_HOSTS=a.lan,192.168.1.0/24
             value = [item for item in re.split(r"[\s,]+", value) if item]
         if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-            raise _fault(f"is {shown(value)}, not a list of names")
-        return tuple(_allowed_host(item) for item in value)
-
-
-def _database_url(value: Any) -> SecretStr | None:
-    """A PostgreSQL URL, normalised to the psycopg 3 driver; never quoted in messages (it holds a password)."""
-    if value is None:
-        return None
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    if not isinstance(value, str):
-        raise _fault("is not text")
-    url = value.strip()
-    if not url:
-        return None  # empty: SQLite, the default
-    parts = urlsplit(url)
-    if parts.password:
-        register_secret(parts.password)
-        register_secret(unquote(parts.password))
-    if parts.scheme not in _POSTGRES_SCHEMES:
-        raise _fault(f"starts with {parts.scheme or '(no scheme)'}://, not postgresql+psycopg:// "
-                     "(leave it unset for SQLite, the default)")
-    return SecretStr("postgresql+psycopg" + url[len(parts.scheme):])
-
-
-_POSTGRES_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
+            raise fault(f"is {shown(value)}, not a list of names")
+        return tuple(allowed_host(item) for item in value)
 
 
 class SpoolmanConfig(Section):
@@ -242,13 +150,13 @@ class SpoolmanConfig(Section):
         if isinstance(value, str):
             value = value.strip()  # a file's or variable's trailing newline
         if value == "":
-            raise _fault("is empty")
-        return _secret_text(value)
+            raise fault("is empty")
+        return secret_text(value)
 
     @field_validator("url", mode="before")
     @classmethod
     def _url(cls, value: Any) -> Any:
-        url = _http_url(value)
+        url = http_url(value)
         # People paste the API root from Spoolman's docs; the client adds it itself.
         if url and url.endswith("/api/v1"):
             url = url.removesuffix("/api/v1")
@@ -258,7 +166,7 @@ class SpoolmanConfig(Section):
     @classmethod
     def _timeout(cls, value: float) -> float:
         if not value > 0:
-            raise _fault(f"is {value}")
+            raise fault(f"is {value}")
         return value
 
 
@@ -274,7 +182,7 @@ class RfidConfig(Section):
     @classmethod
     def _extra_field(cls, value: Any) -> Any:
         if not isinstance(value, str) or not _EXTRA_FIELD_KEY.match(value):
-            raise _fault(f"is {shown(value)}")
+            raise fault(f"is {shown(value)}")
         return value
 
 
@@ -290,12 +198,12 @@ class AuthConfig(Section):
         if isinstance(value, str):  # LAYERWISE_AUTH_TRUSTED_NETWORKS=192.168.1.0/24,10.0.0.5
             value = [part for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise _fault(f"is {shown(value)}")
+            raise fault(f"is {shown(value)}")
         for network in value:
             try:
                 ipaddress.ip_network(network.strip(), strict=False)
             except ValueError:
-                raise _fault(f"{network!r} is not a network") from None
+                raise fault(f"{network!r} is not a network") from None
         return tuple(network.strip() for network in value)
 
 
@@ -321,7 +229,7 @@ class PrinterConfig(Section):
     def _name(cls, value: Any) -> Any:
         if isinstance(value, str):
             if not value.strip():
-                raise _fault("is empty")
+                raise fault("is empty")
             return value.strip()
         return value
 
@@ -332,14 +240,14 @@ class PrinterConfig(Section):
             return value
         host = value.strip()
         if not host:
-            raise _fault("is empty")
+            raise fault("is empty")
         if "://" in host or "/" in host:
-            raise _fault(f"{host!r} looks like a URL")
+            raise fault(f"{host!r} looks like a URL")
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            if not _HOSTNAME.match(host):
-                raise _fault(f"{host!r} is neither an IP address nor a host name") from None
+            if not HOSTNAME.match(host):
+                raise fault(f"{host!r} is neither an IP address nor a host name") from None
         return host
 
     @field_validator("serial", mode="before")
@@ -350,9 +258,9 @@ class PrinterConfig(Section):
         if isinstance(value, str):
             serial = value.strip()
             if not serial:
-                raise _fault("is empty")
+                raise fault("is empty")
             if not _SERIAL.match(serial):
-                raise _fault(f"{serial!r} has characters other than letters and digits or is too long")
+                raise fault(f"{serial!r} has characters other than letters and digits or is too long")
             return serial
         return value
 
@@ -361,21 +269,21 @@ class PrinterConfig(Section):
     def _access_code(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # `access_code = 12345678` without quotes in TOML
-        code = _secret_text(value)
+        code = secret_text(value)
         if len(code) != ACCESS_CODE_LENGTH:
-            raise _fault(f"is {len(code)} characters")
+            raise fault(f"is {len(code)} characters")
         return code
 
     @field_validator("mqtt_port", "ftps_port", mode="before")
     @classmethod
     def _ports(cls, value: Any) -> Any:
-        return _tcp_port(value)
+        return tcp_port(value)
 
     @field_validator("tls", mode="before")
     @classmethod
     def _tls(cls, value: Any) -> Any:
         if not isinstance(value, str) or value.strip().lower() not in TLS_MODES:
-            raise _fault(f"is {shown(value)}")
+            raise fault(f"is {shown(value)}")
         return value.strip().lower()
 
     @field_validator("model", mode="before")
@@ -388,7 +296,7 @@ class PrinterConfig(Section):
     @field_validator("ca_file", mode="before")
     @classmethod
     def _ca_file(cls, value: Any) -> Any:
-        return _readable_file(value)
+        return readable_file(value)
 
 
 from server.config.reach import HomeAssistantConfig, NotificationsConfig  # noqa: E402 - it builds on Section

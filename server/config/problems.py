@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from server.config.models import shown
+from server.config.values import shown
 
 
 class ConfigError(Exception):

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from server.config.models import Section, _fault, _readable_file, shown
+from server.config.models import Section
+from server.config.values import fault, readable_file, shown
 from server.logs import register_secret
 
 NOTIFY_EVENTS = (
@@ -37,7 +38,7 @@ def _names(value: Any) -> Any:
     if isinstance(value, str):  # LAYERWISE_NOTIFICATIONS_EVENTS=runout,job_failed
         value = [item for item in re.split(r"[\s,]+", value) if item]
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        raise _fault(f"is {shown(value)}, not a list of names")
+        raise fault(f"is {shown(value)}, not a list of names")
     return tuple(item.strip() for item in value)
 
 
@@ -45,13 +46,13 @@ def _events(value: Any) -> tuple[str, ...]:
     names = _names(value)
     unknown = [name for name in names if name not in NOTIFY_EVENTS]
     if unknown:
-        raise _fault(f"has {', '.join(repr(name) for name in unknown)}")
+        raise fault(f"has {', '.join(repr(name) for name in unknown)}")
     return names
 
 
 def _at_least_zero(value: float) -> float:
     if value < 0:
-        raise _fault(f"is {value}")
+        raise fault(f"is {value}")
     return value
 
 
@@ -80,15 +81,15 @@ class NotificationsConfig(Section):
         if isinstance(value, str):  # LAYERWISE_NOTIFICATIONS_URLS or a file: separated by spaces or commas
             value = [item for item in re.split(r"[\s,]+", value) if item]
         if not isinstance(value, list | tuple):
-            raise _fault("is not a list of URLs")
+            raise fault("is not a list of URLs")
         urls = []
         for position, item in enumerate(value, start=1):
             text = item.get_secret_value() if isinstance(item, SecretStr) else item
             if not isinstance(text, str):
-                raise _fault(f"element {position} is not text")
+                raise fault(f"element {position} is not text")
             register_secret(text.strip())
             if not _URL.match(text.strip()):
-                raise _fault(f"element {position} ({masked_url(text)}) is not an Apprise URL (scheme://...)")
+                raise fault(f"element {position} ({masked_url(text)}) is not an Apprise URL (scheme://...)")
             urls.append(text.strip())
         return tuple(urls)
 
@@ -106,7 +107,7 @@ class NotificationsConfig(Section):
     @classmethod
     def _printer_events(cls, value: Any) -> Any:
         if not isinstance(value, dict):
-            raise _fault(f"is {shown(value)}, not a table")
+            raise fault(f"is {shown(value)}, not a table")
         return {str(name): _events(events) for name, events in value.items()}
 
     @field_validator("runout_within_layers", "low_stock_g", "printer_offline_minutes",
@@ -140,16 +141,16 @@ class HomeAssistantConfig(Section):
         if value is None:
             return None
         if not isinstance(value, str):
-            raise _fault(f"is {shown(value)}, not a URL")
+            raise fault(f"is {shown(value)}, not a URL")
         parts = urlsplit(value.strip())
         if parts.password:
             register_secret(parts.password)
         if parts.scheme not in MQTT_SCHEMES or not parts.hostname:
-            raise _fault(f"{parts.scheme or 'it'}://… is not an mqtt:// or mqtts:// URL")
+            raise fault(f"{parts.scheme or 'it'}://… is not an mqtt:// or mqtts:// URL")
         try:
             parts.port  # noqa: B018 - raises on a port that is not a number or out of range
         except ValueError:
-            raise _fault("has an invalid port") from None
+            raise fault("has an invalid port") from None
         return value.strip()
 
     @field_validator("password", mode="before")
@@ -158,20 +159,20 @@ class HomeAssistantConfig(Section):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if not isinstance(value, str) or value == "":
-            raise _fault("is empty or not text")
+            raise fault("is empty or not text")
         register_secret(value)
         return value
 
     @field_validator("ca_file", mode="before")
     @classmethod
     def _ca_file(cls, value: Any) -> Any:
-        return _readable_file(value)
+        return readable_file(value)
 
     @field_validator("discovery_prefix", "topic_prefix", mode="before")
     @classmethod
     def _topic(cls, value: Any) -> Any:
         if not isinstance(value, str) or not _TOPIC.match(value.strip().strip("/")):
-            raise _fault(f"is {shown(value)}")
+            raise fault(f"is {shown(value)}")
         return value.strip().strip("/")
 
     def broker(self) -> tuple[str, int, bool, str | None, str | None]:

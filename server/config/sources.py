@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.config.models import AuthConfig, PrinterConfig, RfidConfig, Section, ServerConfig, SpoolmanConfig, shown
+from server.config.models import AuthConfig, PrinterConfig, RfidConfig, Section, ServerConfig, SpoolmanConfig
 from server.config.problems import Problems, Raw, allowed_keys, unknown_key
 from server.config.reach import HomeAssistantConfig, NotificationsConfig
+from server.config.values import shown
 
 CONFIG_ENV = "LAYERWISE_CONFIG"
 MAPPINGS_ENV = "LAYERWISE_AMS_MAPPINGS"

@@ -90,6 +90,47 @@ def test_absurd_extrusion_is_refused_wherever_the_stream_is_cut() -> None:
         assert fast[0] is AbsurdExtrusion and "line 209" in fast[1]  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        GCODE + b"M73 L3\n" + b"G1 X1 E1.5\n" * 200 + b"G1 X1 E" + HUGE + b"\n" + b"G1 X1 E1\n" * 50,
+        GCODE + b"G1 X" + b"1" * MAX_LINE_BYTES + b"\n" + GCODE,
+        GCODE + b"; " + b"x" * (MAX_LINE_BYTES + 10),
+        b"G1 X" + b"1" * MAX_LINE_BYTES + b"\n",
+    ],
+    ids=["absurd", "long", "long-unended", "long-first"],
+)
+def test_without_counting_lines_the_error_names_the_byte_its_line_starts_at(data: bytes) -> None:
+    """A scan that does not count lines (``layerwise analyze``) names the line's first byte; counting the
+    newlines before it gives the number a counting scan names."""
+    for chunk in (7, 1000, None):
+        pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] if chunk else [data]
+        for vectorised in (True, False):
+            outcomes = []
+            for count_lines in (True, False):
+                with pytest.raises(BadGcode) as caught:
+                    analyze_gcode_stream(pieces, vectorised=vectorised, count_lines=count_lines)
+                outcomes.append(caught.value)
+            counted, offset_only = outcomes
+            assert offset_only.line is None and offset_only.offset == counted.offset
+            assert str(offset_only).startswith(f"the line at byte {counted.offset}")
+            assert counted.offset == 0 or data[counted.offset - 1 : counted.offset] == b"\n"
+            assert counted.line == data.count(b"\n", 0, counted.offset) + 1
+            assert str(offset_only.numbered(counted.line)) == str(counted)
+            assert type(offset_only.numbered(counted.line)) is type(counted)
+
+
+def test_layerwise_analyze_numbers_the_line_of_an_error_in_an_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = GCODE + b"M73 L3\n" + b"G1 X1 E1.5\n" * 200 + b"G1 X1 E" + HUGE + b"\n" + b"G1 X1 E1\n" * 50
+    path = make_zip(tmp_path / "absurd.gcode.3mf", {"Metadata/plate_1.gcode": data})
+    with pytest.raises(AbsurdExtrusion, match=r"^line 209 \(layer 3\)"):
+        analyze_file(path, one_shot=True)
+    assert main(["analyze", str(path)]) == 1
+    assert "layerwise analyze: line 209 (layer 3)" in one_line_error(capsys)
+
+
 def test_many_moves_adding_up_past_the_layer_bound_are_refused() -> None:
     per_move = 1000.0
     moves = int(MAX_LAYER_MM / per_move) + 2
