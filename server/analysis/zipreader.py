@@ -46,6 +46,14 @@ FLAG_UTF8 = 0x800
 _READ = 1 << 16  # compressed bytes per read: under glibc's mmap threshold, so buffers are reused
 
 
+
+def _name(raw: bytes, flags: int) -> str:
+    """A member name as zipfile decodes it: UTF-8 when flagged, else cp437, which reads ASCII as ASCII
+    (the usual name: decoded without importing the cp437 codec)."""
+    if flags & FLAG_UTF8:
+        return raw.decode("utf-8")
+    return raw.decode("ascii") if raw.isascii() else raw.decode("cp437")
+
 class ZipError(Exception):
     """The archive is damaged or uses something this reader does not support."""
 
@@ -231,7 +239,7 @@ class ZipReader:
             extra = directory[at + name_length : at + name_length + extra_length]
             at = end_of_entry
             try:
-                name = raw_name.decode("utf-8" if flags & FLAG_UTF8 else "cp437")
+                name = _name(raw_name, flags)
             except UnicodeDecodeError:
                 raise ZipError("a member name is not valid UTF-8") from None
             file_size, compress_size, offset = _zip64_extra(extra, file_size, compress_size, offset)
@@ -278,7 +286,7 @@ class ZipReader:
             raise ZipError("compressed patched data is not supported")
         raw_name = _read_exactly(self._fh, name_length, f"the local header of {_shown(member.filename)}")
         try:
-            name = raw_name.decode("utf-8" if flags & FLAG_UTF8 else "cp437")
+            name = _name(raw_name, flags)
         except UnicodeDecodeError:
             name = None
         if name != member.filename:
