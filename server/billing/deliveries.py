@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, delete, select, update
 
 from server.billing.errors import LedgerConflict
 from server.billing.ledger import (
+    DELIVERIES,
+    ENTRIES,
     DeliveryData,
     EntryData,
     assigned_spool,
@@ -113,7 +116,7 @@ def resolve_doubtful(db: Database, delivery_id: int, *, applied: bool) -> int:
         delivery = session.get(SpoolDelivery, delivery_id)
         if delivery is None or delivery.state != DOUBTFUL:
             return 0
-        count = _finish(session, delivery, DELIVERED if applied else NOT_APPLIED, note="settled by hand")
+        count = _finish(session, delivery_id, DELIVERED if applied else NOT_APPLIED, note="settled by hand")
         session.commit()
     return count
 
@@ -124,6 +127,17 @@ _WITH_WORK = (
     .group_by(LedgerEntry.spool_id)
     .order_by(func.min(LedgerEntry.id))
 )
+# The outbox's reads and writes on every pass and request, built once (see ``ledger.ENTRIES``).
+_IN_FLIGHT = core_select(DELIVERIES).where(
+    DELIVERIES.c.spool_id.in_(bindparam("spools", expanding=True)), DELIVERIES.c.state == SENDING)
+_CARRIED = core_select(ENTRIES.c.delivery_id, ENTRIES.c.id).where(
+    ENTRIES.c.delivery_id.in_(bindparam("deliveries", expanding=True))).order_by(ENTRIES.c.id)
+_RANKED = core_select(ENTRIES.c.id, func.row_number().over(
+    partition_by=ENTRIES.c.spool_id, order_by=ENTRIES.c.id).label("place")).where(
+    ENTRIES.c.spool_id.in_(bindparam("spools", expanding=True)), ENTRIES.c.state == READY).subquery()
+_FIRST_READY = core_select(ENTRIES).join(_RANKED, ENTRIES.c.id == _RANKED.c.id).where(
+    _RANKED.c.place <= bindparam("limit")).order_by(ENTRIES.c.id)
+_ALL_READY = core_select(ENTRIES).join(_RANKED, ENTRIES.c.id == _RANKED.c.id).order_by(ENTRIES.c.id)
 
 
 def spools_with_work(db: Database) -> list[int]:
@@ -141,36 +155,27 @@ def all_work(db: Database, limit: int | None) -> Work:
     :func:`open_delivery` or :func:`ready_entries` per spool, in one session and four queries (were
     three per spool: a farm's outbox read dozens of spools on each of its many passes, bench.farm)."""
     with db.session() as session:
-        spools = [spool_id for spool_id, _first in session.exec(_WITH_WORK) if spool_id is not None]
+        connection = session.connection()
+        spools = [spool_id for spool_id, _first in connection.execute(_WITH_WORK) if spool_id is not None]
         if not spools:
             return {}
-        in_flight = {row.spool_id: row for row in session.exec(
-            select(SpoolDelivery).where(col(SpoolDelivery.spool_id).in_(spools), SpoolDelivery.state == SENDING))}
+        in_flight = {row.spool_id: row for row in connection.execute(_IN_FLIGHT, {"spools": spools})}
         carried: dict[int, list[int]] = {}
         if in_flight:
-            for delivery_id, entry_id in session.exec(
-                select(LedgerEntry.delivery_id, LedgerEntry.id)
-                .where(col(LedgerEntry.delivery_id).in_([row.id for row in in_flight.values()]))
-                .order_by(col(LedgerEntry.id))
-            ):
-                if delivery_id is not None and entry_id is not None:
-                    carried.setdefault(delivery_id, []).append(entry_id)
+            for delivery_id, entry_id in connection.execute(
+                    _CARRIED, {"deliveries": [row.id for row in in_flight.values()]}):
+                carried.setdefault(delivery_id, []).append(entry_id)
         ready: dict[int, list[EntryData]] = {}
         idle = [spool_id for spool_id in spools if spool_id not in in_flight]
         if idle:
-            ranked = select(LedgerEntry.id, func.row_number().over(
-                partition_by=LedgerEntry.spool_id, order_by=LedgerEntry.id).label("place")).where(
-                col(LedgerEntry.spool_id).in_(idle), LedgerEntry.state == READY).subquery()
-            statement = select(LedgerEntry).join(ranked, col(LedgerEntry.id) == ranked.c.id)
-            if limit is not None:
-                statement = statement.where(ranked.c.place <= limit)
-            for row in session.exec(statement.order_by(col(LedgerEntry.id))):
-                if row.spool_id is not None:
-                    ready.setdefault(row.spool_id, []).append(entry_data(row))
+            rows = (connection.execute(_ALL_READY, {"spools": idle}) if limit is None
+                    else connection.execute(_FIRST_READY, {"spools": idle, "limit": limit}))
+            for row in rows:
+                ready.setdefault(row.spool_id, []).append(entry_data(row))
     work: Work = {}
     for spool_id in spools:
         delivery = in_flight.get(spool_id)
-        if delivery is not None and delivery.id is not None:
+        if delivery is not None:
             work[spool_id] = (delivery_data(delivery, carried.get(delivery.id, [])), [])
         else:
             work[spool_id] = (None, ready.get(spool_id, []))
@@ -221,6 +226,17 @@ def note_held(db: Database, entry_ids: Iterable[int], note: str) -> int:
     return rows_changed(db, statement)
 
 
+_SENDING_OF = core_select(DELIVERIES.c.id).where(
+    DELIVERIES.c.spool_id == bindparam("b_spool"), DELIVERIES.c.state == SENDING).limit(1)
+_ADD_DELIVERY = DELIVERIES.insert()
+_SEND_ENTRIES = ENTRIES.update().where(
+    ENTRIES.c.id.in_(bindparam("b_ids", expanding=True)), ENTRIES.c.state == READY,
+    ENTRIES.c.spool_id == bindparam("b_spool"))
+# The columns set are the execution's parameters (they differ by outcome).
+_SETTLE_DELIVERY = DELIVERIES.update().where(DELIVERIES.c.id == bindparam("b_delivery"))
+_SETTLE_ENTRIES = ENTRIES.update().where(ENTRIES.c.delivery_id == bindparam("b_delivery"))
+
+
 def begin_delivery(
     db: Database,
     spool_id: int,
@@ -234,35 +250,24 @@ def begin_delivery(
     """Record a request *before* it leaves: the entries become ``sending`` with what settling needs."""
     # The write lock first: "no request in flight for this spool" is read, then written on.
     with write_session(db) as session:
-        if session.exec(
-            select(SpoolDelivery.id).where(SpoolDelivery.spool_id == spool_id, SpoolDelivery.state == SENDING)
-        ).first():
+        connection = session.connection()
+        if connection.execute(_SENDING_OF, {"b_spool": spool_id}).first():
             raise LedgerConflict(f"spool {spool_id} already has a request in flight")
-        row = SpoolDelivery(
-            spool_id=spool_id,
-            mm=mm,
-            expected_g=expected_g,
-            before_used_weight=before.used_weight,
-            before_last_used=before.last_used,
-            state=SENDING,
-            sent_at=sent_at or utcnow(),
-        )
-        session.add(row)
-        session.flush()
-        result = session.exec(  # type: ignore[call-overload]
-            update(LedgerEntry)
-            .where(
-                col(LedgerEntry.id).in_(list(entry_ids)),
-                col(LedgerEntry.state) == READY,
-                col(LedgerEntry.spool_id) == spool_id,
-            )
-            .values(state=SENDING, delivery_id=row.id, updated_at=utcnow())
-        )
+        sent_at = sent_at or utcnow()
+        delivery_id = connection.execute(_ADD_DELIVERY, {
+            "spool_id": spool_id, "mm": mm, "expected_g": expected_g, "before_used_weight": before.used_weight,
+            "before_last_used": before.last_used, "state": SENDING, "after_used_weight": None, "note": None,
+            "sent_at": sent_at, "settled_at": None,
+        }).inserted_primary_key[0]
+        result = connection.execute(_SEND_ENTRIES, {
+            "b_ids": list(entry_ids), "b_spool": spool_id, "state": SENDING, "delivery_id": delivery_id,
+            "updated_at": utcnow(),
+        })
         if result.rowcount != len(entry_ids):
             session.rollback()
             raise LedgerConflict(f"entries of spool {spool_id} changed before sending")
         session.commit()
-        return delivery_data(row, entry_ids)
+    return DeliveryData(delivery_id, spool_id, mm, expected_g, before, SENDING, sent_at, tuple(entry_ids))
 
 
 def finish_delivery(
@@ -270,10 +275,7 @@ def finish_delivery(
 ) -> int:
     """Record how a request ended: ``delivered``, ``doubtful``, ``rejected``, ``not_sent``, ``not_applied``."""
     with write_session(db) as session:
-        delivery = session.get(SpoolDelivery, delivery_id)
-        if delivery is None:
-            raise LookupError(f"no delivery {delivery_id}")
-        count = _finish(session, delivery, state, after_used_weight=after_used_weight, note=note)
+        count = _finish(session, delivery_id, state, after_used_weight=after_used_weight, note=note)
         session.commit()
     return count
 
@@ -289,25 +291,25 @@ _ENTRY_STATE_AFTER = {
 
 def _finish(
     session: Session,
-    delivery: SpoolDelivery,
+    delivery_id: int,
     state: str,
     *,
     after_used_weight: float | None = None,
     note: str | None = None,
 ) -> int:
+    """Settle the delivery and its entries in the caller's transaction; ``LookupError`` if there is none."""
     entry_state = _ENTRY_STATE_AFTER[state]
     now = utcnow()
-    delivery.state = state
-    delivery.after_used_weight = after_used_weight
-    delivery.note = note
-    delivery.settled_at = now
-    session.add(delivery)
-    values: dict[str, Any] = {"state": entry_state, "updated_at": now}
+    connection = session.connection()
+    settled = connection.execute(_SETTLE_DELIVERY, {
+        "b_delivery": delivery_id, "state": state, "after_used_weight": after_used_weight, "note": note,
+        "settled_at": now,
+    })
+    if settled.rowcount == 0:
+        raise LookupError(f"no delivery {delivery_id}")
+    values: dict[str, Any] = {"b_delivery": delivery_id, "state": entry_state, "updated_at": now}
     if entry_state == READY:
         values["delivery_id"] = None  # free to join the next request; the delivery row stays as history
     if entry_state == REJECTED:
         values["error"] = note
-    result = session.exec(  # type: ignore[call-overload]
-        update(LedgerEntry).where(col(LedgerEntry.delivery_id) == delivery.id).values(**values)
-    )
-    return int(result.rowcount)
+    return int(connection.execute(_SETTLE_ENTRIES, values).rowcount)

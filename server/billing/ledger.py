@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select, update
 
 from server.billing.settlement import (
@@ -33,6 +35,18 @@ from server.billing.settlement import (
 from server.db import Database, repo
 from server.db.ledger_tables import JobRow, LedgerEntry, SpoolDelivery
 from server.db.models import SlotAssignment, utcnow
+
+# The hot writes (a farm bills a layer, begins and finishes a delivery many times a second) use Core
+# statements built once, on the tables: no ORM objects, flushes or identity map, and no statement built
+# and cache-keyed per call (that was most of their CPU, bench.farm). Same statements, same transactions.
+ENTRIES: Table = LedgerEntry.__table__  # type: ignore[attr-defined]
+DELIVERIES: Table = SpoolDelivery.__table__  # type: ignore[attr-defined]
+JOBS: Table = JobRow.__table__  # type: ignore[attr-defined]
+_ASSIGNMENTS: Table = SlotAssignment.__table__  # type: ignore[attr-defined]
+_JOB_PRINTER = core_select(JOBS.c.printer).where(JOBS.c.id == bindparam("job_id"))
+_TRAY_SPOOLS = core_select(_ASSIGNMENTS.c.tray, _ASSIGNMENTS.c.spool_id).where(
+    _ASSIGNMENTS.c.printer == bindparam("printer"), _ASSIGNMENTS.c.tray.in_(bindparam("trays", expanding=True)))
+_ADD_ENTRIES = ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True)
 
 
 class BillLine(Protocol):
@@ -82,7 +96,8 @@ class DeliveryData:
     settled_at: datetime | None = None
 
 
-def entry_data(row: LedgerEntry) -> EntryData:
+def entry_data(row: Any) -> EntryData:
+    """From a ``LedgerEntry`` or a Core row of the entries table (the same names)."""
     assert row.id is not None
     return EntryData(
         row.id,
@@ -102,7 +117,8 @@ def entry_data(row: LedgerEntry) -> EntryData:
     )
 
 
-def delivery_data(row: SpoolDelivery, entry_ids: Iterable[int]) -> DeliveryData:
+def delivery_data(row: Any, entry_ids: Iterable[int]) -> DeliveryData:
+    """From a ``SpoolDelivery`` or a Core row of the deliveries table (the same names)."""
     assert row.id is not None
     before = SpoolReading(row.before_used_weight, row.before_last_used)
     return DeliveryData(
@@ -131,9 +147,8 @@ def assigned_spools(session: Session, printer: str, trays: Iterable[int | None])
     wanted = sorted({tray for tray in trays if tray is not None})
     if not wanted:
         return {}
-    statement = select(SlotAssignment.tray, SlotAssignment.spool_id).where(
-        SlotAssignment.printer == printer, col(SlotAssignment.tray).in_(wanted))
-    return {tray: spool_id for tray, spool_id in session.exec(statement)}
+    rows = session.connection().execute(_TRAY_SPOOLS, {"printer": printer, "trays": wanted})
+    return {tray: spool_id for tray, spool_id in rows}
 
 
 @contextmanager
@@ -167,38 +182,32 @@ def trays_of(lines: Sequence[BillLine], mapping: Mapping[int, int]) -> list[int 
 
 
 def add_bills(session: Session, job_id: int, lines: Sequence[BillLine],
-              trays: Sequence[int | None]) -> list[LedgerEntry]:
+              trays: Sequence[int | None]) -> list[EntryData]:
     """Add the bill lines of one job inside the caller's transaction (see :func:`write_session`), with the
     tray of each line (``trays``, one per line), resolving the spool now: the caller commits, with
     whatever else must be committed together (the job's checkpoint: ``server.jobs.billed``)."""
     now = utcnow()
-    job = session.get(JobRow, job_id)
-    if job is None:
+    connection = session.connection()
+    printer = connection.execute(_JOB_PRINTER, {"job_id": job_id}).scalar()
+    if printer is None:
         raise LookupError(f"no job {job_id}")
-    rows = []
-    spools = assigned_spools(session, job.printer, trays)
+    if not lines:
+        return []
+    spools = assigned_spools(session, printer, trays)
+    values = []
     for line, tray in zip(lines, trays, strict=True):
         spool_id = spools.get(tray) if tray is not None else None
-        row = LedgerEntry(
-            job_id=job_id,
-            printer=job.printer,
-            layer=line.layer,
-            filament_index=line.filament_index,
-            tray=tray,
-            spool_id=spool_id,
-            mm=line.mm,
-            grams=line.grams,
-            estimate=line.estimate,
-            state=initial_state(tray, spool_id),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        rows.append(row)
-    return rows
+        values.append({
+            "job_id": job_id, "printer": printer, "layer": line.layer, "filament_index": line.filament_index,
+            "tray": tray, "spool_id": spool_id, "mm": line.mm, "grams": line.grams, "estimate": line.estimate,
+            "state": initial_state(tray, spool_id), "delivery_id": None, "error": None, "created_at": now,
+        })
+    ids = connection.execute(_ADD_ENTRIES, [{**row, "updated_at": now, "kind": "bill", "pair_id": None}
+                                            for row in values]).scalars().all()
+    return [EntryData(id=entry_id, **row) for entry_id, row in zip(ids, values, strict=True)]
 
 
-def fence(db: Database, session: Session, rows: Sequence[LedgerEntry]) -> None:
+def fence(db: Database, session: Session, rows: Sequence[EntryData]) -> None:
     """Several instances on PostgreSQL: refuse bills for a printer this instance no longer holds."""
     if db.fence is not None and rows:
         db.fence(session, rows[0].printer)
@@ -213,7 +222,7 @@ def record_bills(db: Database, job_id: int, lines: Sequence[BillLine], mapping: 
         rows = add_bills(session, job_id, lines, trays_of(lines, mapping))
         fence(db, session, rows)
         session.commit()
-        return [entry_data(row) for row in rows]
+        return rows
 
 
 def on_assignment(db: Database, printer: str, tray: int, spool_id: int) -> int:

@@ -49,20 +49,37 @@ def upsert_printer(db: Database, name: str, serial: str, model: str | None) -> N
         session.commit()
 
 
+_SAVE_STATE: dict[str, Any] = {}  # per dialect: the upsert below, built once
+
+
+def _save_state_statement(db: Database) -> Any:
+    """``INSERT ... ON CONFLICT (name) DO UPDATE`` of a printer's state, its values the execution's.
+
+    Built once: every printer saves its state every few seconds (a farm: many a second), and building
+    and cache-keying the statement on each save was most of its CPU."""
+    statement = _SAVE_STATE.get(db.dialect)
+    if statement is None:
+        insert = db.insert(PrinterRow)
+        statement = insert.on_conflict_do_update(index_elements=["name"], set_={
+            name: insert.excluded[name] for name in ("state_json", "online", "last_seen", "updated_at")})
+        _SAVE_STATE[db.dialect] = statement
+    return statement
+
+
 def save_printer_state(
     db: Database, name: str, state: dict[str, Any], online: bool, last_seen: datetime | None
 ) -> None:
     """Store the last known merged state; creates the row (serial unknown) if need be."""
     values = {
+        "name": name,
+        "serial": "",
         "state_json": json.dumps(state, separators=(",", ":")),
         "online": online,
         "last_seen": last_seen,
         "updated_at": utcnow(),
     }
-    statement = db.insert(PrinterRow).values(name=name, serial="", **values)
-    statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
     with db.session() as session:
-        session.exec(statement)  # type: ignore[call-overload]
+        session.connection().execute(_save_state_statement(db), values)
         session.commit()
 
 

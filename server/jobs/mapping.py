@@ -194,7 +194,9 @@ class MappingLearner:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "changes": None if self.changes is None else [list(change) for change in self.changes],
+            # As it is: JSON writes tuples as lists; the file's changes (tens of pairs for the farm's files, never
+            # changed once known) were copied into lists for every layer's checkpoint (bench.farm).
+            "changes": self.changes,
             "learned": {str(k): v for k, v in self.learned.items()},
             "next_change": self.next_change,
             "last_tray": self.last_tray,

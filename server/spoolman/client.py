@@ -35,6 +35,7 @@ from server.spoolman.errors import (
 )
 from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
 from server.spoolman.search import spool_matches
+from server.spoolman.transport import spoolman_transport
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +75,21 @@ class SpoolmanClient:
         if api_key is not None:
             register_secret(api_key.get_secret_value())  # a library's debug log must not show it either
             headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
+        # Spoolman (uvicorn) drops idle connections after 5 s; reusing one just as it closes would
+        # turn a `use` into an unknown outcome, so let ours expire well before that.
+        # A few connections, not httpx's 100: its pool looks at every connection it holds on each
+        # request and answer (bench.farm: 1.55 ms of loop CPU per GET with 16 callers on 16 connections,
+        # 1.09 ms on 8). The outbox and the spool cache each send at most 8 at once; a request waiting
+        # for a connection counts against the timeout like connecting does, which the outbox's settle
+        # grace allows for.
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS,
+                              keepalive_expiry=2.0)
         self._http = httpx.AsyncClient(
             base_url=root,
             timeout=httpx.Timeout(timeout),
-            transport=transport,
+            transport=transport if transport is not None else spoolman_transport(limits),
             headers=headers,
-            # Spoolman (uvicorn) drops idle connections after 5 s; reusing one just as it closes would
-            # turn a `use` into an unknown outcome, so let ours expire well before that.
-            # A few connections, not httpx's 100: its pool looks at every connection it holds on each
-            # request and answer (bench.farm: 1.55 ms of loop CPU per GET with 16 callers on 16 connections,
-            # 1.09 ms on 8). The outbox and the spool cache each send at most 8 at once; a request waiting
-            # for a connection counts against the timeout like connecting does, which the outbox's settle
-            # grace allows for.
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS,
-                                keepalive_expiry=2.0),
+            limits=limits,
         )
 
     def __repr__(self) -> str:
