@@ -77,3 +77,17 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     source.write_text("from server import web\nimport server.jobs.tracker\n"
                       "def f():\n    from server.slots import rfid\n")
     assert [name for _, name in _imports(source)] == ["server.web", "server.jobs.tracker", "server.slots"]
+
+
+# Small modules with one job (issue 11): none over this many lines, the simulator aside (it plays a
+# whole printer). A module that outgrows it is split by what its parts do, not cut anywhere.
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_outside_the_simulator_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(SERVER)): lines
+        for path in SERVER.rglob("*.py")
+        if _unit(path) != "sim" and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long

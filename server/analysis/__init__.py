@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 
 from server.analysis.archive import (
@@ -58,6 +56,7 @@ from server.analysis.metadata import (
 )
 from server.analysis.result import FilamentUsage, PrintAnalysis, grams
 from server.analysis.scanner import VECTOR_FROM_BYTES, GcodeScanner, analyze_gcode_stream
+from server.analysis.streams import FirstBytes, line_number, threaded
 
 __all__ = [
     "AbsurdExtrusion",
@@ -127,53 +126,6 @@ def _is_archive(source: Source) -> bool:
     if _source_name(source).lower().endswith(".3mf"):
         raise NotAZip("not a zip archive (a .gcode.3mf is a zip)")
     return False
-
-
-def _threaded(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
-    """Run inflate + CRC + MD5 (all release the GIL) in a thread while the caller parses: the queue holds at
-    most ``depth`` chunks, so memory stays bounded; errors surface in the caller."""
-    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(("data", chunk), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("end", None))
-        except BaseException as err:  # forwarded to the consumer, re-raised there
-            q.put(("error", err))
-
-    worker = threading.Thread(target=produce, name="gcode-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "data":
-                yield item  # type: ignore[misc]
-            elif kind == "error":
-                raise item  # type: ignore[misc]
-            else:
-                return
-    finally:
-        stop.set()
-        pending: object = None
-        while worker.is_alive() or not q.empty():
-            try:
-                kind, item = q.get_nowait()
-            except queue.Empty:
-                worker.join(0.05)
-                continue
-            if kind == "error":
-                pending = item
-        if isinstance(pending, AnalysisError):  # closed early, but the file was damaged: say so
-            raise pending
 
 
 def _archive_metadata(archive, plate: int, limits: Limits) -> ArchiveMetadata:  # type: ignore[no-untyped-def]
@@ -292,44 +244,6 @@ def _filaments(usage: GcodeUsage, meta: ArchiveMetadata) -> dict[int, FilamentUs
     return out
 
 
-class _FirstBytes:
-    """Keeps the first few KB of a stream (the slicer name line) while passing chunks through."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self.first = b""
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            if len(self.first) < 4096:
-                self.first += chunk[: 4096 - len(self.first)]
-            yield chunk
-
-
-def _line_number(err: BadGcode, again: Callable[[], Iterator[bytes]]) -> BadGcode:
-    """``err`` naming its line by number, counted in a second read of the gcode up to the line (the scan
-    did not count lines: only a message needs them). Unnumbered if that read fails."""
-    if err.offset is None or err.line is not None:
-        return err
-    seen = newlines = 0
-    try:
-        chunks = again()
-        try:
-            for chunk in chunks:
-                take = min(len(chunk), err.offset - seen)
-                newlines += chunk.count(b"\n", 0, take)
-                seen += take
-                if seen >= err.offset:
-                    break
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-    except AnalysisError:
-        return err
-    return err.numbered(newlines + 1)
-
-
 def _analyze(
     reader: GcodeReader,
     meta: ArchiveMetadata,
@@ -341,9 +255,9 @@ def _analyze(
     """``again``: the same gcode from its start, to number the line of an error afterwards, where lines
     are not counted while scanning (a one-shot process)."""
     used = meta.used_filaments()
-    tap = _FirstBytes(iter(reader))
+    tap = FirstBytes(iter(reader))
     stream = iter(tap)
-    chunks = _threaded(stream)
+    chunks = threaded(stream)
     try:
         usage = analyze_gcode_stream(chunks, default_filament=used[0] if used else 0, vectorised=vectorised,
                                      count_lines=again is None)
@@ -353,7 +267,7 @@ def _analyze(
             for _chunk in stream:
                 pass
         if again is not None:
-            raise _line_number(err, again) from None
+            raise line_number(err, again) from None
         raise
     if not usage.layer_count:
         raise NoLayers(

@@ -27,11 +27,9 @@ from server.spoolman.errors import (
     SpoolmanNotFound,
     SpoolmanRejected,
     SpoolmanUnreachable,
+    answer_error,
     describe,
     error_kind,
-    message_of,
-    resource_of,
-    spoolmans_not_found,
 )
 from server.spoolman.models import ExtraField, Filament, Page, Spool, Vendor
 from server.spoolman.search import spool_matches
@@ -360,43 +358,9 @@ class SpoolmanClient:
         except httpx.TransportError as error:
             # Read/write timeouts, dropped connections, protocol errors: the request may have arrived.
             raise SpoolmanUnreachable(f"{where} gave no answer: {describe(error)}", request_sent=True) from error
-        if response.status_code >= 500:
-            raise SpoolmanUnreachable(
-                f"{where} failed with {response.status_code}: {message_of(response)}",
-                request_sent=True,
-                status_code=response.status_code,
-            )
-        if response.status_code == 404:
-            if not spoolmans_not_found(response):
-                # A proxy's page or a wrong base path, not "this item was deleted": acting on it would
-                # empty trays. Treated like an outage: bills wait and the error is shown.
-                raise SpoolmanUnreachable(
-                    f"{where} answered 404 {message_of(response)[:80]!r}, not Spoolman's own 'not found': "
-                    "check [spoolman] url",
-                    request_sent=True,
-                    status_code=404,
-                )
-            resource, item_id = resource_of(path)
-            raise SpoolmanNotFound(message_of(response), resource=resource, id=item_id)
-        if response.status_code in (401, 403):
-            # Spoolman has no login: this is the authenticating proxy in front of it, which passed nothing
-            # on. Like an outage (bills wait, the error is shown), and safe to send again once the key is right.
-            raise SpoolmanUnreachable(
-                f"{where} answered {response.status_code} {message_of(response)[:80]!r}: "
-                "check [spoolman] api_key (LAYERWISE_SPOOLMAN_API_KEY)",
-                request_sent=False,
-                status_code=response.status_code,
-            )
-        if response.status_code in (408, 429):
-            # A rate limit or a proxy's timeout in front of Spoolman: busy, not a refusal of this bill. Like
-            # an outage; counted as possibly sent, so a fresh read settles it before anything is sent again.
-            raise SpoolmanUnreachable(
-                f"{where} is busy: {response.status_code} {message_of(response)[:80]!r}",
-                request_sent=True,
-                status_code=response.status_code,
-            )
-        if response.status_code >= 400:
-            raise SpoolmanRejected(message_of(response), status_code=response.status_code)
+        refusal = answer_error(response, where, path)
+        if refusal is not None:
+            raise refusal
         return response
 
 

@@ -102,3 +102,46 @@ def resource_of(path: str) -> tuple[str, int | str | None]:
     if len(parts) > 1:
         return resource, int(parts[1]) if parts[1].isdigit() else parts[1]
     return resource, None
+
+
+def answer_error(response: httpx.Response, where: str, path: str) -> SpoolmanError | None:
+    """What an answer of Spoolman's (or of a proxy in front of it) to ``path`` means for the caller:
+    None for success, else the error to raise. ``where`` names Spoolman in messages."""
+    if response.status_code >= 500:
+        return SpoolmanUnreachable(
+            f"{where} failed with {response.status_code}: {message_of(response)}",
+            request_sent=True,
+            status_code=response.status_code,
+        )
+    if response.status_code == 404:
+        if not spoolmans_not_found(response):
+            # A proxy's page or a wrong base path, not "this item was deleted": acting on it would
+            # empty trays. Treated like an outage: bills wait and the error is shown.
+            return SpoolmanUnreachable(
+                f"{where} answered 404 {message_of(response)[:80]!r}, not Spoolman's own 'not found': "
+                "check [spoolman] url",
+                request_sent=True,
+                status_code=404,
+            )
+        resource, item_id = resource_of(path)
+        return SpoolmanNotFound(message_of(response), resource=resource, id=item_id)
+    if response.status_code in (401, 403):
+        # Spoolman has no login: this is the authenticating proxy in front of it, which passed nothing
+        # on. Like an outage (bills wait, the error is shown), and safe to send again once the key is right.
+        return SpoolmanUnreachable(
+            f"{where} answered {response.status_code} {message_of(response)[:80]!r}: "
+            "check [spoolman] api_key (LAYERWISE_SPOOLMAN_API_KEY)",
+            request_sent=False,
+            status_code=response.status_code,
+        )
+    if response.status_code in (408, 429):
+        # A rate limit or a proxy's timeout in front of Spoolman: busy, not a refusal of this bill. Like
+        # an outage; counted as possibly sent, so a fresh read settles it before anything is sent again.
+        return SpoolmanUnreachable(
+            f"{where} is busy: {response.status_code} {message_of(response)[:80]!r}",
+            request_sent=True,
+            status_code=response.status_code,
+        )
+    if response.status_code >= 400:
+        return SpoolmanRejected(message_of(response), status_code=response.status_code)
+    return None
