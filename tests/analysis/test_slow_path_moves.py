@@ -1,5 +1,5 @@
-"""Moves the scanner reads line by line (``G01``, virtual ``;VG1`` flushes) and the 3MF's plate metadata at its
-edges: the E position carried through them in absolute and relative mode, only virtual moves counted
+"""Lines the scanner reads one by one (``G01``, virtual ``;VG1`` flushes, indented lines) and the 3MF's plate
+metadata at its edges: the E position carried through them in absolute and relative mode, only virtual moves counted
 and only their E word before the first ``;``, a model_settings.config entry without a value, a plate
 JSON that is no object, and broken XML named in the message. Written from survivors of the full
 mutation run (issue 16, point 6); the expected figures are worked out by hand in the comments."""
@@ -37,6 +37,16 @@ def test_only_a_virtual_moves_own_e_word_counts(vectorised: bool) -> None:
     # and a virtual G92 (sets the position, extrudes nothing) add nothing.
     data = b"M73 L1\nT0\nG1 E1\n;VG1 F300 ; was E9 ; see notes\n;VG1 E4 F200\n;V\n;VG92 E5\n"
     assert analyze_gcode_stream([data], vectorised=vectorised).layers[1] == {0: 5.0}
+
+
+@BOTH
+def test_an_indented_comment_is_no_header_line(vectorised: bool) -> None:
+    # Slicers write their header unindented; an indented comment (Bambu indents one per layer) is skipped by
+    # both engines, even one that reads like a header line.
+    data = (b"; filament used [mm] = 7.5\n  ; total layer number: 7\n ; filament_type = PETG\n"
+            b"G1 E5\nM73 L1\nG1 X1 E2.5\n")
+    usage = analyze_gcode_stream([data], vectorised=vectorised)
+    assert usage.header == {"filament used [mm]": "7.5"} and usage.layer_count == 1
 
 
 def _archive(path: Path, members: dict[str, bytes]) -> Path:
