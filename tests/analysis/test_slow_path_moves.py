@@ -1,8 +1,9 @@
-"""Lines the scanner reads one by one (``G01``, virtual ``;VG1`` flushes, indented lines) and the 3MF's plate
-metadata at its edges: the E position carried through them in absolute and relative mode, only virtual moves counted
-and only their E word before the first ``;``, a model_settings.config entry without a value, a plate
-JSON that is no object, and broken XML named in the message. Written from survivors of the full
-mutation run (issue 16, point 6); the expected figures are worked out by hand in the comments."""
+"""Lines the scanner reads one by one (``G01``, virtual ``;VG1`` flushes, indented lines, header comments)
+and the 3MF's plate metadata at its edges: the E position carried through them in absolute and relative
+mode, only virtual moves counted and only their E word before the first ``;``, header comments split at
+their first separator, a model_settings.config entry without a value, a plate JSON that is no object,
+and broken XML named in the message. Written from survivors of the full mutation run (issue 16,
+point 6); the expected figures are worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -77,3 +78,17 @@ def test_broken_model_settings_xml_is_named(tmp_path: Path) -> None:
     path = _archive(tmp_path / "p.gcode.3mf", {"Metadata/model_settings.config": b"<config><plate></config>"})
     with pytest.raises(BadMetadata, match=r"^model_settings\.config is not valid XML: "):
         analyze_file(path)
+
+
+@BOTH
+def test_header_comments_split_at_their_first_separator_and_the_first_one_counts(vectorised: bool) -> None:
+    # "; key = value" or "; key: value", split at the first "=" or ":" (values may hold either); an undecodable
+    # byte is replaced; a key repeated later (the config block) does not replace the header's; other keys
+    # are not header keys.
+    data = (b"; filament_vendor = A=B:C\n; filament_type: PLA:x=y\n; filament_colour:#FFFFFF\n"
+            b"; filament_settings_id = caf\xe9\n; filament_vendor = later\n; some_other_key = 1\n"
+            b"G1 E5\nM73 L1\nG1 X1 E2.5\n")
+    assert analyze_gcode_stream([data], vectorised=vectorised).header == {
+        "filament_vendor": "A=B:C", "filament_type": "PLA:x=y", "filament_colour": "#FFFFFF",
+        "filament_settings_id": "caf\ufffd",
+    }
