@@ -5,19 +5,21 @@ else waking the worker. Written from survivors of ``python -m bench.mutation`` (
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
-from ledger_helpers import FaultyClient, make_outbox, used_mm
+from ledger_helpers import PRINTER, FaultyClient, assign, make_outbox, new_job, seed_spools, used_mm
 from test_outbox import MM, bill, one_spool_job, running, wait_until
 
 from server.billing import backlog, ledger
 from server.billing.outbox import Outbox
-from server.billing.settlement import DELIVERED, DOUBTFUL
+from server.billing.settlement import DELIVERED, DOUBTFUL, WAITING_SPOOL
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
-from server.spoolman import SpoolmanClient, SpoolmanUnreachable
+from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
 
 LOGGER = "server.billing.outbox"
+NOON = datetime(2026, 12, 6, 12, tzinfo=UTC)  # a still clock: the announced retry time is exactly now + delay
 
 
 def records(caplog: pytest.LogCaptureFixture, start: str) -> list[logging.LogRecord]:
@@ -89,3 +91,86 @@ async def test_a_lost_request_is_settled_when_its_grace_ends_without_another_wak
         await wait_until(lambda: [e.state for e in ledger.entries(db)] == [DELIVERED])
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
 
+
+
+class DownFor(FaultyClient):
+    """Spoolman unreachable for the next ``failures`` reads; records, at each read, the back-off the outbox
+    announced after the previous failure (its status: ``retry_at`` minus ``last_error_at``) and its message."""
+
+    def __init__(self, inner: SpoolmanClient) -> None:
+        super().__init__(inner)
+        self.failures = 0
+        self.outbox: Outbox | None = None
+        self.announced: list[tuple[str | None, float]] = []
+
+    async def get_spool(self, spool_id: int) -> Spool:
+        assert self.outbox is not None
+        status = await self.outbox.backlog()
+        if status.retry_at is not None and status.last_error_at is not None:
+            self.announced.append((status.last_error, (status.retry_at - status.last_error_at).total_seconds()))
+        if self.failures:
+            self.failures -= 1
+            raise SpoolmanUnreachable("injected: connection refused", request_sent=False)
+        return await super().get_spool(spool_id)
+
+
+async def test_the_retry_delay_doubles_from_its_base_after_each_failure_and_says_why(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    spool, job = one_spool_job(db, standin)
+    down = DownFor(client)
+    base, failures = 0.01, 5
+    outbox = Outbox(db, down, settle_grace=0.0, backoff_base=base, backoff_cap=1.0, clock=lambda: NOON)
+    down.outbox = outbox
+    async with running(outbox):
+        bill(db, job, {0: 1.0}, 1, {0: 0})
+        outbox.wake()
+        await wait_until(lambda: backlog.backlog(db).count == 0)
+        assert not records(caplog, "Spoolman reachable again")  # it never was unreachable
+        down.failures = failures
+        bill(db, job, {0: 2.0}, 2, {0: 0})
+        outbox.wake()
+        await wait_until(lambda: backlog.backlog(db).count == 0)
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
+    # The n-th retry (from 0) waits between half and all of base * 2**n ("equal jitter"), the reason shown.
+    assert [message for message, _delay in down.announced] == ["injected: connection refused"] * failures
+    for n, (_message, delay) in enumerate(down.announced):
+        assert base * 2**n / 2 - 1e-6 <= delay <= base * 2**n + 1e-6, (n, delay)
+    outages = records(caplog, "Spoolman unreachable (")
+    assert len(outages) == failures
+    assert all(r.getMessage().startswith("Spoolman unreachable (injected: connection refused); ") for r in outages)
+    assert len(records(caplog, "Spoolman reachable again")) == 1
+
+
+async def test_a_deleted_spool_is_reported_in_one_line_saying_where_its_bills_went(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    changed: list[int] = []
+    outbox = make_outbox(db, client, on_change=changed.append)
+    job = new_job(db)
+    # Tray 1 holds a spool that is deleted: its bill waits for the tray's next spool, the tray is emptied.
+    gone, swapped, new = seed_spools(standin.store, 3)
+    assign(db, 1, gone)
+    bill(db, job, {0: 2.0}, 1, {0: 1})
+    standin.store.delete_spool(gone)
+    await outbox.drain()
+    # Tray 2's spool is deleted after another spool was put in: the bill goes on to that spool.
+    assign(db, 2, swapped)
+    bill(db, job, {0: 3.0}, 2, {0: 2})
+    standin.store.delete_spool(swapped)
+    assign(db, 2, new)
+    await outbox.drain()
+
+    assert [(e.tray, e.spool_id, e.state) for e in ledger.entries(db)] == [
+        (1, None, WAITING_SPOOL), (2, new, DELIVERED)]
+    first, second = records(caplog, "spool ")
+    assert first.levelno == second.levelno == logging.WARNING
+    assert first.getMessage() == (
+        f"spool {gone} was deleted in Spoolman: 1 bill(s) wait for their tray's next spool, none sent to the "
+        f"spool their tray holds now, 0 rejected (no tray); trays emptied: [('{PRINTER}', 1)]")
+    assert second.getMessage() == (
+        f"spool {swapped} was deleted in Spoolman: 0 bill(s) wait for their tray's next spool, {{{new}: 1}} sent "
+        "to the spool their tray holds now, 0 rejected (no tray); trays emptied: none")
+    assert changed == [gone, swapped, new]  # the deleted spools' cached figures are dropped, then the delivery
