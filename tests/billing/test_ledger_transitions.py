@@ -170,3 +170,16 @@ def test_a_bill_repointed_after_spoolman_refused_it_leaves_the_refused_request(t
     assert ledger.repoint(db, [entry.id], 9) == 1
     row = rows(db)[entry.id]
     assert (row.spool_id, row.state, row.error, row.delivery_id) == (9, READY, None, None)
+
+
+def test_another_spool_put_in_an_occupied_tray_replaces_the_first(db: Database) -> None:
+    """On both backends (the ``db`` fixture): the upsert names the conflict and the columns it replaces."""
+    first, _ = ledger.assign_and_release(db, PRINTER, 1, 7, "manual")
+    (waiting,) = ledger.record_bills(db, new_job(db), [Line(1, 0, 1.0)], {0: 2})
+    later, released = ledger.assign_and_release(db, PRINTER, 2, 8, "rfid")
+    assert released == 1
+    swapped, released = ledger.assign_and_release(db, PRINTER, 1, 9, "rfid")
+    assert released == 0
+    assert {a.tray: a for a in repo.list_assignments(db, PRINTER)} == {1: swapped, 2: later}
+    assert (swapped.spool_id, swapped.source) == (9, "rfid") and swapped.assigned_at >= first.assigned_at
+    assert [(e.id, e.spool_id, e.state) for e in ledger.entries(db)] == [(waiting.id, 8, READY)]
