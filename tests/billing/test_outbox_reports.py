@@ -13,7 +13,7 @@ from test_outbox import MM, bill, one_spool_job, running, wait_until
 
 from server.billing import backlog, ledger
 from server.billing.outbox import Outbox
-from server.billing.settlement import DELIVERED, DOUBTFUL, WAITING_SPOOL
+from server.billing.settlement import DELIVERED, DOUBTFUL, SENDING, WAITING_SPOOL
 from server.db import Database
 from server.sim.spoolman import SpoolmanStandin
 from server.spoolman import Spool, SpoolmanClient, SpoolmanUnreachable
@@ -174,3 +174,59 @@ async def test_a_deleted_spool_is_reported_in_one_line_saying_where_its_bills_we
         f"spool {swapped} was deleted in Spoolman: 0 bill(s) wait for their tray's next spool, {{{new}: 1}} sent "
         "to the spool their tray holds now, 0 rejected (no tray); trays emptied: none")
     assert changed == [gone, swapped, new]  # the deleted spools' cached figures are dropped, then the delivery
+
+
+async def test_a_settled_request_says_how_and_tells_the_cache_and_the_latency_metric(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both answers lost, both settled as applied: each delivery's note gives the reason (and that spool #N is
+    archived, for the archived one); the cache is told the spool and handed the reading; the latency metric
+    gets each bill's written time and an aware "now"."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    archived, plain = seed_spools(standin.store, 2)
+    standin.store.update_spool(archived, {"archived": True})
+    assign(db, 0, archived)
+    assign(db, 1, plain)
+    bill(db, new_job(db), {0: 4.0, 1: 1.0}, 1, {0: 0, 1: 1})
+    changed: list[int] = []
+    fresh: list[Spool] = []
+    latencies: list[float] = []
+    outbox = make_outbox(db, FaultyClient(client, ["lost_answer", "lost_answer"]), on_change=changed.append,
+                         on_fresh=fresh.append,
+                         on_delivered=lambda written, now: latencies.extend((now - at).total_seconds()
+                                                                            for at in written))
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    assert [e.state for e in ledger.entries(db)] == [SENDING, SENDING] and not changed and not latencies
+    await outbox.drain()
+
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    notes = {d.spool_id: d.note or "" for d in ledger.deliveries(db)}
+    assert notes[archived].startswith("used_weight moved by ")
+    assert notes[archived].endswith(f" g as expected; spool #{archived} is archived in Spoolman")
+    assert notes[plain].startswith("used_weight moved by ") and notes[plain].endswith(" g as expected")
+    assert sorted(changed) == sorted([archived, plain])
+    assert sorted(s.id for s in fresh) == sorted([archived, plain])
+    assert {s.id: s.used_weight for s in fresh} == {
+        spool: pytest.approx(standin.store.get_spool(spool)["used_weight"]) for spool in (archived, plain)}
+    assert len(latencies) == 2 and all(0 <= seconds < 3600 for seconds in latencies)
+    (said,) = records(caplog, f"spool #{archived} ")  # once, however often the spool is read
+    assert (said.levelno, said.getMessage()) == (
+        logging.WARNING, f"spool #{archived} is archived in Spoolman; its bills are still delivered to it")
+
+
+async def test_a_lost_request_is_doubtful_when_someone_else_touched_the_spool_even_without_a_net_change(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Someone else used 5 g and took it back while our request's outcome was unknown: used_weight is as before,
+    last_used is not, so Layerwise cannot tell whether its request was applied and says so."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 3.0}, 1, {0: 0})
+    outbox = make_outbox(db, FaultyClient(client, ["lost_request"]))
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    standin.store.use_spool(spool, use_weight=5.0)
+    standin.store.use_spool(spool, use_weight=-5.0)
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DOUBTFUL]
+    assert used_mm(standin.store, spool) == pytest.approx(0.0, abs=MM)  # counted as applied, never sent twice
