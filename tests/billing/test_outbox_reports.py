@@ -230,3 +230,18 @@ async def test_a_lost_request_is_doubtful_when_someone_else_touched_the_spool_ev
     await outbox.drain()
     assert [e.state for e in ledger.entries(db)] == [DOUBTFUL]
     assert used_mm(standin.store, spool) == pytest.approx(0.0, abs=MM)  # counted as applied, never sent twice
+
+
+async def test_a_refused_use_is_logged_with_its_request_its_spool_and_spoolmans_reason(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 2.0}, 1, {0: 0})
+    standin.refuse("PUT", f"/spool/{spool}/use", 422, "Input should be a valid number")
+    await make_outbox(db, client).drain()
+    (entry,) = ledger.entries(db)
+    assert entry.error and "Input should be a valid number" in entry.error
+    (said,) = records(caplog, "delivery ")
+    assert (said.levelno, said.getMessage()) == (
+        logging.WARNING, f"delivery {entry.delivery_id} to spool {spool} rejected: {entry.error}")
