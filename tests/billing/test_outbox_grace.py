@@ -96,3 +96,26 @@ async def test_an_outbox_built_with_its_defaults_waits_the_production_grace(
     await outbox.drain()
     assert [e.state for e in ledger.entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)
+
+
+async def test_a_lost_request_waits_out_the_last_second_of_its_grace_and_is_settled_when_it_ends(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Half a second before the grace ends the request may still land: not read, not sent again. Once the
+    grace has run out (exactly), it is settled in the same pass."""
+    (spool,) = seed_spools(standin.store, 1)
+    assign(db, 0, spool)
+    ledger.record_bills(db, new_job(db), [Line(1, 0, 3.0)], {0: 0})
+    clock = Clock()
+    grace = settle_grace(10.0)
+    outbox = Outbox(db, FaultyClient(client, ["lost_request"]), settle_grace=grace, clock=clock)
+    with pytest.raises(SpoolmanUnreachable):
+        await outbox.deliver_pending()
+    clock.advance(grace - 0.5)
+    assert not await outbox.deliver_pending()
+    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    clock.advance(0.5)
+    assert await outbox.deliver_pending()  # settled: not applied
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)

@@ -60,6 +60,19 @@ async def test_a_refused_read_rejects_the_bills_visibly_and_sends_nothing(
     assert used_mm(standin.store, spool) == pytest.approx(7.0, abs=MM)
 
 
+async def test_a_refused_read_rejects_a_backlog_longer_than_one_request_in_one_drain(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Each request's read is refused: every batch is rejected in turn, none waits for a later bill to wake it."""
+    spool, job = one_spool_job(db, standin)
+    for layer, mm in enumerate((2.0, 5.0, 6.0), start=1):
+        bill(db, job, {0: mm}, layer, {0: 0})
+    standin.refuse("GET", f"/spool/{spool}", 400, "Bad request", times=3)
+    await make_outbox(db, client, max_batch=1).drain()
+    assert states(db) == [(2.0, REJECTED), (5.0, REJECTED), (6.0, REJECTED)]
+    assert used_mm(standin.store, spool) == 0.0
+
+
 async def test_a_refused_use_is_rejected_and_the_spools_later_bills_still_go(
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient
 ) -> None:
