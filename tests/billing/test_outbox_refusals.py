@@ -8,12 +8,13 @@ Spoolman adds equals the ledger's delivered bills, nothing twice. Written from s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
 import pytest
 from ledger_helpers import FaultyClient, make_outbox, used_mm
-from test_outbox import MM, bill, one_spool_job
+from test_outbox import MM, bill, one_spool_job, running, wait_until
 
 from server.billing import backlog, deliveries, ledger
 from server.billing.outbox import Outbox
@@ -127,7 +128,8 @@ class _OtherWorkerFirst(FaultyClient):
     async def get_spool(self, spool_id: int) -> Spool:
         other, self.other = self.other, None
         if other is not None:
-            await other.drain()
+            with contextlib.suppress(SpoolmanUnreachable):  # the other worker's request may be lost
+                await other.drain()
         return await super().get_spool(spool_id)
 
 
@@ -144,6 +146,21 @@ async def test_a_batch_another_worker_sent_meanwhile_is_not_sent_again(
     assert [(level, m) for level, m in said() if m.startswith(f"spool {spool}: ")] == [
         (logging.INFO, f"spool {spool}: entries of spool {spool} changed before sending")
     ]
+
+
+async def test_a_request_another_worker_lost_meanwhile_is_settled_when_its_grace_ends_without_another_wake(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """The other worker's request for the batch is lost and that worker gives up: this one, finding the batch
+    taken, looks again at once, sees the request in flight, and settles it when its grace is over."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 4.25}, 1, {0: 0})
+    other = make_outbox(db, FaultyClient(client, ["lost_request"]))
+    late = Outbox(db, _OtherWorkerFirst(client, other), settle_grace=0.3)
+    async with running(late):
+        late.wake()  # the only wake
+        await wait_until(lambda: states(db) == [(4.25, DELIVERED)])
+    assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)  # settled as not applied, sent once
 
 
 @pytest.mark.parametrize("status", [408, 429])
