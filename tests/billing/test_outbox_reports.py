@@ -245,3 +245,25 @@ async def test_a_refused_use_is_logged_with_its_request_its_spool_and_spoolmans_
     (said,) = records(caplog, "delivery ")
     assert (said.levelno, said.getMessage()) == (
         logging.WARNING, f"delivery {entry.delivery_id} to spool {spool} rejected: {entry.error}")
+
+
+async def test_a_batch_that_nets_to_nothing_is_recorded_without_a_request_and_the_queue_goes_on(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """A retraction that cancels the layer before it: one delivery noted "nothing to bill", no ``use`` sent, the
+    spool's later bills still go in the same drain, and the cache and the latency metric hear of each."""
+    spool, job = one_spool_job(db, standin)
+    for layer, mm in enumerate((2.0, -2.0, 3.0), start=1):
+        bill(db, job, {0: mm}, layer, {0: 0})
+    faulty = FaultyClient(client)
+    changed: list[int] = []
+    latencies: list[float] = []
+    outbox = make_outbox(db, faulty, max_batch=2, on_change=changed.append,
+                         on_delivered=lambda written, now: latencies.extend((now - at).total_seconds()
+                                                                            for at in written))
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED] * 3
+    assert faulty.uses == 1 and used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
+    assert [(d.mm, d.note) for d in ledger.deliveries(db)] == [(0.0, "nothing to bill"), (3.0, None)]
+    assert changed == [spool, spool]
+    assert len(latencies) == 1 and 0 <= latencies[0] < 3600  # the sent bill (the netted pair sent nothing)
