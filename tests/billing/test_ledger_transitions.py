@@ -183,3 +183,20 @@ def test_another_spool_put_in_an_occupied_tray_replaces_the_first(db: Database) 
     assert {a.tray: a for a in repo.list_assignments(db, PRINTER)} == {1: swapped, 2: later}
     assert (swapped.spool_id, swapped.source) == (9, "rfid") and swapped.assigned_at >= first.assigned_at
     assert [(e.id, e.spool_id, e.state) for e in ledger.entries(db)] == [(waiting.id, 8, READY)]
+
+
+def test_a_bill_takes_the_spool_in_its_own_printers_tray(tmp_path) -> None:
+    """Both printers have a spool in tray 1: each printer's bills go to its own."""
+    db = open_db(tmp_path)
+    assign(db, 1, 7)
+    assign(db, 1, 8, printer="p2")
+    billed = {printer: ledger.record_bills(db, new_job(db, printer), [Line(1, 0, 1.0)], {0: 1})
+              for printer in ("p2", PRINTER)}
+    assert {printer: [(e.spool_id, e.state) for e in rows] for printer, rows in billed.items()} == {
+        PRINTER: [(7, READY)], "p2": [(8, READY)]}
+
+
+def test_bills_for_a_job_that_does_not_exist_are_refused_by_its_id(tmp_path) -> None:
+    db = open_db(tmp_path)
+    with pytest.raises(LookupError, match=r"^no job 999$"):
+        ledger.record_bills(db, 999, [Line(1, 0, 1.0)], {0: 0})

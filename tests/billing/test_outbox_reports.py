@@ -267,3 +267,8 @@ async def test_a_batch_that_nets_to_nothing_is_recorded_without_a_request_and_th
     assert [(d.mm, d.note) for d in ledger.deliveries(db)] == [(0.0, "nothing to bill"), (3.0, None)]
     assert changed == [spool, spool]
     assert len(latencies) == 1 and 0 <= latencies[0] < 3600  # the sent bill (the netted pair sent nothing)
+
+
+async def test_a_new_outbox_reports_no_problem_and_no_retry(db: Database, client: SpoolmanClient) -> None:
+    status = (await make_outbox(db, client).backlog()).to_dict()
+    assert (status["last_error"], status["last_error_at"], status["retry_at"]) == (None, None, None)
