@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from ledger_helpers import PRINTER, Line, assign, new_job, open_db
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from server.billing import deliveries, ledger
 from server.billing.settlement import READY, REJECTED, WAITING_SPOOL, SpoolReading
@@ -200,3 +200,26 @@ def test_bills_for_a_job_that_does_not_exist_are_refused_by_its_id(tmp_path) -> 
     db = open_db(tmp_path)
     with pytest.raises(LookupError, match=r"^no job 999$"):
         ledger.record_bills(db, 999, [Line(1, 0, 1.0)], {0: 0})
+
+
+def test_bills_for_a_printer_the_fence_refuses_are_not_written(tmp_path) -> None:
+    """Several instances (PostgreSQL): the fence is asked, inside the bills' own transaction, about the printer
+    they are for; its refusal leaves nothing written. A stand-in fence on SQLite: it reads through the session."""
+    db = open_db(tmp_path)
+    assign(db, 0, 7)
+    assign(db, 0, 8, printer="p2")
+    asked: list[str] = []
+
+    def fence(session: Session, printer: str) -> None:
+        session.exec(select(LedgerEntry.id)).all()  # the caller's transaction, as the real fence's lease check
+        asked.append(printer)
+        if printer != PRINTER:
+            raise RuntimeError(f"this instance no longer holds {printer}")
+
+    db.fence = fence
+    jobs = {printer: new_job(db, printer) for printer in (PRINTER, "p2")}
+    assert [e.spool_id for e in ledger.record_bills(db, jobs[PRINTER], [Line(1, 0, 1.0)], {0: 0})] == [7]
+    with pytest.raises(RuntimeError, match="no longer holds p2"):
+        ledger.record_bills(db, jobs["p2"], [Line(1, 0, 1.0)], {0: 0})
+    assert asked == [PRINTER, "p2"]
+    assert [(e.printer, e.spool_id) for e in ledger.entries(db)] == [(PRINTER, 7)]
