@@ -102,6 +102,22 @@ def test_a_stop_without_a_known_layer_only_settles() -> None:
     assert lines == () and after.settled and after.billed_through == 1
 
 
+def test_a_stop_reported_on_a_layer_already_billed_whole_bills_nothing_more() -> None:
+    """The stop message names layer 2 after the printer had reported layer 3 (layers up to 2 billed whole):
+    layer 2 is not billed a second time, pro rata."""
+    _, checkpoint = bill_progress(FOUR_LAYERS, BillingCheckpoint(), 3)
+    for stale in (2, 1):
+        lines, after = bill_stop(FOUR_LAYERS, checkpoint, stale, 65)
+        assert lines == ()
+        assert after == BillingCheckpoint(billed_through=2, partial_layer=None, settled=True)
+
+
+def test_a_stop_without_a_progress_figure_bills_the_layers_before_it_and_nothing_of_its_own() -> None:
+    lines, after = bill_stop(FOUR_LAYERS, BillingCheckpoint(), 2, None)
+    assert [(line.layer, line.estimate) for line in lines] == [(0, False), (1, False)]
+    assert after == BillingCheckpoint(billed_through=1, partial_layer=None, settled=True)
+
+
 def test_the_pro_rata_part_is_the_analysis_prefix_even_above_the_layers_net_use() -> None:
     # The layer ends with a 1.2 mm retraction before an unload: 5.0 up to the mark, 3.8 net.
     unload = FakeAnalysis({0: {}, 1: {0: 3.8}}, marks={1: [(10, {0: 5.0})]})

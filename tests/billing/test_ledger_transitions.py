@@ -6,15 +6,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from ledger_helpers import PRINTER, Line, assign, new_job, open_db
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from server.billing import ledger
-from server.billing.settlement import READY, REJECTED, WAITING_SPOOL
+from server.billing import deliveries, ledger
+from server.billing.settlement import READY, REJECTED, WAITING_SPOOL, SpoolReading
 from server.db import Database, repo
 from server.db.ledger_tables import LedgerEntry
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def age_all(db: Database) -> None:
+    """Every entry's ``updated_at`` set long ago (what a change then touches shows)."""
+    with db.session() as session:
+        for row in session.exec(select(LedgerEntry)):
+            row.updated_at = LONG_AGO
+            session.add(row)
+        session.commit()
 
 
 def entries_in_states(db: Database) -> dict[str, list[int]]:
@@ -28,11 +38,7 @@ def entries_in_states(db: Database) -> dict[str, list[int]]:
     waiting = [e.id for e in made if e.state == WAITING_SPOOL]
     assert len(ready) == 3 and len(waiting) == 2
     assert ledger.reject(db, ready[2:], "Spoolman has no spool 7") == 1
-    with db.session() as session:
-        for row in session.exec(select(LedgerEntry)):
-            row.updated_at = LONG_AGO
-            session.add(row)
-        session.commit()
+    age_all(db)
     return {"ready": ready[:2], "waiting": waiting, "rejected": ready[2:]}
 
 
@@ -91,9 +97,6 @@ def test_send_again_requeues_only_the_named_rejected_entries(tmp_path) -> None:
 
 
 def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
-    from server.billing import deliveries
-    from server.billing.settlement import SpoolReading
-
     db = open_db(tmp_path)
     assign(db, 0, 7)
     assign(db, 1, 8)
@@ -119,3 +122,104 @@ def test_assign_and_release_answers_the_assignment_it_stored(tmp_path) -> None:
     assert released == len(ids["waiting"])  # tray 1's waiting bills now go to spool 9
     (stored,) = [a for a in repo.list_assignments(db, PRINTER) if a.tray == 1]
     assert assignment == stored and (assignment.printer, assignment.tray, assignment.spool_id) == (PRINTER, 1, 9)
+
+
+def test_a_spool_put_in_a_tray_takes_only_that_trays_waiting_bills(tmp_path) -> None:
+    db = open_db(tmp_path)
+    ids = entries_in_states(db)  # tray 1: two bills waiting for a spool
+    other_tray = ledger.record_bills(db, new_job(db, key="vase.gcode.3mf#1"), [Line(1, 0, 3.0)], {0: 2})
+    assert [e.state for e in other_tray] == [WAITING_SPOOL]
+    age_all(db)
+    _assignment, released = ledger.assign_and_release(db, PRINTER, 1, 9)
+    assert released == 2
+    now = rows(db)
+    assert [(now[i].spool_id, now[i].state) for i in ids["waiting"]] == [(9, READY)] * 2
+    assert (now[other_tray[0].id].spool_id, now[other_tray[0].id].state) == (None, WAITING_SPOOL)  # tray 2
+    assert touched(db) == set(ids["waiting"])
+
+
+def test_a_learned_tray_takes_the_spool_of_the_jobs_own_printer(tmp_path) -> None:
+    """Both printers have a spool in tray 1: each job's bills go to its own printer's."""
+    db = open_db(tmp_path)
+    assign(db, 1, 7)
+    assign(db, 1, 8, printer="p2")
+    jobs = {printer: new_job(db, printer) for printer in (PRINTER, "p2")}
+    waiting = {printer: ledger.record_bills(db, job, [Line(1, 0, 1.0)], {}) for printer, job in jobs.items()}
+    age_all(db)
+    for printer in ("p2", PRINTER):
+        assert ledger.on_mapping_learned(db, jobs[printer], 0, 1) == 1
+    now = rows(db)
+    assert {printer: (now[e.id].spool_id, now[e.id].state) for printer, (e,) in waiting.items()} == {
+        PRINTER: (7, READY), "p2": (8, READY)}
+    assert touched(db) == {e.id for (e,) in waiting.values()}
+
+
+def test_a_tray_learned_for_a_job_that_does_not_exist_is_refused_by_its_id(tmp_path) -> None:
+    db = open_db(tmp_path)
+    with pytest.raises(LookupError, match=r"^no job 999$"):
+        ledger.on_mapping_learned(db, 999, 0, 1)
+
+
+def test_a_bill_repointed_after_spoolman_refused_it_leaves_the_refused_request(tmp_path) -> None:
+    db = open_db(tmp_path)
+    assign(db, 0, 7)
+    (entry,) = ledger.record_bills(db, new_job(db), [Line(1, 0, 1.0)], {0: 0})
+    refused = deliveries.begin_delivery(db, 7, [entry.id], mm=1.0, expected_g=0.003, before=SpoolReading(0.0, None))
+    deliveries.finish_delivery(db, refused.id, REJECTED, note="Spoolman refused the use: archived")
+    assert (rows(db)[entry.id].state, rows(db)[entry.id].delivery_id) == (REJECTED, refused.id)
+    assert ledger.repoint(db, [entry.id], 9) == 1
+    row = rows(db)[entry.id]
+    assert (row.spool_id, row.state, row.error, row.delivery_id) == (9, READY, None, None)
+
+
+def test_another_spool_put_in_an_occupied_tray_replaces_the_first(db: Database) -> None:
+    """On both backends (the ``db`` fixture): the upsert names the conflict and the columns it replaces."""
+    first, _ = ledger.assign_and_release(db, PRINTER, 1, 7, "manual")
+    (waiting,) = ledger.record_bills(db, new_job(db), [Line(1, 0, 1.0)], {0: 2})
+    later, released = ledger.assign_and_release(db, PRINTER, 2, 8, "rfid")
+    assert released == 1
+    swapped, released = ledger.assign_and_release(db, PRINTER, 1, 9, "rfid")
+    assert released == 0
+    assert {a.tray: a for a in repo.list_assignments(db, PRINTER)} == {1: swapped, 2: later}
+    assert (swapped.spool_id, swapped.source) == (9, "rfid") and swapped.assigned_at >= first.assigned_at
+    assert [(e.id, e.spool_id, e.state) for e in ledger.entries(db)] == [(waiting.id, 8, READY)]
+
+
+def test_a_bill_takes_the_spool_in_its_own_printers_tray(tmp_path) -> None:
+    """Both printers have a spool in tray 1: each printer's bills go to its own."""
+    db = open_db(tmp_path)
+    assign(db, 1, 7)
+    assign(db, 1, 8, printer="p2")
+    billed = {printer: ledger.record_bills(db, new_job(db, printer), [Line(1, 0, 1.0)], {0: 1})
+              for printer in ("p2", PRINTER)}
+    assert {printer: [(e.spool_id, e.state) for e in rows] for printer, rows in billed.items()} == {
+        PRINTER: [(7, READY)], "p2": [(8, READY)]}
+
+
+def test_bills_for_a_job_that_does_not_exist_are_refused_by_its_id(tmp_path) -> None:
+    db = open_db(tmp_path)
+    with pytest.raises(LookupError, match=r"^no job 999$"):
+        ledger.record_bills(db, 999, [Line(1, 0, 1.0)], {0: 0})
+
+
+def test_bills_for_a_printer_the_fence_refuses_are_not_written(tmp_path) -> None:
+    """Several instances (PostgreSQL): the fence is asked, inside the bills' own transaction, about the printer
+    they are for; its refusal leaves nothing written. A stand-in fence on SQLite: it reads through the session."""
+    db = open_db(tmp_path)
+    assign(db, 0, 7)
+    assign(db, 0, 8, printer="p2")
+    asked: list[str] = []
+
+    def fence(session: Session, printer: str) -> None:
+        session.exec(select(LedgerEntry.id)).all()  # the caller's transaction, as the real fence's lease check
+        asked.append(printer)
+        if printer != PRINTER:
+            raise RuntimeError(f"this instance no longer holds {printer}")
+
+    db.fence = fence
+    jobs = {printer: new_job(db, printer) for printer in (PRINTER, "p2")}
+    assert [e.spool_id for e in ledger.record_bills(db, jobs[PRINTER], [Line(1, 0, 1.0)], {0: 0})] == [7]
+    with pytest.raises(RuntimeError, match="no longer holds p2"):
+        ledger.record_bills(db, jobs["p2"], [Line(1, 0, 1.0)], {0: 0})
+    assert asked == [PRINTER, "p2"]
+    assert [(e.printer, e.spool_id) for e in ledger.entries(db)] == [(PRINTER, 7)]

@@ -54,17 +54,25 @@ def test_runtime_derives_the_grace_from_the_configured_timeout(tmp_path: Path) -
         runtime.db.close()
 
 
-async def test_a_lost_request_waits_the_production_grace_for_a_30_second_timeout(
-    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
-) -> None:
+async def lost_request(db: Database, standin: SpoolmanStandin, client: SpoolmanClient,
+                       grace: float | None) -> tuple[int, Outbox, Clock]:
+    """A bill whose request was lost on its way, under a clock the test moves (``grace`` None: the default)."""
     (spool,) = seed_spools(standin.store, 1)
     assign(db, 0, spool)
     ledger.record_bills(db, new_job(db), [Line(1, 0, 3.0)], {0: 0})
     clock = Clock()
-    grace = settle_grace(30)
-    outbox = Outbox(db, FaultyClient(client, ["lost_request"]), settle_grace=grace, clock=clock)
+    faulty = FaultyClient(client, ["lost_request"])
+    outbox = Outbox(db, faulty, clock=clock) if grace is None else Outbox(db, faulty, settle_grace=grace, clock=clock)
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
+    return spool, outbox, clock
+
+
+async def test_a_lost_request_waits_the_production_grace_for_a_30_second_timeout(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    grace = settle_grace(30)
+    spool, outbox, clock = await lost_request(db, standin, client, grace)
     # Past the timeout and the old fixed 15 s, but not past the grace: the request may still land.
     clock.advance(max(30, 15) + 1)
     assert grace > 31
@@ -81,18 +89,29 @@ async def test_an_outbox_built_with_its_defaults_waits_the_production_grace(
 ) -> None:
     """Every other outbox test passes its own grace (0 or a derived one); this one uses the module's
     SETTLE_GRACE, the grace for the client's default 10 s timeout, so that value is tested too."""
-    (spool,) = seed_spools(standin.store, 1)
-    assign(db, 0, spool)
-    ledger.record_bills(db, new_job(db), [Line(1, 0, 3.0)], {0: 0})
-    clock = Clock()
-    outbox = Outbox(db, FaultyClient(client, ["lost_request"]), clock=clock)  # no settle_grace: the default
+    spool, outbox, clock = await lost_request(db, standin, client, None)  # no settle_grace: the default
     assert outbox.settle_grace == settle_grace(10.0) > 3 * 10.0
-    with pytest.raises(SpoolmanUnreachable):
-        await outbox.deliver_pending()
     clock.advance(3 * 10.0 + 1)  # past every timeout the client may spend on the lost request
     assert not await outbox.deliver_pending()
     assert [e.state for e in ledger.entries(db)] == [SENDING]  # still inside the grace: not sent again
     clock.advance(settle_grace(10.0))
+    await outbox.drain()
+    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)
+
+
+async def test_a_lost_request_waits_out_the_last_second_of_its_grace_and_is_settled_when_it_ends(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Half a second before the grace ends the request may still land: not read, not sent again. Once the
+    grace has run out (exactly), it is settled in the same pass."""
+    grace = settle_grace(10.0)
+    spool, outbox, clock = await lost_request(db, standin, client, grace)
+    clock.advance(grace - 0.5)
+    assert not await outbox.deliver_pending()
+    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    clock.advance(0.5)
+    assert await outbox.deliver_pending()  # settled: not applied
     await outbox.drain()
     assert [e.state for e in ledger.entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)

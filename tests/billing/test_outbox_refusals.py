@@ -8,12 +8,13 @@ Spoolman adds equals the ledger's delivered bills, nothing twice. Written from s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
 import pytest
 from ledger_helpers import FaultyClient, make_outbox, used_mm
-from test_outbox import MM, bill, one_spool_job
+from test_outbox import MM, bill, one_spool_job, running, wait_until
 
 from server.billing import backlog, deliveries, ledger
 from server.billing.outbox import Outbox
@@ -58,6 +59,19 @@ async def test_a_refused_read_rejects_the_bills_visibly_and_sends_nothing(
     await make_outbox(db, client).drain()
     assert states(db) == [(3.0, DELIVERED), (4.0, DELIVERED)]
     assert used_mm(standin.store, spool) == pytest.approx(7.0, abs=MM)
+
+
+async def test_a_refused_read_rejects_a_backlog_longer_than_one_request_in_one_drain(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """Each request's read is refused: every batch is rejected in turn, none waits for a later bill to wake it."""
+    spool, job = one_spool_job(db, standin)
+    for layer, mm in enumerate((2.0, 5.0, 6.0), start=1):
+        bill(db, job, {0: mm}, layer, {0: 0})
+    standin.refuse("GET", f"/spool/{spool}", 400, "Bad request", times=3)
+    await make_outbox(db, client, max_batch=1).drain()
+    assert states(db) == [(2.0, REJECTED), (5.0, REJECTED), (6.0, REJECTED)]
+    assert used_mm(standin.store, spool) == 0.0
 
 
 async def test_a_refused_use_is_rejected_and_the_spools_later_bills_still_go(
@@ -114,7 +128,8 @@ class _OtherWorkerFirst(FaultyClient):
     async def get_spool(self, spool_id: int) -> Spool:
         other, self.other = self.other, None
         if other is not None:
-            await other.drain()
+            with contextlib.suppress(SpoolmanUnreachable):  # the other worker's request may be lost
+                await other.drain()
         return await super().get_spool(spool_id)
 
 
@@ -131,6 +146,21 @@ async def test_a_batch_another_worker_sent_meanwhile_is_not_sent_again(
     assert [(level, m) for level, m in said() if m.startswith(f"spool {spool}: ")] == [
         (logging.INFO, f"spool {spool}: entries of spool {spool} changed before sending")
     ]
+
+
+async def test_a_request_another_worker_lost_meanwhile_is_settled_when_its_grace_ends_without_another_wake(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """The other worker's request for the batch is lost and that worker gives up: this one, finding the batch
+    taken, looks again at once, sees the request in flight, and settles it when its grace is over."""
+    spool, job = one_spool_job(db, standin)
+    bill(db, job, {0: 4.25}, 1, {0: 0})
+    other = make_outbox(db, FaultyClient(client, ["lost_request"]))
+    late = Outbox(db, _OtherWorkerFirst(client, other), settle_grace=0.3)
+    async with running(late):
+        late.wake()  # the only wake
+        await wait_until(lambda: states(db) == [(4.25, DELIVERED)])
+    assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)  # settled as not applied, sent once
 
 
 @pytest.mark.parametrize("status", [408, 429])

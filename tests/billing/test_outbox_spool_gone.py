@@ -185,3 +185,26 @@ async def test_the_emptied_tray_is_announced(db: Database, standin: SpoolmanStan
     cleared: list[tuple[str, int]] = []
     await make_outbox(db, client, on_slot_cleared=lambda printer, tray: cleared.append((printer, tray))).drain()
     assert cleared == [(PRINTER, TRAY)]
+
+
+async def test_a_spool_deleted_between_the_read_and_the_use_frees_its_bills_at_once(
+    db: Database, standin: SpoolmanStandin, client: SpoolmanClient
+) -> None:
+    """The 404 on the ``use`` proves nothing was applied: no settlement grace (an hour here) is waited. The tray
+    already holds another spool, so the bill goes on to it in the same drain."""
+    new, gone = seed_spools(standin.store, 2)  # the deleted spool's id differs from the request's (1)
+    assign(db, TRAY, gone)
+    bill(db, new_job(db), 1, 2.0)
+
+    class SwappedThenDeleted(FaultyClient):
+        async def use_spool(self, spool_id: int, *, length_mm: float | None = None,
+                            weight_g: float | None = None) -> Spool:
+            if spool_id == gone:  # the person put the next spool in, then deleted this one in Spoolman
+                assign(db, TRAY, new)
+                standin.store.delete_spool(gone)
+            return await super().use_spool(spool_id, length_mm=length_mm, weight_g=weight_g)
+
+    await make_outbox(db, SwappedThenDeleted(client), settle_grace=3600).drain()
+    assert states(db) == [(new, DELIVERED)]
+    assert used_mm(standin.store, new) == pytest.approx(2.0, abs=MM)
+    assert [(d.spool_id, d.state) for d in ledger.deliveries(db)] == [(gone, REJECTED), (new, DELIVERED)]
