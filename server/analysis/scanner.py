@@ -202,8 +202,11 @@ class GcodeScanner:
         if not math.isfinite(refused.amount) or not math.isfinite(refused.total):
             detail += " extrudes a non-finite amount of filament: not a real print"
         else:
+            # Numbered from 1, as `layerwise analyze` and the slicer show filaments.
+            which = "the filament before any T command" if refused.filament == UNASSIGNED else (
+                f"filament {refused.filament + 1}")
             detail += (
-                f" brings filament {refused.filament} to {refused.total / 1000:.0f} m in one layer "
+                f" brings {which} to {refused.total / 1000:.0f} m in one layer "
                 f"(the limit is {MAX_LAYER_MM / 1000:.0f} m): not a real print"
             )
         return self._located(AbsurdExtrusion, buf, at, detail)

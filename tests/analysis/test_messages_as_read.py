@@ -43,14 +43,22 @@ BOTH = pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex
 def test_an_absurd_move_is_named_with_its_line_layer_and_figures(vectorised: bool) -> None:
     # A blank first line still counts: the move is on line 4.
     assert _refusal(b"\nG1 E5\nM73 L1\nT0\nG1 X1 E1000000\n", vectorised) == (
-        AbsurdExtrusion, f"line 5 (layer 1): 'G1 X1 E1000000' brings filament 0 to 1000 m in one layer {LIMIT}")
+        AbsurdExtrusion, f"line 5 (layer 1): 'G1 X1 E1000000' brings filament 1 to 1000 m in one layer {LIMIT}")
 
 
 @BOTH
 def test_moves_adding_up_past_the_bound_blame_the_move_that_crosses_it(vectorised: bool) -> None:
     # 100 m in one move is allowed (the bound is inclusive); the next millimetre crosses it.
     assert _refusal(b"M73 L1\nT0\nG1 X1 E100000\nG1 X2 E1\n", vectorised) == (
-        AbsurdExtrusion, f"line 4 (layer 1): 'G1 X2 E1' brings filament 0 to 100 m in one layer {LIMIT}")
+        AbsurdExtrusion, f"line 4 (layer 1): 'G1 X2 E1' brings filament 1 to 100 m in one layer {LIMIT}")
+
+
+@BOTH
+def test_a_move_before_any_filament_is_loaded_names_no_number(vectorised: bool) -> None:
+    # Filaments are numbered from 1 in messages, as `layerwise analyze` shows them; before any T there is none.
+    assert _refusal(b"M73 L1\nG1 X1 E200000\n", vectorised) == (
+        AbsurdExtrusion,
+        f"line 2 (layer 1): 'G1 X1 E200000' brings the filament before any T command to 200 m in one layer {LIMIT}")
 
 
 @BOTH
@@ -70,7 +78,7 @@ def test_a_non_finite_move_says_so(vectorised: bool) -> None:
 def test_the_excerpt_is_quoted_and_cut_after_40_characters(vectorised: bool, comment: bytes, shown: str) -> None:
     kind, message = _refusal(b"M73 L1\nT0\nG1 X1 E200000 ; " + comment + b"\n", vectorised)
     assert kind is AbsurdExtrusion
-    assert message == f"line 3 (layer 1): {shown} brings filament 0 to 200 m in one layer {LIMIT}"
+    assert message == f"line 3 (layer 1): {shown} brings filament 1 to 200 m in one layer {LIMIT}"
 
 
 @BOTH
