@@ -112,6 +112,23 @@ def list_assignments(db: Database, printer: str | None = None) -> list[SlotAssig
         return [_data(row) for row in session.exec(statement)]
 
 
+def assignments_of(db: Database, printers: Collection[str]) -> dict[str, list[SlotAssignmentData]]:
+    """The assignments of each of ``printers`` (every one of them a key), in one query of plain columns.
+
+    For the farm page's row asks (~80 printers a second): ``list_assignments`` loaded the whole farm's
+    assignments as row objects each time, the larger part of an ask's cost."""
+    out: dict[str, list[SlotAssignmentData]] = {printer: [] for printer in printers}
+    if not out:
+        return out
+    statement = select(SlotAssignment.printer, SlotAssignment.tray, SlotAssignment.spool_id, SlotAssignment.source,
+                       SlotAssignment.assigned_at).where(col(SlotAssignment.printer).in_(list(out))).order_by(
+        col(SlotAssignment.printer), col(SlotAssignment.tray))
+    with db.session() as session:
+        for printer, tray, spool_id, source, assigned_at in session.exec(statement):
+            out[printer].append(SlotAssignmentData(printer, tray, spool_id, source, assigned_at))
+    return out
+
+
 def trays_of(db: Database, printers: Collection[str]) -> dict[str, dict[int, int]]:
     """Tray -> spool id for each of ``printers`` (every one of them a key), in one query.
 

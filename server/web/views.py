@@ -191,10 +191,14 @@ def _drift(tray: TrayView, spool: Spool | None) -> float | None:
     return drift(spool.remaining_weight, tray.remain_percent, net)
 
 
-async def printer_out(runtime: Runtime, task: PrinterTask,
-                      assigned: list[repo.SlotAssignmentData] | None = None) -> PrinterOut:
+async def printer_out(runtime: Runtime, task: PrinterTask, assigned: list[repo.SlotAssignmentData] | None = None,
+                      *, feeding_only: bool = False) -> PrinterOut:
     """The printer for pages and the API (``assigned``: its slots' spools, when the caller read them for
-    many printers at once, as the farm view does: one thread hop per printer was a cost there)."""
+    many printers at once, as the farm view does: one thread hop per printer was a cost there).
+
+    ``feeding_only``: what a farm row reads, for the farm page's row asks (~80 printers a second): only the
+    slot feeding now (of every tray), no RFID conflicts. Spools are still looked up for every assigned
+    tray (from the cache) so that ``spoolman_error`` says what the full card says."""
     view: PrinterView = task.view()
     if assigned is None:
         assigned = await runtime.slots.assignments(task.name)
@@ -212,13 +216,14 @@ async def printer_out(runtime: Runtime, task: PrinterTask,
             kind=unit.kind,
             humidity=unit.humidity,
             temperature=unit.temperature,
-            slots=[_slot(task.name, t, assignments.get(t.global_index), spools) for t in unit.trays],
+            slots=[_slot(task.name, t, assignments.get(t.global_index), spools) for t in unit.trays
+                   if t.active or not feeding_only],
         )
         for unit in view.units
     ]
     external = [_slot(task.name, t, assignments.get(t.global_index), spools, len(view.external))
-                for t in view.external]
-    if runtime.rfid is not None:
+                for t in view.external if t.active or not feeding_only]
+    if runtime.rfid is not None and not feeding_only:
         conflicts = {c.tray: c.tag_spool_id for c in await runtime.rfid.conflicts(task.name)}
         for slot in [s for u in units for s in u.slots] + external:
             slot.rfid_conflict_spool_id = conflicts.get(slot.tray)

@@ -57,6 +57,11 @@ def test_assign_replace_list_find_unassign(db: Database) -> None:
     # Many printers in one read; one with nothing assigned is there, empty; others are left out.
     assert repo.trays_of(db, ["X1C", "P1S"]) == {"X1C": {0: 14, 1: 13}, "P1S": {}}
     assert repo.trays_of(db, []) == {}
+    # The same for the farm page's rows: whole assignments, only the asked printers', each one's in its list.
+    farm = repo.assignments_of(db, ["X1C", "P1S"])
+    assert farm == {"X1C": repo.list_assignments(db, "X1C"), "P1S": []}
+    assert farm["X1C"][0].assigned_at.tzinfo is UTC
+    assert repo.assignments_of(db, []) == {}
     assert repo.find_trays_with_spool(db, 12) == [("A1", 254)]
     assert repo.unassign(db, "X1C", 0) is True
     assert repo.unassign(db, "X1C", 0) is False
