@@ -154,3 +154,31 @@ def test_slice_info_in_an_unreadable_encoding_is_named() -> None:
 def test_grams_only_for_a_diameter_and_density_between_0_and_100(diameter: float, density: float,
                                                                   missing: bool) -> None:
     assert (grams(1000, diameter, density) is None) is missing
+
+
+def _edited_archive(tmp_path: Path) -> Path:
+    """A real Bambu Studio 2.05 archive whose slice_info names other type/colour/grams than its project
+    settings, and whose gcode header gives no weights (as Bambu Studio 1.x): the MD5 member is kept true."""
+    import hashlib
+    import zipfile
+
+    source = Path(__file__).parents[1] / "fixtures" / "print-files" / "p1s-2colour-bs2.05.gcode.3mf"
+    path = tmp_path / "edited.gcode.3mf"
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        gcode = src.read("Metadata/plate_1.gcode").replace(b"; total filament weight [g] :", b"; no weights here :", 1)
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "Metadata/plate_1.gcode":
+                data = gcode
+            elif info.filename == "Metadata/plate_1.gcode.md5":
+                data = hashlib.md5(gcode).hexdigest().upper().encode()
+            elif info.filename == "Metadata/slice_info.config":
+                data = data.replace(b'type="PLA" color="#FFFFFF" used_m="7.85" used_g="23.43"',
+                                    b'type="PLA-CF" color="#ABCDEF" used_m="7.85" used_g="23.5"', 1)
+            dst.writestr(info.filename, data)
+    return path
+
+
+def test_slice_info_names_type_colour_and_grams_before_the_project_settings(tmp_path: Path) -> None:
+    f = analyze_file(_edited_archive(tmp_path)).filaments[0]
+    assert (f.type, f.color, f.slicer_g) == ("PLA-CF", "#ABCDEF", 23.5)
