@@ -180,5 +180,8 @@ def _edited_archive(tmp_path: Path) -> Path:
 
 
 def test_slice_info_names_type_colour_and_grams_before_the_project_settings(tmp_path: Path) -> None:
-    f = analyze_file(_edited_archive(tmp_path)).filaments[0]
+    result = analyze_file(_edited_archive(tmp_path))
+    f = result.filaments[0]
     assert (f.type, f.color, f.slicer_g) == ("PLA-CF", "#ABCDEF", 23.5)
+    assert (result.plate, result.slicer, result.prediction_s, result.weight_g) == (
+        1, "BambuStudio 02.05.00.66", 7745, 32.12)
