@@ -43,3 +43,18 @@ def test_a_malformed_e_number_between_good_ones_is_skipped(vectorised: bool) -> 
     usage = analyze_gcode_stream([data], vectorised=vectorised)
     assert usage.layers[0] == {0: pytest.approx(3.0)}
     assert usage.layers[1] == {0: pytest.approx(0.25)}
+
+
+@pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
+def test_an_e_word_right_after_a_sign_reads_its_own_number(vectorised: bool) -> None:
+    # The sign that counts is the one after E; a "-" or "+" stuck before the E belongs to the X word.
+    data = b"T0\nG1 X1-E2\nG1 X1+E3\nG1 X1 E-0.5\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers[0] == {0: pytest.approx(4.5)}
+
+
+@pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
+def test_blank_lines_carried_between_chunks_are_counted_once_in_a_line_number(vectorised: bool) -> None:
+    # The first chunk is cut after the marker; the blank lines after it are counted with the next chunk.
+    chunks = [b"M73 L1\n\n\nG1 E1\n", b"G1 X1 E" + b"9" * 400 + b"\n"]
+    with pytest.raises(AnalysisError, match=r"^line 5 \(layer 1\): "):
+        analyze_gcode_stream(chunks, vectorised=vectorised)
