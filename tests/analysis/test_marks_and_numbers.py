@@ -48,8 +48,9 @@ def test_a_malformed_e_number_between_good_ones_is_skipped(vectorised: bool) -> 
 @pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
 def test_an_e_word_right_after_a_sign_reads_its_own_number(vectorised: bool) -> None:
     # The sign that counts is the one after E; a "-" or "+" stuck before the E belongs to the X word.
-    data = b"T0\nG1 X1-E2\nG1 X1+E3\nG1 X1 E-0.5\n"
-    assert analyze_gcode_stream([data], vectorised=vectorised).layers[0] == {0: pytest.approx(4.5)}
+    # "1-" is no number (skipped); ":" ends one.
+    data = b"T0\nG1 X1-E2\nG1 X1+E3\nG1 X1 E-0.5\nG1 E1-\nG1 E2:\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers[0] == {0: pytest.approx(6.5)}
 
 
 @pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
