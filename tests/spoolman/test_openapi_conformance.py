@@ -147,3 +147,24 @@ def test_spools_conform_whatever_is_billed(
         store.use_spool(spool, use_weight=use)
     item = store.get_spool(spool)
     assert openapi_check.check(Exchange("GET", f"/api/v1/spool/{spool}", 200, item, {})) == []
+
+
+async def test_a_use_whose_body_never_arrives_applies_and_records_nothing(standin: SpoolmanStandin) -> None:
+    """A client that goes away while sending (a timeout, a lossy link) leaves no request behind: Spoolman
+    would not have seen one, so the stand-in neither applies it nor records an answer to check."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    before_used = standin.store.get_spool(1)["used_weight"]
+    start = len(RECORDER.exchanges())
+    url = urlsplit(standin.url)
+    _reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(b"PUT /api/v1/spool/1/use HTTP/1.1\r\nhost: spoolman\r\ncontent-type: application/json\r\n"
+                 b"content-length: 100\r\n\r\n{\"use_len")
+    await writer.drain()
+    writer.close()  # the rest of the body never comes
+    await writer.wait_closed()
+    async with SpoolmanClient(standin.url, timeout=5.0, retries=0) as client:
+        await client.get_spool(1)  # served after it: the stand-in carried on
+    assert standin.store.get_spool(1)["used_weight"] == before_used
+    assert [(e.method, e.status) for e in RECORDER.exchanges()[start:]] == [("GET", 200)]

@@ -226,6 +226,10 @@ def create_standin_app(store: SpoolmanStore, recorder: ExchangeRecorder = RECORD
     ]
 
     def http_error(request: Request, exc: HTTPException) -> Response[Any]:
+        if exc.status_code >= 500:
+            # The request's body never arrived whole (its client went away while sending: a timeout, a
+            # lossy link): Spoolman would never have seen a request. Answered to no one, recorded as nothing.
+            return Response(content={"detail": exc.detail}, status_code=exc.status_code)
         # Unknown routes and methods: FastAPI's plain `{"detail": "..."}` answers.
         return _reply(recorder, request, exc.status_code, {"detail": exc.detail})
 
