@@ -299,6 +299,19 @@ class ZipReader:
             raise Overlapping(f"{_shown(member.filename)} overlaps the next member or the directory")
         return start
 
+    def _stored(self, member: Member, position: int, size: int) -> Iterator[bytes]:
+        """The member's bytes as the archive stores them (compressed or not), from ``position``, in pieces
+        of at most ``size``."""
+        left = member.compress_size
+        while left:
+            self._fh.seek(position)  # each read seeks: another member's stream may have moved the file
+            data = self._fh.read(min(left, size))
+            if not data:
+                raise ZipError(f"{_shown(member.filename)} is cut short (file truncated)")
+            position += len(data)
+            left -= len(data)
+            yield data
+
     def chunks(self, member: Member, size: int) -> Iterator[bytes]:
         """The member's bytes in pieces of at most ``size``; never more than the directory's ``file_size``
         (inflate is bounded by ``max_length``, whatever the compressed data holds). The CRC-32 and the size
@@ -306,19 +319,13 @@ class ZipReader:
         if member.compress_type not in (STORED, DEFLATED):
             raise ZipError(f"compression method {member.compress_type} is not supported")
         position = self._data_start(member)
-        fh = self._fh
         left = member.compress_size
         expected = member.file_size
         produced = crc = 0
         if member.compress_type == STORED:
             if left != expected:
                 raise ZipError(f"{_shown(member.filename)} is stored, yet its sizes differ")
-            while left:
-                fh.seek(position)
-                data = fh.read(min(left, size))
-                if not data:
-                    raise ZipError(f"{_shown(member.filename)} is cut short (file truncated)")
-                position += len(data)
+            for data in self._stored(member, position, size):
                 left -= len(data)
                 crc = zlib.crc32(data, crc)
                 if not left and crc != member.CRC:
@@ -328,19 +335,14 @@ class ZipReader:
                 raise ZipError(f"bad CRC-32 for {_shown(member.filename)}")
             return
         inflate = zlib.decompressobj(-15)
+        compressed = self._stored(member, position, _READ)
         tail = b""
         while True:
             if tail:
                 data = tail
-            elif left:
-                fh.seek(position)
-                data = fh.read(min(left, _READ))
-                if not data:
-                    raise ZipError(f"{_shown(member.filename)} is cut short (file truncated)")
-                position += len(data)
-                left -= len(data)
             else:
-                data = b""
+                data = next(compressed, b"")
+                left -= len(data)
             try:
                 out = inflate.decompress(data, min(size, expected - produced + 1))
             except zlib.error as err:
