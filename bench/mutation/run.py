@@ -1,11 +1,11 @@
 """Mutation testing of the billing core with mutmut, in a scratch copy of the repository.
 
 ``python -m bench.mutation`` copies the repository (what git tracks, plus uncommitted edits) into a
-temporary folder, writes mutmut's settings there, runs ``mutmut run --max-children 1`` (one worker:
-the machine is shared) and prints killed / survived per module. Nothing is written into the
-repository. The whole scope is ~4,000 mutants, so ``--every K`` measures a deterministic sample (every
-K-th mutant sorted by name), and ``--keep`` + ``--again FOLDER`` rerun a kept run's survivors after new
-tests. Property tests run at most a few examples under mutation (``bench/mutation/fast.py``).
+temporary folder, writes mutmut's settings there, runs ``mutmut run --max-children 1`` (one worker by
+default: the machine is shared; ``--workers N`` for more) and prints killed / survived per module.
+Nothing is written into the repository. The whole scope is ~4,000 mutants, so ``--every K`` measures a
+deterministic sample (every K-th mutant sorted by name), and ``--keep`` + ``--again FOLDER`` rerun a kept
+run's survivors after new tests. Property tests run at most a few examples under mutation (``bench/mutation/fast.py``).
 ``--mutants NAME ...`` runs only the named mutants (say, a sample's survivors after new tests).
 ``--explicit`` instead applies the hand-written mutants of ``bench/mutation/explicit.py``
 one by one and says which tests kill each (every one must be killed).
@@ -145,10 +145,11 @@ def sample(names: list[str], every: int) -> list[str]:
     return names[::every]
 
 
-def _mutmut(work: Path, args: list[str], log: Path, minutes: float | None) -> None:
+def _mutmut(work: Path, args: list[str], log: Path, minutes: float | None, workers: int = 1) -> None:
     env = {**os.environ, "PYTHONPATH": str(work)}
     with log.open("a", encoding="utf-8") as sink:  # its progress line redraws itself: kept out of the output
-        mutmut = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *args], cwd=work,
+        mutmut = subprocess.Popen([sys.executable, "-m", "mutmut", "run", "--max-children", str(workers), *args],
+                                  cwd=work,
                                   env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             mutmut.wait(timeout=minutes * 60 if minutes else None)
@@ -169,7 +170,7 @@ def _copy_tests(work: Path) -> None:
 
 
 def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float | None, every: int = 1,
-               again: Path | None = None, names: list[str] | None = None) -> int:
+               again: Path | None = None, names: list[str] | None = None, workers: int = 1) -> int:
     """Mutate and test in a fresh scratch folder; or, with ``again`` (a folder kept by an earlier run),
     bring in today's tests and rerun only that run's survivors (mutmut records which tests reach what for
     the new tests alone; killed mutants stay killed as long as tests are only added or made stricter);
@@ -185,7 +186,7 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float 
             before = results(work)
             survived = [n for n in chosen if before.get(n.replace("__init__.", "")) == "survived"]
             if survived:  # (no names at all would mean every mutant)
-                _mutmut(work, survived, log, minutes)
+                _mutmut(work, survived, log, minutes, workers)
         else:
             copy_repository(work)
             configure(work, modules, tests)
@@ -193,7 +194,7 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float 
             _mutmut(work, ["no-such-mutant"], log, None)
             chosen = names_known(work, names) if names else sample(mutant_names(work), every)
             (work / "sample.json").write_text(json.dumps(chosen), encoding="utf-8")
-            _mutmut(work, chosen if every > 1 or names else [], log, minutes)
+            _mutmut(work, chosen if every > 1 or names else [], log, minutes, workers)
         # mutmut reports a package's own mutants without the ``__init__`` its files name them by
         found = results(work)
         statuses = {name: found.get(name.replace("__init__.", ""), "not checked") for name in chosen}
@@ -207,7 +208,7 @@ def run_mutmut(modules: list[str], tests: list[str], keep: bool, minutes: float 
             print(f"sample: every k-th mutant sorted by name, from the first ({len(chosen)} of {len(every_name)})")
         if again:
             print("rerun: the survivors of the run kept in this folder, against today's tests")
-        print(f"{time.monotonic() - started:.0f} s, one worker\n")
+        print(f"{time.monotonic() - started:.0f} s, {workers} worker{'s' if workers > 1 else ''}\n")
         print(text)
         survivors = sorted(name for name, status in statuses.items() if status == "survived")
         if survivors:
@@ -233,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="mutate a sample: every k-th mutant sorted by name")
     parser.add_argument("--again", type=Path, help="a folder kept by --keep: rerun its survivors with today's tests")
     parser.add_argument("--mutants", nargs="+", metavar="NAME", help="run only these mutants (mutmut's names)")
+    parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (mutmut's --max-children)")
     args = parser.parse_args(argv)
     if args.explicit:
         from bench.mutation.explicit import run_explicit
 
         return run_explicit()
-    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again, args.mutants)
+    return run_mutmut(args.modules, args.tests, args.keep, args.minutes, args.every, args.again, args.mutants,
+                      args.workers)
