@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.farm.browser import PageFigures
+from bench.farm.judgement import PrinterJudgement
 
 TARGETS = {"cpu": 25.0, "rss": 300.0, "lag_p99": 50.0}  # at 100 printers (issue 15)
 
@@ -30,6 +31,12 @@ class Figures:
     seconds: float
     page: PageFigures | None = None
     load: tuple[float, float] = (0.0, 0.0)  # the 1-minute load average's lowest and highest in the window
+    judgements: list[PrinterJudgement] = field(default_factory=list)  # the printers whose billing is not exact
+
+    def billing(self) -> dict[str, object]:
+        """The run's billing figures, for judgement.json."""
+        return {"layers": self.layers, "lost": self.lost, "twice": self.twice, "waiting": self.waiting,
+                "spools_off": self.spools_off, "drained": self.drained, "load": list(self.load)}
 
 
 def _ms(value: float | None) -> str:
