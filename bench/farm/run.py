@@ -23,6 +23,10 @@ start to the last cancel:
   frames per second, long tasks, and the bytes per second the page receives (update stream + rows).
 
 ``--profile DIR`` writes a cProfile of Layerwise's event loop per N (``python -m pstats DIR/layerwise-N.pstats``).
+``--keep DIR`` keeps each N's work folder as DIR/farm-N (else deleted): Layerwise's data directory
+(``layerwise/``: the SQLite database, and ``layerwise.log``, at INFO then) and ``judgement.json``, every
+printer whose billing is not exact with its layers and job rows (``bench.farm.judgement``). When billing
+is not exact the bench also prints a line or two per such printer after the table.
 
 The simulator shares the machine's cores with Layerwise: at large N it is itself a heavy process,
 so figures there are an upper bound of what Layerwise needs.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -47,8 +52,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from bench.farm.browser import CHROMIUM, FarmPage, PageFigures
+from bench.farm.browser import CHROMIUM, FarmPage
+from bench.farm.judgement import PrinterJudgement, explanations, judge_printer, judgement_document
 from bench.farm.measure import Window, cpu_seconds, own_lag, percentile, read_instruments, rss_mb
+from bench.farm.report import Figures, table, verdict
 from bench.faults.accounting import Bill, count_layers, owed_layers, spoolman_vs_ledger
 from bench.faults.harness import RecordingStore, new_spool
 from bench.faults.run import PrintFile, load_files
@@ -62,7 +69,6 @@ from server.sim.spoolman import SpoolmanStandin
 
 ACCESS_CODE = "f4rm1234"
 TRAYS = (0, 1, 2, 3)
-TARGETS = {"cpu": 25.0, "rss": 300.0, "lag_p99": 50.0}  # at 100 printers (issue 15)
 
 
 @dataclass
@@ -75,29 +81,6 @@ class FarmPrinter:
     cancelled_at: tuple[int, int] | None = None
     finished: bool = False
     reports: int = 0
-
-
-@dataclass
-class Figures:
-    printers: int
-    cpu_percent: float
-    rss_mb: float
-    lag_p50: float | None
-    lag_p99: float | None
-    own_lag_p99: float | None  # the part of the lag the loop thread's own CPU could explain (measure.own_lag)
-    commit_p99: float | None
-    bill_p99: float | None
-    reports_per_s: float
-    stream_bytes_per_s: float
-    layers: int
-    lost: int
-    twice: int
-    waiting: int
-    spools_off: int
-    drained: bool
-    seconds: float
-    page: PageFigures | None = None
-    load: tuple[float, float] = (0.0, 0.0)  # the 1-minute load average's lowest and highest in the window
 
 
 async def open_printers(stack: contextlib.AsyncExitStack, count: int, files: list[PrintFile], store: RecordingStore,
@@ -219,21 +202,41 @@ def bill_latencies(database: Path, farm: list[FarmPrinter]) -> list[float]:
     return latencies
 
 
-def judge(database: Path, farm: list[FarmPrinter], store: RecordingStore) -> tuple[int, int, int, int, int]:
-    """(layers billed, lost, billed twice, waiting, spools where Spoolman != ledger)."""
+Judged = tuple[int, int, int, int, int, list[PrinterJudgement]]
+
+
+def judge(database: Path, farm: list[FarmPrinter], store: RecordingStore) -> Judged:
+    """(layers billed, lost, billed twice, waiting, spools where Spoolman != ledger, the printers not exact)."""
     layers = lost = twice = waiting = 0
+    delivered = dict(read_db(database, "SELECT spool_id, sum(mm) FROM ledger_entries "
+                                       "WHERE state IN ('delivered', 'doubtful') GROUP BY spool_id"))
+    off = spoolman_vs_ledger(store.used_length(), delivered, store.foreign)
+    jobs: dict[str, list[Any]] = {}
+    for printer, *row in read_db(database, "SELECT printer, id, state, final, reason, checkpoint_json FROM jobs"):
+        jobs.setdefault(printer, []).append(tuple(row))
+    judgements = []
     for farm_printer in farm:
         rows = read_db(database, "SELECT e.layer, e.filament_index, e.mm, e.spool_id, e.state, e.error "
                                  "FROM ledger_entries e JOIN jobs j ON e.job_id = j.id WHERE j.printer = ?",
                        (farm_printer.name,))
         cancelled = None if farm_printer.finished else farm_printer.cancelled_at
-        counts = count_layers(owed_layers(farm_printer.file.analysis, cancelled), [Bill(*row) for row in rows])
+        bills = [Bill(*row) for row in rows]
+        counts = count_layers(owed_layers(farm_printer.file.analysis, cancelled), bills)
         layers, lost = layers + counts.billed, lost + counts.lost
         twice, waiting = twice + counts.twice, waiting + counts.waiting
-    delivered = dict(read_db(database, "SELECT spool_id, sum(mm) FROM ledger_entries "
-                                       "WHERE state IN ('delivered', 'doubtful') GROUP BY spool_id"))
-    off = spoolman_vs_ledger(store.used_length(), delivered, store.foreign)
-    return layers, lost, twice, waiting, len(off)
+        own = set(farm_printer.spool_for_tray.values())
+        judgement = judge_printer(farm_printer.name, farm_printer.file.name, farm_printer.cancelled_at,
+                                  farm_printer.finished, counts, bills, jobs.get(farm_printer.name, []),
+                                  {spool: mm for spool, mm in off.items() if spool in own})
+        if not judgement.exact:
+            judgements.append(judgement)
+    return layers, lost, twice, waiting, len(off), judgements
+
+
+def log_level(args: argparse.Namespace) -> str:
+    """Layerwise's log (``layerwise/layerwise.log``): INFO when it is kept (a line per job event, not per
+    report, so cheap at 200 printers), WARNING when it is deleted anyway."""
+    return "INFO" if args.keep is not None else "WARNING"
 
 
 def instruments_env(instruments_file: Path, profile_dir: Path | None, count: int) -> dict[str, str]:
@@ -253,7 +256,7 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         farm = await open_printers(stack, count, files, store, workdir)
         layerwise = await stack.enter_async_context(LayerwiseProcess(
             workdir / "layerwise", spoolman_url=spoolman.url, printers=printer_configs(farm),
-            seed_mappings={p.name: p.spool_for_tray for p in farm}, log_level="WARNING",
+            seed_mappings={p.name: p.spool_for_tray for p in farm}, log_level=log_level(args),
             startup_timeout=300, env=instruments_env(instruments_file, args.profile, count)))
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         await wait_online(client, layerwise.url, count, timeout=120 + count)
@@ -293,55 +296,15 @@ async def measure(count: int, args: argparse.Namespace, files: list[PrintFile], 
         lag_cpu = readings.get("lag_cpu_ms", [])[window.lag_seen:]
         database = database_path(layerwise.data_dir)
         latencies = await asyncio.to_thread(bill_latencies, database, farm)
-        layers, lost, twice, waiting, off = await asyncio.to_thread(judge, database, farm, store)
+        layers, lost, twice, waiting, off, judgements = await asyncio.to_thread(judge, database, farm, store)
     return Figures(count, cpu, rss, percentile(lag, 50), percentile(lag, 99),
                    percentile(own_lag(lag, lag_cpu), 99), percentile(commits, 99),
                    percentile(latencies, 99), report_rate, stream_rate, layers, lost, twice, waiting, off, ok,
-                   time.monotonic() - started, page_figures, (min(loads), max(loads)))
+                   time.monotonic() - started, page_figures, (min(loads), max(loads)), judgements)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _page_cells(page: PageFigures | None) -> tuple[str, str, str]:
-    if page is None:
-        return "-", "-", "-"
-    return (f"{page.fps:.0f}", f"{page.long_tasks} ({page.long_task_ms:.0f})",
-            f"{page.stream_bytes_per_s:.0f} + {page.rows_bytes_per_s:.0f}")
-
-
-def table(rows: list[Figures]) -> str:
-    head = ("printers", "CPU % of a core", "RSS MB", "loop lag p50/p99 ms", "of which own CPU p99 ms", "commit p99 ms",
-            "report->bill p99 ms", "reports/s", "stream B/s per client", "layers billed", "lost", "twice",
-            "waiting", "spools off", "drained", "wall s", "/farm fps", "/farm long tasks (ms)",
-            "/farm B/s stream + rows", "load (1 min)")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for f in rows:
-        cells = (str(f.printers), f"{f.cpu_percent:.1f}", f"{f.rss_mb:.0f}", f"{_ms(f.lag_p50)} / {_ms(f.lag_p99)}",
-                 _ms(f.own_lag_p99),
-                 _ms(f.commit_p99), _ms(f.bill_p99), f"{f.reports_per_s:.0f}", f"{f.stream_bytes_per_s:.0f}",
-                 str(f.layers), str(f.lost), str(f.twice), str(f.waiting), str(f.spools_off),
-                 "yes" if f.drained else "NO", f"{f.seconds:.0f}", *_page_cells(f.page),
-                 f"{f.load[0]:.1f}-{f.load[1]:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def verdict(rows: list[Figures]) -> tuple[bool, list[str]]:
-    """Exact billing at every N; the issue's resource targets at 100 printers (when measured)."""
-    notes, ok = [], True
-    for f in rows:
-        if f.lost or f.twice or f.waiting or f.spools_off or not f.drained:
-            ok = False
-            notes.append(f"{f.printers} printers: billing NOT exact")
-        if f.printers == 100:
-            for name, value, target in (("CPU", f.cpu_percent, TARGETS["cpu"]), ("RSS", f.rss_mb, TARGETS["rss"]),
-                                        ("loop lag p99", f.lag_p99 or 0.0, TARGETS["lag_p99"])):
-                met = value < target
-                ok = ok and met
-                notes.append(f"100 printers: {name} {value:.1f} (target < {target:g}: {'met' if met else 'MISSED'})")
-    return ok, notes
+def kept(keep: Path, count: int) -> Path:
+    return keep / f"farm-{count}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,20 +320,43 @@ def main(argv: list[str] | None = None) -> int:
                              f"on when {CHROMIUM} exists")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="write a cProfile of Layerwise's event loop per N to DIR/layerwise-N.pstats")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each N's work folder as DIR/farm-N: the database, Layerwise's log (INFO) "
+                             "and judgement.json")
     args = parser.parse_args(argv)
+    counts = [int(n) for n in args.printers.split(",")]
+    if args.keep is not None:
+        # Layerwise would resume an old database's jobs, and a kept folder is evidence: never reuse one.
+        taken = [str(kept(args.keep, n)) for n in counts if kept(args.keep, n).exists()]
+        if taken or len(set(counts)) < len(counts):
+            parser.error(f"--keep: each N needs a new folder ({', '.join(taken) or 'a size given twice'})")
     setup_logging("WARNING")
     files = [f for f in load_files() if (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "print-files"
                                          / f.name).exists()]
     rows: list[Figures] = []
-    for count in (int(n) for n in args.printers.split(",")):
-        workdir = Path(tempfile.mkdtemp(prefix=f"layerwise-farm-{count}-"))
+    for count in counts:
+        if args.keep is None:
+            workdir = Path(tempfile.mkdtemp(prefix=f"layerwise-farm-{count}-"))
+        else:
+            workdir = kept(args.keep, count)
+            workdir.mkdir(parents=True)
         try:
-            rows.append(asyncio.run(measure(count, args, files, workdir)))
+            figures = asyncio.run(measure(count, args, files, workdir))
+            rows.append(figures)
+            if args.keep is not None:
+                document = judgement_document(count, figures.billing(), figures.judgements)
+                (workdir / "judgement.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if args.keep is None:
+                shutil.rmtree(workdir, ignore_errors=True)
         print(table(rows[-1:]) if len(rows) == 1 else table(rows).splitlines()[-1], flush=True)
     print()
     print(table(rows))
+    for figures in rows:
+        for line in explanations(figures.printers, figures.judgements, args.keep is not None, figures.drained):
+            print(line)
+    if args.keep is not None:
+        print(f"kept: {', '.join(str(kept(args.keep, n)) for n in counts)}")
     ok, notes = verdict(rows)
     for note in notes:
         print(note)
