@@ -76,6 +76,8 @@ SECTION_LOADER_KEYS: dict[str, tuple[str, ...]] = {"spoolman": ("api_key_file",)
 # Prefixes this module owns: an unknown variable under them is a typo, not someone else's setting.
 OWNED_ENV_PREFIXES = (ENV_PRINTER_PREFIX, "LAYERWISE_SPOOLMAN_", "LAYERWISE_RFID_", "LAYERWISE_AUTH_",
                       "LAYERWISE_NOTIFICATIONS_", "LAYERWISE_HOME_ASSISTANT_")
+# Read by server.instruments, for benchmarks only (not settings, so not in env_names or the docs' list).
+BENCHMARK_ENV = ("LAYERWISE_INSTRUMENTS_FILE", "LAYERWISE_PROFILE_FILE")
 
 
 def env_names() -> list[str]:
@@ -169,7 +171,8 @@ def env_warnings(env: Mapping[str, str]) -> list[str]:
     known = env_names()
     warnings = []
     for name in sorted(env):
-        if name.startswith("LAYERWISE_") and name not in known and not name.startswith(OWNED_ENV_PREFIXES):
+        if (name.startswith("LAYERWISE_") and name not in known and name not in BENCHMARK_ENV
+                and not name.startswith(OWNED_ENV_PREFIXES)):
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             warnings.append(f"{name}: unknown variable{hint}; it is ignored")

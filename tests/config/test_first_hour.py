@@ -35,6 +35,14 @@ def test_every_variable_the_loader_reads_is_never_warned_about(name: str) -> Non
     assert env_warnings({name: "x", "PATH": "/bin", "LAYERWISE": "x"}) == []
 
 
+def test_the_benchmarks_instrument_variables_are_not_called_typos() -> None:
+    # bench.farm starts Layerwise with them; a warning there said a variable that works was ignored.
+    from server.instruments import INSTRUMENTS_ENV, PROFILE_ENV
+
+    assert env_warnings({INSTRUMENTS_ENV: "/tmp/i.json", PROFILE_ENV: "/tmp/p.pstats"}) == []
+    assert env_warnings({"LAYERWISE_INSTRUMENT_FILE": "x"}) != []
+
+
 def test_seed_mappings_name_their_source(tmp_path: Path) -> None:
     config = tmp_path / "layerwise.toml"
     config.write_text(PRINTER + 'ams_mappings = { "0" = 12 }\n')
