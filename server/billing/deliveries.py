@@ -267,7 +267,7 @@ def begin_delivery(
             session.rollback()
             raise LedgerConflict(f"entries of spool {spool_id} changed before sending")
         session.commit()
-    return DeliveryData(delivery_id, spool_id, mm, expected_g, before, SENDING, sent_at, tuple(entry_ids))
+    return DeliveryData(delivery_id, spool_id, expected_g, before, SENDING, sent_at, tuple(entry_ids))
 
 
 def finish_delivery(

@@ -86,14 +86,12 @@ class EntryData:
 class DeliveryData:
     id: int
     spool_id: int
-    mm: float
     expected_g: float
     before: SpoolReading
     state: str
     sent_at: datetime
     entry_ids: tuple[int, ...]
     note: str | None = None  # how it was settled, or a fact such as "spool #7 is archived in Spoolman"
-    settled_at: datetime | None = None
 
 
 def entry_data(row: Any) -> EntryData:
@@ -124,14 +122,12 @@ def delivery_data(row: Any, entry_ids: Iterable[int]) -> DeliveryData:
     return DeliveryData(
         row.id,
         row.spool_id,
-        row.mm,
         row.expected_g,
         before,
         row.state,
         row.sent_at,
         tuple(entry_ids),
         row.note,
-        row.settled_at,
     )
 
 
@@ -305,23 +301,6 @@ def repoint(db: Database, entry_ids: Iterable[int], spool_id: int) -> int:
     return rows_changed(db, statement)
 
 
-def requeue_rejected(db: Database, entry_ids: Iterable[int]) -> int:
-    """A person's "send it again": rejected entries go back to the queue for the spool they name.
-
-    A spool since deleted then takes the deleted-spool path (its tray's next spool).
-    """
-    statement = (
-        update(LedgerEntry)
-        .where(
-            col(LedgerEntry.id).in_(list(entry_ids)),
-            col(LedgerEntry.state) == REJECTED,
-            col(LedgerEntry.spool_id).is_not(None),
-        )
-        .values(state=READY, error=None, delivery_id=None, updated_at=utcnow())
-    )
-    return rows_changed(db, statement)
-
-
 def reject(db: Database, entry_ids: Iterable[int], note: str) -> int:
     """Take ready entries out of the queue with a visible reason (e.g. Spoolman has no such spool)."""
     statement = (
@@ -330,36 +309,3 @@ def reject(db: Database, entry_ids: Iterable[int], note: str) -> int:
         .values(state=REJECTED, error=note, updated_at=utcnow())
     )
     return rows_changed(db, statement)
-
-
-def entries(
-    db: Database,
-    *,
-    job_id: int | None = None,
-    spool_id: int | None = None,
-    states: Iterable[str] | None = None,
-) -> list[EntryData]:
-    statement = select(LedgerEntry).order_by(col(LedgerEntry.id))
-    if job_id is not None:
-        statement = statement.where(LedgerEntry.job_id == job_id)
-    if spool_id is not None:
-        statement = statement.where(LedgerEntry.spool_id == spool_id)
-    if states is not None:
-        statement = statement.where(col(LedgerEntry.state).in_(list(states)))
-    with db.session() as session:
-        return [entry_data(row) for row in session.exec(statement)]
-
-
-def deliveries(db: Database, *, spool_id: int | None = None) -> list[DeliveryData]:
-    """Requests to Spoolman, oldest first, with their entries and note (the per-spool log shows them)."""
-    statement = select(SpoolDelivery).order_by(col(SpoolDelivery.id))
-    if spool_id is not None:
-        statement = statement.where(SpoolDelivery.spool_id == spool_id)
-    with db.session() as session:
-        rows = session.exec(statement).all()
-        ids: dict[int, list[int]] = {}
-        links = select(LedgerEntry.delivery_id, LedgerEntry.id).where(col(LedgerEntry.delivery_id).is_not(None))
-        for delivery_id, entry_id in session.exec(links):
-            if delivery_id is not None and entry_id is not None:
-                ids.setdefault(delivery_id, []).append(entry_id)
-    return [delivery_data(row, sorted(ids.get(row.id or 0, []))) for row in rows]

@@ -14,6 +14,7 @@ from server.db.ledger_tables import LedgerEntry, SpoolDelivery
 from server.jobs import store as job_store
 from tests.app.conftest import PRINTER, Stack
 from tests.billing.ledger_helpers import Line
+from tests.billing.ledger_rows import ledger_entries
 from tests.waiting import until
 
 BASE = "/api/v1/printers/Workshop%20P1S"
@@ -33,7 +34,7 @@ def bill(stack: Stack, job_id: int, mapping: dict[int, int], layers: range, fila
 
 
 def states(stack: Stack, ids: list[int]) -> set[str]:
-    return {e.state for e in ledger.entries(stack.runtime.db) if e.id in ids}
+    return {e.state for e in ledger_entries(stack.runtime.db) if e.id in ids}
 
 
 def used(stack: Stack, spool_id: int) -> float:

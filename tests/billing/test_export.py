@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from ledger_helpers import Line, assign, new_job
+from ledger_rows import ledger_entries
 
 from server.billing import deliveries, ledger
 from server.billing.export import COLUMNS, ledger_rows, parse_since
@@ -40,7 +41,7 @@ def _ledger(db: Database) -> None:
         row.created_at = datetime.now(UTC) - timedelta(days=7)
         session.add(row)
         session.commit()
-    ready = [e.id for e in ledger.entries(db, spool_id=7)]
+    ready = [e.id for e in ledger_entries(db, spool_id=7)]
     sent = deliveries.begin_delivery(db, 7, ready, mm=22.5, expected_g=0.07, before=SpoolReading(0.0, None))
     deliveries.finish_delivery(db, sent.id, DELIVERED, after_used_weight=0.07)
 

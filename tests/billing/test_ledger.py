@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ledger_helpers import PRINTER, Line, assign, new_job, open_db
+from ledger_rows import ledger_entries
 
 from server.billing import backlog, deliveries, errors, ledger
 from server.billing.rules import BillLine
@@ -25,7 +26,7 @@ def db(tmp_path: Path, database_url: str | None) -> Iterator[Database]:
 
 
 def states(db: Database) -> list[tuple[int, int | None, int | None, str]]:
-    return [(e.filament_index, e.tray, e.spool_id, e.state) for e in ledger.entries(db)]
+    return [(e.filament_index, e.tray, e.spool_id, e.state) for e in ledger_entries(db)]
 
 
 def test_spool_is_resolved_when_the_layer_is_billed(db: Database) -> None:
@@ -50,7 +51,7 @@ def test_reassignment_mid_print_applies_from_the_next_layer(db: Database) -> Non
     ledger.record_bills(db, job, [Line(1, 0, 5.0)], {0: 0})
     assign(db, 0, 21)  # the spool ran out and was swapped during layer 2
     ledger.record_bills(db, job, [Line(2, 0, 5.0)], {0: 0})
-    assert [(e.layer, e.spool_id) for e in ledger.entries(db)] == [(1, 11), (2, 21)]
+    assert [(e.layer, e.spool_id) for e in ledger_entries(db)] == [(1, 11), (2, 21)]
 
 
 def test_tray_without_spool_waits_and_a_later_assignment_releases_its_bills(db: Database) -> None:
@@ -95,7 +96,7 @@ def test_bills_and_checkpoint_commit_together(db: Database) -> None:
     with pytest.raises(ValueError):
         # A bad checkpoint change aborts the whole transaction: the bill is not written either.
         billed.record_bills(db, job, [Line(4, 0, 1.0)], {0: 0}, checkpoint={"billed_through": 4}, color="red")
-    assert [e.layer for e in ledger.entries(db)] == [3]
+    assert [e.layer for e in ledger_entries(db)] == [3]
     assert job_store.get_job(db, job).checkpoint == {"billed_through": 3}  # type: ignore[union-attr]
 
 
@@ -121,7 +122,7 @@ def test_job_history_sums_grams_and_mm_per_spool(db: Database) -> None:
         {0: 0, 1: 7},
     )
     # Deliver layer 1 and 2 of spool 11 for the newer job.
-    delivered = [e.id for e in ledger.entries(db, job_id=job) if e.spool_id == 11 and e.layer < 3]
+    delivered = [e.id for e in ledger_entries(db, job_id=job) if e.spool_id == 11 and e.layer < 3]
     delivery = deliveries.begin_delivery(db, 11, delivered, mm=16.0, expected_g=1.6, before=SpoolReading(0, None))
     deliveries.finish_delivery(db, delivery.id, DELIVERED, after_used_weight=1.6)
     job_store.save_checkpoint(db, job, state="cancelled", final=True, reason=None)
@@ -157,7 +158,7 @@ def test_rejected_entries_are_counted_apart_and_can_be_repointed(db: Database) -
     assert backlog.backlog(db).rejected == 1
     assert ledger.repoint(db, [entry.id], 12) == 1
     assert states(db) == [(0, 0, 12, READY)]
-    assert ledger.entries(db, states=[REJECTED]) == []
+    assert ledger_entries(db, states=[REJECTED]) == []
 
 
 def test_only_one_request_in_flight_per_spool(db: Database) -> None:

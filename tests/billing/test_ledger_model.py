@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from ledger_helpers import PRINTER, Line, new_job, open_db
 from ledger_helpers import grams_by_hand as weight_from_length
+from ledger_rows import ledger_deliveries, ledger_entries
 
 from server.billing import deliveries, ledger
 from server.billing.outbox import Outbox
@@ -351,7 +352,7 @@ class LedgerModel(RuleBasedStateMachine):
     # --- quiescence -----------------------------------------------------------------------------
 
     def settle_doubtful(self) -> int:
-        doubtful = {e.delivery_id for e in ledger.entries(self.db, states=[DOUBTFUL])}
+        doubtful = {e.delivery_id for e in ledger_entries(self.db, states=[DOUBTFUL])}
         for delivery_id in doubtful:
             assert delivery_id is not None
             deliveries.resolve_doubtful(self.db, delivery_id, applied=self.spoolman.applied.get(delivery_id, False))
@@ -362,7 +363,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.time_passes()
         for _ in range(20):
             self.drain()
-            if not self.settle_doubtful() and not ledger.entries(self.db, states=[SENDING]):
+            if not self.settle_doubtful() and not ledger_entries(self.db, states=[SENDING]):
                 break
         else:
             raise AssertionError("the ledger did not come to rest")
@@ -376,10 +377,10 @@ class LedgerModel(RuleBasedStateMachine):
         raise AssertionError("the outbox keeps finding work: bills bounce between states")
 
     def check(self) -> None:
-        entries = ledger.entries(self.db)
+        entries = ledger_entries(self.db)
         for entry in entries:  # what the run exercised (pytest --hypothesis-show-statistics)
             event(f"entry {entry.state}" + (" with a note" if entry.error else ""))
-        for delivery in ledger.deliveries(self.db):
+        for delivery in ledger_deliveries(self.db):
             event(f"delivery {delivery.state}")
         delivered: dict[int, float] = defaultdict(float)
         for entry in entries:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from ledger_helpers import DENSITY, DIAMETER, PRINTER, Line, new_job, open_db
+from ledger_rows import ledger_entries
 from sqlalchemy import event
 
 from server.billing import ledger
@@ -108,7 +109,7 @@ def test_a_bill_written_during_an_assignment_goes_to_the_new_spool(db: Database)
         lambda: ledger.record_bills(db, job, [Line(1, 0, 5.0)], {0: TRAY}),
         lambda: asyncio.run(slots.assign(PRINTER, TRAY, SPOOL)),
     )
-    assert [(e.spool_id, e.state) for e in ledger.entries(db)] == [(SPOOL, READY)]
+    assert [(e.spool_id, e.state) for e in ledger_entries(db)] == [(SPOOL, READY)]
 
 
 def test_a_mapping_learned_during_an_assignment_goes_to_the_new_spool(db: Database) -> None:
@@ -120,4 +121,4 @@ def test_a_mapping_learned_during_an_assignment_goes_to_the_new_spool(db: Databa
         lambda: ledger.on_mapping_learned(db, job, 0, TRAY),
         lambda: asyncio.run(slots.assign(PRINTER, TRAY, SPOOL)),
     )
-    assert [(e.tray, e.spool_id, e.state) for e in ledger.entries(db)] == [(TRAY, SPOOL, READY)]
+    assert [(e.tray, e.spool_id, e.state) for e in ledger_entries(db)] == [(TRAY, SPOOL, READY)]

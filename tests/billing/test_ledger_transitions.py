@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from ledger_helpers import PRINTER, Line, assign, new_job, open_db
+from ledger_rows import ledger_deliveries, ledger_entries
 from sqlmodel import Session, select
 
-from server.billing import deliveries, ledger
-from server.billing.settlement import READY, REJECTED, WAITING_SPOOL, SpoolReading
+from server.billing import attention, deliveries, ledger
+from server.billing.attention import Selector
+from server.billing.settlement import READY, REJECTED, SENDING, WAITING_SPOOL, SpoolReading
 from server.db import Database, repo
 from server.db.ledger_tables import LedgerEntry
 
@@ -77,26 +79,26 @@ def test_repoint_moves_rejected_and_waiting_entries_cleanly(tmp_path) -> None:
     assert touched(db) == {*ids["rejected"], ids["waiting"][0]}
 
 
-def test_send_again_requeues_only_the_named_rejected_entries(tmp_path) -> None:
+def test_send_again_requeues_only_the_groups_rejected_entries_to_their_spool(tmp_path) -> None:
+    """The web's "Send again" on a rejected group (``attention.retry``: ``repoint`` to the group's own spool)."""
     db = open_db(tmp_path)
     ids = entries_in_states(db)
-    other = ids["ready"][1]
-    assert ledger.reject(db, [other], "refused") == 1
-    with db.session() as session:
-        row = session.get(LedgerEntry, other)
-        assert row is not None
-        row.updated_at = LONG_AGO
-        session.add(row)
-        session.commit()
-    assert ledger.requeue_rejected(db, ids["rejected"] + ids["waiting"]) == 1
+    job = rows(db)[ids["rejected"][0]].job_id
+    (other,) = ledger.record_bills(db, new_job(db, key="other.gcode.3mf#1"), [Line(0, 0, 1.0)], {0: 0})
+    assert ledger.reject(db, [other.id], "refused") == 1
+    age_all(db)
+    assert attention.retry(db, Selector(job, REJECTED, spool_id=7)) == 1
     now = rows(db)
-    assert (now[ids["rejected"][0]].state, now[ids["rejected"][0]].error) == (READY, None)
-    assert now[ids["rejected"][0]].delivery_id is None
-    assert (now[other].state, now[other].error) == (REJECTED, "refused")  # rejected too, but not named
-    assert touched(db) == set(ids["rejected"])
+    (sent,) = ids["rejected"]
+    assert (now[sent].spool_id, now[sent].state, now[sent].error, now[sent].delivery_id) == (7, READY, None, None)
+    assert (now[other.id].state, now[other.id].error) == (REJECTED, "refused")  # rejected too, another job's
+    assert all(now[i].state == WAITING_SPOOL for i in ids["waiting"])
+    assert touched(db) == {sent}
 
 
-def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
+def test_a_request_carries_exactly_its_own_entries(tmp_path) -> None:
+    """Two requests begun on two spools: each links the entries it was given, no more (a settlement moves
+    exactly those), and leaves the rest of the spool's queue ready."""
     db = open_db(tmp_path)
     assign(db, 0, 7)
     assign(db, 1, 8)
@@ -107,12 +109,12 @@ def test_deliveries_list_each_request_with_its_own_entries(tmp_path) -> None:
     on_8 = [e.id for e in made if e.spool_id == 8]
     first = deliveries.begin_delivery(db, 8, on_8, mm=4.0, expected_g=0.01, before=SpoolReading(0.0, None))
     second = deliveries.begin_delivery(db, 7, on_7[:2], mm=2.0, expected_g=0.01, before=SpoolReading(0.0, None))
-    listed = ledger.deliveries(db)
-    assert [(d.id, d.spool_id, d.entry_ids) for d in listed] == [(first.id, 8, tuple(sorted(on_8))),
-                                                                 (second.id, 7, tuple(sorted(on_7[:2])))]
-    assert [(d.id, d.entry_ids) for d in ledger.deliveries(db, spool_id=7)] == [(second.id, tuple(sorted(on_7[:2])))]
-    assert ledger.deliveries(db, spool_id=9) == []
-    assert {d.state for d in listed} == {"sending"}  # begun, not yet answered
+    now = rows(db)
+    assert {i: (now[i].delivery_id, now[i].state) for i in on_8 + on_7} == {
+        **{i: (first.id, SENDING) for i in on_8}, **{i: (second.id, SENDING) for i in on_7[:2]},
+        on_7[2]: (None, READY)}
+    assert [(d.id, d.spool_id, d.state) for d in ledger_deliveries(db)] == [(first.id, 8, SENDING),
+                                                                           (second.id, 7, SENDING)]
 
 
 def test_assign_and_release_answers_the_assignment_it_stored(tmp_path) -> None:
@@ -182,7 +184,7 @@ def test_another_spool_put_in_an_occupied_tray_replaces_the_first(db: Database) 
     assert released == 0
     assert {a.tray: a for a in repo.list_assignments(db, PRINTER)} == {1: swapped, 2: later}
     assert (swapped.spool_id, swapped.source) == (9, "rfid") and swapped.assigned_at >= first.assigned_at
-    assert [(e.id, e.spool_id, e.state) for e in ledger.entries(db)] == [(waiting.id, 8, READY)]
+    assert [(e.id, e.spool_id, e.state) for e in ledger_entries(db)] == [(waiting.id, 8, READY)]
 
 
 def test_a_bill_takes_the_spool_in_its_own_printers_tray(tmp_path) -> None:
@@ -222,4 +224,4 @@ def test_bills_for_a_printer_the_fence_refuses_are_not_written(tmp_path) -> None
     with pytest.raises(RuntimeError, match="no longer holds p2"):
         ledger.record_bills(db, jobs["p2"], [Line(1, 0, 1.0)], {0: 0})
     assert asked == [PRINTER, "p2"]
-    assert [(e.printer, e.spool_id) for e in ledger.entries(db)] == [(PRINTER, 7)]
+    assert [(e.printer, e.spool_id) for e in ledger_entries(db)] == [(PRINTER, 7)]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ledger_helpers import FaultyClient, Line, assign, grams_by_hand, make_outbox, new_job
+from ledger_rows import ledger_entries
 from test_billing_fake_analysis import FakeAnalysis, FakeFilament
 
 from server.analysis.filament import grams, millimetres
@@ -101,7 +102,7 @@ async def test_the_outbox_settles_a_lost_answer_with_the_spools_filament(
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
     assert faulty.uses == 1  # applied once, recognised as applied, never sent again
     used = standin.store.get_spool(spool)
     assert float(used["used_length"]) == pytest.approx(2200.0, abs=0.01)

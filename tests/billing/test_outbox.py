@@ -21,6 +21,7 @@ from ledger_helpers import (
     seed_spools,
     used_mm,
 )
+from ledger_rows import ledger_entries
 
 from server.billing import backlog, deliveries, ledger
 from server.billing.outbox import Outbox
@@ -75,10 +76,10 @@ async def test_bills_reach_each_spool_in_order(db: Database, standin: SpoolmanSt
 
     assert used_mm(standin.store, spools[0]) == pytest.approx(10.5 * 15, abs=MM)
     assert used_mm(standin.store, spools[1]) == pytest.approx(1.25 * 5, abs=MM)
-    assert {e.state for e in ledger.entries(db)} == {DELIVERED}
+    assert {e.state for e in ledger_entries(db)} == {DELIVERED}
     # Batches of two, oldest first: each delivery covers consecutive layers of one spool.
     by_delivery: dict[int, list[int]] = {}
-    for entry in ledger.entries(db, spool_id=spools[0]):
+    for entry in ledger_entries(db, spool_id=spools[0]):
         assert entry.delivery_id is not None
         by_delivery.setdefault(entry.delivery_id, []).append(entry.layer)
     assert sorted(by_delivery.values()) == [[1, 2], [3, 4], [5]]
@@ -107,7 +108,7 @@ async def test_zero_length_bills_are_settled_without_a_request(
     faulty = FaultyClient(client)
     await make_outbox(db, faulty).drain()
     assert faulty.uses == 0
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
     assert standin.store.get_spool(spool)["last_used"] is None
 
 
@@ -145,7 +146,7 @@ async def test_outage_queues_bills_and_drains_when_spoolman_returns(
 
     assert used_mm(standin.store, spools[0]) == pytest.approx(33.0, abs=MM)
     assert used_mm(standin.store, spools[1]) == pytest.approx(22.0, abs=MM)
-    assert {e.state for e in ledger.entries(db)} == {DELIVERED}
+    assert {e.state for e in ledger_entries(db)} == {DELIVERED}
 
 
 async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Database, standin: SpoolmanStandin) -> None:
@@ -157,7 +158,7 @@ async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Datab
         with pytest.raises(SpoolmanUnreachable) as caught:
             await outbox.deliver_pending()
         assert caught.value.request_sent
-        (entry,) = ledger.entries(db)
+        (entry,) = ledger_entries(db)
         assert entry.state == SENDING
         assert used_mm(standin.store, spool) == pytest.approx(12.34, abs=MM)  # Spoolman did apply it
 
@@ -165,7 +166,7 @@ async def test_dropped_answer_is_settled_as_applied_and_not_sent_again(db: Datab
         await outbox.drain()  # settles the first request before sending the second
 
     assert used_mm(standin.store, spool) == pytest.approx(13.34, abs=MM)
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
     assert delivered == [1, 1]
 
 
@@ -182,7 +183,7 @@ async def test_request_that_never_arrived_is_sent_again_once(
     await outbox.drain()
     assert faulty.uses == 1
     assert used_mm(standin.store, spool) == pytest.approx(7.5, abs=MM)
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
 
 
 async def test_worker_killed_after_sending_is_settled_by_the_next_worker(
@@ -204,12 +205,12 @@ async def test_worker_killed_after_sending_is_settled_by_the_next_worker(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    assert [e.state for e in ledger_entries(db)] == [SENDING]
 
     restarted = make_outbox(db, client)
     await restarted.drain()
     assert used_mm(standin.store, spool) == pytest.approx(5.0, abs=MM)
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
 
 
 async def test_crash_before_the_request_left_sends_it_once_after_restart(
@@ -219,7 +220,7 @@ async def test_crash_before_the_request_left_sends_it_once_after_restart(
     bill(db, job, {0: 4.25}, 1, {0: 0})
     with pytest.raises(Crash):
         await make_outbox(db, FaultyClient(client, ["crash_before"])).drain()
-    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    assert [e.state for e in ledger_entries(db)] == [SENDING]
     await make_outbox(db, client).drain()
     assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)
 
@@ -234,7 +235,7 @@ async def test_deleted_spool_waits_visibly_and_can_be_repointed(
     standin.store.delete_spool(gone)
     outbox = make_outbox(db, client)
     await outbox.drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert entry.state == WAITING_SPOOL  # for the tray's next spool (test_outbox_spool_gone.py)
     assert entry.error and str(gone) in entry.error
     assert (await outbox.backlog()).backlog.rejected == 0
@@ -242,7 +243,7 @@ async def test_deleted_spool_waits_visibly_and_can_be_repointed(
     assert ledger.repoint(db, [entry.id], other) == 1
     await outbox.drain()
     assert used_mm(standin.store, other) == pytest.approx(2.0, abs=MM)
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
 
 
 async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_resent(
@@ -255,7 +256,7 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
         await outbox.deliver_pending()
     standin.store.use_spool(spool, use_length=100.0)  # someone else uses the spool meanwhile
     await outbox.drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert entry.state == DOUBTFUL
     assert used_mm(standin.store, spool) == pytest.approx(100.0, abs=MM)  # not sent again on a guess
     assert (await outbox.backlog()).backlog.doubtful == 1
@@ -263,7 +264,7 @@ async def test_spool_changed_outside_while_outcome_unknown_is_doubtful_never_res
     # A person knows better: it was not applied; re-queue and it goes out once.
     assert entry.delivery_id is not None
     assert deliveries.resolve_doubtful(db, entry.delivery_id, applied=False) == 1
-    assert [e.state for e in ledger.entries(db)] == [READY]
+    assert [e.state for e in ledger_entries(db)] == [READY]
     await outbox.drain()
     assert used_mm(standin.store, spool) == pytest.approx(106.0, abs=MM)
 
@@ -299,7 +300,7 @@ async def test_lost_answer_is_not_settled_before_the_grace_has_passed(
     with pytest.raises(SpoolmanUnreachable):
         await patient.deliver_pending()
     assert not await patient.deliver_pending()  # nothing to do yet for this spool
-    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    assert [e.state for e in ledger_entries(db)] == [SENDING]
     await make_outbox(db, client).drain()  # later (no grace left): settled, then sent once
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
 
@@ -320,7 +321,7 @@ async def test_before_reading_is_fresh_so_a_foreign_use_then_a_lost_request_is_s
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(112.0, abs=MM)
 
 
@@ -333,7 +334,7 @@ async def test_a_non_finite_bill_is_rejected_visibly_and_the_others_still_go(
     bill(db, job, {0: float("inf")}, 1, {0: 0})
     bill(db, job, {0: 2.0}, 2, {0: 0})
     await make_outbox(db, client).drain()
-    bad, good = ledger.entries(db)
+    bad, good = ledger_entries(db)
     assert (bad.state, good.state) == ("rejected", DELIVERED)
     assert bad.error and "finite" in bad.error
     assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)
@@ -374,5 +375,5 @@ async def test_a_lost_request_to_one_spool_does_not_cut_off_another_spools_reque
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
     assert used_mm(standin.store, b) == pytest.approx(20.0, abs=MM)
-    states = {entry.spool_id: entry.state for entry in ledger.entries(db)}
+    states = {entry.spool_id: entry.state for entry in ledger_entries(db)}
     assert states == {a: SENDING, b: DELIVERED}

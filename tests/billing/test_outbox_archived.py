@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from ledger_helpers import Line, assign, make_outbox, new_job, seed_spools, used_mm
+from ledger_rows import ledger_deliveries, ledger_entries
 
 from server.billing import ledger
 from server.billing.settlement import DELIVERED
@@ -28,9 +29,9 @@ async def test_archived_spool_is_billed_and_flagged(
         for layer in (1, 2):
             ledger.record_bills(db, job, [Line(layer, 0, 4.0), Line(layer, 1, 1.0)], {0: 0, 1: 1})
             await outbox.drain()
-    assert {e.state for e in ledger.entries(db)} == {DELIVERED}
+    assert {e.state for e in ledger_entries(db)} == {DELIVERED}
     assert used_mm(standin.store, archived) == pytest.approx(8.0, abs=0.01)
-    notes = {d.spool_id: d.note for d in ledger.deliveries(db)}
+    notes = {d.spool_id: d.note for d in ledger_deliveries(db)}
     assert notes[archived] == f"spool #{archived} is archived in Spoolman"
     assert notes[plain] is None
     said = [r for r in caplog.records if "archived" in r.getMessage()]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ledger_helpers import FaultyClient, Line, assign, new_job, seed_spools, used_mm
+from ledger_rows import ledger_entries
 
 from server.billing import ledger
 from server.billing.outbox import Outbox
@@ -77,10 +78,10 @@ async def test_a_lost_request_waits_the_production_grace_for_a_30_second_timeout
     clock.advance(max(30, 15) + 1)
     assert grace > 31
     assert not await outbox.deliver_pending()
-    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    assert [e.state for e in ledger_entries(db)] == [SENDING]
     clock.advance(grace)
     await outbox.drain()  # settled as not applied, then sent once
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)
 
 
@@ -93,10 +94,10 @@ async def test_an_outbox_built_with_its_defaults_waits_the_production_grace(
     assert outbox.settle_grace == settle_grace(10.0) > 3 * 10.0
     clock.advance(3 * 10.0 + 1)  # past every timeout the client may spend on the lost request
     assert not await outbox.deliver_pending()
-    assert [e.state for e in ledger.entries(db)] == [SENDING]  # still inside the grace: not sent again
+    assert [e.state for e in ledger_entries(db)] == [SENDING]  # still inside the grace: not sent again
     clock.advance(settle_grace(10.0))
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)
 
 
@@ -109,9 +110,9 @@ async def test_a_lost_request_waits_out_the_last_second_of_its_grace_and_is_sett
     spool, outbox, clock = await lost_request(db, standin, client, grace)
     clock.advance(grace - 0.5)
     assert not await outbox.deliver_pending()
-    assert [e.state for e in ledger.entries(db)] == [SENDING]
+    assert [e.state for e in ledger_entries(db)] == [SENDING]
     clock.advance(0.5)
     assert await outbox.deliver_pending()  # settled: not applied
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=0.01)

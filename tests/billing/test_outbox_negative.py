@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from ledger_helpers import FaultyClient, Line, assign, make_outbox, new_job, seed_spools, used_mm
+from ledger_rows import ledger_entries
 
 from server.billing import ledger
 from server.billing.settlement import CARRY_NOTE, DELIVERED, READY, carry_forward
@@ -39,13 +40,13 @@ async def test_a_fresh_spools_prelude_retraction_joins_the_first_layer(
     outbox = make_outbox(db, faulty)
     assert not await outbox.deliver_pending()  # held: nothing sent, and no busy loop
     assert not await outbox.deliver_pending()
-    (held,) = ledger.entries(db)
+    (held,) = ledger_entries(db)
     assert (held.state, held.error) == (READY, CARRY_NOTE)
     assert faulty.uses == 0
 
     bill(db, job, 1, 50.0)
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
     assert faulty.uses == 1
     assert used_mm(standin.store, spool) == pytest.approx(46.2, abs=MM)
 
@@ -58,7 +59,7 @@ async def test_a_retraction_the_spool_can_absorb_is_sent_as_is(
     assign(db, 0, spool)
     bill(db, new_job(db), 1, -3.0)
     await make_outbox(db, client).drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert (entry.state, entry.error) == (DELIVERED, None)
     assert used_mm(standin.store, spool) == pytest.approx(97.0, abs=MM)
 
@@ -73,5 +74,5 @@ async def test_held_retractions_beyond_one_batch_still_meet_the_next_bill(
         bill(db, job, layer, -1.0)
     bill(db, job, 3, 5.0)
     await make_outbox(db, client, max_batch=2).drain()
-    assert {e.state for e in ledger.entries(db)} == {DELIVERED}
+    assert {e.state for e in ledger_entries(db)} == {DELIVERED}
     assert used_mm(standin.store, spool) == pytest.approx(2.0, abs=MM)

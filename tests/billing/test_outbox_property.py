@@ -27,6 +27,7 @@ from ledger_helpers import (
     quick_client,
     seed_spools,
 )
+from ledger_rows import ledger_entries
 from sqlmodel import col, select
 
 from server.billing import ledger
@@ -101,7 +102,7 @@ class Scenario:
             self.outbox = make_outbox(self.db, self.faulty)  # the process died; a new one starts
 
     async def assign_late_tray(self) -> None:
-        if not await asyncio.to_thread(ledger.entries, self.db, states=[WAITING_SPOOL]):
+        if not await asyncio.to_thread(ledger_entries, self.db, states=[WAITING_SPOOL]):
             return
         assign(self.db, LATE_TRAY, self.spools[LATE_TRAY])
         ledger.on_assignment(self.db, PRINTER, LATE_TRAY, self.spools[LATE_TRAY])
@@ -133,7 +134,7 @@ async def run_scenario(workdir: Path, plan: list[tuple[Any, ...]]) -> list[tuple
         db.close()
 
     db = open_db(workdir)
-    entries = ledger.entries(db)
+    entries = ledger_entries(db)
     assert {e.state for e in entries} <= {DELIVERED}, "every bill delivered, none doubtful or stuck"
     billed: dict[int, float] = defaultdict(float)
     for entry in entries:

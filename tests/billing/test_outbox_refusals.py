@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 import pytest
 from ledger_helpers import FaultyClient, make_outbox, used_mm
+from ledger_rows import ledger_deliveries, ledger_entries
 from test_outbox import MM, bill, one_spool_job, running, wait_until
 
-from server.billing import backlog, deliveries, ledger
+from server.billing import attention, backlog, deliveries
+from server.billing.attention import Selector
 from server.billing.outbox import Outbox
 from server.billing.settlement import DELIVERED, READY, REJECTED
 from server.db import Database
@@ -27,7 +29,7 @@ LOGGER = "server.billing.outbox"
 
 
 def states(db: Database) -> list[tuple[float, str]]:
-    return [(e.mm, e.state) for e in ledger.entries(db)]
+    return [(e.mm, e.state) for e in ledger_entries(db)]
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ async def test_a_refused_read_rejects_the_bills_visibly_and_sends_nothing(
     standin.refuse("GET", f"/spool/{spool}", 400, "Bad request")
     await make_outbox(db, client).drain()
     assert states(db) == [(3.0, REJECTED), (4.0, REJECTED)]
-    assert {e.error for e in ledger.entries(db)} == {f"Spoolman refused spool {spool}: Bad request"}
+    assert {e.error for e in ledger_entries(db)} == {f"Spoolman refused spool {spool}: Bad request"}
     assert used_mm(standin.store, spool) == 0.0  # nothing sent
     assert deliveries.open_delivery(db, spool) is None
     assert backlog.backlog(db).rejected == 2
@@ -55,7 +57,7 @@ async def test_a_refused_read_rejects_the_bills_visibly_and_sends_nothing(
     ]
 
     # A person sends them again ("Send again" in the web app): delivered once, the ledger and Spoolman agree.
-    assert ledger.requeue_rejected(db, [e.id for e in ledger.entries(db)]) == 2
+    assert attention.retry(db, Selector(job, REJECTED, spool_id=spool)) == 2
     await make_outbox(db, client).drain()
     assert states(db) == [(3.0, DELIVERED), (4.0, DELIVERED)]
     assert used_mm(standin.store, spool) == pytest.approx(7.0, abs=MM)
@@ -85,11 +87,11 @@ async def test_a_refused_use_is_rejected_and_the_spools_later_bills_still_go(
     standin.refuse("PUT", f"/spool/{spool}/use", 422, "Input should be a valid number")
     await make_outbox(db, client, max_batch=1).drain()
     assert states(db) == [(2.0, REJECTED), (5.0, DELIVERED), (6.0, DELIVERED)]
-    refused = ledger.entries(db)[0]
+    refused = ledger_entries(db)[0]
     assert refused.error and refused.error.startswith("Spoolman refused the use: ")
     assert "Input should be a valid number" in refused.error
     assert used_mm(standin.store, spool) == pytest.approx(11.0, abs=MM)  # the refused 2 mm were not applied
-    assert ledger.requeue_rejected(db, [refused.id]) == 1
+    assert attention.retry(db, Selector(job, REJECTED, spool_id=spool)) == 1  # "Send again"
     await make_outbox(db, client).drain()
     assert used_mm(standin.store, spool) == pytest.approx(13.0, abs=MM)
 
@@ -105,7 +107,7 @@ async def test_a_use_whose_connection_was_refused_is_queued_again_at_once(
     with pytest.raises(SpoolmanUnreachable) as refused:
         await outbox.deliver_pending()
     assert not refused.value.request_sent
-    (delivery,) = ledger.deliveries(db, spool_id=spool)
+    (delivery,) = ledger_deliveries(db, spool_id=spool)
     assert delivery.state == deliveries.NOT_SENT and delivery.note and "unreachable" in delivery.note
     assert states(db) == [(3.5, READY)]
     assert not any(s.sending for s in backlog.backlog(db).spools)  # nothing awaits settlement
@@ -113,7 +115,7 @@ async def test_a_use_whose_connection_was_refused_is_queued_again_at_once(
 
     await outbox.drain()  # Spoolman is back: sent now, once
     assert states(db) == [(3.5, DELIVERED)]
-    assert [d.state for d in ledger.deliveries(db, spool_id=spool)] == [deliveries.NOT_SENT, DELIVERED]
+    assert [d.state for d in ledger_deliveries(db, spool_id=spool)] == [deliveries.NOT_SENT, DELIVERED]
     assert used_mm(standin.store, spool) == pytest.approx(3.5, abs=MM)
 
 
@@ -141,7 +143,7 @@ async def test_a_batch_another_worker_sent_meanwhile_is_not_sent_again(
     late = make_outbox(db, _OtherWorkerFirst(client, make_outbox(db, client)))
     await late.drain()
     assert states(db) == [(4.25, DELIVERED)]
-    assert len(ledger.deliveries(db, spool_id=spool)) == 1
+    assert len(ledger_deliveries(db, spool_id=spool)) == 1
     assert used_mm(standin.store, spool) == pytest.approx(4.25, abs=MM)  # once
     assert [(level, m) for level, m in said() if m.startswith(f"spool {spool}: ")] == [
         (logging.INFO, f"spool {spool}: entries of spool {spool} changed before sending")

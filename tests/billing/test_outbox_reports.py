@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 from ledger_helpers import PRINTER, FaultyClient, assign, make_outbox, new_job, seed_spools, used_mm
+from ledger_rows import ledger_deliveries, ledger_entries
 from test_outbox import MM, bill, one_spool_job, running, wait_until
 
-from server.billing import backlog, ledger
+from server.billing import backlog
 from server.billing.outbox import Outbox
 from server.billing.settlement import DELIVERED, DOUBTFUL, SENDING, WAITING_SPOOL
 from server.db import Database
@@ -67,10 +68,10 @@ async def test_settlements_are_logged_with_their_reason_a_doubtful_one_as_a_warn
         await outbox.deliver_pending()
     standin.store.use_spool(spool, use_length=100.0)  # someone else uses the spool meanwhile
     await outbox.drain()  # settled: doubtful
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DOUBTFUL]
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DOUBTFUL]
 
     applied, doubtful = records(caplog, "settled delivery ")
-    first, second = (e.delivery_id for e in ledger.entries(db))
+    first, second = (e.delivery_id for e in ledger_entries(db))
     assert applied.levelno == logging.INFO and doubtful.levelno == logging.WARNING
     assert applied.getMessage().startswith(f"settled delivery {first} to spool {spool}: applied (")
     assert doubtful.getMessage().startswith(f"settled delivery {second} to spool {spool}: doubtful (")
@@ -88,7 +89,7 @@ async def test_a_lost_request_is_settled_when_its_grace_ends_without_another_wak
     async with running(outbox):
         bill(db, job, {0: 3.0}, 1, {0: 0})
         outbox.wake()  # the only wake: the worker must come back by itself when the grace is over
-        await wait_until(lambda: [e.state for e in ledger.entries(db)] == [DELIVERED])
+        await wait_until(lambda: [e.state for e in ledger_entries(db)] == [DELIVERED])
     assert used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
 
 
@@ -163,7 +164,7 @@ async def test_a_deleted_spool_is_reported_in_one_line_saying_where_its_bills_we
     assign(db, 2, new)
     await outbox.drain()
 
-    assert [(e.tray, e.spool_id, e.state) for e in ledger.entries(db)] == [
+    assert [(e.tray, e.spool_id, e.state) for e in ledger_entries(db)] == [
         (1, None, WAITING_SPOOL), (2, new, DELIVERED)]
     first, second = records(caplog, "spool ")
     assert first.levelno == second.levelno == logging.WARNING
@@ -197,11 +198,11 @@ async def test_a_settled_request_says_how_and_tells_the_cache_and_the_latency_me
                                                                             for at in written))
     with pytest.raises(SpoolmanUnreachable):
         await outbox.deliver_pending()
-    assert [e.state for e in ledger.entries(db)] == [SENDING, SENDING] and not changed and not latencies
+    assert [e.state for e in ledger_entries(db)] == [SENDING, SENDING] and not changed and not latencies
     await outbox.drain()
 
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
-    notes = {d.spool_id: d.note or "" for d in ledger.deliveries(db)}
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
+    notes = {d.spool_id: d.note or "" for d in ledger_deliveries(db)}
     assert notes[archived].startswith("used_weight moved by ")
     assert notes[archived].endswith(f" g as expected; spool #{archived} is archived in Spoolman")
     assert notes[plain].startswith("used_weight moved by ") and notes[plain].endswith(" g as expected")
@@ -228,7 +229,7 @@ async def test_a_lost_request_is_doubtful_when_someone_else_touched_the_spool_ev
     standin.store.use_spool(spool, use_weight=5.0)
     standin.store.use_spool(spool, use_weight=-5.0)
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DOUBTFUL]
+    assert [e.state for e in ledger_entries(db)] == [DOUBTFUL]
     assert used_mm(standin.store, spool) == pytest.approx(0.0, abs=MM)  # counted as applied, never sent twice
 
 
@@ -240,7 +241,7 @@ async def test_a_refused_use_is_logged_with_its_request_its_spool_and_spoolmans_
     bill(db, job, {0: 2.0}, 1, {0: 0})
     standin.refuse("PUT", f"/spool/{spool}/use", 422, "Input should be a valid number")
     await make_outbox(db, client).drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert entry.error and "Input should be a valid number" in entry.error
     (said,) = records(caplog, "delivery ")
     assert (said.levelno, said.getMessage()) == (
@@ -262,9 +263,9 @@ async def test_a_batch_that_nets_to_nothing_is_recorded_without_a_request_and_th
                          on_delivered=lambda written, now: latencies.extend((now - at).total_seconds()
                                                                             for at in written))
     await outbox.drain()
-    assert [e.state for e in ledger.entries(db)] == [DELIVERED] * 3
+    assert [e.state for e in ledger_entries(db)] == [DELIVERED] * 3
     assert faulty.uses == 1 and used_mm(standin.store, spool) == pytest.approx(3.0, abs=MM)
-    assert [(d.mm, d.note) for d in ledger.deliveries(db)] == [(0.0, "nothing to bill"), (3.0, None)]
+    assert [(d.mm, d.note) for d in ledger_deliveries(db)] == [(0.0, "nothing to bill"), (3.0, None)]
     assert changed == [spool, spool]
     assert len(latencies) == 1 and 0 <= latencies[0] < 3600  # the sent bill (the netted pair sent nothing)
 

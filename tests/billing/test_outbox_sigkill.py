@@ -23,6 +23,7 @@ from ledger_helpers import (
     seed_spools,
     used_mm,
 )
+from ledger_rows import ledger_entries
 
 from server.billing import ledger
 from server.billing.settlement import DELIVERED, SENDING
@@ -73,10 +74,10 @@ async def test_process_killed_while_the_answer_is_in_the_air(tmp_path: Path) -> 
                 worker.send_signal(signal.SIGKILL)
                 await worker.wait()
         assert worker.returncode == -signal.SIGKILL
-        assert [e.state for e in ledger.entries(db)] == [SENDING, SENDING]
+        assert [e.state for e in ledger_entries(db)] == [SENDING, SENDING]
         assert used_mm(standin.store, spool) == pytest.approx(10.0, abs=0.01)  # applied, answer lost
 
         async with quick_client(standin.url) as client:
             await make_outbox(db, client).drain()
-        assert [e.state for e in ledger.entries(db)] == [DELIVERED, DELIVERED]
+        assert [e.state for e in ledger_entries(db)] == [DELIVERED, DELIVERED]
         assert used_mm(standin.store, spool) == pytest.approx(10.0, abs=0.01)

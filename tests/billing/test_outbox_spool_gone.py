@@ -4,18 +4,12 @@ for ever), wherever the deletion shows: the GET before sending, the ``use`` itse
 from __future__ import annotations
 
 import pytest
-from ledger_helpers import (
-    PRINTER,
-    FaultyClient,
-    Line,
-    assign,
-    make_outbox,
-    new_job,
-    seed_spools,
-    used_mm,
-)
+from ledger_helpers import PRINTER, FaultyClient, Line, assign, make_outbox, new_job, seed_spools, used_mm
+from ledger_rows import ledger_deliveries, ledger_entries
 
-from server.billing import backlog, ledger
+from server.billing import attention, backlog, ledger
+from server.billing.attention import Selector
+from server.billing.errors import NothingToDo
 from server.billing.settlement import DELIVERED, READY, REJECTED, WAITING_SPOOL
 from server.db import Database, LedgerEntry, repo
 from server.db.models import utcnow
@@ -31,7 +25,7 @@ def bill(db: Database, job: int, layer: int, mm: float) -> None:
 
 
 def states(db: Database) -> list[tuple[int | None, str]]:
-    return [(e.spool_id, e.state) for e in ledger.entries(db)]
+    return [(e.spool_id, e.state) for e in ledger_entries(db)]
 
 
 class DeletedOnTheWay(FaultyClient):
@@ -67,7 +61,7 @@ async def test_deleted_spool_bills_wait_for_the_trays_next_spool(
     bill(db, job, 3, 4.0)
     await outbox.drain()
     assert states(db) == [(gone, DELIVERED), (None, WAITING_SPOOL), (None, WAITING_SPOOL)]
-    assert all(e.error == f"spool #{gone} was deleted in Spoolman" for e in ledger.entries(db)[1:])
+    assert all(e.error == f"spool #{gone} was deleted in Spoolman" for e in ledger_entries(db)[1:])
     # The tray no longer points at the deleted spool: new bills wait too, nothing bounces.
     assert repo.get_assignment(db, PRINTER, TRAY) is None
     bill(db, job, 4, 5.0)
@@ -105,7 +99,7 @@ async def test_spool_deleted_between_the_read_and_the_use(
     assign(db, TRAY, gone)
     bill(db, new_job(db), 1, 2.0)
     await make_outbox(db, DeletedOnTheWay(client, standin.store)).drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert (entry.spool_id, entry.state, entry.delivery_id) == (None, WAITING_SPOOL, None)
     assert entry.error and f"#{gone}" in entry.error
     assert ledger.on_assignment(db, PRINTER, TRAY, new) == 1
@@ -144,7 +138,7 @@ async def test_an_entry_without_a_tray_whose_spool_is_gone_stays_rejected(
         session.commit()
     standin.store.delete_spool(gone)
     await make_outbox(db, client).drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert (entry.spool_id, entry.state) == (gone, REJECTED)
     assert entry.error == f"spool #{gone} was deleted in Spoolman"
 
@@ -154,7 +148,7 @@ async def test_other_refusals_stay_rejected(db: Database, standin: SpoolmanStand
     assign(db, TRAY, spool)
     bill(db, new_job(db), 1, 2.0)
     await make_outbox(db, Refusing(client)).drain()
-    (entry,) = ledger.entries(db)
+    (entry,) = ledger_entries(db)
     assert (entry.spool_id, entry.state) == (spool, REJECTED)
     assert entry.error and "use_length" in entry.error
     assert repo.get_assignment(db, PRINTER, TRAY) is not None
@@ -165,11 +159,13 @@ async def test_send_again_requeues_a_rejected_entry(
 ) -> None:
     (spool,) = seed_spools(standin.store, 1)
     assign(db, TRAY, spool)
-    bill(db, new_job(db), 1, 2.0)
+    job = new_job(db)
+    bill(db, job, 1, 2.0)
     await make_outbox(db, Refusing(client)).drain()
-    (entry,) = ledger.entries(db)
-    assert ledger.requeue_rejected(db, [entry.id]) == 1
-    assert ledger.requeue_rejected(db, [entry.id]) == 0  # only rejected ones
+    refused = Selector(job, REJECTED, spool_id=spool)
+    assert attention.retry(db, refused) == 1  # "Send again" in the web app
+    with pytest.raises(NothingToDo):
+        attention.retry(db, refused)  # only rejected ones: the bill is queued now
     cleared: list[tuple[str, int]] = []
     await make_outbox(db, client, on_slot_cleared=lambda printer, tray: cleared.append((printer, tray))).drain()
     assert states(db) == [(spool, DELIVERED)]
@@ -207,4 +203,4 @@ async def test_a_spool_deleted_between_the_read_and_the_use_frees_its_bills_at_o
     await make_outbox(db, SwappedThenDeleted(client), settle_grace=3600).drain()
     assert states(db) == [(new, DELIVERED)]
     assert used_mm(standin.store, new) == pytest.approx(2.0, abs=MM)
-    assert [(d.spool_id, d.state) for d in ledger.deliveries(db)] == [(gone, REJECTED), (new, DELIVERED)]
+    assert [(d.spool_id, d.state) for d in ledger_deliveries(db)] == [(gone, REJECTED), (new, DELIVERED)]

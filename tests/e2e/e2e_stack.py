@@ -22,7 +22,6 @@ import pytest
 from pydantic import SecretStr
 
 from bench.faults.proxy import SpoolmanProxy
-from server.billing import ledger
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.jobs.checkpoint import JobCheckpoint
 from server.printer.task import PrinterTask
@@ -32,6 +31,7 @@ from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
 from tests import waiting
+from tests.billing.ledger_rows import ledger_entries
 from tests.reference_usage import Reference, reference_of
 from tests.web.credentials import csrf_pair
 
@@ -257,7 +257,7 @@ class Stack:
             assert abs(mm - want) <= TOLERANCE, f"{name} tray {tray}: billed {mm:.4f} mm, expected {want:.4f} mm"
 
     def assert_no_duplicate_bills(self) -> None:
-        keys = [(e.job_id, e.layer, e.filament_index) for e in ledger.entries(self.runtime.db)]
+        keys = [(e.job_id, e.layer, e.filament_index) for e in ledger_entries(self.runtime.db)]
         twice = [key for key, n in Counter(keys).items() if n > 1]
         assert not twice, f"ledger entries billed twice: {twice}"
 

@@ -16,13 +16,13 @@ import pytest
 from e2e_stack import ACCESS_CODE, CUBE_4, PRINT_FILES, TOLERANCE, analysis_of, per_tray, seed_spools, until
 from pydantic import SecretStr
 
-from server.billing import ledger
 from server.config import PrinterConfig
 from server.db import open_database
 from server.jobs import store as job_store
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
+from tests.billing.ledger_rows import ledger_entries
 from tests.pgcluster import new_schema_url
 
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ async def test_sigkill_one_of_two_instances_mid_print(tmp_path: Path, postgres_s
             for tray, spool in trays.items():
                 used = float(store.get_spool(spool)["used_length"])
                 assert abs(used - expected[tray]) <= TOLERANCE, (name, tray, used, expected[tray])
-        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger.entries(db))
+        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger_entries(db))
         assert not [key for key, n in keys.items() if n > 1]
         card = (await client.get("/api/v1/printers/p0")).json()
         assert card["tracked_by"] is None  # b tracks it now

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from e2e_stack import CUBE_1, PRINT_FILES, XMAS, XMAS_MAPPING, StackFactory, analysis_of, mapping_of, per_tray
 
-from server.billing import ledger
 from server.billing.settlement import WAITING_TRAY
 from server.jobs import store as job_store
+from tests.billing.ledger_rows import ledger_entries
 
 pytestmark = pytest.mark.slow  # prints a whole real file
 
@@ -35,7 +35,7 @@ async def test_layerwise_started_while_an_x1c_prints_bills_the_whole_print(make_
         await stack.wait_billed("p0", 99)  # everything before the join, at once
         await stack.complete("p0", 23, per_tray(analysis.totals(), mapping))
 
-        entries = ledger.entries(stack.runtime.db)
+        entries = ledger_entries(stack.runtime.db)
         assert [e for e in entries if e.state == WAITING_TRAY or e.tray is None] == []
         assert min(e.layer for e in entries) == 0
         jobs = job_store.list_jobs(stack.runtime.db, "p0")
@@ -55,4 +55,4 @@ async def test_layerwise_started_while_a_p1s_prints_one_colour_learns_the_tray(m
         await stack.restart()
         await stack.wait_analysed("p0")
         await stack.complete("p0", 10, per_tray(analysis.totals(), {0: 2}))
-        assert [e for e in ledger.entries(stack.runtime.db) if e.tray != 2] == []
+        assert [e for e in ledger_entries(stack.runtime.db) if e.tray != 2] == []

@@ -7,7 +7,7 @@ from e2e_stack import CUBE_1, StackFactory, analysis_of
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.analysis.filament import grams
-from server.billing import ledger
+from tests.billing.ledger_rows import ledger_entries
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ async def test_scrape_after_a_billed_print(make_stack: StackFactory) -> None:
         assert answer.status_code == 200
         found = {(s.name, tuple(sorted(s.labels.items()))): s.value
                  for family in text_string_to_metric_families(answer.text) for s in family.samples}
-        bills = ledger.entries(stack.runtime.db)
+        bills = ledger_entries(stack.runtime.db)
         spool = stack.rigs["p0"].spools[2]
         assert found[("layerwise_bills", (("printer", "p0"), ("state", "delivered")))] == len(bills)
         assert found[("layerwise_bills_written_total", (("printer", "p0"),))] == len(bills)

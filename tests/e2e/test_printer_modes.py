@@ -29,7 +29,6 @@ from e2e_stack import (
 from pydantic import SecretStr
 from test_sigkill import backlog_empty, billed_through, checkpoint, printer_seen
 
-from server.billing import ledger
 from server.config import PrinterConfig, ServerConfig, Settings, SpoolmanConfig
 from server.db import open_database
 from server.jobs import store as job_store
@@ -39,6 +38,7 @@ from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
 from server.web.app import create_app
 from server.web.embedded import EmbeddedServer
+from tests.billing.ledger_rows import ledger_entries
 
 pytestmark = pytest.mark.slow
 NAME = "p0"
@@ -57,7 +57,7 @@ def assert_exact(store: SpoolmanStore, spools: dict[int, int], db_path: Path) ->
         assert abs(used - expected.get(tray, 0.0)) <= TOLERANCE, (tray, used, expected.get(tray))
     db = open_database(db_path)
     try:
-        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger.entries(db))
+        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger_entries(db))
         assert not [key for key, n in keys.items() if n > 1]
         assert len(job_store.list_jobs(db, NAME)) == 1
     finally:

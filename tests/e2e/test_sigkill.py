@@ -31,13 +31,13 @@ from e2e_stack import (
 from pydantic import SecretStr
 
 from server.analysis import PrintAnalysis
-from server.billing import ledger
 from server.config import PrinterConfig
 from server.db import Database, open_database
 from server.jobs import store as job_store
 from server.sim.printer import VirtualPrinter
 from server.sim.process import LayerwiseProcess
 from server.sim.spoolman import SpoolmanStandin, SpoolmanStore
+from tests.billing.ledger_rows import ledger_entries
 
 pytestmark = pytest.mark.slow
 NAME = "p0"
@@ -95,7 +95,7 @@ class Killable:
         for tray, spool in self.spools.items():
             used = float(self.store.get_spool(spool)["used_length"])
             assert abs(used - expected[tray]) <= TOLERANCE, (tray, used, expected[tray])
-        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger.entries(self.db))
+        keys = Counter((e.job_id, e.layer, e.filament_index) for e in ledger_entries(self.db))
         assert not [key for key, n in keys.items() if n > 1]
         assert len(job_store.list_jobs(self.db, NAME)) == 1
 

@@ -32,6 +32,7 @@ from server.jobs.checkpoint import JobCheckpoint, JobKey
 from server.jobs.tracker import JobTracker
 from server.printer.tls import PinStore
 from server.sim.printer import VirtualPrinter
+from tests.billing.ledger_rows import ledger_entries
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "print-files"
 CUBE_4 = "testqube-a1-4colour-bs2.04.gcode.3mf"  # A1, 50 layers; changes 0:f0 8:f1 13:f0 17:f1 26:f3 33:f2
@@ -85,7 +86,7 @@ class Rig:
 
     def entries(self) -> list[ledger.EntryData]:
         assert self.tracker.job_id is not None
-        return ledger.entries(self.db, job_id=self.tracker.job_id)
+        return ledger_entries(self.db, job_id=self.tracker.job_id)
 
 
 @pytest.fixture
@@ -258,7 +259,7 @@ async def test_a_person_states_a_tray_for_an_earlier_job(rig: Rig) -> None:
     await rig.start(CUBE_1)
     assert rig.tracker.job_id != old
     assert await rig.tracker.state_tray(old, 1, 254) == 1
-    assert [(e.tray, e.state) for e in ledger.entries(rig.db, job_id=old)] == [(254, "waiting_spool")]
+    assert [(e.tray, e.state) for e in ledger_entries(rig.db, job_id=old)] == [(254, "waiting_spool")]
     record = job_store.get_job(rig.db, old)
     assert record is not None and record.checkpoint["manual"] == {"1": 254}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.billing import ledger
 from server.sim.spoolman import SpoolmanStore, seed_demo
+from tests.billing.ledger_rows import ledger_entries
 from tests.web.web_stack import WebStack
 
 
@@ -15,4 +15,4 @@ def test_this_modules_stack_starts_from_the_demos_data(stack: WebStack) -> None:
     seeded, _ = fresh.list_spools({"allow_archived": "true"})
     assert [(s["id"], s["extra"], s["used_weight"]) for s in spools] == [
         (s["id"], s["extra"], s["used_weight"]) for s in seeded]
-    assert ledger.entries(stack.runtime.db) == []
+    assert ledger_entries(stack.runtime.db) == []

@@ -20,6 +20,7 @@ from web_stack import PRINTER, WebStack
 from server.billing import ledger
 from server.billing.settlement import DELIVERED
 from server.jobs import store as job_store
+from tests.billing.ledger_rows import ledger_entries
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +56,7 @@ def bill(stack: WebStack, name: str, mapping: dict[int, int], filament: int, lay
 
 def entry_states(stack: WebStack, ids: list[int]) -> set[str]:
     assert stack.runtime is not None
-    return {e.state for e in ledger.entries(stack.runtime.db) if e.id in ids}
+    return {e.state for e in ledger_entries(stack.runtime.db) if e.id in ids}
 
 
 def used_mm(stack: WebStack, spool_id: int) -> float:
