@@ -18,25 +18,35 @@
     return words.every((word) => text.includes(word));
   }
 
-  function apply() {
+  // Rows shown by the chosen filter and the search, and each filter's count: one pass over the rows.
+  function refilter() {
     const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    const rows = Array.from(table.querySelectorAll("[data-farm-row]"));
+    const rows = table.querySelectorAll("[data-farm-row]");
+    const counts = new Map(buttons.map((button) => [button.dataset.farmFilter, 0]));
     let visible = 0;
     for (const row of rows) {
-      row.hidden = !matches(row, chosen, words);
-      if (!row.hidden) visible += 1;
+      const hide = !matches(row, chosen, words);
+      if (row.hidden !== hide) row.hidden = hide;
+      if (!hide) visible += 1;
+      for (const [filter, count] of counts) if (matches(row, filter, [])) counts.set(filter, count + 1);
     }
     for (const button of buttons) {
       const filter = button.dataset.farmFilter;
       button.setAttribute("aria-pressed", filter === chosen ? "true" : "false");
       const count = button.querySelector("[data-farm-count]");
-      if (count) count.textContent = rows.filter((row) => matches(row, filter, [])).length;
+      const text = String(counts.get(filter));
+      if (count && count.textContent !== text) count.textContent = text;
     }
     none.hidden = visible > 0 || rows.length === 0;
+  }
+
+  // A person changed the filter or the search: the address keeps it (a reload or a shared link shows the same).
+  function apply() {
+    refilter();
     const url = new URL(location.href);
     url.searchParams.set("state", chosen);
     if (search.value) url.searchParams.set("q", search.value); else url.searchParams.delete("q");
-    history.replaceState(null, "", url);
+    if (url.href !== location.href) history.replaceState(null, "", url);
   }
 
   form.addEventListener("submit", (event) => {
@@ -46,7 +56,14 @@
     apply();
   });
   search.addEventListener("input", () => { clearTimeout(apply.timer); apply.timer = setTimeout(apply, 120); });
-  document.body.addEventListener("htmx:afterSettle", apply); // fresh rows: filter them too
+  // Fresh rows are filtered too. htmx settles each out-of-band row on its own (a farm's answer holds tens of
+  // rows): the pass runs once, after the last of them.
+  let refilterQueued = false;
+  document.body.addEventListener("htmx:afterSettle", () => {
+    if (refilterQueued) return;
+    refilterQueued = true;
+    queueMicrotask(() => { refilterQueued = false; refilter(); });
+  });
 
   // ----- live rows ------------------------------------------------------------------------------
   const pending = new Set();
