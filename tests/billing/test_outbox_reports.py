@@ -181,8 +181,9 @@ async def test_a_settled_request_says_how_and_tells_the_cache_and_the_latency_me
     db: Database, standin: SpoolmanStandin, client: SpoolmanClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Both answers lost, both settled as applied: each delivery's note gives the reason (and that spool #N is
-    archived, for the archived one); the cache is told the spool and handed the reading; the latency metric
-    gets each bill's written time and an aware "now"."""
+    archived, for the archived one) and keeps the reading for a person comparing the ledger with Spoolman; the
+    cache is told the spool and handed the reading; the latency metric gets each bill's written time and an
+    aware "now"."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     archived, plain = seed_spools(standin.store, 2)
     standin.store.update_spool(archived, {"archived": True})
@@ -206,6 +207,8 @@ async def test_a_settled_request_says_how_and_tells_the_cache_and_the_latency_me
     assert notes[archived].startswith("used_weight moved by ")
     assert notes[archived].endswith(f" g as expected; spool #{archived} is archived in Spoolman")
     assert notes[plain].startswith("used_weight moved by ") and notes[plain].endswith(" g as expected")
+    assert {d.spool_id: d.after_used_weight for d in ledger_deliveries(db)} == {
+        spool: pytest.approx(standin.store.get_spool(spool)["used_weight"]) for spool in (archived, plain)}
     assert sorted(changed) == sorted([archived, plain])
     assert sorted(s.id for s in fresh) == sorted([archived, plain])
     assert {s.id: s.used_weight for s in fresh} == {
