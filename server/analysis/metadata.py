@@ -155,15 +155,20 @@ MAX_FILAMENT_INDEX = 254  # T0..T254: slicer filament indices beyond are not fil
 MAX_OBJECTS = 10_000  # objects listed per plate (informational; keeps memory bounded)
 
 
+# Beyond any real figure (metres or grams of filament, seconds, ids); what is larger is nonsense, and would
+# overflow to infinity when converted (used_m * 1000), which JSON cannot carry.
+_LARGEST = 1e15
+
+
 def _number(text: str | None) -> float | None:
-    """A finite number, or None: metadata figures are informational, so nonsense counts as missing."""
+    """A finite, plausible number, or None: metadata figures are informational, so nonsense counts as missing."""
     if text is None:
         return None
     try:
         value = float(text)
     except (ValueError, TypeError):
         return None
-    return value if math.isfinite(value) else None
+    return value if math.isfinite(value) and abs(value) <= _LARGEST else None
 
 
 def _json(data: bytes, name: str) -> object:
