@@ -1,5 +1,8 @@
 """Figures for the printer adapters, one command: ``python -m bench.printer``.
 
+* cleaning: CPU per report for an X1's full reports replayed (temperatures changing each report, the layer
+  every fifth, a tray every twentieth), cleaned with ``clean_report`` and with a ``CleanMemo``, then merged
+  and compared as ``PrinterTask`` does;
 * merge + tray model: reports of the recorded A1 print merged one by one and a ``PrinterView`` built after
   each (what the runtime does per report), in reports per second;
 * FTPS: a 20 MB job file downloaded from the virtual printer over implicit TLS with session reuse;
@@ -22,7 +25,8 @@ from pydantic import SecretStr
 from server.config import PrinterConfig
 from server.printer.ftps import download
 from server.printer.link import LinkStatus, PrinterLink
-from server.printer.state import merge_report
+from server.printer.snapshot import same_state
+from server.printer.state import CleanMemo, clean_report, merge_clean, merge_report
 from server.printer.tls import PinStore
 from server.printer.trays import printer_view
 from server.retry import Backoff
@@ -30,7 +34,48 @@ from server.sim.printer import VirtualPrinter
 
 SEQUENCE = (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mqtt-captures" / "sequences"
             / "a1-fw01.07-Testqube_Multicolor_cloud.log")
+X1_FULL = SEQUENCE.parents[1] / "push_status_full_X1C_3xAMS_1xAMSHT_rfid_FINISH.json"
 CODE = "12345678"
+
+
+def x1_stream(count: int = 200) -> list[dict[str, Any]]:
+    """``count`` full X1 reports as decoded from the wire, each a new object: temperatures and fans change
+    every time (not read), the layer every fifth report, a tray's remain every twentieth."""
+    base = json.loads(X1_FULL.read_text("utf-8"))["print"]
+    texts = []
+    for i in range(count):
+        body = json.loads(json.dumps(base))
+        body.update(sequence_id=str(1000 + i), nozzle_temper=220.0 + i % 7 / 10, bed_temper=60.0 - i % 3 / 10,
+                    cooling_fan_speed=str(i % 15), wifi_signal=f"-{40 + i % 9}dBm", t_utc=1_700_000_000_000 + i)
+        body["device"]["extruder"]["info"][0]["temp"] = 220 + i % 4
+        body["device"]["bed"]["info"]["temp"] = 60 - i % 2
+        body["layer_num"] = i // 5
+        body["ams"]["ams"][0]["tray"][0]["remain"] = 93 - i // 20
+        texts.append(json.dumps(body))
+    return [json.loads(text) for text in texts]
+
+
+def bench_clean(rounds: int = 7) -> list[str]:
+    reports = x1_stream()
+
+    def replay(memo: CleanMemo | None, merge: bool) -> float:
+        state: dict[str, Any] = {}
+        started = time.process_time()
+        for body in reports:
+            report, problems = memo.clean(body) if memo is not None else clean_report(body)
+            if merge:
+                merged = merge_clean(state, report, problems)
+                same_state(merged, state)
+                state = merged
+        return (time.process_time() - started) / len(reports) * 1e6
+
+    lines = []
+    for label, merge in (("clean", False), ("clean+merge+compare", True)):
+        before = statistics.median(replay(None, merge) for _ in range(rounds))
+        after = statistics.median(replay(CleanMemo(), merge) for _ in range(rounds))
+        lines.append(f"X1 full reports, {label}: {before:.0f} µs per report with clean_report, "
+                     f"{after:.0f} µs with CleanMemo (CPU, median of {rounds} x {len(reports)})")
+    return lines
 
 
 def bench_merge(rounds: int = 20) -> str:
@@ -94,6 +139,8 @@ async def _network() -> list[str]:
 
 
 def main() -> int:
+    for line in bench_clean():
+        print(line)
     print(bench_merge())
     for line in asyncio.run(_network()):
         print(line)

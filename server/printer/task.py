@@ -36,7 +36,15 @@ from server.printer.snapshot import (
     same_state,
     snapshot,
 )
-from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, Problem, clean_report, clean_state, merge_clean
+from server.printer.state import (
+    ECHO_FIELDS,
+    VERSION_FIELDS,
+    CleanMemo,
+    Problem,
+    clean_report,
+    clean_state,
+    merge_clean,
+)
 from server.printer.tls import PinStore
 from server.printer.trays import PrinterView
 from server.printer.values import OnceLog
@@ -101,6 +109,7 @@ class PrinterTask(Generic[Jobs]):
         self._last_message: dict[str, Any] | None = None  # the last report as received, for diagnostics
         self.snapshot = BLANK  # the printer as of its last report: made once per report, read by all
         self._trays = TrayMemo()  # the last report's trays, reused while the AMS parts stay equal
+        self._sections = CleanMemo()  # the last report's sections cleaned, reused while sent again alike
         self._resnap()
         self.jobs = jobs
         self.jobs.restore()
@@ -136,7 +145,7 @@ class PrinterTask(Generic[Jobs]):
             await self._track(previous, self.snapshot, echo)
         elif command in (None, "push_status"):
             try:
-                report, problems = clean_report(body)
+                report, problems = self._sections.clean(body)
                 state = merge_clean(self.state, report, problems)
                 changed = bool(problems) or not same_state(state, self.state)
                 if changed:
