@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -66,14 +65,18 @@ def request_topic(serial: str) -> str:
 
 MAX_REPORT_BYTES = 1 << 20  # the largest real report seen is 26 KB (an H2D with two AMS HT)
 MAX_REPORT_DEPTH = 32  # real reports nest 8 deep; json and copy recurse, so refuse before decoding
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+# Every byte but quotes and brackets, for bytes.translate (C speed: a farm decodes ~50 full X1 reports a second).
+_NOT_QUOTE_OR_BRACKET = bytes(b for b in range(256) if b not in b'"[]{}')
 
 
 def nesting_depth(raw: bytes, limit: int = MAX_REPORT_DEPTH) -> int:
     """How deep the JSON text ``raw`` nests (brackets inside strings do not count), up to ``limit + 1``:
-    linear, and without building anything."""
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    linear, and at C speed but for the brackets. Exact for valid JSON; what it says of invalid text does not
+    matter (json refuses it next)."""
+    # Escaped backslashes, then escaped quotes, go first: every quote left then opens or closes a string,
+    # so the parts outside strings are every other part between quotes. (A regex over strings took 3x longer.)
+    bare = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_QUOTE_OR_BRACKET)
+    brackets = b"".join(bare.split(b'"')[::2])
     depth = peak = 0
     for byte in brackets:
         depth += 1 if byte in b"[{" else -1

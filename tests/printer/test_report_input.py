@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from printer_captures import CAPTURES, load_capture
 
 from server.config import PrinterConfig, ServerConfig, Settings
 from server.db import repo
-from server.printer.link import decode_payload
+from server.printer.link import decode_payload, nesting_depth
 from server.printer.state import ECHO_FIELDS, VERSION_FIELDS, clean_report, merge_report
 from server.printer.task import PrinterTask
 from server.printer.trays import printer_view, version_modules
@@ -168,3 +170,26 @@ def test_once_log_stays_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert len(once.seen) <= OnceLog.MAX_KINDS + 1
     assert len(caplog.records) == OnceLog.MAX_KINDS + 1  # the last says no more are logged
     assert max(len(r.getMessage()) for r in caplog.records) < 600
+
+
+def _parsed_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_parsed_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_parsed_depth, value), default=0)
+    return 0
+
+
+# Strings full of what could fool a count of brackets: quotes, backslashes and brackets, escaped or not.
+# (json.dumps escapes them: a raw backslash before a quote becomes \\\", the case a plain scan gets wrong.)
+_TRICKY = st.text(alphabet=st.sampled_from(['"', "\\", "[", "]", "{", "}", "a", "\n", "é"]), max_size=8)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | _TRICKY,
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY, inner, max_size=3),
+                     max_leaves=40)
+
+
+@settings(max_examples=300)
+@given(_JSON, st.booleans())
+def test_item11_the_depth_counted_before_decoding_is_the_decoded_values_depth(value: Any, ascii_only: bool) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert nesting_depth(raw, limit=1000) == _parsed_depth(value)
