@@ -172,6 +172,13 @@ def _ended(old: PrintStatus, new: PrintStatus, job: JobCheckpoint | None) -> lis
     return _ended_offline(job) if job is not None else [Failed(False, None, None, None, ENDED_OFFLINE)]
 
 
+def event_inputs(job: JobCheckpoint | None, previous: PrinterSnapshot, current: PrinterSnapshot) -> tuple[object, ...]:
+    """All that ``derive_events`` reads without an echo: the job, and of each snapshot its status and its
+    `mapping` report. The very same objects (all frozen) again give the same events, so a caller may keep
+    these from a report that gave none and skip the next one that brings the same again."""
+    return job, previous.status, previous.reported_mapping, current.status, current.reported_mapping
+
+
 def derive_events(
     job: JobCheckpoint | None,
     previous: PrinterSnapshot,
@@ -303,12 +310,17 @@ def with_analysis(job: JobCheckpoint, analysis: AnalysisLike) -> Step:
     return bills_due(job, analysis)
 
 
+def trays_seen(shot: PrinterSnapshot) -> tuple[int | None, int | None]:
+    """All that ``observe_trays`` reads of a snapshot: the tray loaded and the tray being loaded."""
+    return shot.active_tray, shot.loading_tray
+
+
 def observe_trays(job: JobCheckpoint, shot: PrinterSnapshot) -> JobCheckpoint:
     """Feed the printer's active-tray report (the tray loaded, the tray being loaded) to the job's
     mapping learner."""
     if not job.open:
         return job
-    learner = job.learner.observe(job.last_layer, shot.active_tray, shot.loading_tray)
+    learner = job.learner.observe(job.last_layer, *trays_seen(shot))
     return job if learner == job.learner else replace(job, learner=learner)
 
 

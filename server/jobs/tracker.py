@@ -51,6 +51,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _same(inputs: tuple[object, ...], kept: tuple[object, ...] | None) -> bool:
+    """The very same objects (never just equal ones: identity is what proves nothing moved)."""
+    return kept is not None and all(a is b for a, b in zip(inputs, kept, strict=True))
+
+
 class JobTracker:
     def __init__(self, config: PrinterConfig, *, db: Database, bus: EventBus, outbox: Outbox | None,
                  data_dir: Path, pins: PinStore, spools: SpoolDirectory | None = None) -> None:
@@ -67,6 +72,11 @@ class JobTracker:
         self._lock = asyncio.Lock()
         self.spools = spools
         self.trays = TrayWatch(self.printer, db=db, spools=spools)  # the current job's tray facts
+        # Most reports change nothing tracking reads (a farm's temperatures): the inputs of the last
+        # report that gave no lifecycle event, and of the last tray look that taught the learner
+        # nothing. The same again gives the same nothing (both steps are pure), so it is skipped.
+        self._no_events: tuple[object, ...] | None = None
+        self._trays_taught_nothing: tuple[JobCheckpoint, tuple[int | None, int | None]] | None = None
 
     @property
     def job(self) -> JobCheckpoint | None:
@@ -125,13 +135,22 @@ class JobTracker:
                     return
                 if not current_is_news:
                     previous = current  # the resume decision consumed this state
-            for event in lifecycle.derive_events(self.job, previous, current, echo):
-                await self._apply(event, current)
+            await self._derive_and_apply(previous, current, echo)
             await self._observe_trays(current)
             await self._watch_tray_switches(current)
             await self._estimate_from_remain(current)
             if self._needs_file():
                 self._start_fetch(current)  # e.g. the fetch was cut short by a reconnect
+
+    async def _derive_and_apply(self, previous: PrinterSnapshot, current: PrinterSnapshot,
+                                echo: ProjectFile | None) -> None:
+        inputs = lifecycle.event_inputs(self.job, previous, current)
+        if echo is None and _same(inputs, self._no_events):
+            return
+        events = lifecycle.derive_events(self.job, previous, current, echo)
+        self._no_events = inputs if echo is None and not events else None
+        for event in events:
+            await self._apply(event, current)
 
     def _needs_file(self) -> bool:
         """The job's file is still to be read: while it prints, and also when it ended before its
@@ -221,9 +240,14 @@ class JobTracker:
     async def _observe_trays(self, current: PrinterSnapshot) -> None:
         if self.job is None or not self.job.open or self.job_id is None:
             return
+        seen = lifecycle.trays_seen(current)
+        still = self._trays_taught_nothing
+        if still is not None and still[0] is self.job and still[1] == seen:
+            return
         before = self.job.learned
         job = lifecycle.observe_trays(self.job, current)
         if job == self.job:
+            self._trays_taught_nothing = (self.job, seen)
             return
         self.job = job
         new = {f: t for f, t in job.learned.items()
@@ -243,7 +267,7 @@ class JobTracker:
     async def _watch_tray_switches(self, current: PrinterSnapshot) -> None:
         if self.job is None or self.job_id is None:
             return
-        if await self.trays.watch_switches(self.files.job_dir(self.job_id), self.job, self.analysis, current):
+        if await self.trays.watch_switches(self.files.job_dir, self.job_id, self.job, self.analysis, current):
             self._announce()
 
     async def _estimate_from_remain(self, current: PrinterSnapshot) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -43,18 +43,28 @@ class TrayWatch:
         self._start_view = start  # the trays when the job started
         self._feeding: int | None = None  # the slicer filament the loaded tray feeds
         self._remain: RemainEstimator | None = None  # only for a job whose file could not be had
+        # The inputs and state of the last look that left the switches and the feeding filament as they
+        # were: the same again would too (the look is deterministic), so it is skipped (a farm's reports).
+        self._settled: tuple[object, ...] | None = None
 
     def mapping_at(self, layer: int, base: Mapping[int, int]) -> dict[int, int]:
         """Slicer filament -> tray for a layer: the job's mapping with the switches made before it."""
         return self.switches.mapping_at(layer, base)
 
-    async def watch_switches(self, folder: Path, job: JobCheckpoint, analysis: PrintAnalysis | None,
-                             shot: PrinterSnapshot) -> TraySwitch | None:
+    async def watch_switches(self, job_dir: Callable[[int], Path], job_id: int, job: JobCheckpoint,
+                             analysis: PrintAnalysis | None, shot: PrinterSnapshot) -> TraySwitch | None:
         """A filament continuing from another tray (runout with a backup spool, a swap): its later
-        layers go to the new tray's spool. The switch is saved (in ``folder``, the job's) before any
-        layer is billed with it."""
+        layers go to the new tray's spool. The switch is saved (in ``job_dir(job_id)``, the job's folder)
+        before any layer is billed with it."""
         if not job.open or analysis is None or job.last_layer is None:
             return None
+        # All this look reads: the job, the analysis, the trays (the loaded one is the view's), and the
+        # watch's own state; the view and the job are frozen, so the same objects say the same.
+        inputs = (job, analysis, shot.view, self.switches, self._feeding)
+        settled = self._settled
+        if settled is not None and all(a is b for a, b in zip(inputs, settled, strict=True)):
+            return None
+        before = (self.switches, self._feeding)
         if self.switches.filaments is None:
             self.switches = replace(self.switches, filaments=frozenset(analysis.filaments))
         tray_now, mapping = shot.active_tray, job.known
@@ -73,10 +83,13 @@ class TrayWatch:
             self._feeding = self._feeding if stand_in is None else stand_in
         switches, switch = self.switches.feed(job.last_layer, tray_now, mapping, self._feeding)
         self.switches = switches
+        # Settled when nothing moved: a candidate counted, a filament switched, the feeding one changed.
+        unmoved = switch is None and (switches, self._feeding) == before
+        self._settled = (job, analysis, shot.view, switches, self._feeding) if unmoved else None
         if switch is not None:
             log.info("%s: filament %s switched from tray %s to tray %s at layer %s", self.printer,
                      switch.filament, switch.old_tray, switch.new_tray, switch.from_layer)
-            await asyncio.to_thread(_save_switches, folder, switches)
+            await asyncio.to_thread(_save_switches, job_dir(job_id), switches)
         return switch
 
     async def estimate_from_remain(self, job_id: int, job: JobCheckpoint, view: PrinterView) -> bool:

@@ -73,6 +73,9 @@ class _Printer:
     empty_since: dict[int, float] = field(default_factory=dict)  # assigned trays seen empty, since when
     conflicts: dict[int, RfidConflict] = field(default_factory=dict)
     kept: set[tuple[int, str, int]] = field(default_factory=set)
+    # The last view found to differ in no tray from ``applied`` (that very dict: a pass replaces it,
+    # never changes it in place). Most reports bring the same (frozen) view again: no need to compare.
+    unchanged: tuple[PrinterView, dict[int, rfid.TrayTag]] | None = None
 
 
 class RfidService:
@@ -96,15 +99,18 @@ class RfidService:
 
     async def on_view(self, printer: str, view: PrinterView) -> None:
         """Take the printer's latest view; wake its worker only when a tray's tag or presence changed."""
-        state = await self._state(printer)
+        state = self._printers.get(printer)
+        if state is None or not state.loaded:  # loaded once; a coroutine per report costs a farm
+            state = await self._state(printer)
         state.latest = view
         if self.spoolman is None:
             if not self._no_client_logged:
                 self._no_client_logged = True
                 log.info("RFID matching is off: no Spoolman configured")
             return
-        back = any(tray.present for tray in view.trays if tray.global_index in state.empty_since)
-        due = (state.full or back or bool(rfid.changed_trays(state.applied, view))
+        back = bool(state.empty_since) and any(tray.present for tray in view.trays
+                                               if tray.global_index in state.empty_since)
+        due = (state.full or back or self._changed(state, view)
                or (state.retry_at is not None and time.monotonic() >= state.retry_at))
         if not due:
             return
@@ -113,6 +119,16 @@ class RfidService:
         else:
             state.again = True
             state.wake.set()
+
+    @staticmethod
+    def _changed(state: _Printer, view: PrinterView) -> bool:
+        """A tray's presence or tag differs from what was last applied."""
+        if state.unchanged is not None and state.unchanged[0] is view and state.unchanged[1] is state.applied:
+            return False
+        if rfid.changed_trays(state.applied, view):
+            return True
+        state.unchanged = (view, state.applied)
+        return False
 
     def reset(self, printer: str) -> None:
         """The printer reconnected: look at every tray again on its next view."""
@@ -226,9 +242,8 @@ class RfidService:
             if not await self._apply(printer, state, view, action):
                 failed.add(action.tray)
         now = rfid.tags_of(view)
-        for tray in trays - failed:
-            if tray in now:
-                state.applied[tray] = now[tray]
+        # A new dict, never this one changed in place: on_view's ``unchanged`` holds the one it compared.
+        state.applied = {**state.applied, **{tray: now[tray] for tray in trays - failed if tray in now}}
         # A failed or waiting tray keeps its old applied value, so a swap is still recognised as one later.
         state.pending = failed | waiting.keys()
         state.retry_at = time.monotonic() + self.retry_seconds if failed else None
