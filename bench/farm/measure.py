@@ -26,10 +26,22 @@ def rss_mb(pid: int) -> float:
 
 
 def read_instruments(path: Path) -> dict[str, Any]:
+    """Every sample so far: the instruments append one JSON line of new samples a second (a last line
+    still being written is skipped)."""
+    readings: dict[str, Any] = {"lag_ms": [], "lag_cpu_ms": [], "commit_ms": []}
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return {"lag_ms": [], "lag_cpu_ms": [], "commit_ms": []}
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return readings
+    for line in lines:
+        try:
+            part = json.loads(line)
+        except ValueError:
+            continue
+        readings["pid"] = part.get("pid")
+        for key in ("lag_ms", "lag_cpu_ms", "commit_ms"):
+            readings[key].extend(part.get(key, []))
+    return readings
 
 
 def percentile(values: list[float], q: int) -> float | None:

@@ -50,3 +50,16 @@ def test_proc_figures_and_percentiles() -> None:
     assert cpu_seconds(os.getpid()) > 0 and rss_mb(os.getpid()) > 10
     assert percentile([], 99) is None and percentile([5.0], 99) == 5.0
     assert percentile([float(x) for x in range(1, 101)], 50) == 50.5
+
+
+def test_each_write_adds_only_the_new_samples_and_a_reader_gets_them_all(tmp_path: Path) -> None:
+    instruments = Instruments(tmp_path / "instruments.json")
+    instruments.lag_ms += [1.0, 2.0]
+    instruments.write()
+    instruments.lag_ms.append(3.0)
+    instruments.commit_ms.append(4.0)
+    instruments.write()
+    lines = (tmp_path / "instruments.json").read_text().splitlines()
+    assert len(lines) == 2 and '"lag_ms": [3.0]' in lines[1]  # not the first two again
+    readings = read_instruments(tmp_path / "instruments.json")
+    assert readings["lag_ms"] == [1.0, 2.0, 3.0] and readings["commit_ms"] == [4.0]
