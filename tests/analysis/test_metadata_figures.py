@@ -4,6 +4,8 @@ slice_info, the slicer name and grams, as a caller of the parsers or of analyze_
 from __future__ import annotations
 
 import json
+import math
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,29 @@ def test_slice_info_names_type_colour_and_grams_before_the_project_settings(tmp_
     assert (f.type, f.color, f.slicer_g) == ("PLA-CF", "#ABCDEF", 23.5)
     assert (result.plate, result.slicer, result.prediction_s, result.weight_g) == (
         1, "BambuStudio 02.05.00.66", 7745, 32.12)
+
+
+def test_without_a_filament_list_the_headers_lengths_name_no_filament_the_plate_uses(tmp_path: Path) -> None:
+    """A header without "; filament:" gives a length for every filament set up in the slicer, used or not
+    (here 4, of which the gcode loads only the first): the analysis lists the one the gcode uses, with the
+    header's length beside it, not the three idle ones at 0 mm."""
+    path = tmp_path / "four-set-up.gcode"
+    path.write_bytes(b"; total filament length [mm] : 10.00,0.00,0.00,0.00\n"
+                     b"; filament_type = PLA;PLA;PETG;TPU\nM73 L1\nT0\nG1 X1 E10\n")
+    analysis = analyze_file(path)
+    assert [(f.index, f.mm, f.slicer_mm) for f in analysis.filaments.values()] == [(0, 10.0, 10.0)]
+
+
+def test_a_filament_the_project_settings_lack_takes_its_spec_from_the_gcode_header(tmp_path: Path) -> None:
+    """project_settings.config names one filament while the gcode's config block names two, and the gcode
+    prints with the second: its type, density and diameter (so its grams) come from the gcode header."""
+    settings = json.dumps({"filament_type": ["PLA"], "filament_density": ["1.24"], "filament_diameter": ["1.75"]})
+    gcode = (b"; filament_type = PLA;PETG\n; filament_density = 1.24,1.27\n; filament_diameter = 1.75,2.85\n"
+             b"M73 L1\nT1\nG1 X1 E100\n")
+    path = tmp_path / "short-settings.gcode.3mf"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Metadata/plate_1.gcode", gcode)
+        archive.writestr("Metadata/project_settings.config", settings)
+    (f,) = analyze_file(path).filaments.values()
+    assert (f.index, f.type, f.density, f.diameter) == (1, "PETG", 1.27, 2.85)
+    assert f.g == pytest.approx(math.pi * (2.85 / 2) ** 2 * 100 * 1.27 / 1000)  # mm³ × g/cm³ / 1000
