@@ -21,7 +21,7 @@ from server.analysis import (
     plate_thumbnail,
     read_metadata,
 )
-from server.analysis.archive import _inflate, file_chunks, open_archive, plate_number
+from server.analysis.archive import _inflate, file_chunks, open_archive, plate_gcode, plate_number
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
 XMAS = FIXTURES / "xmas-pud-x1c-4colour.gcode.3mf"
@@ -253,3 +253,65 @@ def test_metadata_reads_no_further_than_the_header_mib(tmp_path: Path) -> None:
     assert (meta.slicer, meta.header.lengths_mm) == ("OrcaSlicer 2.1.0", {0: 123.4})
     with pytest.raises(AnalysisError, match="cannot read the file: Input/output error"):
         analyze_file(_UnreadableTail(header + body, readable=mib))  # the whole gcode is read: the tail fails
+
+
+def test_a_plate_exactly_at_the_size_cap_is_read(tmp_path: Path) -> None:
+    """The cap is inclusive, as for plain gcode: a plate of exactly max_gcode_bytes is read whole."""
+    body = GCODE * 10
+    path = make_zip(tmp_path / "full.gcode.3mf", {"Metadata/plate_1.gcode": body})
+    limits = Limits(max_gcode_bytes=len(body), chunk_size=256)
+    assert analyze_file(path, limits=limits).gcode_md5 == hashlib.md5(body).hexdigest()
+    with pytest.raises(UnsafeArchive, match=f"cap {len(body) - 1}"):
+        analyze_file(path, limits=limits._replace(max_gcode_bytes=len(body) - 1))
+
+
+def test_a_plate_exactly_at_the_ratio_cap_is_read(tmp_path: Path) -> None:
+    """The ratio cap is inclusive too: a stored plate (ratio 1) is read under max_ratio=1."""
+    body = GCODE * 10
+    path = make_zip(tmp_path / "stored.gcode.3mf", {"Metadata/plate_1.gcode": body}, zipfile.ZIP_STORED)
+    analysis = analyze_file(path, limits=Limits(max_ratio=1.0, chunk_size=256))
+    assert analysis.gcode_md5 == hashlib.md5(body).hexdigest()
+
+
+def test_ratio_while_reading_whatever_the_caller_passes(tmp_path: Path) -> None:
+    """The running ratio is enforced by the inflating loop itself, naming the member, as the size cap is."""
+    path = make_zip(tmp_path / "big.gcode.3mf", {"Metadata/plate_1.gcode": GCODE * 100})  # deflates >2x
+    with open_archive(path) as archive:
+        info = archive.getinfo("Metadata/plate_1.gcode")
+        with pytest.raises(UnsafeArchive, match=r"^Metadata/plate_1\.gcode inflates beyond ratio 2 \(zip bomb\?\)$"):
+            list(_inflate(archive, info, 1 << 20, Limits(max_ratio=2.0, chunk_size=256)))
+
+
+def test_plate_gcode_checks_the_archives_md5_by_default(tmp_path: Path) -> None:
+    wrong = hashlib.md5(b"something else").hexdigest().encode()
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": wrong})
+    with open_archive(path) as archive, pytest.raises(ChecksumMismatch, match="MD5"):
+        b"".join(plate_gcode(archive, 1))
+    with open_archive(make_zip(tmp_path / "n.gcode.3mf", {"Metadata/plate_1.gcode": GCODE})) as archive:
+        reader = plate_gcode(archive, 1)
+        assert b"".join(reader) == GCODE
+        assert reader.md5 == hashlib.md5(GCODE).hexdigest()
+
+
+def test_unhashed_analysis_does_not_read_the_checksum_member(tmp_path: Path) -> None:
+    """hashed=False leaves the .md5 member unread: one past max_metadata_bytes does not stop the summary."""
+    padded = b"0" * 2000
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": padded},
+                    zipfile.ZIP_STORED)
+    analysis = analyze_file(path, hashed=False, limits=Limits(max_metadata_bytes=1000))
+    assert analysis.gcode_md5 == ""
+    assert analysis.layer(1) == {0: 2.5}
+
+
+@pytest.mark.parametrize("empty", [b"", b" \r\n"])
+def test_an_empty_checksum_member_checks_nothing(tmp_path: Path, empty: bytes) -> None:
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": empty})
+    assert analyze_file(path).gcode_md5 == hashlib.md5(GCODE).hexdigest()
+
+
+def test_a_non_ascii_checksum_member_is_a_mismatch(tmp_path: Path) -> None:
+    """A checksum with bytes that are not ASCII cannot match: a ChecksumMismatch, not a decoding failure."""
+    digest = b"\xe9" + hashlib.md5(GCODE).hexdigest().encode()[1:]
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": GCODE, "Metadata/plate_1.gcode.md5": digest})
+    with pytest.raises(ChecksumMismatch, match=f"the archive says \ufffd{hashlib.md5(GCODE).hexdigest()[1:]}"):
+        analyze_file(path)

@@ -226,6 +226,13 @@ def test_an_entry_pointing_into_another_members_data_is_refused() -> None:
     refused(patch(data, central(data, 1) + 42, "<L", 40), UnsafeArchive, "overlaps")
 
 
+def test_a_local_extra_field_running_into_the_next_member_is_refused() -> None:
+    """Found only when the member is read (the directory is fine): still a crafted archive, with the reason."""
+    data = two_members()
+    at = data.index(b"PK\x03\x04") + 28  # the first local header's extra field length
+    refused(patch(data, at, "<H", 2000), UnsafeArchive, r"^crafted archive: 'Metadata/plate_1\.gcode' overlaps")
+
+
 def test_a_local_header_naming_another_member_is_refused() -> None:
     data = bytearray(two_members())
     at = data.index(b"Metadata/plate_1.gcode")  # the first local header's name, not the directory's
