@@ -183,8 +183,8 @@ def read_metadata(source: Source, plate: int | str | None = None, *, limits: Lim
     with open_archive(source, limits) as archive:
         number = resolve_plate(archive, plate)
         meta = _archive_metadata(archive, number, limits)
-        reader = plate_gcode(archive, number, limits)
-        reader.expected_md5 = None  # only the head is read here
+        # Only the head is read here: no checksum to check, so its member is not read (nor capped) either.
+        reader = plate_gcode(archive, number, limits, hashed=False)
         keys, first = _header_keys(iter(reader))
         return _with_header(meta, keys, first)
 

@@ -153,6 +153,16 @@ def test_the_checksum_member_is_read_under_the_callers_limits(tmp_path: Path) ->
         analyze_file(path, limits=Limits(max_metadata_bytes=1000))
 
 
+def test_reading_the_metadata_never_reads_the_checksum_member(tmp_path: Path) -> None:
+    """read_metadata reads the gcode's head only, so it checks no checksum: an oversized or wrong .md5 member
+    does not stop it (it refused the file the summary without checksum accepts)."""
+    header = b"; HEADER_BLOCK_START\n; total layer number: 1\n; HEADER_BLOCK_END\n"
+    path = make_zip(tmp_path / "m.gcode.3mf", {"Metadata/plate_1.gcode": header + GCODE,
+                                               "Metadata/plate_1.gcode.md5": b"0" * 2000}, zipfile.ZIP_STORED)
+    assert read_metadata(path, limits=Limits(max_metadata_bytes=1000)).plate == 1
+    assert analyze_file(path, hashed=False, limits=Limits(max_metadata_bytes=1000)).layer(1) == {0: 2.5}
+
+
 def test_unhashed_analysis_has_the_same_figures_and_no_md5(tmp_path: Path) -> None:
     """hashed=False (layerwise analyze's summary): no MD5 computed nor checked; the figures are the same."""
     wrong = hashlib.md5(b"something else").hexdigest().encode()
