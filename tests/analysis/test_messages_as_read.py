@@ -2,7 +2,8 @@
 analyze_gcode_stream): which line an absurd extrusion or an overlong line is blamed on, the figures in
 the message, the quoted excerpt (cut after 40 characters, undecodable bytes shown, not fatal), a read
 error's cause (one line, cut after 160 characters), a file object's name deciding whether it must be a
-zip, a stream with no end refused at the size cap, and the caller's file left open. Written from
+zip, a stream with no end refused at the size cap, the caller's file left open, the plates an archive
+holds when the one asked for is not there, and a zip bomb's ratio. Written from
 survivors of the full mutation run (issue 16, point 6); the expected messages are spelt out here."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from server.analysis import (
     AnalysisError,
     Limits,
     NotAZip,
+    PlateNotFound,
     TruncatedArchive,
     UnsafeArchive,
     analyze_file,
@@ -194,3 +196,37 @@ def test_a_layer_outside_the_print_is_refused_by_number() -> None:
         with pytest.raises(IndexError, match=rf"^layer {n} is outside 1\.\.30$"):
             analysis.layer(n)
     assert repr(analysis).startswith("PrintAnalysis(layer_count=30, plate=1, gcode_md5=")
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_an_archive_without_plates_says_which_member_it_looked_for(tmp_path: Path) -> None:
+    path = _zip(tmp_path / "e.gcode.3mf", {"3D/3dmodel.model": b"<model/>"})
+    with pytest.raises(PlateNotFound, match=r"^the archive holds no sliced plate \(no Metadata/plate_N\.gcode\)$"):
+        analyze_file(path)
+
+
+def test_a_missing_plate_lists_the_plates_there_are(tmp_path: Path) -> None:
+    """Several plates are listed comma separated; an archive with none says none."""
+    path = _zip(tmp_path / "p.gcode.3mf", {"Metadata/plate_3.gcode": GCODE, "Metadata/plate_1.gcode": GCODE})
+    with pytest.raises(PlateNotFound, match=r"^plate 2 is not in the archive \(plates: 1, 3\)$"):
+        analyze_file(path, 2)
+    empty = _zip(tmp_path / "e.gcode.3mf", {"3D/3dmodel.model": b"<model/>"})
+    with pytest.raises(PlateNotFound, match=r"^plate 2 is not in the archive \(plates: none\)$"):
+        analyze_file(empty, 2)
+
+
+def test_a_zip_bomb_is_refused_with_its_ratio(tmp_path: Path) -> None:
+    """The ratio shown is the directory's inflated size over its compressed size, rounded."""
+    path = _zip(tmp_path / "b.gcode.3mf", {"Metadata/plate_1.gcode": GCODE + b";" * 20_000})
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("Metadata/plate_1.gcode")
+    ratio = round(info.file_size / info.compress_size)
+    assert ratio > 10  # far past max_ratio=2: refused by the directory check, before any inflating
+    with pytest.raises(UnsafeArchive, match=rf"^Metadata/plate_1\.gcode has compression ratio {ratio} \(zip bomb\?\)$"):
+        analyze_file(path, limits=Limits(max_ratio=2.0))
