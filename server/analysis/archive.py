@@ -267,13 +267,11 @@ class GcodeReader:
         self.expected_md5 = expected_md5
         self.expected_size = expected_size  # what the archive says, for choosing the indexer; never trusted
         self.md5 = ""
-        self.size = 0
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
             if self._hash is not None:
                 self._hash.update(chunk)
-            self.size += len(chunk)
             yield chunk
         if self._hash is None:
             return
