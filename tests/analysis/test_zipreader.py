@@ -339,3 +339,10 @@ def test_no_zip_at_all() -> None:
         through_the_analysis(b"G1 X1\n" * 100)
     with pytest.raises(ZipError):
         ours(b"")
+
+
+def test_asking_for_a_member_the_archive_lacks_names_it() -> None:
+    """As zipfile's getinfo: a KeyError that says which name is missing."""
+    reader = ZipReader(io.BytesIO(two_members()))
+    with pytest.raises(KeyError, match=r"no item named 'Metadata/x\.png'"):
+        reader.getinfo("Metadata/x.png")
