@@ -261,9 +261,6 @@ class ZipReader:
     def namelist(self) -> list[str]:
         return [m.filename for m in self.members]
 
-    def infolist(self) -> list[Member]:
-        return list(self.members)
-
     def getinfo(self, name: str) -> Member:
         try:
             return self.by_name[name]
@@ -373,9 +370,6 @@ class ZipReader:
                 raise ZipError(f"{_shown(member.filename)}: the deflate data ends early (file truncated)")
             if out:
                 yield out
-
-    def read(self, name: str, size: int = 1 << 20) -> bytes:
-        return b"".join(self.chunks(self.getinfo(name), size))
 
 
 def _shown(name: str) -> str:
