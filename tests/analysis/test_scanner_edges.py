@@ -43,7 +43,7 @@ def test_finish_is_called_once() -> None:
     scanner = GcodeScanner()
     scanner.feed(GCODE)
     scanner.finish()
-    with pytest.raises(RuntimeError, match="twice"):
+    with pytest.raises(RuntimeError, match=r"^finish\(\) called twice$"):
         scanner.finish()
 
 
