@@ -28,7 +28,8 @@ def _prefix(text: bytes) -> tuple[int, int]:
     return (1 << (8 * len(text))) - 1, int.from_bytes(text, "little")
 
 
-# Line prefixes that make a line an event (the same set as gcode._EVENT).
+# Line prefixes that make a line other than a G line an event: with G92 and G00-G03, which `_events`
+# finds among the G lines, the same set as gcode._EVENT.
 _EVENT_PREFIXES = [
     _prefix(p)
     for p in (
@@ -39,11 +40,6 @@ _EVENT_PREFIXES = [
         b"M629",
         b"M82",
         b"M83",
-        b"G92",
-        b"G00",
-        b"G01",
-        b"G02",
-        b"G03",
         b";V",
         b"; total",
         b"; model",
