@@ -1,0 +1,67 @@
+"""The scanner's limits at and one past their edge, by both indexers: the last filament a T command
+loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
+several segments, and the E position relative moves leave for absolute mode when they span several
+segments. Written from survivors of the mutation run (issue 16, point 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.analysis import AnalysisError, analyze_gcode_stream
+from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex
+from server.analysis.gcode import MAX_FILAMENT_TOOL, MAX_LAYER_MM, MAX_TOOL_CHANGES, ToolChange
+
+ENGINES = pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
+
+
+def refusal(data: bytes, vectorised: bool) -> tuple[type[AnalysisError], str]:
+    with pytest.raises(AnalysisError) as caught:
+        analyze_gcode_stream([data], vectorised=vectorised)
+    return type(caught.value), str(caught.value)
+
+
+@ENGINES
+def test_t254_loads_the_last_filament_and_t256_loads_none(vectorised: bool) -> None:
+    # T255 unloads (the moves after it stay with the filament just unloaded); T256 is no change at all.
+    assert MAX_FILAMENT_TOOL == 254
+    usage = analyze_gcode_stream([b"T254\nM73 L1\nG1 E5\nT256\nG1 E1\nT255\nG1 E2\n"], vectorised=vectorised)
+    assert usage.layers == ({}, {254: 8.0})
+    assert usage.tool_changes == (ToolChange(0, 254),)
+
+
+@ENGINES
+def test_exactly_the_most_filament_changes_are_accepted_and_one_more_is_refused(vectorised: bool) -> None:
+    # The first load counts as a change: T0, T1, T0, ... MAX_TOOL_CHANGES loads in all, then one more.
+    changes = b"M73 L1\n" + b"T0\nT1\n" * (MAX_TOOL_CHANGES // 2)
+    usage = analyze_gcode_stream([changes], vectorised=vectorised)
+    assert len(usage.tool_changes) == MAX_TOOL_CHANGES
+    assert usage.tool_changes[-1] == ToolChange(1, 1)
+    message = f"more than {MAX_TOOL_CHANGES} filament changes: not a real print"
+    assert refusal(changes + b"T0\n", vectorised) == (GcodeTooComplex, message)
+
+
+@ENGINES
+@pytest.mark.parametrize(
+    ("first", "second", "metres"),
+    [(b"60000", b"60000", 120), (b"-50000", b"120000", 70)],
+    ids=["the-layer-past-the-bound", "one-move-past-the-bound"],
+)
+def test_a_layer_or_a_move_past_the_bound_is_refused_whichever_the_other_is_within(
+    first: bytes, second: bytes, metres: int, vectorised: bool
+) -> None:
+    """Two moves with an event (a progress mark) between them: two segments. 60 m twice: no move is past
+    the bound, the layer is. -50 m then +120 m: the layer ends within it, the second move alone is not."""
+    assert 60_000 < MAX_LAYER_MM < 120_000
+    data = b"T0\nM73 L1\nG1 X1 E%s\nM73 P5\nG1 X2 E%s\nM73 L2\n" % (first, second)
+    assert refusal(data, vectorised) == (
+        AbsurdExtrusion,
+        f"line 5 (layer 1): 'G1 X2 E{second.decode()}' brings filament 1 to {metres} m in one layer "
+        "(the limit is 100 m): not a real print",
+    )
+
+
+@ENGINES
+def test_relative_moves_over_several_segments_leave_their_sum_as_the_absolute_position(vectorised: bool) -> None:
+    # Relative: 5 + 5, a progress mark, 3, so E is at 13 when M82 switches to absolute; E20 adds 7.
+    data = b"T0\nM83\nM73 L1\nG1 E5\nG1 E5\nM73 P5\nG1 E3\nM82\nG1 E20\nM73 L2\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers == ({}, {0: 20.0}, {})
