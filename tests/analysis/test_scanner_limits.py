@@ -1,7 +1,8 @@
 """The scanner's limits at and one past their edge, by both indexers: the last filament a T command
 loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
-several segments, and the E position relative moves leave for absolute mode when they span several
-segments. Written from survivors of the mutation run (issue 16, point 6)."""
+several segments, the E position relative moves leave for absolute mode when they span several
+segments, and layer markers the quick path does not read (indented, lower case, with more words, 2.0)
+or out of range. Written from survivors of the mutation run (issue 16, point 6)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from server.analysis import AnalysisError, analyze_gcode_stream
 from server.analysis.errors import AbsurdExtrusion, GcodeTooComplex
-from server.analysis.gcode import MAX_FILAMENT_TOOL, MAX_LAYER_MM, MAX_TOOL_CHANGES, ToolChange
+from server.analysis.gcode import MAX_FILAMENT_TOOL, MAX_LAYER, MAX_LAYER_MM, MAX_TOOL_CHANGES, ToolChange
 
 ENGINES = pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
 
@@ -65,3 +66,29 @@ def test_relative_moves_over_several_segments_leave_their_sum_as_the_absolute_po
     # Relative: 5 + 5, a progress mark, 3, so E is at 13 when M82 switches to absolute; E20 adds 7.
     data = b"T0\nM83\nM73 L1\nG1 E5\nG1 E5\nM73 P5\nG1 E3\nM82\nG1 E20\nM73 L2\n"
     assert analyze_gcode_stream([data], vectorised=vectorised).layers == ({}, {0: 20.0}, {})
+
+
+@ENGINES
+@pytest.mark.parametrize(
+    "marker", [b"M73 L2 P50", b"  M73 L2", b"  m73 l2", b"M73 L2.0", b"N7 M73 L2", b"M73 L2 ; two"]
+)
+def test_a_layer_marker_off_the_quick_path_starts_its_layer(marker: bytes, vectorised: bool) -> None:
+    data = b"T0\nM73 L1\nG1 E1\n" + marker + b"\nG1 E2\n"
+    usage = analyze_gcode_stream([data], vectorised=vectorised)
+    assert usage.layers == ({}, {0: 1.0}, {0: 2.0})
+    assert usage.marks[2] == (((50, {}),) if b"P50" in marker else ())
+
+
+@ENGINES
+@pytest.mark.parametrize("marker", [b"M73 L2.5", b"M73 L-1", b"M73 L-3", b"M73 L%d" % (MAX_LAYER + 1)])
+def test_a_layer_marker_that_is_no_whole_number_in_range_is_ignored(marker: bytes, vectorised: bool) -> None:
+    # Layer 3 exists, then layer 1 again: a marker taken as layer -1 would count in the last one (3).
+    data = b"T0\nM73 L3\nM73 L1\nG1 E1\n" + marker + b"\nG1 E2\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers == ({}, {0: 3.0}, {}, {})
+
+
+@ENGINES
+def test_the_last_layer_a_marker_may_start_is_max_layer(vectorised: bool) -> None:
+    usage = analyze_gcode_stream([b"T0\nM73 L%d\nG1 E1\n" % MAX_LAYER], vectorised=vectorised)
+    assert usage.layer_count == MAX_LAYER
+    assert usage.layers[MAX_LAYER] == {0: 1.0}
