@@ -2,7 +2,7 @@
 loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
 several segments, the E position relative moves leave for absolute mode when they span several
 segments, and layer markers the quick path does not read (indented, lower case, with more words, 2.0)
-or out of range. Written from survivors of the mutation run (issue 16, point 6)."""
+or out of range, and progress marks from 0 to 100 %. Written from survivors of the mutation run (issue 16, point 6)."""
 
 from __future__ import annotations
 
@@ -92,3 +92,10 @@ def test_the_last_layer_a_marker_may_start_is_max_layer(vectorised: bool) -> Non
     usage = analyze_gcode_stream([b"T0\nM73 L%d\nG1 E1\n" % MAX_LAYER], vectorised=vectorised)
     assert usage.layer_count == MAX_LAYER
     assert usage.layers[MAX_LAYER] == {0: 1.0}
+
+
+@ENGINES
+def test_progress_marks_run_from_0_to_100_percent(vectorised: bool) -> None:
+    data = b"T0\nM73 L1\nM73 P-1\nM73 P0\nG1 E1\nM73 P50\nG1 E2\nM73 P100\nG1 E4\nM73 P101\n"
+    marks = analyze_gcode_stream([data], vectorised=vectorised).marks[1]
+    assert marks == ((0, {}), (50, {0: 1.0}), (100, {0: 3.0}))
