@@ -1,8 +1,9 @@
 """The scanner's limits at and one past their edge, by both indexers: the last filament a T command
 loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
 several segments, the E position relative moves leave for absolute mode when they span several
-segments, and layer markers the quick path does not read (indented, lower case, with more words, 2.0)
-or out of range, and progress marks from 0 to 100 %. Written from survivors of the mutation run (issue 16, point 6)."""
+segments, layer markers the quick path does not read (with more words, indented, 2.0, numbered) or out
+of range, and progress marks from 0 to 100 %. Written from survivors of the mutation run (issue 16,
+point 6)."""
 
 from __future__ import annotations
 
