@@ -2,7 +2,8 @@
 loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
 several segments, the E position relative moves leave for absolute mode when they span several
 segments, layer markers the quick path does not read (with more words, indented, 2.0, numbered) or out
-of range, and progress marks from 0 to 100 %. Written from survivors of the mutation run (issue 16,
+of range, progress marks from 0 to 100 %, T commands of up to five digits, and line numbers, checksums
+and comments on lines the slow path reads. Written from survivors of the mutation run (issue 16,
 point 6)."""
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def test_a_layer_marker_off_the_quick_path_starts_its_layer(marker: bytes, vecto
 
 
 @ENGINES
-@pytest.mark.parametrize("marker", [b"M73 L2.5", b"M73 L-1", b"M73 L-3", b"M73 L%d" % (MAX_LAYER + 1)])
+@pytest.mark.parametrize(
+    "marker", [b"M73 L2.5", b"M73 L.5", b"M73 LX2", b"M73 L-1", b"M73 L-3", b"M73 L%d" % (MAX_LAYER + 1)]
+)
 def test_a_layer_marker_that_is_no_whole_number_in_range_is_ignored(marker: bytes, vectorised: bool) -> None:
     # Layer 3 exists, then layer 1 again: a marker taken as layer -1 would count in the last one (3).
     data = b"T0\nM73 L3\nM73 L1\nG1 E1\n" + marker + b"\nG1 E2\n"
@@ -100,3 +103,26 @@ def test_progress_marks_run_from_0_to_100_percent(vectorised: bool) -> None:
     data = b"T0\nM73 L1\nM73 P-1\nM73 P0\nG1 E1\nM73 P50\nG1 E2\nM73 P100\nG1 E4\nM73 P101\n"
     marks = analyze_gcode_stream([data], vectorised=vectorised).marks[1]
     assert marks == ((0, {}), (50, {0: 1.0}), (100, {0: 3.0}))
+
+
+@ENGINES
+def test_a_t_command_of_up_to_five_digits_loads(vectorised: bool) -> None:
+    # The digit cap keeps int() off thousands of digits; leading zeros count as digits.
+    usage = analyze_gcode_stream([b"T00001\nG1 E1\nT000002\nG1 E2\n"], vectorised=vectorised)
+    assert usage.layers == ({1: 3.0},)
+    assert usage.tool_changes == (ToolChange(0, 1),)
+
+
+@ENGINES
+@pytest.mark.parametrize(
+    ("lines", "used"),
+    [
+        (b"  n5 G1 X1 E1", {0: 1.0}),  # a line number in lower case, on an indented line
+        (b"N6 T1*22\nG1 E2", {1: 2.0}),  # the checksum is cut before the command is read
+        (b"  G1 X1 ; wipe E5 ; end", {}),  # the comment starts at the first ';'
+    ],
+    ids=["lower-case-line-number", "checksum", "two-semicolons"],
+)
+def test_line_numbers_checksums_and_comments_on_the_slow_path(lines: bytes, used: dict, vectorised: bool) -> None:
+    usage = analyze_gcode_stream([b"T0\nM73 L1\n" + lines + b"\n"], vectorised=vectorised)
+    assert usage.layers[1] == used
