@@ -2,9 +2,9 @@
 loads, the most filament changes a print may have, a layer's bound reached by extrusion spread over
 several segments, the E position relative moves leave for absolute mode when they span several
 segments, layer markers the quick path does not read (with more words, indented, 2.0, numbered) or out
-of range, progress marks from 0 to 100 %, T commands of up to five digits, and line numbers, checksums
-and comments on lines the slow path reads. Written from survivors of the mutation run (issue 16,
-point 6)."""
+of range, progress marks from 0 to 100 %, T commands of up to five digits, line numbers, checksums and
+comments on lines the slow path reads, and a chunk cut just after a newline. Written from survivors of
+the mutation run (issue 16, point 6)."""
 
 from __future__ import annotations
 
@@ -126,3 +126,13 @@ def test_a_t_command_of_up_to_five_digits_loads(vectorised: bool) -> None:
 def test_line_numbers_checksums_and_comments_on_the_slow_path(lines: bytes, used: dict, vectorised: bool) -> None:
     usage = analyze_gcode_stream([b"T0\nM73 L1\n" + lines + b"\n"], vectorised=vectorised)
     assert usage.layers[1] == used
+
+
+@ENGINES
+@pytest.mark.parametrize(("tail", "rest"), [(b"E", b"5\nG1 E2\n"), (b";", b"E5\nG1 E2\n"), (b"G1 E", b"2\n")])
+def test_a_chunk_cut_just_after_a_newline_leaves_the_line_to_the_next_chunk(
+    tail: bytes, rest: bytes, vectorised: bool
+) -> None:
+    # "E5" (no command) and ";E5" are ignored and "G1 E2" counted once, wherever the chunk is cut.
+    chunks = [b"T0\nM73 L1\nG1 E1\n" + tail, rest]
+    assert analyze_gcode_stream(chunks, vectorised=vectorised).layers == ({}, {0: 3.0})
