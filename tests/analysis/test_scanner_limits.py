@@ -3,8 +3,8 @@ loads, the most filament changes a print may have, a layer's bound reached by ex
 several segments, the E position relative moves leave for absolute mode when they span several
 segments, layer markers the quick path does not read (with more words, indented, 2.0, numbered) or out
 of range, progress marks from 0 to 100 %, T commands of up to five digits, line numbers, checksums and
-comments on lines the slow path reads, and a chunk cut just after a newline. Written from survivors of
-the mutation run (issue 16, point 6)."""
+comments on lines the slow path reads, a chunk cut just after a newline, and the first E word of a
+move. Written from survivors of the mutation run (issue 16, point 6)."""
 
 from __future__ import annotations
 
@@ -136,3 +136,9 @@ def test_a_chunk_cut_just_after_a_newline_leaves_the_line_to_the_next_chunk(
     # "E5" (no command) and ";E5" are ignored and "G1 E2" counted once, wherever the chunk is cut.
     chunks = [b"T0\nM73 L1\nG1 E1\n" + tail, rest]
     assert analyze_gcode_stream(chunks, vectorised=vectorised).layers == ({}, {0: 3.0})
+
+
+@ENGINES
+def test_only_the_first_e_word_of_a_move_counts(vectorised: bool) -> None:
+    data = b"T0\nM73 L1\nG1 X1 E1 E2\nG1 E4 X1 E8\nG1 X2 E0.5\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers == ({}, {0: 5.5})
