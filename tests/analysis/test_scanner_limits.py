@@ -3,10 +3,15 @@ loads, the most filament changes a print may have, a layer's bound reached by ex
 several segments, the E position relative moves leave for absolute mode when they span several
 segments, layer markers the quick path does not read (with more words, indented, 2.0, numbered) or out
 of range, progress marks from 0 to 100 %, T commands of up to five digits, line numbers, checksums and
-comments on lines the slow path reads, a chunk cut just after a newline, and the first E word of a
-move. Written from survivors of the mutation run (issue 16, point 6)."""
+comments on lines the slow path reads, a chunk cut just after a newline, the first E word of a move,
+and numpy loaded with one OpenBLAS thread. Written from survivors of the mutation run (issue 16, point 6)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +147,16 @@ def test_a_chunk_cut_just_after_a_newline_leaves_the_line_to_the_next_chunk(
 def test_only_the_first_e_word_of_a_move_counts(vectorised: bool) -> None:
     data = b"T0\nM73 L1\nG1 X1 E1 E2\nG1 E4 X1 E8\nG1 X2 E0.5\n"
     assert analyze_gcode_stream([data], vectorised=vectorised).layers == ({}, {0: 5.5})
+
+
+@pytest.mark.parametrize(("first", "threads"), [("", "1"), ("import numpy; ", "None")], ids=["fresh", "numpy-loaded"])
+def test_numpy_is_loaded_at_the_first_chunk_with_one_openblas_thread(first: str, threads: str) -> None:
+    """In a process that has not loaded numpy, the first vectorised chunk loads it with one OpenBLAS thread
+    (its import is quicker); a process that loaded numpy itself keeps its environment as it is."""
+    code = (f"import os; {first}from server.analysis import analyze_gcode_stream; "
+            "u = analyze_gcode_stream([b'T0\\nG1 E1\\n'], vectorised=True); "
+            "print(u.layers, os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert (done.stdout, done.stderr) == (f"({{0: 1.0}},) {threads}\n", "")
