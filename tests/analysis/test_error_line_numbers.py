@@ -104,3 +104,13 @@ def test_layerwise_analyze_names_the_first_line_and_an_unnumbered_error(
         assert main(["analyze", str(path)]) == 1
         captured = capsys.readouterr()
         assert (captured.out, captured.err) == ("", f"layerwise analyze: {message}\n")
+
+
+def test_numbering_an_error_about_no_line_leaves_it_as_it_is() -> None:
+    """``numbered`` adds a line number only to an error that names its line by byte offset; one about no
+    line (too many filament changes) keeps its message, and one already numbered is renumbered."""
+    err = GcodeTooComplex(f"more than {MAX_TOOL_CHANGES} filament changes: not a real print")
+    assert err.numbered(7) is err
+    assert str(err.numbered(7)) == f"more than {MAX_TOOL_CHANGES} filament changes: not a real print"
+    renumbered = LineTooLong.at(" is too long", 10, 2).numbered(3)
+    assert (type(renumbered), str(renumbered), renumbered.offset) == (LineTooLong, "line 3 is too long", 10)

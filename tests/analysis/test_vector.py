@@ -87,6 +87,8 @@ def test_event_lines_agree() -> None:
         b"; filamen\n; model printing time: 1m\n; FEATURE: x\nG1 X1 E1\n  ; indented comment E5\n \t;VG1 E2\n"
         b"   \n\t\r\n  M83\n"
         b"T:\nN:1 G1 E1\nT/\n"  # ':' and '/' border the digits: no tool change, no line number
+        # Bytes holding every bit of "; filament" and more ('{' and ';' of ' ', 'u' of 't'): no header comment.
+        b";{filament: 1\n;;filament: 1\n; filamenu: 1\n; filameou: 1\n"
     )
     fast, slow = _both(text)
     assert fast == slow
