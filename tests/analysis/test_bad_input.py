@@ -23,6 +23,7 @@ from server.analysis import (
 from server.analysis.archive import plate_number
 from server.analysis.errors import AbsurdExtrusion, BadGcode, GcodeTooComplex, LineTooLong, NoLayers
 from server.analysis.gcode import MAX_CELLS, MAX_LAYER, MAX_LAYER_MM, MAX_LINE_BYTES
+from server.analysis.scanner import GcodeScanner
 from server.cli import main
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
@@ -263,6 +264,27 @@ def test_lines_up_to_the_limit_are_fine() -> None:
     data = GCODE + b"; machine_start_gcode = " + b"x" * (MAX_LINE_BYTES - 24) + b"\n" + b"G1 E1\n"
     fast, slow = both(data)
     assert fast == slow and not isinstance(fast[0], type)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
+def test_a_line_at_the_limit_still_unfinished_when_a_chunk_ends_is_fine(vectorised: bool) -> None:
+    # The line's newline comes in a later chunk: while it is carried it is measured without it. As a
+    # download's pieces fall: alone in a chunk, at the end of one with newlines, and as the file's first line.
+    line = b"G1 E1 ;" + b"x" * (MAX_LINE_BYTES - 7)
+    assert len(line) == MAX_LINE_BYTES
+    for chunks in ([GCODE, line, b"\nG1 E2\n"], [GCODE + line, b"\nG1 E2\n"], [line, b"\n" + GCODE + b"G1 E2\n"]):
+        usage = analyze_gcode_stream(chunks, vectorised=vectorised)
+        assert usage.layers == analyze_gcode_stream([b"".join(chunks)], vectorised=vectorised).layers
+        assert sum(layer.get(0, 0.0) for layer in usage.layers) == pytest.approx(11.5)  # 8.5 + 1 + 2
+
+
+def test_an_unfinished_line_past_the_limit_is_refused_by_the_chunk_that_makes_it_too_long() -> None:
+    # Before the carried part can grow any further: the feed of that chunk refuses, not a later one.
+    scanner = GcodeScanner()
+    scanner.feed(GCODE)
+    scanner.feed(b"; " + b"x" * (MAX_LINE_BYTES - 2))  # exactly at the limit: kept
+    with pytest.raises(LineTooLong):
+        scanner.feed(b"x")
 
 
 def test_a_100_mb_line_is_refused_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
