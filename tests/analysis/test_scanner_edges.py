@@ -4,6 +4,7 @@ messages, the not-a-zip message, the gcode size and the plate name an analysis r
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from server.analysis import NotAZip, PlateNotFound, UnsafeArchive, analyze_file, analyze_gcode_stream, read_metadata
 from server.analysis.archive import plate_number
+from server.analysis.errors import AbsurdExtrusion
 from server.analysis.gcode import MAX_LAYER_MM
 from server.analysis.scanner import GcodeScanner
 
@@ -90,3 +92,12 @@ def test_without_numpy_the_vector_engine_is_refused_by_name_and_the_default_fall
     scanner = GcodeScanner()
     scanner.feed(GCODE)
     assert scanner.finish().layer_count == 1
+
+
+def test_a_scanner_names_a_bad_line_by_its_number_unless_told_not_to_count() -> None:
+    data = b"T0\nM73 L1\nG1 E5\nG1 X1 E" + b"9" * 30 + b"\n"
+    named = {True: "line 4 (layer 1): ", False: "the line at byte 16 (layer 1): "}
+    for scanner, counting in ((GcodeScanner(), True), (GcodeScanner(count_lines=False), False)):
+        with pytest.raises(AbsurdExtrusion, match="^" + re.escape(named[counting])):
+            scanner.feed(data)
+            scanner.finish()
