@@ -54,6 +54,14 @@ def test_an_e_word_right_after_a_sign_reads_its_own_number(vectorised: bool) -> 
 
 
 @pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
+@pytest.mark.parametrize("word", [b"E1.5-3", b"E-1.5-3", b"E1.25+", b"E-2.5+1", b"E12.5-", b"E-.5-"])
+def test_a_number_with_a_sign_after_its_dot_is_no_number(vectorised: bool, word: bytes) -> None:
+    # float() refuses "1.5-3": the move's E is skipped, as a malformed one is, however its digits fall.
+    data = b"T0\nM73 L1\nG1 X1 " + word + b"\nG1 E2\nM73 L2\n"
+    assert analyze_gcode_stream([data], vectorised=vectorised).layers[1] == {0: pytest.approx(2.0)}
+
+
+@pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "regex"])
 def test_blank_lines_carried_between_chunks_are_counted_once_in_a_line_number(vectorised: bool) -> None:
     # The first chunk is cut after the marker; the blank lines after it are counted with the next chunk.
     chunks = [b"M73 L1\n\n\nG1 E1\n", b"G1 X1 E" + b"9" * 400 + b"\n"]
