@@ -15,15 +15,9 @@ import zlib
 import pytest
 
 from server.analysis.zipreader import Overlapping, ZipError, ZipReader, find_end
+from tests.zip_bytes import CONTENT, DEFLATED, UTF8, build, deflated, whole
 
-STORED, DEFLATED, UTF8 = 0, 8, 0x800
 U32 = 0xFFFFFFFF
-CONTENT = b"G1 X1 Y2 E0.5\n" * 200
-
-
-def deflated(content: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return packer.compress(content) + packer.flush()
 
 
 def field(kind: int, data: bytes, length: int | None = None) -> bytes:
@@ -31,30 +25,10 @@ def field(kind: int, data: bytes, length: int | None = None) -> bytes:
     return struct.pack("<2H", kind, len(data) if length is None else length) + data
 
 
-def build(content: bytes = CONTENT, *, method: int = STORED, name: bytes = b"a", flags: int = 0,
-          extra: bytes = b"", comment: bytes = b"", version: int = 20, sizes: tuple[int, int] | None = None,
-          following: bytes = b"") -> bytes:
-    """One member whose directory entry says ``sizes`` (file, compressed) and carries ``extra`` and ``comment``;
-    ``following`` is appended to the directory (and counted in its size), the end record lists one entry."""
-    stored = content if method == STORED else deflated(content)
-    crc = zlib.crc32(content)
-    file_size, compress_size = (len(content), len(stored)) if sizes is None else sizes
-    local = struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, method, 0, 0, crc, len(stored), len(content),
-                        len(name), 0) + name + stored
-    entry = struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 0, version, 0, flags, method, 0, 0, crc,
-                        compress_size, file_size, len(name), len(extra), len(comment), 0, 0, 0, 0)
-    directory = entry + name + extra + comment + following
-    return local + directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(directory), len(local), 0)
-
-
 def refusal(data: bytes) -> str:
     with pytest.raises(ZipError) as caught:
         ZipReader(io.BytesIO(data))
     return str(caught.value)
-
-
-def whole(reader: ZipReader, name: str) -> bytes:
-    return b"".join(reader.chunks(reader.getinfo(name), 1 << 20))
 
 
 # The refusals' exact words (archive.py shows them to the user).

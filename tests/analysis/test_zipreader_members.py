@@ -19,41 +19,12 @@ from pathlib import Path
 import pytest
 
 from server.analysis.zipreader import Overlapping, ZipError, ZipReader
-
-STORED, DEFLATED, UTF8, PATCHED = 0, 8, 0x800, 0x20
-CONTENT = b"G1 X1 Y2 E0.5\n" * 200
-
-
-def deflated(content: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
-    return packer.compress(content) + packer.flush()
-
-
-def build(content: bytes = CONTENT, *, method: int = STORED, stored: bytes | None = None, name: bytes = b"a",
-          flags: int = 0, local_name: bytes | None = None, local_flags: int | None = None,
-          local_method: int | None = None, crc: int | None = None, file_size: int | None = None) -> bytes:
-    """One member: ``stored`` is what the archive holds (``content``, or its deflate stream)."""
-    if stored is None:
-        stored = content if method == STORED else deflated(content)
-    crc = zlib.crc32(content) if crc is None else crc
-    file_size = len(content) if file_size is None else file_size
-    local_name = name if local_name is None else local_name
-    local = struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags if local_flags is None else local_flags,
-                        method if local_method is None else local_method, 0, 0, crc, len(stored), file_size,
-                        len(local_name), 0) + local_name + stored
-    entry = struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 0, 20, 0, flags, method, 0, 0, crc, len(stored),
-                        file_size, len(name), 0, 0, 0, 0, 0, 0) + name
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(entry), len(local), 0)
-    return local + entry + end
+from tests.zip_bytes import CONTENT, DEFLATED, PATCHED, UTF8, build, deflated, whole
 
 
 def pieces(data: bytes, size: int = 1 << 20) -> list[bytes]:
     reader = ZipReader(io.BytesIO(data))
     return list(reader.chunks(reader.members[0], size))
-
-
-def whole(reader: ZipReader, name: str) -> bytes:
-    return b"".join(reader.chunks(reader.getinfo(name), 1 << 20))
 
 
 def refusal(data: bytes, size: int = 1 << 20) -> tuple[ZipError, list[bytes]]:
