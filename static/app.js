@@ -14,7 +14,9 @@
     "a[href], button:not([disabled]), input:not([disabled]), select, textarea, [tabindex]:not([tabindex='-1'])"
   )).filter((el) => el.offsetParent !== null);
 
-  document.body.addEventListener("htmx:afterSwap", (event) => {
+  // afterSettle, not afterSwap: htmx wires up swapped-in controls (the search box's hx-trigger) only when it
+  // settles, so a dialog shown at the swap takes taps and typing that nothing handles yet.
+  document.body.addEventListener("htmx:afterSettle", (event) => {
     // (An answer with HX-Reswap: none still reports a swap: nothing to show then.)
     if (event.detail.target !== body || !body.firstElementChild) return;
     const elt = event.detail.requestConfig && event.detail.requestConfig.elt;

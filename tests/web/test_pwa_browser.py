@@ -104,6 +104,19 @@ def test_assign_by_search_then_unassign(page: Page, api: httpx.Client) -> None:
     expect(tile(page, 1)).to_contain_text("No spool assigned")
 
 
+def test_the_dialog_opens_only_once_its_controls_answer(page: Page, api: httpx.Client) -> None:
+    # htmx wires up swapped-in controls when it settles (20 ms after the swap by default). A dialog shown at
+    # the swap took typing that nothing handled: a CI run typed "polyterra" into a search box with no
+    # listener yet and the list never filtered. A long settle makes that window wide enough to hit every time.
+    page.goto("/")
+    assert page.evaluate("htmx.config.defaultSettleDelay") == 0  # templates/base.html: live at once everywhere
+    page.evaluate("htmx.config.defaultSettleDelay = 1500")
+    open_dialog(page, 1)
+    page.get_by_label("Find a spool").fill("polyterra")
+    expect(page.locator(".spool-pick")).to_have_count(1)
+    expect(page.locator('.spool-pick[data-spool-id="5"]')).to_be_visible()
+
+
 def test_assigning_a_spool_from_another_slot_asks_to_move_it(page: Page, api: httpx.Client) -> None:
     page.goto("/")
     open_dialog(page, 1)
