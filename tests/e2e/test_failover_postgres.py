@@ -60,8 +60,12 @@ async def test_sigkill_one_of_two_instances_mid_print(tmp_path: Path, postgres_s
             return all(j is not None and int(j.checkpoint.get("billing", {}).get("billed_through", -1)) >= layer
                        for j in jobs)
 
-        await until(lambda: len(holders()) == PRINTERS and len(set(holders().values())) == 2,
-                    "both instances holding printers", 60)
+        # Start printing once the split has settled (five each): a printer handed on between two rounds
+        # goes unread for up to a round, and a print started then is joined mid-print, as after a restart.
+        # An A1 states no tray mapping in its reports, so filaments used only before the join would wait
+        # for a person ("Which tray?"), by design; that is docs/deployment.md's case, not this test's.
+        await until(lambda: sorted(Counter(holders().values()).values()) == [PRINTERS // 2] * 2,
+                    "the printers split five and five", 60)
         for printer in printers:
             printer.add_file("/cache/cube.gcode.3mf", PRINT_FILES / CUBE_4)
             await printer.start_print("/cache/cube.gcode.3mf", ams_mapping=MAPPING)
