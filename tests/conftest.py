@@ -35,6 +35,29 @@ def _spoolman_client_requests_conform() -> Iterator[None]:
         "document:\n" + "\n".join(problems[:30])
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Each test leaves logging as it found it. Tests that run Layerwise's entry points in-process run
+    ``setup_logging``: it sets the root logger's level (later tests then saw INFO lines of libraries in
+    caplog) and adds a handler on the stderr of the moment, which pytest closes after the test (later log
+    lines then printed "--- Logging error --- I/O operation on closed file"). Fixtures of a wider scope
+    are set up before this one, so what they install is kept."""
+    import logging
+
+    from server import logs
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_LIBRARIES}
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers and any(isinstance(f, logs.SecretRedactingFilter) for f in handler.filters):
+            root.removeHandler(handler)  # only setup_logging's: pytest's own capture handlers are its to remove
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
+
+
 # ---- both storage backends: SQLite (the default) and PostgreSQL ----------------------------------------
 
 
