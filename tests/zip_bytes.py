@@ -1,8 +1,9 @@
 """One-member zip archives built byte by byte, for tests where exactly one header field must disagree
-(zipfile cannot be made to write them). Shared by the zip reader's member and directory tests."""
+(zipfile cannot be made to write them), and what the zip reader reads back. Shared by the zip reader's tests."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -44,3 +45,9 @@ def build(content: bytes = CONTENT, *, method: int = STORED, stored: bytes | Non
 def whole(reader: ZipReader, name: str) -> bytes:
     """A member's bytes, read as the analysis reads them (in pieces)."""
     return b"".join(reader.chunks(reader.getinfo(name), 1 << 20))
+
+
+def read_back(data: bytes, piece: int = 1 << 20) -> tuple[list[str], dict[str, bytes], bytes]:
+    """What a caller of the reader sees: the names, every member's bytes by name, and the comment."""
+    reader = ZipReader(io.BytesIO(data))
+    return reader.namelist(), {m.filename: b"".join(reader.chunks(m, piece)) for m in reader.members}, reader.comment

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from server.analysis import AnalysisError, NotAZip, TruncatedArchive, UnsafeArchive, analyze_file
 from server.analysis.archive import DEFAULT_LIMITS, Limits, open_archive, read_member
 from server.analysis.zipreader import ZipError, ZipReader, is_zipfile
+from tests.zip_bytes import read_back as ours
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "print-files"
 ARCHIVES = sorted(FIXTURES.glob("*.gcode.3mf"))
@@ -36,11 +37,6 @@ OPEN = Limits(max_metadata_bytes=1 << 40, max_ratio=1e12)
 def oracle(data: bytes) -> tuple[list[str], dict[str, bytes], bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return archive.namelist(), {i.filename: archive.read(i) for i in archive.infolist()}, archive.comment
-
-
-def ours(data: bytes, piece: int = 1 << 20) -> tuple[list[str], dict[str, bytes], bytes]:
-    reader = ZipReader(io.BytesIO(data))
-    return reader.namelist(), {m.filename: b"".join(reader.chunks(m, piece)) for m in reader.members}, reader.comment
 
 
 def through_the_analysis(data: bytes) -> dict[str, bytes]:

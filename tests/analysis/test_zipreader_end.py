@@ -16,6 +16,7 @@ import zipfile
 import pytest
 
 from server.analysis.zipreader import ZipError, ZipReader
+from tests.zip_bytes import read_back
 
 CONTENT = b"G1 X1 Y2 E0.5\n" * 50
 
@@ -30,9 +31,8 @@ def written(comment: bytes = b"", members: dict[str, bytes] | None = None) -> by
 
 
 def read(data: bytes) -> tuple[dict[str, bytes], bytes]:
-    """What a caller sees: every member's bytes by name, and the comment."""
-    reader = ZipReader(io.BytesIO(data))
-    return {m.filename: b"".join(reader.chunks(m, 1 << 20)) for m in reader.members}, reader.comment
+    """Every member's bytes by name, and the comment."""
+    return read_back(data)[1:]
 
 
 def refused(data: bytes, message: str) -> None:
